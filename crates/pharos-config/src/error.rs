@@ -1,0 +1,129 @@
+//! The configuration service's error type and its one mapping to
+//! `tonic::Status` (INVALID_ARGUMENT with field violations, FAILED_PRECONDITION
+//! for a revision mismatch, OUT_OF_RANGE for a compacted revision,
+//! UNAVAILABLE with RetryInfo when the database is down).
+
+use std::time::Duration;
+
+use pharos_runtime::error::{self as rich, FieldViolation};
+use pharos_store::StoreError;
+use tonic::Code;
+
+/// What went wrong in the configuration service.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConfigError {
+    #[error("invalid argument: {0:?}")]
+    InvalidArgument(Vec<FieldViolation>),
+    #[error("key {key:?} not found (environment {environment:?})")]
+    NotFound { key: String, environment: String },
+    #[error("revision mismatch on {key:?}: expected {expected}, current {current}")]
+    RevisionMismatch {
+        key: String,
+        expected: i64,
+        current: i64,
+    },
+    #[error("revision {requested} was compacted (change log starts after {compacted})")]
+    RevisionCompacted { requested: i64, compacted: i64 },
+    #[error("overloaded: {reason}")]
+    Overloaded {
+        reason: String,
+        retry_after: Duration,
+    },
+    #[error("unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+impl ConfigError {
+    pub fn invalid(field: &str, reason: impl Into<String>) -> Self {
+        ConfigError::InvalidArgument(vec![FieldViolation::new(field, reason)])
+    }
+
+    /// Maps a store error of an operation on `key`/`environment`.
+    pub fn from_store(error: StoreError, key: &str, environment: &str) -> Self {
+        match error {
+            StoreError::NotFound => ConfigError::NotFound {
+                key: key.to_string(),
+                environment: environment.to_string(),
+            },
+            StoreError::RevisionMismatch { expected, current } => ConfigError::RevisionMismatch {
+                key: key.to_string(),
+                expected,
+                current,
+            },
+            StoreError::InvalidValue(reason) => ConfigError::invalid("value", reason),
+            other => other.into(),
+        }
+    }
+}
+
+impl From<StoreError> for ConfigError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(source) => ConfigError::Unavailable(source.to_string()),
+            StoreError::InvalidValue(reason) => ConfigError::invalid("value", reason),
+            other => ConfigError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ConfigError> for tonic::Status {
+    fn from(error: ConfigError) -> Self {
+        match error {
+            ConfigError::InvalidArgument(violations) => rich::invalid_argument(&violations),
+            ConfigError::NotFound { key, environment } => {
+                let message = if environment.is_empty() {
+                    format!("key {key:?} not found")
+                } else {
+                    format!("key {key:?} not found in environment {environment:?} nor as a base value")
+                };
+                rich::with_reason(Code::NotFound, "KEY_NOT_FOUND", message, [("key".to_string(), key)])
+            }
+            ConfigError::RevisionMismatch {
+                key,
+                expected,
+                current,
+            } => rich::with_reason(
+                Code::FailedPrecondition,
+                "REVISION_MISMATCH",
+                format!(
+                    "key {key:?} is at revision {current}, not the expected {expected}; re-read and retry"
+                ),
+                [
+                    ("key".to_string(), key),
+                    ("expected_revision".to_string(), expected.to_string()),
+                    ("current_revision".to_string(), current.to_string()),
+                ],
+            ),
+            ConfigError::RevisionCompacted {
+                requested,
+                compacted,
+            } => rich::with_reason(
+                Code::OutOfRange,
+                "REVISION_COMPACTED",
+                format!(
+                    "start_revision {requested} is older than the retained change log (compacted up to {compacted}); re-read the current values and watch without start_revision"
+                ),
+                [("compacted_revision".to_string(), compacted.to_string())],
+            ),
+            ConfigError::Overloaded {
+                reason,
+                retry_after,
+            } => rich::overloaded(Code::ResourceExhausted, reason, retry_after),
+            ConfigError::Unavailable(reason) => {
+                tracing::warn!(%reason, "database unavailable");
+                rich::unavailable(
+                    "the configuration store is unavailable; retry shortly",
+                    Duration::from_secs(1),
+                )
+            }
+            ConfigError::Internal(reason) => {
+                tracing::error!(%reason, "internal error");
+                tonic::Status::internal("internal error; see the server log")
+            }
+        }
+    }
+}

@@ -1,0 +1,243 @@
+//! How changes reach this replica's cache and watchers, exactly once and in
+//! revision order: the [`Replicator`] applies committed changes one revision
+//! after another, from this replica's own writes (at once), from PostgreSQL
+//! NOTIFY (other replicas' writes, within a millisecond or so), and from the
+//! change log whenever it sees a gap, a lost connection or a periodic check.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::Duration;
+
+use pharos_runtime::Shutdown;
+use pharos_store::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
+use pharos_store::{Notification, now_micros};
+
+use crate::cache::ConfigCache;
+use crate::convert;
+use crate::error::{ConfigError, Result};
+use crate::metrics::ConfigMetrics;
+use crate::watch::{Hub, WatchItem};
+
+/// Changes read from the log per query while catching up.
+const CATCH_UP_PAGE: usize = 1000;
+
+/// Applies committed changes to the cache and the watch hub, in order.
+pub struct Replicator {
+    repository: ConfigRepository,
+    cache: Arc<ConfigCache>,
+    hub: Arc<Hub>,
+    /// The last revision applied here; held while applying, so application is
+    /// serialised.
+    last_applied: tokio::sync::Mutex<i64>,
+    /// A lock-free copy of `last_applied` for health reports.
+    applied: AtomicI64,
+    /// Whether the notification connection is up (always true on SQLite).
+    listening: AtomicBool,
+    metrics: ConfigMetrics,
+}
+
+impl Replicator {
+    pub async fn new(
+        repository: ConfigRepository,
+        cache: Arc<ConfigCache>,
+        hub: Arc<Hub>,
+        metrics: ConfigMetrics,
+    ) -> Result<Arc<Self>> {
+        let current = repository.revisions().await?.current;
+        Ok(Arc::new(Self {
+            repository,
+            cache,
+            hub,
+            last_applied: tokio::sync::Mutex::new(current),
+            applied: AtomicI64::new(current),
+            listening: AtomicBool::new(true),
+            metrics,
+        }))
+    }
+
+    pub fn applied_revision(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    /// Applies `change` (committed) and anything before it not yet applied.
+    pub async fn apply(&self, change: ChangeRow) -> Result<()> {
+        let mut last = self.last_applied.lock().await;
+        if change.revision <= *last {
+            return Ok(());
+        }
+        if change.revision == *last + 1 {
+            self.apply_one(&change).await;
+            *last = change.revision;
+            self.applied.store(*last, Ordering::Release);
+            return Ok(());
+        }
+        self.catch_up_locked(&mut last).await
+    }
+
+    /// Applies every committed change after the last applied one.
+    pub async fn catch_up(&self) -> Result<()> {
+        let mut last = self.last_applied.lock().await;
+        self.catch_up_locked(&mut last).await
+    }
+
+    async fn catch_up_locked(&self, last: &mut i64) -> Result<()> {
+        loop {
+            let changes = self.repository.changes_after(*last, CATCH_UP_PAGE).await?;
+            let Some(first) = changes.first() else {
+                break;
+            };
+            if first.revision > *last + 1 {
+                // The log was compacted past what this replica had applied:
+                // the missing changes cannot be replayed.
+                tracing::warn!(
+                    applied = *last,
+                    next = first.revision,
+                    "changes missed beyond the change log's retention; dropping the cache and ending watch streams"
+                );
+                self.cache.invalidate_all();
+                self.hub.close_all(ConfigError::RevisionCompacted {
+                    requested: *last,
+                    compacted: first.revision - 1,
+                });
+            }
+            for change in &changes {
+                self.apply_one(change).await;
+                *last = change.revision;
+            }
+            self.applied.store(*last, Ordering::Release);
+            if changes.len() < CATCH_UP_PAGE {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    async fn apply_one(&self, change: &ChangeRow) {
+        self.cache.apply(change).await;
+        self.hub.publish(Arc::new(WatchItem {
+            revision: change.revision,
+            key: change.key.clone(),
+            environment: change.environment.clone(),
+            event: convert::watch_event(change),
+        }));
+        let lag = (now_micros() - change.changed_at).max(0) as f64 / 1e6;
+        self.metrics.apply_lag.record(lag, &[]);
+    }
+
+    /// Spawns the tasks that keep this replica current: the NOTIFY listener
+    /// (PostgreSQL), the periodic catch-up, and change-log compaction.
+    pub fn spawn_tasks(
+        self: &Arc<Self>,
+        catch_up_interval: Duration,
+        compaction_interval: Duration,
+        retention: Duration,
+        shutdown: Shutdown,
+    ) {
+        let replicator = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = replicator.listen() => {}
+                () = stop.wait() => {}
+            }
+        });
+
+        let replicator = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(catch_up_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = stop.wait() => break,
+                }
+                match replicator.repository.revisions().await {
+                    Ok(revisions) if revisions.current > replicator.applied_revision() => {
+                        if let Err(error) = replicator.catch_up().await {
+                            tracing::warn!(%error, "catch-up from the change log failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot read the revision counter"),
+                }
+            }
+        });
+
+        let repository = self.repository.clone();
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(compaction_interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = shutdown.wait() => break,
+                }
+                let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+                match repository.compact(now_micros().saturating_sub(retention_micros)).await {
+                    Ok(Some(upto)) => tracing::info!(compacted_revision = upto, "change log compacted"),
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "change log compaction failed"),
+                }
+            }
+        });
+    }
+
+    /// Follows PostgreSQL notifications until the process stops; returns at
+    /// once on SQLite, where every write happens in this process.
+    async fn listen(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            let mut notifications = match self.repository_notifications().await {
+                Ok(Some(notifications)) => notifications,
+                Ok(None) => return,
+                Err(error) => {
+                    self.listening.store(false, Ordering::Relaxed);
+                    tracing::warn!(%error, retry_in = ?backoff, "cannot listen for configuration changes");
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            self.listening.store(true, Ordering::Relaxed);
+            backoff = Duration::from_millis(100);
+            // Anything committed before LISTEN took effect is in the log.
+            if let Err(error) = self.catch_up().await {
+                tracing::warn!(%error, "catch-up after listen failed");
+            }
+            loop {
+                match notifications.next().await {
+                    Ok(Notification::Payload(payload)) => {
+                        let result = match serde_json::from_str::<ChangeNotice>(&payload) {
+                            Ok(ChangeNotice::Full(change)) => self.apply(change).await,
+                            Ok(ChangeNotice::Revision { .. }) | Err(_) => self.catch_up().await,
+                        };
+                        if let Err(error) = result {
+                            tracing::warn!(%error, "applying a notified change failed");
+                        }
+                    }
+                    Ok(Notification::Reconnected) => {
+                        tracing::info!("change notifications reconnected; catching up");
+                        if let Err(error) = self.catch_up().await {
+                            tracing::warn!(%error, "catch-up after reconnect failed");
+                        }
+                    }
+                    Err(error) => {
+                        self.listening.store(false, Ordering::Relaxed);
+                        tracing::warn!(%error, "change notification connection lost");
+                        tokio::time::sleep(backoff).await;
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn repository_notifications(&self) -> Result<Option<pharos_store::Notifications>> {
+        Ok(self.repository.store().notifications(CHANGES_CHANNEL).await?)
+    }
+}

@@ -1,0 +1,13 @@
+//! The gRPC contracts of every Pharos service, generated at build time from
+//! `proto/` (see `build.rs`), plus the encoded descriptor set that server
+//! reflection serves so that tools like grpcurl can discover them.
+
+/// `pharos.config.v1`: the configuration service.
+pub mod config {
+    pub mod v1 {
+        tonic::include_proto!("pharos.config.v1");
+    }
+}
+
+/// The encoded `FileDescriptorSet` of every Pharos proto, for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("pharos_descriptor");

@@ -1,0 +1,185 @@
+//! [`Store`]: a connection pool to PostgreSQL or SQLite chosen by the URL,
+//! migrations for each backend, a round-trip probe for health checks, and
+//! PostgreSQL notifications for the services that push changes to replicas.
+
+use std::str::FromStr as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sqlx::postgres::{PgListener, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, SqlitePool};
+
+use crate::error::{Result, StoreError};
+use crate::settings::StoreSettings;
+
+/// Which database a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// Runs the same expression on whichever pool the store holds; the SQL in
+/// `$body` must be valid on both backends.
+macro_rules! with_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::backend::Pool::Postgres($pool) => $body,
+            $crate::backend::Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: Pool,
+    /// Serialises this process's write transactions: SQLite allows one writer,
+    /// and on PostgreSQL writers queue on the revision row anyway, so waiting
+    /// here keeps pool connections free for readers.
+    pub(crate) write_lock: Arc<tokio::sync::Mutex<()>>,
+}
+
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+impl Store {
+    /// Connects to `settings.url`; the pool is ready but the schema may not be
+    /// (see [`Store::migrate`]).
+    pub async fn connect(settings: &StoreSettings) -> Result<Store> {
+        let url = settings.url.as_str();
+        let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let options = PgPoolOptions::new()
+                .max_connections(settings.max_connections)
+                .min_connections(settings.min_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(Some(settings.idle_timeout))
+                .max_lifetime(Some(settings.max_lifetime))
+                .test_before_acquire(settings.test_before_acquire);
+            Pool::Postgres(options.connect(url).await?)
+        } else if url.starts_with("sqlite:") {
+            let connect = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Normal)
+                .busy_timeout(Duration::from_secs(5))
+                .foreign_keys(true);
+            if let Some(parent) = connect.get_filename().parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| StoreError::DataDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            let options = SqlitePoolOptions::new()
+                .max_connections(settings.max_connections)
+                .min_connections(settings.min_connections)
+                .acquire_timeout(settings.acquire_timeout)
+                .idle_timeout(Some(settings.idle_timeout))
+                .max_lifetime(Some(settings.max_lifetime))
+                .test_before_acquire(settings.test_before_acquire);
+            Pool::Sqlite(options.connect_with(connect).await?)
+        } else {
+            return Err(StoreError::UnsupportedUrl(url.to_string()));
+        };
+        Ok(Store {
+            pool,
+            write_lock: Arc::new(tokio::sync::Mutex::new(())),
+        })
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Postgres(_) => Backend::Postgres,
+            Pool::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// Applies the pending migrations of this backend.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Postgres(pool) => POSTGRES_MIGRATIONS.run(pool).await?,
+            Pool::Sqlite(pool) => SQLITE_MIGRATIONS.run(pool).await?,
+        }
+        Ok(())
+    }
+
+    /// One `SELECT 1` round trip, timed.
+    pub async fn ping(&self) -> Result<Duration> {
+        let start = Instant::now();
+        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        Ok(start.elapsed())
+    }
+
+    /// Connections open and idle in the pool.
+    pub fn pool_stats(&self) -> (u32, usize) {
+        with_pool!(self, |pool| (pool.size(), pool.num_idle()))
+    }
+
+    /// Listens on PostgreSQL NOTIFY `channel`; `None` on SQLite, where one
+    /// process owns the file and changes travel in memory.
+    pub async fn notifications(&self, channel: &str) -> Result<Option<Notifications>> {
+        match &self.pool {
+            Pool::Postgres(pool) => {
+                let mut listener = PgListener::connect_with(pool).await?;
+                listener.listen(channel).await?;
+                Ok(Some(Notifications { listener }))
+            }
+            Pool::Sqlite(_) => Ok(None),
+        }
+    }
+
+    pub async fn close(&self) {
+        with_pool!(self, |pool| pool.close().await);
+    }
+}
+
+/// What a [`Notifications`] stream yields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// A NOTIFY payload.
+    Payload(String),
+    /// The connection was lost and has been re-established: anything sent
+    /// meanwhile was missed, so the caller must catch up from the database.
+    Reconnected,
+}
+
+/// A PostgreSQL LISTEN connection.
+pub struct Notifications {
+    listener: PgListener,
+}
+
+impl std::fmt::Debug for Notifications {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Notifications").finish_non_exhaustive()
+    }
+}
+
+impl Notifications {
+    /// Waits for the next notification; reconnects by itself after a lost
+    /// connection and says so.
+    pub async fn next(&mut self) -> Result<Notification> {
+        match self.listener.try_recv().await? {
+            Some(notification) => Ok(Notification::Payload(notification.payload().to_string())),
+            None => Ok(Notification::Reconnected),
+        }
+    }
+}

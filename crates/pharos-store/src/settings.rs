@@ -1,0 +1,39 @@
+//! The `database` section of the settings: where the store lives and how
+//! its connection pool behaves.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Connection and pool settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `postgres://user@host/db` for PostgreSQL, `sqlite:path` for SQLite;
+    /// empty means `sqlite:<data_dir>/pharos.db`.
+    pub url: String,
+    pub max_connections: u32,
+    pub min_connections: u32,
+    #[serde(with = "humantime_serde")]
+    pub acquire_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub idle_timeout: Duration,
+    #[serde(with = "humantime_serde")]
+    pub max_lifetime: Duration,
+    /// Ping a connection before handing it out (safer, one round trip slower).
+    pub test_before_acquire: bool,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            max_connections: 16,
+            min_connections: 1,
+            acquire_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(600),
+            max_lifetime: Duration::from_secs(1800),
+            test_before_acquire: false,
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! The `pharos` binary: parses the command line, loads the settings, sets up
+//! telemetry and hands over to the library (`pharos::run` for `serve`).
+
+use anyhow::Context as _;
+use clap::Parser as _;
+use pharos::cli::{Cli, Command, load_settings};
+use pharos_runtime::Shutdown;
+use tokio::net::TcpListener;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: cannot start the async runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve(args) => {
+            let settings = load_settings(&args)?;
+            let _telemetry = pharos_runtime::telemetry::init(&settings.telemetry)?;
+            let grpc = TcpListener::bind(settings.server.grpc_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for gRPC on {}; pick a free address with --grpc-addr",
+                        settings.server.grpc_addr
+                    )
+                })?;
+            let http = TcpListener::bind(settings.server.http_addr)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot listen for HTTP on {}; pick a free address with --http-addr",
+                        settings.server.http_addr
+                    )
+                })?;
+            let shutdown = Shutdown::new();
+            shutdown.trigger_on_signals();
+            pharos::run(settings, grpc, http, shutdown).await
+        }
+        Command::Migrate(args) => {
+            let settings = load_settings(&args)?;
+            let _telemetry = pharos_runtime::telemetry::init(&settings.telemetry)?;
+            let store = pharos::serve::open_store(&settings).await?;
+            println!(
+                "migrations applied to {} ({})",
+                pharos::serve::redact(&settings.database.url),
+                store.backend().name()
+            );
+            store.close().await;
+            Ok(())
+        }
+        Command::Settings(args) => {
+            let settings = load_settings(&args)?;
+            print!("{}", settings.to_toml());
+            Ok(())
+        }
+        Command::Targets => {
+            for target in pharos::Target::ALL {
+                let state = if target.is_built() { "" } else { "  (not built yet)" };
+                println!("{}{state}", target.name());
+            }
+            Ok(())
+        }
+        Command::Config(args) => pharos::cli::run_config(args).await,
+    }
+}

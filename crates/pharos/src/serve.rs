@@ -1,0 +1,114 @@
+//! [`run`]: connects the store, applies migrations, starts the services of
+//! the enabled targets on one gRPC listener (with health and reflection) and
+//! the HTTP listener, and returns once a shutdown has drained them.
+
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use pharos_runtime::Shutdown;
+use pharos_runtime::health::{FreeDiskCheck, HealthRegistry, ProcessMemoryCheck};
+use pharos_runtime::server::GrpcServer;
+use pharos_store::Store;
+use tokio::net::TcpListener;
+
+use crate::settings::Settings;
+use crate::target::Target;
+
+/// Opens the store and applies pending migrations.
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
+    let store = Store::connect(&settings.database).await.with_context(|| {
+        format!(
+            "cannot open the database {}; check --database-url (postgres://... or sqlite:path)",
+            redact(&settings.database.url)
+        )
+    })?;
+    store
+        .migrate()
+        .await
+        .context("cannot apply the database migrations")?;
+    Ok(store)
+}
+
+/// Runs the services of `settings.target` until `shutdown` fires.
+pub async fn run(
+    settings: Settings,
+    grpc_listener: TcpListener,
+    http_listener: TcpListener,
+    shutdown: Shutdown,
+) -> anyhow::Result<()> {
+    let services = Target::resolve(&settings.target)?;
+    let store = open_store(&settings).await?;
+    tracing::info!(backend = store.backend().name(), targets = ?services, "store ready");
+
+    let mut grpc = GrpcServer::new(settings.server.clone());
+    grpc.add_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET);
+    let mut health = HealthRegistry::new();
+    health.register(Arc::new(ProcessMemoryCheck));
+    health.register(Arc::new(FreeDiskCheck {
+        path: settings.data_dir.clone(),
+    }));
+
+    for service in &services {
+        match service {
+            Target::Config => {
+                let config = pharos_config::ConfigService::start(
+                    store.clone(),
+                    settings.config.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .context("cannot start the config service")?;
+                for check in config.health_checks() {
+                    health.register(check);
+                }
+                grpc.add_service(pharos_config::grpc::server(
+                    config,
+                    settings.server.limits.max_message_bytes,
+                ));
+            }
+            other => anyhow::bail!("target `{other}` is not built yet"),
+        }
+    }
+
+    let http = tokio::spawn(pharos_runtime::http::serve(
+        http_listener,
+        pharos_runtime::http::router(health, shutdown.clone()),
+        shutdown.clone(),
+    ));
+    let served = grpc.serve(grpc_listener, shutdown.clone()).await;
+    shutdown.trigger();
+    match http.await {
+        Ok(Ok(())) => {}
+        Ok(Err(error)) => tracing::warn!(%error, "http server failed"),
+        Err(error) => tracing::warn!(%error, "http server task failed"),
+    }
+    store.close().await;
+    served.context("the gRPC server failed")?;
+    Ok(())
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            super::redact("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(super::redact("sqlite:x.db"), "sqlite:x.db");
+    }
+}
