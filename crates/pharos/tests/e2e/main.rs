@@ -1,0 +1,359 @@
+//! End-to-end topologies of the real `pharos` binary: all services in one
+//! process on the embedded store, and split config replicas on PostgreSQL;
+//! plus the CLI, health, reflection, metrics and graceful shutdown.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt as _;
+use pharos_config::ConfigClient;
+use pharos_proto::config::v1 as pb;
+use pharos_store::testing::TestDatabase;
+
+const BIN: &str = env!("CARGO_BIN_EXE_pharos");
+
+/// A `pharos serve` child process, killed if the test ends early.
+struct Process {
+    child: Option<Child>,
+    grpc: SocketAddr,
+    http: SocketAddr,
+    log: std::path::PathBuf,
+}
+
+fn free_addr() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr")
+}
+
+impl Process {
+    fn spawn(dir: &Path, extra: &[&str]) -> Process {
+        let grpc = free_addr();
+        let http = free_addr();
+        let log = dir.join(format!("pharos-{}.log", grpc.port()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(BIN)
+            .arg("serve")
+            .arg("--grpc-addr")
+            .arg(grpc.to_string())
+            .arg("--http-addr")
+            .arg(http.to_string())
+            .arg("--data-dir")
+            .arg(dir.join("data"))
+            .args(extra)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .spawn()
+            .expect("spawn pharos");
+        Process {
+            child: Some(child),
+            grpc,
+            http,
+            log,
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("http://{}", self.grpc)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until gRPC health says SERVING.
+    async fn wait_serving(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Ok(channel) = tonic::transport::Endpoint::from_shared(self.endpoint())
+                .expect("endpoint")
+                .connect()
+                .await
+            {
+                let mut health = tonic_health::pb::health_client::HealthClient::new(channel);
+                if let Ok(response) = health
+                    .check(tonic_health::pb::HealthCheckRequest::default())
+                    .await
+                    && response.into_inner().status
+                        == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+                {
+                    return;
+                }
+            }
+            assert!(Instant::now() < deadline, "pharos did not start:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    async fn client(&self) -> ConfigClient {
+        ConfigClient::connect(&self.endpoint(), None, Some("e2e"))
+            .await
+            .expect("connect")
+    }
+
+    /// Sends SIGTERM and expects a clean exit.
+    fn terminate(mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        let pid = child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status().expect("kill");
+        assert!(sent.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                assert!(status.success(), "exit after SIGTERM: {status}\n{}", self.log());
+                return;
+            }
+            assert!(Instant::now() < deadline, "no exit after SIGTERM:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn cli(endpoint: &str, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(BIN)
+        .arg("config")
+        .arg("--endpoint")
+        .arg(endpoint)
+        .args(args)
+        .output()
+        .expect("run cli");
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_in_one_on_the_embedded_store() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Process::spawn(dir.path(), &[]);
+    server.wait_serving().await;
+    let endpoint = server.endpoint();
+
+    // The CLI, as a person would use it.
+    let (ok, out, err) = cli(&endpoint, &["set", "app.retries", "3", "--type", "int", "--category", "app"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("app.retries = 3"), "{out}");
+    let (ok, out, _) = cli(&endpoint, &["--json", "get", "app.retries"]);
+    assert!(ok);
+    let entry: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    assert_eq!(entry["value"], "3");
+    assert_eq!(entry["type"], "INT");
+    let (ok, _, err) = cli(&endpoint, &["set", "app.retries", "three"]);
+    assert!(!ok);
+    assert!(err.contains("not a 64-bit integer"), "{err}");
+    let (ok, out, _) = cli(&endpoint, &["--json", "history", "app.retries"]);
+    assert!(ok);
+    assert_eq!(out.lines().count(), 1);
+    let (ok, _, err) = cli(&endpoint, &["get", "missing"]);
+    assert!(!ok);
+    assert!(err.contains("NotFound"), "{err}");
+
+    // A CLI watcher sees a change made by another client.
+    let mut watcher = Command::new(BIN)
+        .args(["config", "--endpoint", &endpoint, "--json", "watch", "app.retries"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("watch");
+    let client = server.client().await;
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            keys: vec!["app.retries".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("watch");
+    // Wait for our own watch's snapshot so the CLI one has had time to start too.
+    let _ = stream.next().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    client
+        .set(pb::SetRequest {
+            key: "app.retries".into(),
+            value: "5".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("set");
+    let change = tokio::time::timeout(Duration::from_secs(10), stream.next())
+        .await
+        .expect("change")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(change.events[0].entry.as_ref().map(|e| e.value.as_str()), Some("5"));
+    let _ = watcher.kill();
+    let output = watcher.wait_with_output().expect("watch output");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert!(printed.contains("\"value\":\"3\""), "snapshot printed: {printed}");
+
+    // HTTP side.
+    let http = format!("http://{}", server.http);
+    let metrics = reqwest::get(format!("{http}/metrics")).await.expect("metrics").text().await.expect("body");
+    assert!(metrics.contains("rpc_server_call_duration_seconds_bucket"), "{metrics}");
+    assert!(metrics.contains("rpc_method=\"Set\""));
+    let health: serde_json::Value = reqwest::get(format!("{http}/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    for component in ["database", "config_cache", "change_stream", "process_memory", "disk"] {
+        assert_eq!(health["components"][component]["status"], "ok", "{component}: {health}");
+    }
+    assert_eq!(health["components"]["database"]["backend"], "sqlite");
+    let ready = reqwest::get(format!("{http}/ready")).await.expect("ready");
+    assert_eq!(ready.status(), 200);
+
+    // Server reflection (v1) lists the service.
+    let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
+        .expect("endpoint")
+        .connect()
+        .await
+        .expect("connect");
+    let mut reflection =
+        tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient::new(channel);
+    let request = tonic_reflection::pb::v1::ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(
+            tonic_reflection::pb::v1::server_reflection_request::MessageRequest::ListServices(String::new()),
+        ),
+    };
+    let mut responses = reflection
+        .server_reflection_info(tokio_stream::iter([request]))
+        .await
+        .expect("reflection")
+        .into_inner();
+    let response = responses.next().await.expect("a response").expect("ok");
+    let Some(tonic_reflection::pb::v1::server_reflection_response::MessageResponse::ListServicesResponse(list)) =
+        response.message_response
+    else {
+        panic!("unexpected reflection response");
+    };
+    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    assert!(names.contains(&"pharos.config.v1.ConfigService".to_string()), "{names:?}");
+    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+
+    // A Watch stream open at shutdown does not hold the process up.
+    server.terminate();
+}
+
+#[tokio::test]
+async fn targets_not_built_are_refused() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(BIN)
+        .args(["serve", "--target", "config,ingest", "--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("target `ingest` is not built yet"), "{stderr}");
+    let output = Command::new(BIN).args(["serve", "--target", "everything"]).output().expect("run");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("unknown target"), "{stderr}");
+}
+
+#[tokio::test]
+async fn settings_come_from_file_env_and_flags() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("pharos.toml");
+    std::fs::write(&file, "[config.cache]\ncapacity = 7\n[server]\ngrpc_addr = \"127.0.0.1:6001\"\n").expect("write");
+    let output = Command::new(BIN)
+        .args(["settings", "--config"])
+        .arg(&file)
+        .args(["--grpc-addr", "127.0.0.1:6002"])
+        .env("PHAROS_CONFIG__WATCH__BUFFER", "33")
+        .env("PHAROS_HTTP_ADDR", "127.0.0.1:6003")
+        .output()
+        .expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let settings: toml::Value = toml::from_str(&stdout).expect("toml");
+    assert_eq!(settings["config"]["cache"]["capacity"].as_integer(), Some(7));
+    assert_eq!(settings["config"]["watch"]["buffer"].as_integer(), Some(33));
+    assert_eq!(settings["server"]["grpc_addr"].as_str(), Some("127.0.0.1:6002"));
+    assert_eq!(settings["server"]["http_addr"].as_str(), Some("127.0.0.1:6003"));
+
+    let output = Command::new(BIN)
+        .args(["settings"])
+        .env("PHAROS_CONFIG__CACHE__CAPACTY", "1")
+        .output()
+        .expect("run");
+    assert!(!output.status.success(), "a misspelt variable is an error");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn split_config_replicas_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let migrate = Command::new(BIN)
+        .args(["migrate", "--database-url", database.url()])
+        .output()
+        .expect("migrate");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+
+    let args = ["--target", "config", "--database-url", database.url()];
+    let a = Process::spawn(dir.path(), &args);
+    let b = Process::spawn(dir.path(), &args);
+    a.wait_serving().await;
+    b.wait_serving().await;
+    let on_a = a.client().await;
+    let on_b = b.client().await;
+    let mut watch_b = on_b
+        .watch(pb::WatchRequest {
+            prefixes: vec!["svc.".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("watch");
+    let snapshot = watch_b.next().await.expect("snapshot").expect("ok");
+    assert!(snapshot.snapshot_complete);
+    let written = on_a
+        .set(pb::SetRequest {
+            key: "svc.mode".into(),
+            value: "fast".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("set");
+    let seen = tokio::time::timeout(Duration::from_secs(10), watch_b.next())
+        .await
+        .expect("propagated")
+        .expect("open")
+        .expect("ok");
+    assert_eq!(seen.revision, written.revision);
+    let got = on_b
+        .get(pb::GetRequest {
+            key: "svc.mode".into(),
+            environment: String::new(),
+        })
+        .await
+        .expect("get");
+    assert_eq!(got.value, "fast");
+    let http = format!("http://{}", b.http);
+    let health: serde_json::Value = reqwest::get(format!("{http}/health"))
+        .await
+        .expect("health")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["components"]["database"]["backend"], "postgres");
+    assert_eq!(health["components"]["change_stream"]["listening"], true);
+    drop(watch_b);
+    a.terminate();
+    b.terminate();
+}
