@@ -47,7 +47,9 @@ impl KeyRecord {
     }
 
     fn category(&self) -> &str {
-        self.resolve("").or(self.rows.first()).map_or("", |row| row.category.as_str())
+        self.resolve("")
+            .or(self.rows.first())
+            .map_or("", |row| row.category.as_str())
     }
 
     /// This record with `change` applied, or `None` if it adds nothing new.
@@ -228,6 +230,11 @@ impl ConfigCache {
             .await;
     }
 
+    /// Drops one key, so that the next read of it goes to the store.
+    pub async fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key).await;
+    }
+
     /// Drops everything, after this replica missed changes it cannot replay.
     pub fn invalidate_all(&self) {
         self.cache.invalidate_all();
@@ -293,8 +300,12 @@ mod tests {
             category_periods: HashMap::new(),
         };
         assert_eq!(policy.ttl("x"), Duration::from_secs(300));
-        policy.category_periods.insert("fast".into(), Duration::from_secs(10));
-        policy.category_periods.insert("slow".into(), Duration::from_secs(86_400));
+        policy
+            .category_periods
+            .insert("fast".into(), Duration::from_secs(10));
+        policy
+            .category_periods
+            .insert("slow".into(), Duration::from_secs(86_400));
         assert_eq!(policy.ttl("fast"), MIN_TTL);
         assert_eq!(policy.ttl("slow"), MAX_TTL);
     }
@@ -303,7 +314,9 @@ mod tests {
     async fn changes_update_cached_keys_only_forward() {
         let cache = ConfigCache::new(&CacheSettings::default());
         let loaded = cache
-            .get_or_load("k", || async { Ok::<_, std::io::Error>(vec![row("", "v1", 1)]) })
+            .get_or_load("k", || async {
+                Ok::<_, std::io::Error>(vec![row("", "v1", 1)])
+            })
             .await
             .expect("load");
         assert_eq!(loaded.resolve("").map(|r| r.revision), Some(1));

@@ -30,10 +30,14 @@ pub struct ClientInterceptor {
 impl Interceptor for ClientInterceptor {
     fn call(&mut self, mut request: tonic::Request<()>) -> Result<tonic::Request<()>, Status> {
         if let Some(value) = &self.authorization {
-            request.metadata_mut().insert("authorization", value.clone());
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
         }
         if let Some(value) = &self.actor {
-            request.metadata_mut().insert(crate::grpc::ACTOR_METADATA, value.clone());
+            request
+                .metadata_mut()
+                .insert(crate::grpc::ACTOR_METADATA, value.clone());
         }
         TraceContextInterceptor.call(request)
     }
@@ -60,7 +64,8 @@ pub enum ConnectError {
 #[derive(Clone)]
 pub enum ConfigClient {
     Local(Arc<ConfigService>),
-    Remote(ConfigServiceClient<InterceptedService<Channel, ClientInterceptor>>),
+    // Boxed: a tonic client is a few hundred bytes, the local handle one pointer.
+    Remote(Box<ConfigServiceClient<InterceptedService<Channel, ClientInterceptor>>>),
 }
 
 impl ConfigClient {
@@ -90,7 +95,11 @@ impl ConfigClient {
     }
 
     /// A remote client over an existing channel.
-    pub fn from_channel(channel: Channel, token: Option<&str>, actor: Option<&str>) -> Result<Self, ConnectError> {
+    pub fn from_channel(
+        channel: Channel,
+        token: Option<&str>,
+        actor: Option<&str>,
+    ) -> Result<Self, ConnectError> {
         let authorization = token
             .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
             .transpose()
@@ -107,7 +116,7 @@ impl ConfigClient {
             },
         )
         .max_decoding_message_size(16 * 1024 * 1024);
-        Ok(ConfigClient::Remote(client))
+        Ok(ConfigClient::Remote(Box::new(client)))
     }
 
     pub async fn set(&self, request: pb::SetRequest) -> Result<pb::ConfigEntry, Status> {
@@ -145,12 +154,17 @@ impl ConfigClient {
 
     pub async fn delete(&self, request: pb::DeleteRequest) -> Result<pb::DeleteResponse, Status> {
         match self {
-            ConfigClient::Local(service) => Ok(service.delete(request, "local".to_string()).await?),
+            ConfigClient::Local(service) => {
+                Ok(service.delete(request, "local".to_string()).await?)
+            }
             ConfigClient::Remote(client) => Ok(client.clone().delete(request).await?.into_inner()),
         }
     }
 
-    pub async fn history(&self, request: pb::HistoryRequest) -> Result<pb::HistoryResponse, Status> {
+    pub async fn history(
+        &self,
+        request: pb::HistoryRequest,
+    ) -> Result<pb::HistoryResponse, Status> {
         match self {
             ConfigClient::Local(service) => Ok(service.history(request).await?),
             ConfigClient::Remote(client) => Ok(client.clone().history(request).await?.into_inner()),

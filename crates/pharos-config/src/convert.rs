@@ -107,7 +107,10 @@ fn check_expected_revision(violations: &mut Violations, expected: Option<i64>) {
 pub fn put(request: pb::SetRequest, actor: String) -> Result<PutEntry> {
     let mut violations = Violations::default();
     violations.check("key", value::check_key(&request.key));
-    violations.check("environment", value::check_optional_name(&request.environment));
+    violations.check(
+        "environment",
+        value::check_optional_name(&request.environment),
+    );
     violations.check("category", value::check_optional_name(&request.category));
     if request.description.len() > value::MAX_DESCRIPTION_BYTES {
         violations.check(
@@ -153,7 +156,10 @@ pub fn put(request: pb::SetRequest, actor: String) -> Result<PutEntry> {
 pub fn delete(request: pb::DeleteRequest, actor: String) -> Result<DeleteEntry> {
     let mut violations = Violations::default();
     violations.check("key", value::check_key(&request.key));
-    violations.check("environment", value::check_optional_name(&request.environment));
+    violations.check(
+        "environment",
+        value::check_optional_name(&request.environment),
+    );
     check_expected_revision(&mut violations, request.expected_revision);
     violations.into_result()?;
     Ok(DeleteEntry {
@@ -214,6 +220,9 @@ mod tests {
             r#type: 42,
             ..Default::default()
         };
-        assert!(matches!(put(request, "me".into()), Err(ConfigError::InvalidArgument(_))));
+        assert!(matches!(
+            put(request, "me".into()),
+            Err(ConfigError::InvalidArgument(_))
+        ));
     }
 }

@@ -78,9 +78,16 @@ impl From<ConfigError> for tonic::Status {
                 let message = if environment.is_empty() {
                     format!("key {key:?} not found")
                 } else {
-                    format!("key {key:?} not found in environment {environment:?} nor as a base value")
+                    format!(
+                        "key {key:?} not found in environment {environment:?} nor as a base value"
+                    )
                 };
-                rich::with_reason(Code::NotFound, "KEY_NOT_FOUND", message, [("key".to_string(), key)])
+                rich::with_reason(
+                    Code::NotFound,
+                    "KEY_NOT_FOUND",
+                    message,
+                    [("key".to_string(), key)],
+                )
             }
             ConfigError::RevisionMismatch {
                 key,

@@ -23,7 +23,10 @@ pub struct ConfigGrpc {
 }
 
 /// The mountable server, with the process's message size limit.
-pub fn server(service: Arc<ConfigService>, max_message_bytes: usize) -> ConfigServiceServer<ConfigGrpc> {
+pub fn server(
+    service: Arc<ConfigService>,
+    max_message_bytes: usize,
+) -> ConfigServiceServer<ConfigGrpc> {
     ConfigServiceServer::new(ConfigGrpc { service })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes)
@@ -49,19 +52,30 @@ type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, S
 
 #[tonic::async_trait]
 impl config_service_server::ConfigService for ConfigGrpc {
-    async fn set(&self, request: Request<pb::SetRequest>) -> Result<Response<pb::SetResponse>, Status> {
+    async fn set(
+        &self,
+        request: Request<pb::SetRequest>,
+    ) -> Result<Response<pb::SetResponse>, Status> {
         let actor = actor(&request);
         let entry = self.service.set(request.into_inner(), actor).await?;
         Ok(Response::new(pb::SetResponse { entry: Some(entry) }))
     }
 
-    async fn get(&self, request: Request<pb::GetRequest>) -> Result<Response<pb::GetResponse>, Status> {
+    async fn get(
+        &self,
+        request: Request<pb::GetRequest>,
+    ) -> Result<Response<pb::GetResponse>, Status> {
         let entry = self.service.get(request.into_inner()).await?;
         Ok(Response::new(pb::GetResponse { entry: Some(entry) }))
     }
 
-    async fn list(&self, request: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
-        Ok(Response::new(self.service.list(request.into_inner()).await?))
+    async fn list(
+        &self,
+        request: Request<pb::ListRequest>,
+    ) -> Result<Response<pb::ListResponse>, Status> {
+        Ok(Response::new(
+            self.service.list(request.into_inner()).await?,
+        ))
     }
 
     async fn delete(
@@ -69,21 +83,30 @@ impl config_service_server::ConfigService for ConfigGrpc {
         request: Request<pb::DeleteRequest>,
     ) -> Result<Response<pb::DeleteResponse>, Status> {
         let actor = actor(&request);
-        Ok(Response::new(self.service.delete(request.into_inner(), actor).await?))
+        Ok(Response::new(
+            self.service.delete(request.into_inner(), actor).await?,
+        ))
     }
 
     async fn history(
         &self,
         request: Request<pb::HistoryRequest>,
     ) -> Result<Response<pb::HistoryResponse>, Status> {
-        Ok(Response::new(self.service.history(request.into_inner()).await?))
+        Ok(Response::new(
+            self.service.history(request.into_inner()).await?,
+        ))
     }
 
     type WatchStream = WatchResponseStream;
 
-    async fn watch(&self, request: Request<pb::WatchRequest>) -> Result<Response<Self::WatchStream>, Status> {
+    async fn watch(
+        &self,
+        request: Request<pb::WatchRequest>,
+    ) -> Result<Response<Self::WatchStream>, Status> {
         let stream = self.service.watch(request.into_inner()).await?;
-        Ok(Response::new(Box::pin(stream.map(|item| item.map_err(Status::from)))))
+        Ok(Response::new(Box::pin(
+            stream.map(|item| item.map_err(Status::from)),
+        )))
     }
 
     async fn cache_stats(
@@ -93,7 +116,12 @@ impl config_service_server::ConfigService for ConfigGrpc {
         Ok(Response::new(self.service.cache_stats()))
     }
 
-    async fn warm(&self, request: Request<pb::WarmRequest>) -> Result<Response<pb::WarmResponse>, Status> {
-        Ok(Response::new(self.service.warm(request.into_inner()).await?))
+    async fn warm(
+        &self,
+        request: Request<pb::WarmRequest>,
+    ) -> Result<Response<pb::WarmResponse>, Status> {
+        Ok(Response::new(
+            self.service.warm(request.into_inner()).await?,
+        ))
     }
 }

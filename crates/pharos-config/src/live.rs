@@ -4,7 +4,7 @@
 //! fresh snapshot if that revision has left the change log.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
@@ -27,7 +27,12 @@ pub struct LiveChange {
 
 /// Follows every key under `prefix` and calls `apply` for each current value
 /// and each change, until `shutdown`.
-pub fn watch_settings<F>(client: ConfigClient, prefix: String, shutdown: Shutdown, mut apply: F) -> JoinHandle<()>
+pub fn watch_settings<F>(
+    client: ConfigClient,
+    prefix: String,
+    shutdown: Shutdown,
+    mut apply: F,
+) -> JoinHandle<()>
 where
     F: FnMut(LiveChange) + Send + 'static,
 {
@@ -102,21 +107,25 @@ pub const CHANGE_PERIOD_KEY_PREFIX: &str = "pharos.config.cache.change_period.";
 /// Applies `pharos.config.cache.*` keys to the service's TTL rule.
 pub(crate) fn follow_own_settings(service: &Arc<ConfigService>) {
     let base = TtlPolicy::from_settings(&service.settings().cache);
-    let weak: Weak<ConfigService> = Arc::downgrade(service);
     let mut overrides: HashMap<String, Duration> = HashMap::new();
+    // The watch task ends with the service's shutdown, so holding the service here is fine.
     let client = ConfigClient::local(service.clone());
+    let service = service.clone();
     watch_settings(
         client,
         "pharos.config.".to_string(),
         service.shutdown().clone(),
         move |change| {
-            let Some(service) = weak.upgrade() else { return };
             let relevant = change.key == DEFAULT_CHANGE_PERIOD_KEY
                 || change.key.starts_with(CHANGE_PERIOD_KEY_PREFIX);
             if !relevant {
                 return;
             }
-            match change.value.as_deref().map(|text| humantime::parse_duration(text.trim())) {
+            match change
+                .value
+                .as_deref()
+                .map(|text| humantime::parse_duration(text.trim()))
+            {
                 Some(Ok(period)) => {
                     overrides.insert(change.key.clone(), period);
                 }
@@ -133,7 +142,9 @@ pub(crate) fn follow_own_settings(service: &Arc<ConfigService>) {
                 if key == DEFAULT_CHANGE_PERIOD_KEY {
                     policy.default_period = *period;
                 } else if let Some(category) = key.strip_prefix(CHANGE_PERIOD_KEY_PREFIX) {
-                    policy.category_periods.insert(category.to_string(), *period);
+                    policy
+                        .category_periods
+                        .insert(category.to_string(), *period);
                 }
             }
             tracing::info!(key = %change.key, "live cache setting applied");

@@ -178,8 +178,13 @@ impl Replicator {
                     () = shutdown.wait() => break,
                 }
                 let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-                match repository.compact(now_micros().saturating_sub(retention_micros)).await {
-                    Ok(Some(upto)) => tracing::info!(compacted_revision = upto, "change log compacted"),
+                match repository
+                    .compact(now_micros().saturating_sub(retention_micros))
+                    .await
+                {
+                    Ok(Some(upto)) => {
+                        tracing::info!(compacted_revision = upto, "change log compacted")
+                    }
                     Ok(None) => {}
                     Err(error) => tracing::warn!(%error, "change log compaction failed"),
                 }
@@ -238,6 +243,10 @@ impl Replicator {
     }
 
     async fn repository_notifications(&self) -> Result<Option<pharos_store::Notifications>> {
-        Ok(self.repository.store().notifications(CHANGES_CHANNEL).await?)
+        Ok(self
+            .repository
+            .store()
+            .notifications(CHANGES_CHANNEL)
+            .await?)
     }
 }

@@ -11,7 +11,7 @@ use pharos_proto::config::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Store;
-use pharos_store::config::{ConfigRepository, ListQuery};
+use pharos_store::config::{ChangeRow, ConfigRepository, ListQuery};
 
 use crate::cache::{ConfigCache, KeyRecord, TtlPolicy};
 use crate::convert::{self, Violations};
@@ -45,13 +45,22 @@ impl ConfigService {
     /// Starts the service on a migrated store: builds the cache, starts the
     /// replication tasks, warms the configured keys and follows the live
     /// `pharos.config.*` settings.
-    pub async fn start(store: Store, settings: ConfigSettings, shutdown: Shutdown) -> Result<Arc<Self>> {
+    pub async fn start(
+        store: Store,
+        settings: ConfigSettings,
+        shutdown: Shutdown,
+    ) -> Result<Arc<Self>> {
         let repository = store.config();
         let cache = Arc::new(ConfigCache::new(&settings.cache));
         let hub = Hub::new(settings.watch.buffer, settings.watch.max_watchers);
         ConfigMetrics::observe(&cache, &hub);
-        let replicator =
-            Replicator::new(repository.clone(), cache.clone(), hub.clone(), ConfigMetrics::new()).await?;
+        let replicator = Replicator::new(
+            repository.clone(),
+            cache.clone(),
+            hub.clone(),
+            ConfigMetrics::new(),
+        )
+        .await?;
         replicator.spawn_tasks(
             settings.catch_up_interval,
             settings.compaction_interval,
@@ -97,14 +106,28 @@ impl ConfigService {
             .await
             .map_err(|error| ConfigError::from_store(error, &key, &environment))?;
         let entry = convert::entry(&change.entry());
-        self.replicator.apply(change).await?;
+        self.apply_committed(change).await;
         Ok(entry)
+    }
+
+    /// Applies a change this replica just committed. The write has happened whatever this does:
+    /// when the local apply fails (the store went away between commit and catch-up), the key
+    /// leaves the cache so reads go to the store, and the periodic catch-up applies the change.
+    async fn apply_committed(&self, change: ChangeRow) {
+        let (key, revision) = (change.key.clone(), change.revision);
+        if let Err(error) = self.replicator.apply(change).await {
+            tracing::warn!(%error, %key, revision, "committed change not applied locally yet; catch-up will apply it");
+            self.cache.invalidate(&key).await;
+        }
     }
 
     pub async fn get(&self, request: pb::GetRequest) -> Result<pb::ConfigEntry> {
         let mut violations = Violations::default();
         violations.check("key", value::check_key(&request.key));
-        violations.check("environment", value::check_optional_name(&request.environment));
+        violations.check(
+            "environment",
+            value::check_optional_name(&request.environment),
+        );
         violations.into_result()?;
         let record = self.record(&request.key).await?;
         record
@@ -120,7 +143,10 @@ impl ConfigService {
         let mut violations = Violations::default();
         violations.check("prefix", value::check_prefix(&request.prefix));
         violations.check("category", value::check_optional_name(&request.category));
-        violations.check("environment", value::check_optional_name(&request.environment));
+        violations.check(
+            "environment",
+            value::check_optional_name(&request.environment),
+        );
         violations.check("page_token", value::check_prefix(&request.page_token));
         violations.into_result()?;
         let limit = convert::page_size("page_size", request.page_size)?;
@@ -145,7 +171,11 @@ impl ConfigService {
         })
     }
 
-    pub async fn delete(&self, request: pb::DeleteRequest, actor: String) -> Result<pb::DeleteResponse> {
+    pub async fn delete(
+        &self,
+        request: pb::DeleteRequest,
+        actor: String,
+    ) -> Result<pb::DeleteResponse> {
         let delete = convert::delete(request, actor)?;
         let (key, environment) = (delete.key.clone(), delete.environment.clone());
         let change = self
@@ -161,14 +191,17 @@ impl ConfigService {
             revision: change.revision,
             previous: Some(convert::entry(&previous)),
         };
-        self.replicator.apply(change).await?;
+        self.apply_committed(change).await;
         Ok(response)
     }
 
     pub async fn history(&self, request: pb::HistoryRequest) -> Result<pb::HistoryResponse> {
         let mut violations = Violations::default();
         violations.check("key", value::check_key(&request.key));
-        violations.check("environment", value::check_optional_name(&request.environment));
+        violations.check(
+            "environment",
+            value::check_optional_name(&request.environment),
+        );
         violations.into_result()?;
         let limit = convert::page_size("limit", request.limit)?;
         let changes = self
@@ -187,7 +220,9 @@ impl ConfigService {
         if request.keys.len() + request.prefixes.len() > MAX_WATCH_SELECTORS {
             violations.check(
                 "keys",
-                Err(format!("at most {MAX_WATCH_SELECTORS} keys and prefixes in all")),
+                Err(format!(
+                    "at most {MAX_WATCH_SELECTORS} keys and prefixes in all"
+                )),
             );
         }
         for key in &request.keys {
@@ -203,7 +238,9 @@ impl ConfigService {
 
         // Subscribe first: from here on no change can fall between what the
         // database read below returns and what the hub delivers.
-        let subscription = self.hub.subscribe(Filter::new(request.keys.clone(), request.prefixes.clone()))?;
+        let subscription = self
+            .hub
+            .subscribe(Filter::new(request.keys.clone(), request.prefixes.clone()))?;
         if let Some(start) = request.start_revision {
             let revisions = self.repository.revisions().await?;
             if start < revisions.compacted {
@@ -222,6 +259,10 @@ impl ConfigService {
                     let mut cursor = start;
                     loop {
                         let changes = repository.changes_after(cursor, WATCH_CHUNK).await.map_err(ConfigError::from)?;
+                        // Revisions are contiguous: a hole means compaction ran after the check above.
+                        if let Some(first) = changes.first() && first.revision > cursor + 1 {
+                            Err(ConfigError::RevisionCompacted { requested: start, compacted: first.revision - 1 })?;
+                        }
                         let Some(tail) = changes.last() else { break };
                         cursor = tail.revision;
                         let events: Vec<pb::WatchEvent> = changes

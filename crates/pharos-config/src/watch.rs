@@ -119,6 +119,10 @@ impl Hub {
                 continue;
             }
             let mut queue = lock(&subscriber.queue);
+            if queue.closed.is_some() {
+                // An ended stream gets nothing after the error that ended it.
+                continue;
+            }
             queue.items.push_back(item.clone());
             if queue.items.len() > queue.coalesce_at {
                 let before = queue.items.len();
@@ -200,15 +204,19 @@ impl Drop for Subscription {
 // The hub's locks guard plain data that no panic can leave half-written, so
 // a poisoned lock is still safe to use.
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+    lock.write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 #[cfg(test)]

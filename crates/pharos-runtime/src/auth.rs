@@ -188,6 +188,10 @@ mod tests {
 
     #[test]
     fn auth_off_without_tokens() {
-        assert!(TokenSet::load(&AuthSettings::default()).expect("load").is_none());
+        assert!(
+            TokenSet::load(&AuthSettings::default())
+                .expect("load")
+                .is_none()
+        );
     }
 }

@@ -94,7 +94,10 @@ mod tests {
             FieldViolation::new("value", "not an integer"),
         ]);
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert_eq!(status.message(), "invalid key: must not be empty (and 1 more)");
+        assert_eq!(
+            status.message(),
+            "invalid key: must not be empty (and 1 more)"
+        );
         let details = status.get_error_details();
         let bad_request = details.bad_request().expect("bad request detail");
         assert_eq!(bad_request.field_violations.len(), 2);
@@ -111,6 +114,9 @@ mod tests {
         let details = status.get_error_details();
         let retry = details.retry_info().expect("retry info");
         assert_eq!(retry.retry_delay, Some(Duration::from_millis(250)));
-        assert_eq!(details.error_info().map(|i| i.reason.as_str()), Some("OVERLOADED"));
+        assert_eq!(
+            details.error_info().map(|i| i.reason.as_str()),
+            Some("OVERLOADED")
+        );
     }
 }

@@ -109,7 +109,9 @@ impl HealthCheck for ProcessMemoryCheck {
                     "rss_bytes": process.memory(),
                     "virtual_bytes": process.virtual_memory(),
                 })),
-                None => ComponentHealth::degraded(serde_json::json!({"error": "process not found"})),
+                None => {
+                    ComponentHealth::degraded(serde_json::json!({"error": "process not found"}))
+                }
             }
         })
     }

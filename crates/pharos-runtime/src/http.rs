@@ -33,7 +33,11 @@ pub fn router(health: HealthRegistry, shutdown: Shutdown) -> Router {
 }
 
 /// Serves `router` until the shutdown fires.
-pub async fn serve(listener: TcpListener, router: Router, shutdown: Shutdown) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: Shutdown,
+) -> std::io::Result<()> {
     axum::serve(listener, router)
         .with_graceful_shutdown(async move { shutdown.wait().await })
         .await

@@ -47,9 +47,8 @@ pub struct GrpcServer {
     service_names: Vec<&'static str>,
     descriptor_sets: Vec<&'static [u8]>,
     health: HealthReporter,
-    health_service: tonic_health::pb::health_server::HealthServer<
-        tonic_health::server::HealthService,
-    >,
+    health_service:
+        tonic_health::pb::health_server::HealthServer<tonic_health::server::HealthService>,
 }
 
 impl GrpcServer {
@@ -124,7 +123,9 @@ impl GrpcServer {
                 .set_service_status(*name, ServingStatus::Serving)
                 .await;
         }
-        self.health.set_service_status("", ServingStatus::Serving).await;
+        self.health
+            .set_service_status("", ServingStatus::Serving)
+            .await;
 
         let layers = tower::ServiceBuilder::new()
             // Outermost, so that every call, refused or not, is traced and measured.
@@ -155,9 +156,13 @@ impl GrpcServer {
             async move {
                 shutdown.wait().await;
                 for name in names {
-                    health.set_service_status(name, ServingStatus::NotServing).await;
+                    health
+                        .set_service_status(name, ServingStatus::NotServing)
+                        .await;
                 }
-                health.set_service_status("", ServingStatus::NotServing).await;
+                health
+                    .set_service_status("", ServingStatus::NotServing)
+                    .await;
             }
         };
         let server = builder

@@ -39,7 +39,8 @@ impl Default for ServerSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct AuthSettings {
     /// Accepted tokens. A token may be written `name:secret`; the name is then
-    /// recorded as the actor of writes made with it.
+    /// recorded as the actor of writes made with it. A plain token records the
+    /// actor `token`.
     pub tokens: Vec<String>,
     /// A file with one token (or `name:secret`) per line; `#` starts a comment.
     pub tokens_file: Option<PathBuf>,
@@ -115,7 +116,7 @@ pub struct TelemetrySettings {
     pub log_filter: String,
     /// An OTLP/gRPC endpoint (like `http://127.0.0.1:4317`) to export traces to.
     pub otlp_endpoint: Option<String>,
-    /// The `service.name` resource attribute of exported traces and metrics.
+    /// The `service.name` resource attribute of exported traces.
     pub service_name: String,
 }
 

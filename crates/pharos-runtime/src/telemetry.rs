@@ -80,9 +80,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, TelemetryErr
         }
         None => None,
     };
-    let otel_layer = tracer_provider.as_ref().map(|provider| {
-        tracing_opentelemetry::layer().with_tracer(provider.tracer("pharos"))
-    });
+    let otel_layer = tracer_provider
+        .as_ref()
+        .map(|provider| tracing_opentelemetry::layer().with_tracer(provider.tracer("pharos")));
 
     let registry = tracing_subscriber::registry().with(filter).with(otel_layer);
     let installed = match settings.log_format {

@@ -125,7 +125,10 @@ impl Store {
     /// One `SELECT 1` round trip, timed.
     pub async fn ping(&self) -> Result<Duration> {
         let start = Instant::now();
-        with_pool!(self, |pool| sqlx::query("SELECT 1").execute(pool).await.map(drop))?;
+        with_pool!(self, |pool| sqlx::query("SELECT 1")
+            .execute(pool)
+            .await
+            .map(drop))?;
         Ok(start.elapsed())
     }
 

@@ -159,7 +159,8 @@ const CHANGES_AFTER: &str = "SELECT revision, kind, key, environment, value, pre
 const REVISIONS: &str = "SELECT revision, compacted_revision FROM config_meta WHERE id = 1";
 const PRUNABLE: &str = "SELECT MAX(revision) FROM config_changes WHERE changed_at < $1";
 const PRUNE: &str = "DELETE FROM config_changes WHERE revision <= $1";
-const SET_COMPACTED: &str = "UPDATE config_meta SET compacted_revision = $1 WHERE id = 1 AND compacted_revision < $1";
+const SET_COMPACTED: &str =
+    "UPDATE config_meta SET compacted_revision = $1 WHERE id = 1 AND compacted_revision < $1";
 
 /// Inserts the change row and, on PostgreSQL, announces it.
 macro_rules! insert_change {
@@ -222,7 +223,9 @@ impl ConfigRepository {
         let _writer = self.store.write_lock.lock().await;
         with_pool!(self.store, |pool| {
             let mut tx = pool.begin().await?;
-            let revision: i64 = sqlx::query_scalar(NEXT_REVISION).fetch_one(&mut *tx).await?;
+            let revision: i64 = sqlx::query_scalar(NEXT_REVISION)
+                .fetch_one(&mut *tx)
+                .await?;
             let current: Option<EntryRow> = sqlx::query_as(SELECT_ENTRY_FOR_UPDATE)
                 .bind(&put.key)
                 .bind(&put.environment)
@@ -291,7 +294,9 @@ impl ConfigRepository {
         let _writer = self.store.write_lock.lock().await;
         with_pool!(self.store, |pool| {
             let mut tx = pool.begin().await?;
-            let revision: i64 = sqlx::query_scalar(NEXT_REVISION).fetch_one(&mut *tx).await?;
+            let revision: i64 = sqlx::query_scalar(NEXT_REVISION)
+                .fetch_one(&mut *tx)
+                .await?;
             let current: Option<EntryRow> = sqlx::query_as(SELECT_ENTRY_FOR_UPDATE)
                 .bind(&delete.key)
                 .bind(&delete.environment)
@@ -383,7 +388,12 @@ impl ConfigRepository {
     }
 
     /// The recorded changes of one entry, newest first.
-    pub async fn history(&self, key: &str, environment: &str, limit: usize) -> Result<Vec<ChangeRow>> {
+    pub async fn history(
+        &self,
+        key: &str,
+        environment: &str,
+        limit: usize,
+    ) -> Result<Vec<ChangeRow>> {
         with_pool!(self.store, |pool| {
             Ok(sqlx::query_as(HISTORY)
                 .bind(key)
@@ -414,7 +424,11 @@ impl ConfigRepository {
 
     /// The rows matching exact keys or key prefixes (everything when both are
     /// empty) and the revision they are consistent with, read in one snapshot.
-    pub async fn snapshot(&self, keys: &[String], prefixes: &[String]) -> Result<(i64, Vec<EntryRow>)> {
+    pub async fn snapshot(
+        &self,
+        keys: &[String],
+        prefixes: &[String],
+    ) -> Result<(i64, Vec<EntryRow>)> {
         let is_postgres = self.backend() == Backend::Postgres;
         with_pool!(self.store, |pool| {
             let mut tx = pool.begin().await?;
@@ -441,7 +455,10 @@ impl ConfigRepository {
                 }
             }
             for key in keys {
-                let found: Vec<EntryRow> = sqlx::query_as(SELECT_KEY).bind(key).fetch_all(&mut *tx).await?;
+                let found: Vec<EntryRow> = sqlx::query_as(SELECT_KEY)
+                    .bind(key)
+                    .fetch_all(&mut *tx)
+                    .await?;
                 for row in found {
                     rows.insert((row.key.clone(), row.environment.clone()), row);
                 }
@@ -465,13 +482,15 @@ impl ConfigRepository {
                 return Ok(None);
             };
             sqlx::query(PRUNE).bind(upto).execute(&mut *tx).await?;
-            sqlx::query(SET_COMPACTED).bind(upto).execute(&mut *tx).await?;
+            sqlx::query(SET_COMPACTED)
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
             tx.commit().await?;
             Ok(Some(upto))
         })
     }
 }
-
 
 fn check_expected(expected: Option<i64>, current: Option<&EntryRow>) -> Result<()> {
     let current = current.map_or(0, |entry| entry.revision);

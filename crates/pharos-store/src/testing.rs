@@ -25,7 +25,9 @@ pub struct TestDatabase {
 
 impl std::fmt::Debug for TestDatabase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestDatabase").field("url", &self.url).finish()
+        f.debug_struct("TestDatabase")
+            .field("url", &self.url)
+            .finish()
     }
 }
 
@@ -73,7 +75,10 @@ impl TestDatabase {
             crate::now_micros() % 1_000_000
         );
         let create = format!("CREATE DATABASE {name}");
-        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(create)).execute(&mut admin).await {
+        if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+            .execute(&mut admin)
+            .await
+        {
             panic!("cannot create the test database {name}: {error}");
         }
         let _ = admin.close().await;
@@ -131,11 +136,17 @@ impl Drop for TestDatabase {
         };
         // Drop runs outside any runtime guarantee, so use a private one.
         let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             runtime.block_on(async move {
                 let mut admin = PgConnection::connect(&admin_url).await.ok()?;
                 let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(drop)).execute(&mut admin).await.ok()?;
+                sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut admin)
+                    .await
+                    .ok()?;
                 Some(())
             })
         })

@@ -81,7 +81,12 @@ impl ServeArgs {
 #[derive(Debug, Args)]
 pub struct ConfigArgs {
     /// The server's gRPC address.
-    #[arg(long, env = "PHAROS_ENDPOINT", default_value = "http://127.0.0.1:50051", global = true)]
+    #[arg(
+        long,
+        env = "PHAROS_ENDPOINT",
+        default_value = "http://127.0.0.1:50051",
+        global = true
+    )]
     pub endpoint: String,
     /// Bearer token, when the server requires one.
     #[arg(long, env = "PHAROS_TOKEN", hide_env_values = true, global = true)]
@@ -181,7 +186,8 @@ pub enum ConfigCommand {
 /// Runs a `pharos config` command against a server.
 pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
     let user = std::env::var("USER").ok();
-    let client = ConfigClient::connect(&args.endpoint, args.token.as_deref(), user.as_deref()).await?;
+    let client =
+        ConfigClient::connect(&args.endpoint, args.token.as_deref(), user.as_deref()).await?;
     let json = args.json;
     match args.command {
         ConfigCommand::Get { key, environment } => {
@@ -257,7 +263,11 @@ pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
                 if json {
                     println!("{}", history_json(item));
                 } else {
-                    let kind = if item.kind == pb::ChangeKind::Delete as i32 { "delete" } else { "put" };
+                    let kind = if item.kind == pb::ChangeKind::Delete as i32 {
+                        "delete"
+                    } else {
+                        "put"
+                    };
                     println!(
                         "rev {:<6} {:<6} {} -> {}  by {} at {}",
                         item.revision,
@@ -294,7 +304,12 @@ pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
                         value["previous_value"] = serde_json::json!(event.previous_value);
                         println!("{value}");
                     } else if deleted {
-                        println!("DELETE {}{} (rev {})", entry.key, env_suffix(&entry.environment), entry.revision);
+                        println!(
+                            "DELETE {}{} (rev {})",
+                            entry.key,
+                            env_suffix(&entry.environment),
+                            entry.revision
+                        );
                     } else {
                         println!(
                             "PUT    {}{} = {} (rev {})",
@@ -306,7 +321,10 @@ pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
                     }
                 }
                 if response.snapshot_complete && !json {
-                    println!("-- watching for changes after revision {} --", response.revision);
+                    println!(
+                        "-- watching for changes after revision {} --",
+                        response.revision
+                    );
                 }
             }
         }
@@ -340,7 +358,10 @@ fn status_error(status: tonic::Status) -> anyhow::Error {
     let details = status.get_error_details();
     if let Some(bad_request) = details.bad_request() {
         for violation in &bad_request.field_violations {
-            message.push_str(&format!("\n  {}: {}", violation.field, violation.description));
+            message.push_str(&format!(
+                "\n  {}: {}",
+                violation.field, violation.description
+            ));
         }
     }
     anyhow::anyhow!(message)

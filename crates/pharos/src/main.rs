@@ -9,7 +9,10 @@ use tokio::net::TcpListener;
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(error) => {
             eprintln!("error: cannot start the async runtime: {error}");
@@ -69,7 +72,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Targets => {
             for target in pharos::Target::ALL {
-                let state = if target.is_built() { "" } else { "  (not built yet)" };
+                let state = if target.is_built() {
+                    ""
+                } else {
+                    "  (not built yet)"
+                };
                 println!("{}{state}", target.name());
             }
             Ok(())

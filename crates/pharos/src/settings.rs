@@ -55,19 +55,19 @@ pub struct Overrides {
 
 impl Settings {
     /// Loads the settings from every source, in order.
-    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Settings, Box<figment::Error>> {
+    pub fn load(
+        file: Option<&Path>,
+        overrides: &Overrides,
+    ) -> Result<Settings, Box<figment::Error>> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(file) = file {
             figment = figment.merge(Toml::file_exact(file));
         }
-        figment = figment.merge(
-            Env::prefixed("PHAROS_")
-                .filter_map(|key| {
-                    let key = key.as_str();
-                    key.contains("__")
-                        .then(|| key.to_ascii_lowercase().replace("__", ".").into())
-                }),
-        );
+        figment = figment.merge(Env::prefixed("PHAROS_").filter_map(|key| {
+            let key = key.as_str();
+            key.contains("__")
+                .then(|| key.to_ascii_lowercase().replace("__", ".").into())
+        }));
         if let Some(target) = &overrides.target {
             figment = figment.merge(Serialized::default("target", target));
         }
@@ -88,14 +88,24 @@ impl Settings {
         }
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
         if settings.database.url.is_empty() {
-            settings.database.url = format!("sqlite:{}", settings.data_dir.join("pharos.db").display());
+            settings.database.url =
+                format!("sqlite:{}", settings.data_dir.join("pharos.db").display());
         }
         Ok(settings)
     }
 
-    /// The settings as TOML, for `pharos settings`.
+    /// The settings as TOML, for `pharos settings`, with the database password and the secrets
+    /// of auth tokens masked.
     pub fn to_toml(&self) -> String {
-        toml::to_string_pretty(self).unwrap_or_else(|error| format!("# cannot render: {error}"))
+        let mut shown = self.clone();
+        shown.database.url = crate::serve::redact(&shown.database.url);
+        for token in &mut shown.server.auth.tokens {
+            *token = match token.split_once(':') {
+                Some((name, _)) => format!("{name}:***"),
+                None => "***".to_owned(),
+            };
+        }
+        toml::to_string_pretty(&shown).unwrap_or_else(|error| format!("# cannot render: {error}"))
     }
 }
 

@@ -53,7 +53,12 @@ impl Target {
                 return Err(TargetError::NotBuilt(target));
             }
             match target {
-                Target::All => services.extend(Target::ALL.iter().copied().filter(|t| *t != Target::All && t.is_built())),
+                Target::All => services.extend(
+                    Target::ALL
+                        .iter()
+                        .copied()
+                        .filter(|t| *t != Target::All && t.is_built()),
+                ),
                 other => services.push(other),
             }
         }
@@ -92,7 +97,9 @@ impl fmt::Display for Target {
 pub enum TargetError {
     #[error("unknown target {0:?}; targets are: {list}", list = Target::listing())]
     Unknown(String),
-    #[error("target `{0}` is not built yet in this version of Pharos; targets available now: all, config")]
+    #[error(
+        "target `{0}` is not built yet in this version of Pharos; targets available now: all, config"
+    )]
     NotBuilt(Target),
     #[error("no target given; targets are: {list}", list = Target::listing())]
     Empty,
@@ -117,7 +124,10 @@ mod tests {
     #[test]
     fn parses_and_resolves() {
         assert_eq!("CONFIG".parse::<Target>(), Ok(Target::Config));
-        assert!(matches!("nope".parse::<Target>(), Err(TargetError::Unknown(_))));
+        assert!(matches!(
+            "nope".parse::<Target>(),
+            Err(TargetError::Unknown(_))
+        ));
         assert_eq!(Target::resolve(&[Target::All]), Ok(vec![Target::Config]));
         assert_eq!(
             Target::resolve(&[Target::Config, Target::All]),

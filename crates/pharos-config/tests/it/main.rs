@@ -257,7 +257,11 @@ async fn typed_values_are_validated(database: &TestDatabase) {
         let status = client.set(request).await.expect_err("refused");
         assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
         let details = status.get_error_details();
-        let violations = details.bad_request().expect("BadRequest detail").field_violations.clone();
+        let violations = details
+            .bad_request()
+            .expect("BadRequest detail")
+            .field_violations
+            .clone();
         assert_eq!(violations[0].field, field, "{violations:?}");
     }
     // An existing INT key checks new values against its type.
@@ -338,11 +342,7 @@ async fn compare_and_set_conflicts(database: &TestDatabase) {
         .expect("delete");
 
     // Concurrent CAS writers: exactly one wins each round.
-    let current = client
-        .set(set("race", "0"))
-        .await
-        .expect("seed")
-        .revision;
+    let current = client.set(set("race", "0")).await.expect("seed").revision;
     let attempts = (0..8).map(|index| {
         let client = client.clone();
         async move {
@@ -356,10 +356,12 @@ async fn compare_and_set_conflicts(database: &TestDatabase) {
     });
     let results = futures::future::join_all(attempts).await;
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(results
-        .iter()
-        .filter_map(|r| r.as_ref().err())
-        .all(|status| status.code() == Code::FailedPrecondition));
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|status| status.code() == Code::FailedPrecondition)
+    );
     server.stop().await;
 }
 
@@ -374,7 +376,10 @@ async fn environments_override_the_base(database: &TestDatabase) {
         .await
         .expect("base");
     // Cache the key for "prod" before the override exists.
-    assert_eq!(client.get(get("limit", "prod")).await.expect("get").value, "10");
+    assert_eq!(
+        client.get(get("limit", "prod")).await.expect("get").value,
+        "10"
+    );
     let over = client
         .set(pb::SetRequest {
             environment: "prod".into(),
@@ -382,9 +387,19 @@ async fn environments_override_the_base(database: &TestDatabase) {
         })
         .await
         .expect("override");
-    assert_eq!(over.r#type, pb::ValueType::Int as i32, "override inherits the type");
-    assert_eq!(client.get(get("limit", "prod")).await.expect("get").value, "50");
-    assert_eq!(client.get(get("limit", "dev")).await.expect("get").value, "10");
+    assert_eq!(
+        over.r#type,
+        pb::ValueType::Int as i32,
+        "override inherits the type"
+    );
+    assert_eq!(
+        client.get(get("limit", "prod")).await.expect("get").value,
+        "50"
+    );
+    assert_eq!(
+        client.get(get("limit", "dev")).await.expect("get").value,
+        "10"
+    );
     assert_eq!(client.get(get("limit", "")).await.expect("get").value, "10");
     let status = client
         .set(pb::SetRequest {
@@ -402,7 +417,10 @@ async fn environments_override_the_base(database: &TestDatabase) {
         })
         .await
         .expect("delete override");
-    assert_eq!(client.get(get("limit", "prod")).await.expect("get").value, "10");
+    assert_eq!(
+        client.get(get("limit", "prod")).await.expect("get").value,
+        "10"
+    );
     let resolved = client
         .list(pb::ListRequest {
             environment: "prod".into(),
@@ -411,7 +429,10 @@ async fn environments_override_the_base(database: &TestDatabase) {
         .await
         .expect("list");
     assert_eq!(resolved.entries.len(), 1);
-    let missing = client.get(get("nothing", "prod")).await.expect_err("missing");
+    let missing = client
+        .get(get("nothing", "prod"))
+        .await
+        .expect_err("missing");
     assert_eq!(missing.code(), Code::NotFound);
     server.stop().await;
 }
@@ -431,7 +452,11 @@ async fn watch_sends_snapshot_then_changes(database: &TestDatabase) {
         .await
         .expect("watch");
     let (snapshot, revision) = initial(&mut stream).await;
-    let keys: Vec<String> = snapshot.iter().filter_map(|e| e.entry.clone()).map(|e| e.key).collect();
+    let keys: Vec<String> = snapshot
+        .iter()
+        .filter_map(|e| e.entry.clone())
+        .map(|e| e.key)
+        .collect();
     assert_eq!(keys, ["app.one", "app.two"]);
     assert_eq!(revision, 3);
 
@@ -449,7 +474,12 @@ async fn watch_sends_snapshot_then_changes(database: &TestDatabase) {
         summary(&changes),
         [
             (pb::ChangeKind::Put as i32, "app.one".into(), "1b".into(), 5),
-            (pb::ChangeKind::Delete as i32, "app.two".into(), "2".into(), 6),
+            (
+                pb::ChangeKind::Delete as i32,
+                "app.two".into(),
+                "2".into(),
+                6
+            ),
         ]
     );
     assert_eq!(changes[0].previous_value.as_deref(), Some("1"));
@@ -460,7 +490,10 @@ async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {
     let server = TestServer::start(database.store().await).await;
     let client = server.client().await;
     for index in 1..=5 {
-        client.set(set("r.key", &index.to_string())).await.expect("set");
+        client
+            .set(set("r.key", &index.to_string()))
+            .await
+            .expect("set");
     }
     let mut stream = client
         .watch(pb::WatchRequest {
@@ -471,7 +504,11 @@ async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {
         .await
         .expect("watch");
     let (caught_up, revision) = initial(&mut stream).await;
-    let revisions: Vec<i64> = caught_up.iter().filter_map(|e| e.entry.as_ref()).map(|e| e.revision).collect();
+    let revisions: Vec<i64> = caught_up
+        .iter()
+        .filter_map(|e| e.entry.as_ref())
+        .map(|e| e.revision)
+        .collect();
     assert_eq!(revisions, [3, 4, 5]);
     assert_eq!(revision, 5);
     client.set(set("r.key", "6")).await.expect("set");
@@ -481,7 +518,10 @@ async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {
 
     // Disconnected at 6: three more changes, then resume from 6.
     for index in 7..=9 {
-        client.set(set("r.key", &index.to_string())).await.expect("set");
+        client
+            .set(set("r.key", &index.to_string()))
+            .await
+            .expect("set");
     }
     let mut resumed = client
         .watch(pb::WatchRequest {
@@ -516,7 +556,10 @@ async fn watch_refuses_compacted_revisions(database: &TestDatabase) {
     let server = TestServer::start(store.clone()).await;
     let client = server.client().await;
     for index in 1..=3 {
-        client.set(set("old", &index.to_string())).await.expect("set");
+        client
+            .set(set("old", &index.to_string()))
+            .await
+            .expect("set");
     }
     store
         .config()
@@ -535,7 +578,10 @@ async fn watch_refuses_compacted_revisions(database: &TestDatabase) {
     };
     assert_eq!(status.code(), Code::OutOfRange);
     assert_eq!(
-        status.get_error_details().error_info().map(|i| i.reason.clone()),
+        status
+            .get_error_details()
+            .error_info()
+            .map(|i| i.reason.clone()),
         Some("REVISION_COMPACTED".to_string())
     );
     // Resuming from the compacted revision itself is fine: nothing was lost.
@@ -596,17 +642,34 @@ async fn slow_watcher_gets_coalesced_events(database: &TestDatabase) {
         coalesced.extend(response.events);
         last = response.revision;
     }
-    assert!(coalesced.len() < 200, "events were coalesced: {}", coalesced.len());
+    assert!(
+        coalesced.len() < 200,
+        "events were coalesced: {}",
+        coalesced.len()
+    );
     let tail = summary(&coalesced[coalesced.len() - 2..]);
     assert_eq!(
         tail,
         [
-            (pb::ChangeKind::Put as i32, "hot.a".into(), "198".into(), start + 199),
-            (pb::ChangeKind::Put as i32, "hot.b".into(), "199".into(), start + 200),
+            (
+                pb::ChangeKind::Put as i32,
+                "hot.a".into(),
+                "198".into(),
+                start + 199
+            ),
+            (
+                pb::ChangeKind::Put as i32,
+                "hot.b".into(),
+                "199".into(),
+                start + 200
+            ),
         ]
     );
     let revisions: Vec<i64> = summary(&coalesced).into_iter().map(|s| s.3).collect();
-    assert!(revisions.windows(2).all(|pair| pair[0] < pair[1]), "in revision order");
+    assert!(
+        revisions.windows(2).all(|pair| pair[0] < pair[1]),
+        "in revision order"
+    );
     server.stop().await;
 }
 
@@ -634,12 +697,8 @@ async fn auth_guards_everything_but_health(database: &TestDatabase) {
         },
         ..Default::default()
     };
-    let server = TestServer::start_with(
-        database.store().await,
-        Default::default(),
-        server_settings,
-    )
-    .await;
+    let server =
+        TestServer::start_with(database.store().await, Default::default(), server_settings).await;
     let anonymous = server.client().await;
     let status = anonymous.get(get("k", "")).await.expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);

@@ -55,7 +55,10 @@ async fn replica_catches_up_after_losing_its_connection() {
     };
     let on_a = a.client().await;
     let on_b = b.client().await;
-    let mut watch_b = on_b.watch(pb::WatchRequest::default()).await.expect("watch");
+    let mut watch_b = on_b
+        .watch(pb::WatchRequest::default())
+        .await
+        .expect("watch");
     initial(&mut watch_b).await;
 
     // Cut B's LISTEN connection (and A's: they look alike) from the server side.
@@ -63,7 +66,9 @@ async fn replica_catches_up_after_losing_its_connection() {
     assert!(terminated >= 1, "a listener connection existed");
 
     for index in 1..=3 {
-        on_a.set(set("after.cut", &index.to_string())).await.expect("set");
+        on_a.set(set("after.cut", &index.to_string()))
+            .await
+            .expect("set");
     }
     let seen = events(&mut watch_b, 3).await;
     let values: Vec<String> = summary(&seen).into_iter().map(|s| s.2).collect();

@@ -23,7 +23,11 @@ impl TestServer {
         Self::start_with(store, ConfigSettings::default(), ServerSettings::default()).await
     }
 
-    pub async fn start_with(store: Store, settings: ConfigSettings, server: ServerSettings) -> TestServer {
+    pub async fn start_with(
+        store: Store,
+        settings: ConfigSettings,
+        server: ServerSettings,
+    ) -> TestServer {
         let shutdown = Shutdown::new();
         let service = ConfigService::start(store, settings, shutdown.clone())
             .await

@@ -59,9 +59,18 @@ fn put(key: &str, environment: &str, value: &str) -> PutEntry {
 
 async fn put_assigns_increasing_revisions(database: &TestDatabase) {
     let repository = database.store().await.config();
-    let first = repository.put(put("a", "", "1"), accept_all).await.expect("put");
-    let second = repository.put(put("b", "", "2"), accept_all).await.expect("put");
-    let third = repository.put(put("a", "", "3"), accept_all).await.expect("put");
+    let first = repository
+        .put(put("a", "", "1"), accept_all)
+        .await
+        .expect("put");
+    let second = repository
+        .put(put("b", "", "2"), accept_all)
+        .await
+        .expect("put");
+    let third = repository
+        .put(put("a", "", "3"), accept_all)
+        .await
+        .expect("put");
     assert_eq!((first.revision, second.revision, third.revision), (1, 2, 3));
     assert_eq!(third.previous_value.as_deref(), Some("1"));
     assert_eq!(third.kind, KIND_PUT);
@@ -74,11 +83,23 @@ async fn put_assigns_increasing_revisions(database: &TestDatabase) {
 async fn compare_and_set(database: &TestDatabase) {
     let repository = database.store().await.config();
     let created = repository
-        .put(PutEntry { expected_revision: Some(0), ..put("k", "", "v1") }, accept_all)
+        .put(
+            PutEntry {
+                expected_revision: Some(0),
+                ..put("k", "", "v1")
+            },
+            accept_all,
+        )
         .await
         .expect("create");
     let again = repository
-        .put(PutEntry { expected_revision: Some(0), ..put("k", "", "v2") }, accept_all)
+        .put(
+            PutEntry {
+                expected_revision: Some(0),
+                ..put("k", "", "v2")
+            },
+            accept_all,
+        )
         .await;
     assert!(matches!(
         again,
@@ -86,24 +107,36 @@ async fn compare_and_set(database: &TestDatabase) {
     ));
     let updated = repository
         .put(
-            PutEntry { expected_revision: Some(created.revision), ..put("k", "", "v2") },
+            PutEntry {
+                expected_revision: Some(created.revision),
+                ..put("k", "", "v2")
+            },
             accept_all,
         )
         .await
         .expect("cas");
     assert_eq!(updated.revision, created.revision + 1);
     // A refused write consumes no revision.
-    assert_eq!(repository.revisions().await.expect("revisions").current, updated.revision);
+    assert_eq!(
+        repository.revisions().await.expect("revisions").current,
+        updated.revision
+    );
     let refused = repository
         .put(put("k", "", "x"), |_, _| Err("no".to_string()))
         .await;
     assert!(matches!(refused, Err(StoreError::InvalidValue(_))));
-    assert_eq!(repository.revisions().await.expect("revisions").current, updated.revision);
+    assert_eq!(
+        repository.revisions().await.expect("revisions").current,
+        updated.revision
+    );
 }
 
 async fn delete_records_the_removed_value(database: &TestDatabase) {
     let repository = database.store().await.config();
-    let created = repository.put(put("gone", "", "bye"), accept_all).await.expect("put");
+    let created = repository
+        .put(put("gone", "", "bye"), accept_all)
+        .await
+        .expect("put");
     let stale = repository
         .delete(DeleteEntry {
             key: "gone".into(),
@@ -147,7 +180,10 @@ async fn overrides_inherit_type_from_base(database: &TestDatabase) {
         )
         .await
         .expect("base");
-    let over = repository.put(put("pool", "prod", "20"), accept_all).await.expect("override");
+    let over = repository
+        .put(put("pool", "prod", "20"), accept_all)
+        .await
+        .expect("override");
     assert_eq!((over.value_type, over.category.as_str()), (2, "db"));
     let rows = repository.key_rows("pool").await.expect("rows");
     let environments: Vec<&str> = rows.iter().map(|r| r.environment.as_str()).collect();
@@ -162,9 +198,18 @@ async fn list_pages_and_resolves_environments(database: &TestDatabase) {
             .await
             .expect("put");
     }
-    repository.put(put("app.k2", "prod", "over"), accept_all).await.expect("put");
-    repository.put(put("other", "", "x"), accept_all).await.expect("put");
-    repository.put(put("app_", "", "not in prefix"), accept_all).await.expect("put");
+    repository
+        .put(put("app.k2", "prod", "over"), accept_all)
+        .await
+        .expect("put");
+    repository
+        .put(put("other", "", "x"), accept_all)
+        .await
+        .expect("put");
+    repository
+        .put(put("app_", "", "not in prefix"), accept_all)
+        .await
+        .expect("put");
 
     let mut keys = Vec::new();
     let mut after = String::new();
@@ -215,33 +260,51 @@ async fn list_pages_and_resolves_environments(database: &TestDatabase) {
 async fn history_is_newest_first(database: &TestDatabase) {
     let repository = database.store().await.config();
     for value in ["a", "b", "c"] {
-        repository.put(put("h", "", value), accept_all).await.expect("put");
+        repository
+            .put(put("h", "", value), accept_all)
+            .await
+            .expect("put");
     }
-    repository.put(put("h", "prod", "p"), accept_all).await.expect("put");
+    repository
+        .put(put("h", "prod", "p"), accept_all)
+        .await
+        .expect("put");
     let history = repository.history("h", "", 10).await.expect("history");
     let values: Vec<(&str, Option<&str>)> = history
         .iter()
         .map(|c| (c.value.as_str(), c.previous_value.as_deref()))
         .collect();
     assert_eq!(values, [("c", Some("b")), ("b", Some("a")), ("a", None)]);
-    assert_eq!(repository.history("h", "", 1).await.expect("history").len(), 1);
+    assert_eq!(
+        repository.history("h", "", 1).await.expect("history").len(),
+        1
+    );
 }
 
 async fn changes_after_and_snapshot_agree(database: &TestDatabase) {
     let repository = database.store().await.config();
     for index in 0..10 {
         repository
-            .put(put(&format!("s.{}", index % 3), "", &index.to_string()), accept_all)
+            .put(
+                put(&format!("s.{}", index % 3), "", &index.to_string()),
+                accept_all,
+            )
             .await
             .expect("put");
     }
     let changes = repository.changes_after(4, 100).await.expect("changes");
     let revisions: Vec<i64> = changes.iter().map(|c| c.revision).collect();
     assert_eq!(revisions, (5..=10).collect::<Vec<_>>());
-    let (revision, rows) = repository.snapshot(&[], &["s.".into()]).await.expect("snapshot");
+    let (revision, rows) = repository
+        .snapshot(&[], &["s.".into()])
+        .await
+        .expect("snapshot");
     assert_eq!(revision, 10);
     assert_eq!(rows.len(), 3);
-    let (_, exact) = repository.snapshot(&["s.1".into()], &[]).await.expect("snapshot");
+    let (_, exact) = repository
+        .snapshot(&["s.1".into()], &[])
+        .await
+        .expect("snapshot");
     assert_eq!(exact.len(), 1);
     assert_eq!(exact[0].value, "7");
 }
@@ -249,7 +312,10 @@ async fn changes_after_and_snapshot_agree(database: &TestDatabase) {
 async fn compaction_prunes_old_changes(database: &TestDatabase) {
     let repository = database.store().await.config();
     for value in ["1", "2", "3"] {
-        repository.put(put("c", "", value), accept_all).await.expect("put");
+        repository
+            .put(put("c", "", value), accept_all)
+            .await
+            .expect("put");
     }
     let upto = repository
         .compact(pharos_store::now_micros() + 1)
@@ -258,7 +324,13 @@ async fn compaction_prunes_old_changes(database: &TestDatabase) {
     assert_eq!(upto, Some(3));
     let revisions = repository.revisions().await.expect("revisions");
     assert_eq!((revisions.current, revisions.compacted), (3, 3));
-    assert!(repository.changes_after(0, 10).await.expect("changes").is_empty());
+    assert!(
+        repository
+            .changes_after(0, 10)
+            .await
+            .expect("changes")
+            .is_empty()
+    );
     assert_eq!(repository.compact(0).await.expect("compact"), None);
     // Values survive compaction; only the log is pruned.
     assert_eq!(repository.key_rows("c").await.expect("rows")[0].value, "3");

@@ -1,0 +1,68 @@
+//! `pharos-bench`: the benchmark harness behind `cargo xtask bench <area>`. Each area runs Pharos
+//! and the real system it is compared with (etcd for config) through the same measuring code in
+//! the same run, and prints numbers and ratios; nothing here asserts a speed.
+
+mod config;
+mod process;
+mod stats;
+mod systems;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "pharos-bench",
+    about = "Pharos benchmarks beside their reference systems"
+)]
+struct Cli {
+    #[command(subcommand)]
+    area: Area,
+}
+
+#[derive(Subcommand)]
+enum Area {
+    /// The config service beside etcd: Get, Set, cross-replica propagation, watcher fan-out,
+    /// start-up time and idle memory.
+    Config(config::Args),
+}
+
+#[derive(clap::Args, Clone)]
+pub struct Common {
+    /// The release `pharos` binary to measure.
+    #[arg(long)]
+    pharos_bin: PathBuf,
+    /// A PostgreSQL server URL; the harness creates and drops its own database there.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    database_url: String,
+    /// Fewer operations: checks the harness end to end in a minute.
+    #[arg(long)]
+    quick: bool,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("pharos-bench: cannot start the tokio runtime: {error}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.area {
+            Area::Config(args) => config::run(args).await,
+        }
+    });
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("pharos-bench: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

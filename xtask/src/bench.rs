@@ -1,0 +1,33 @@
+//! `cargo xtask bench <area>`: builds the release binaries once and runs the `pharos-bench`
+//! harness for an area, with the reference system (etcd, PostgreSQL COPY, FAISS, Alertmanager)
+//! measured beside Pharos in the same run.
+
+use anyhow::bail;
+use xshell::{Shell, cmd};
+
+pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
+    match area {
+        "config" => {}
+        "ingest" | "query" | "search" | "alert" => bail!(
+            "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: config"
+        ),
+        other => bail!("unknown bench area `{other}`; built areas: config"),
+    }
+    let etcd = crate::tools::etcd(sh)?;
+    let database_url = crate::pg::ensure_for_tests(sh)?;
+    cmd!(
+        sh,
+        "cargo build --release --locked --package pharos --package pharos-bench"
+    )
+    .run()?;
+    let release = crate::target_dir().join("release");
+    let harness = release.join("pharos-bench");
+    let pharos = release.join("pharos");
+    let quick = quick.then_some("--quick");
+    cmd!(
+        sh,
+        "{harness} {area} --pharos-bin {pharos} --etcd-bin {etcd} --database-url {database_url} {quick...}"
+    )
+    .run()?;
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `cargo xtask ci`: the whole check CI runs (and what README tells contributors to run), in the
+//! order that fails fastest: no-build checks first, then one shared build for clippy and tests,
+//! then the Python clients against the built binary.
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::step;
+
+pub fn run(sh: &Shell) -> anyhow::Result<()> {
+    step("toolchain components", || ensure_components(sh))?;
+    let database_url = step("PostgreSQL", || crate::pg::ensure_for_tests(sh))?;
+    sh.set_var("PHAROS_TEST_DATABASE_URL", &database_url);
+    step("cargo fmt --check", || {
+        Ok(cmd!(sh, "cargo fmt --all -- --check").run()?)
+    })?;
+    step("tidy", || crate::tidy::run(&crate::project_root()))?;
+    step("buf lint", || {
+        let buf = crate::tools::buf(sh)?;
+        Ok(cmd!(sh, "{buf} lint").run()?)
+    })?;
+    step("cargo clippy -D warnings", || {
+        Ok(cmd!(
+            sh,
+            "cargo clippy --workspace --all-targets --locked -- -D warnings"
+        )
+        .run()?)
+    })?;
+    step("cargo test", || {
+        Ok(cmd!(sh, "cargo test --workspace --locked").run()?)
+    })?;
+    step("python clients", || python_tests(sh))?;
+    eprintln!("\nci: all steps passed");
+    Ok(())
+}
+
+/// Runs `tests/python` (Python grpcio clients) against the debug `pharos` binary.
+pub fn python_tests(sh: &Shell) -> anyhow::Result<()> {
+    cmd!(sh, "cargo build --package pharos --locked").run()?;
+    let binary = crate::target_dir().join("debug").join("pharos");
+    if !binary.exists() {
+        bail!("{} is missing after the build", binary.display());
+    }
+    let python = crate::tools::python_venv(sh)?;
+    cmd!(sh, "{python} -m pytest -q tests/python")
+        .env("PHAROS_BIN", &binary)
+        .run()
+        .context("python client tests failed")?;
+    Ok(())
+}
+
+/// rustfmt and clippy come with rustup's default profile; add them when a minimal toolchain
+/// lacks them.
+fn ensure_components(sh: &Shell) -> anyhow::Result<()> {
+    for (probe, component) in [("fmt", "rustfmt"), ("clippy", "clippy")] {
+        let present = cmd!(sh, "cargo {probe} --version")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run()
+            .is_ok();
+        if !present {
+            cmd!(sh, "rustup component add {component}")
+                .run()
+                .with_context(|| {
+                    format!("cargo {probe} is missing and rustup could not add {component}")
+                })?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,102 @@
+//! Third-party tools the tasks need, installed on first use under `~/.cache/pharos/tools` so that
+//! a fresh machine needs nothing beyond cargo, node/npm, python3 and Debian's apt.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+/// The buf CLI version from npm (`@bufbuild/buf`); it lints offline.
+const BUF_VERSION: &str = "1.75.0";
+
+fn tools_dir() -> PathBuf {
+    crate::cache_dir().join("tools")
+}
+
+/// Path to a `buf` binary, installed from npm into the tools dir when missing.
+pub fn buf(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let prefix = tools_dir().join("node");
+    let bin = prefix.join("node_modules").join(".bin").join("buf");
+    let installed = bin.exists()
+        && cmd!(sh, "{bin} --version")
+            .quiet()
+            .ignore_stderr()
+            .read()
+            .is_ok_and(|version| version.trim() == BUF_VERSION);
+    if !installed {
+        eprintln!(
+            "installing @bufbuild/buf@{BUF_VERSION} into {}",
+            prefix.display()
+        );
+        std::fs::create_dir_all(&prefix)?;
+        let package = format!("@bufbuild/buf@{BUF_VERSION}");
+        cmd!(sh, "npm install --no-audit --no-fund --loglevel=error --prefix {prefix} {package}")
+            .run()
+            .context("npm install @bufbuild/buf failed: is node/npm installed and the npm registry reachable?")?;
+    }
+    Ok(bin)
+}
+
+/// The Python interpreter of a virtualenv holding `tests/python/requirements.txt`, created or
+/// refreshed when the requirements change.
+pub fn python_venv(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let venv = tools_dir().join("venv");
+    let python = venv.join("bin").join("python");
+    let requirements = crate::project_root().join("tests/python/requirements.txt");
+    let wanted = std::fs::read_to_string(&requirements)
+        .with_context(|| format!("reading {}", requirements.display()))?;
+    let stamp = venv.join("pharos-requirements.txt");
+    if std::fs::read_to_string(&stamp).ok().as_deref() == Some(wanted.as_str()) && python.exists() {
+        return Ok(python);
+    }
+    if !python.exists() {
+        eprintln!("creating a Python virtualenv in {}", venv.display());
+        std::fs::create_dir_all(tools_dir())?;
+        cmd!(sh, "python3 -m venv {venv}")
+            .run()
+            .context("python3 -m venv failed: install python3 with the venv module")?;
+    }
+    cmd!(
+        sh,
+        "{python} -m pip install --quiet --disable-pip-version-check -r {requirements}"
+    )
+    .run()
+    .context("pip install failed: is PyPI reachable?")?;
+    std::fs::write(&stamp, wanted)?;
+    Ok(python)
+}
+
+/// Path to an `etcd` server binary, installed from Debian's `etcd-server` package when missing.
+pub fn etcd(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let candidates = ["/usr/bin/etcd", "/usr/local/bin/etcd"];
+    if let Some(found) = candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+    {
+        return Ok(found);
+    }
+    let root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .is_ok_and(|uid| uid.trim() == "0");
+    if !root {
+        bail!("etcd is not installed: run `sudo apt-get install etcd-server`, then try again");
+    }
+    eprintln!("installing Debian's etcd-server (the reference the config benchmark runs beside)");
+    cmd!(sh, "apt-get install -y -q etcd-server")
+        .env("DEBIAN_FRONTEND", "noninteractive")
+        .run()
+        .or_else(|_| {
+            cmd!(sh, "apt-get update -q").run()?;
+            cmd!(sh, "apt-get install -y -q etcd-server")
+                .env("DEBIAN_FRONTEND", "noninteractive")
+                .run()
+        })
+        .context("apt-get install etcd-server failed")?;
+    candidates
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists())
+        .context("etcd-server installed but no etcd binary found")
+}
