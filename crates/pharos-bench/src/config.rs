@@ -26,6 +26,9 @@ pub struct Args {
     /// The etcd server binary (Debian package etcd-server).
     #[arg(long)]
     etcd_bin: PathBuf,
+    /// Changes sent to each fan-out group (default 30, 20 with --quick); raise it to profile.
+    #[arg(long)]
+    fan_out_rounds: Option<usize>,
 }
 
 /// How much work each measurement does.
@@ -52,7 +55,7 @@ impl Scale {
                 throughput_tasks: 32,
                 propagation_rounds: 200,
                 fan_out: vec![1_000],
-                fan_out_rounds: 5,
+                fan_out_rounds: 20,
                 startups: 2,
             }
         } else {
@@ -87,10 +90,15 @@ struct FanOut {
     watchers: usize,
     last: Latencies,
     memory: u64,
+    /// Server CPU time per change delivered to every watcher.
+    cpu_per_change: Duration,
 }
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
-    let scale = Scale::new(args.common.quick);
+    let mut scale = Scale::new(args.common.quick);
+    if let Some(rounds) = args.fan_out_rounds {
+        scale.fan_out_rounds = rounds.max(1);
+    }
     let work = tempfile::tempdir()?;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     eprintln!(
@@ -248,6 +256,12 @@ async fn measure_all(
             &format!("server memory for {n} watchers"),
             Value::Bytes(ours.memory),
             Value::Bytes(theirs.memory),
+            "",
+        );
+        table.row(
+            &format!("server CPU per change sent to {n} watchers"),
+            time(ours.cpu_per_change),
+            time(theirs.cpu_per_change),
             "",
         );
     }
@@ -433,6 +447,7 @@ async fn fan_out_to<S: KvSystem>(
     let memory = reader.rss_bytes()?.saturating_sub(memory_before);
 
     let mut last = Latencies::new();
+    let cpu_before = reader.cpu_time()?;
     for round in 0..rounds {
         let value = format!("round-{round}");
         writer.put(watched.clone(), value.clone()).await?;
@@ -441,6 +456,7 @@ async fn fan_out_to<S: KvSystem>(
         let latest = arrived.iter().max().copied().unwrap_or(acked);
         last.record(latest.saturating_duration_since(acked));
     }
+    let cpu_per_change = reader.cpu_time()?.saturating_sub(cpu_before) / rounds.max(1) as u32;
     for handle in handles {
         handle.abort();
     }
@@ -448,6 +464,7 @@ async fn fan_out_to<S: KvSystem>(
         watchers,
         last,
         memory,
+        cpu_per_change,
     })
 }
 
@@ -597,14 +614,14 @@ async fn startup_etcd(binary: &Path, work: &Path, runs: usize) -> anyhow::Result
     Ok((times[times.len() / 2], rss))
 }
 
-/// A database of its own on the given server, dropped at the end.
+/// A database of its own on the given server (named after this process, so runs side by side
+/// never share one), dropped at the end.
 struct BenchDatabase {
+    name: String,
     admin_url: String,
     url: String,
     server_version: String,
 }
-
-const BENCH_DATABASE: &str = "pharos_bench";
 
 impl BenchDatabase {
     async fn create(admin_url: &str) -> anyhow::Result<Self> {
@@ -613,10 +630,14 @@ impl BenchDatabase {
             .with_context(|| {
                 format!("cannot reach PostgreSQL at {admin_url}: start it or pass --database-url")
             })?;
-        sqlx::query("DROP DATABASE IF EXISTS pharos_bench WITH (FORCE)")
-            .execute(&mut admin)
-            .await?;
-        sqlx::query("CREATE DATABASE pharos_bench")
+        // The name is ours (a fixed prefix and a number), never input, so formatting it is safe.
+        let name = format!("pharos_bench_{}", std::process::id());
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+        )))
+        .execute(&mut admin)
+        .await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut admin)
             .await?;
         let server_version: String = sqlx::query_scalar("SHOW server_version")
@@ -626,11 +647,12 @@ impl BenchDatabase {
             .split_once('?')
             .map_or((admin_url, ""), |(base, query)| (base, query));
         let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-        let mut url = format!("{root}/{BENCH_DATABASE}");
+        let mut url = format!("{root}/{name}");
         if !query.is_empty() {
             url = format!("{url}?{query}");
         }
         Ok(Self {
+            name,
             admin_url: admin_url.to_owned(),
             url,
             server_version,
@@ -639,7 +661,8 @@ impl BenchDatabase {
 
     async fn drop_it(&self) {
         if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let _ = sqlx::query("DROP DATABASE IF EXISTS pharos_bench WITH (FORCE)")
+            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
                 .execute(&mut admin)
                 .await;
         }

@@ -79,6 +79,26 @@ impl Server {
         Ok(kib * 1024)
     }
 
+    /// CPU time (user + system) the process has used so far, from /proc (10 ms resolution).
+    pub fn cpu_time(&self) -> anyhow::Result<Duration> {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.pid()?))?;
+        // Fields after the command name, which is in parentheses and may hold spaces.
+        let rest = stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest)
+            .context("malformed /proc/<pid>/stat")?;
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |index: usize| -> anyhow::Result<u64> {
+            Ok(fields
+                .get(index)
+                .context("short /proc/<pid>/stat")?
+                .parse()?)
+        };
+        // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+        let total = ticks(11)? + ticks(12)?;
+        Ok(Duration::from_millis(total * 10))
+    }
+
     /// Fails with the tail of the log when the process has already exited.
     pub fn check_alive(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {

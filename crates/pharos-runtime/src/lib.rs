@@ -5,6 +5,7 @@
 //! [`server::GrpcServer`] and their health checks into [`health::HealthRegistry`].
 
 pub mod auth;
+pub mod coalesce;
 pub mod error;
 pub mod health;
 pub mod http;

@@ -6,6 +6,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
+use futures::StreamExt as _;
 use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::server::NamedService;
@@ -17,6 +18,7 @@ use tonic_health::server::HealthReporter;
 use tower::Service;
 
 use crate::auth::{AuthError, AuthLayer, TokenSet};
+use crate::coalesce::CoalescingIo;
 use crate::limits::LimitLayer;
 use crate::observe::ObserveLayer;
 use crate::settings::{ServerSettings, TlsSettings};
@@ -146,7 +148,10 @@ impl GrpcServer {
         }
 
         let local_addr = listener.local_addr().ok();
-        let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+        // Each connection coalesces the frames its streams write at once (see `coalesce`).
+        let incoming = TcpIncoming::from(listener)
+            .with_nodelay(Some(true))
+            .map(|connection| connection.map(CoalescingIo::new));
         tracing::info!(addr = ?local_addr, services = ?self.service_names, "grpc server listening");
 
         let health = self.health.clone();
