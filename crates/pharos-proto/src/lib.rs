@@ -2,6 +2,8 @@
 //! `proto/` (see `build.rs`), plus the encoded descriptor set that server
 //! reflection serves so that tools like grpcurl can discover them.
 
+pub mod codec;
+
 /// `pharos.config.v1`: the configuration service.
 pub mod config {
     pub mod v1 {
