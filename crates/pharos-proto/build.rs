@@ -9,7 +9,10 @@ use prost::Message;
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_root = manifest_dir.join("../../proto");
-    let files = ["pharos/config/v1/config.proto"];
+    let files = [
+        "pharos/config/v1/config.proto",
+        "pharos/ingest/v1/ingest.proto",
+    ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());
     }

@@ -32,7 +32,6 @@ pub type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse>> + Se
 
 /// The configuration service of one replica.
 pub struct ConfigService {
-    store: Store,
     repository: ConfigRepository,
     cache: Arc<ConfigCache>,
     hub: Arc<Hub>,
@@ -68,7 +67,6 @@ impl ConfigService {
             shutdown.clone(),
         );
         let service = Arc::new(Self {
-            store,
             repository,
             cache,
             hub,
@@ -405,37 +403,9 @@ impl ConfigService {
     /// The health checks of this service: database, cache, change stream.
     pub fn health_checks(self: &Arc<Self>) -> Vec<Arc<dyn HealthCheck>> {
         vec![
-            Arc::new(DatabaseCheck(self.clone())),
             Arc::new(CacheCheck(self.clone())),
             Arc::new(ChangeStreamCheck(self.clone())),
         ]
-    }
-}
-
-struct DatabaseCheck(Arc<ConfigService>);
-
-impl HealthCheck for DatabaseCheck {
-    fn name(&self) -> &str {
-        "database"
-    }
-
-    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
-        Box::pin(async {
-            let backend = self.0.store.backend().name();
-            let (open, idle) = self.0.store.pool_stats();
-            match self.0.store.ping().await {
-                Ok(elapsed) => ComponentHealth::ok(serde_json::json!({
-                    "backend": backend,
-                    "round_trip_ms": elapsed.as_secs_f64() * 1000.0,
-                    "connections": open,
-                    "idle": idle,
-                })),
-                Err(error) => ComponentHealth::down(serde_json::json!({
-                    "backend": backend,
-                    "error": error.to_string(),
-                })),
-            }
-        })
     }
 }
 

@@ -11,5 +11,12 @@ pub mod config {
     }
 }
 
+/// `pharos.ingest.v1`: the ingest service.
+pub mod ingest {
+    pub mod v1 {
+        tonic::include_proto!("pharos.ingest.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every Pharos proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("pharos_descriptor");

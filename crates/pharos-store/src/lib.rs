@@ -6,6 +6,7 @@
 mod backend;
 pub mod config;
 mod error;
+pub mod metrics;
 mod settings;
 
 pub use backend::{Backend, Notification, Notifications, Store};

@@ -95,6 +95,16 @@ impl TestDatabase {
         &self.url
     }
 
+    /// The URL of the server's maintenance database (PostgreSQL; empty on SQLite).
+    pub fn admin_url(&self) -> &str {
+        self.admin_url.as_deref().unwrap_or_default()
+    }
+
+    /// The name of this test's database (PostgreSQL; empty on SQLite).
+    pub fn name(&self) -> &str {
+        self.name.as_deref().unwrap_or_default()
+    }
+
     /// Store settings pointing at this database.
     pub fn settings(&self) -> StoreSettings {
         StoreSettings {
@@ -155,6 +165,35 @@ impl Drop for TestDatabase {
             eprintln!("could not drop a test database; it is named pharos_test_*");
         }
     }
+}
+
+/// Declares each listed test once per backend, as `sqlite::<name>` and `postgres::<name>`: the
+/// test is an `async fn <name>(database: &TestDatabase)` beside the macro call. The PostgreSQL one
+/// is skipped (with the reason printed) when no server is reachable, except under `CI=true`.
+#[macro_export]
+macro_rules! backend_tests {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let database = $crate::testing::TestDatabase::sqlite();
+                    super::$name(&database).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    let Some(database) = $crate::testing::TestDatabase::postgres().await else {
+                        return;
+                    };
+                    super::$name(&database).await;
+                }
+            )*
+        }
+    };
 }
 
 #[cfg(test)]

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use pharos_runtime::Shutdown;
-use pharos_runtime::health::{FreeDiskCheck, HealthRegistry, ProcessMemoryCheck};
+use pharos_runtime::health::{
+    BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, HealthRegistry, ProcessMemoryCheck,
+};
 use pharos_runtime::server::GrpcServer;
 use pharos_store::Store;
 use tokio::net::TcpListener;
@@ -43,6 +45,7 @@ pub async fn run(
     let mut grpc = GrpcServer::new(settings.server.clone());
     grpc.add_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET);
     let mut health = HealthRegistry::new();
+    health.register(Arc::new(DatabaseCheck(store.clone())));
     health.register(Arc::new(ProcessMemoryCheck));
     health.register(Arc::new(FreeDiskCheck {
         path: settings.data_dir.clone(),
@@ -63,6 +66,22 @@ pub async fn run(
                 }
                 grpc.add_service(pharos_config::grpc::server(
                     config,
+                    settings.server.limits.max_message_bytes,
+                ));
+            }
+            Target::Ingest => {
+                let ingest = pharos_ingest::IngestService::start(
+                    store.clone(),
+                    settings.ingest.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .context("cannot start the ingest service")?;
+                for check in ingest.health_checks() {
+                    health.register(check);
+                }
+                grpc.add_service(pharos_ingest::grpc::server(
+                    ingest,
                     settings.server.limits.max_message_bytes,
                 ));
             }
@@ -98,6 +117,34 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// The store every service shares: its backend, a timed round trip, the pool's connections.
+struct DatabaseCheck(Store);
+
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
+        Box::pin(async {
+            let backend = self.0.backend().name();
+            let (open, idle) = self.0.pool_stats();
+            match self.0.ping().await {
+                Ok(elapsed) => ComponentHealth::ok(serde_json::json!({
+                    "backend": backend,
+                    "round_trip_ms": elapsed.as_secs_f64() * 1000.0,
+                    "connections": open,
+                    "idle": idle,
+                })),
+                Err(error) => ComponentHealth::down(serde_json::json!({
+                    "backend": backend,
+                    "error": error.to_string(),
+                })),
+            }
+        })
     }
 }
 

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use pharos_config::ConfigSettings;
+use pharos_ingest::IngestSettings;
 use pharos_runtime::{ServerSettings, TelemetrySettings};
 use pharos_store::StoreSettings;
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,7 @@ pub struct Settings {
     pub database: StoreSettings,
     pub telemetry: TelemetrySettings,
     pub config: ConfigSettings,
+    pub ingest: IngestSettings,
 }
 
 impl Default for Settings {
@@ -38,6 +40,7 @@ impl Default for Settings {
             database: StoreSettings::default(),
             telemetry: TelemetrySettings::default(),
             config: ConfigSettings::default(),
+            ingest: IngestSettings::default(),
         }
     }
 }

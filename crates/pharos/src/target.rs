@@ -40,9 +40,19 @@ impl Target {
         }
     }
 
+    /// The targets this version can run, comma-separated.
+    pub fn built_listing() -> String {
+        Target::ALL
+            .iter()
+            .filter(|target| target.is_built())
+            .map(|target| target.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     /// Whether this version of Pharos has the service.
     pub fn is_built(self) -> bool {
-        matches!(self, Target::All | Target::Config)
+        matches!(self, Target::All | Target::Config | Target::Ingest)
     }
 
     /// The services a target list runs, refusing targets not built yet.
@@ -98,7 +108,8 @@ pub enum TargetError {
     #[error("unknown target {0:?}; targets are: {list}", list = Target::listing())]
     Unknown(String),
     #[error(
-        "target `{0}` is not built yet in this version of Pharos; targets available now: all, config"
+        "target `{0}` is not built yet in this version of Pharos; targets available now: {list}",
+        list = Target::built_listing()
     )]
     NotBuilt(Target),
     #[error("no target given; targets are: {list}", list = Target::listing())]
@@ -128,14 +139,17 @@ mod tests {
             "nope".parse::<Target>(),
             Err(TargetError::Unknown(_))
         ));
-        assert_eq!(Target::resolve(&[Target::All]), Ok(vec![Target::Config]));
         assert_eq!(
-            Target::resolve(&[Target::Config, Target::All]),
-            Ok(vec![Target::Config])
+            Target::resolve(&[Target::All]),
+            Ok(vec![Target::Config, Target::Ingest])
         );
         assert_eq!(
-            Target::resolve(&[Target::Ingest]),
-            Err(TargetError::NotBuilt(Target::Ingest))
+            Target::resolve(&[Target::Config, Target::All]),
+            Ok(vec![Target::Config, Target::Ingest])
+        );
+        assert_eq!(
+            Target::resolve(&[Target::Search]),
+            Err(TargetError::NotBuilt(Target::Search))
         );
         assert_eq!(Target::resolve(&[]), Err(TargetError::Empty));
     }

@@ -15,33 +15,7 @@ use support::TestServer;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-/// Declares each test once per backend.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let database = pharos_store::testing::TestDatabase::sqlite();
-                    super::$name(&database).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    let Some(database) = pharos_store::testing::TestDatabase::postgres().await else {
-                        return;
-                    };
-                    super::$name(&database).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+pharos_store::backend_tests!(
     set_get_list_delete_history,
     typed_values_are_validated,
     compare_and_set_conflicts,

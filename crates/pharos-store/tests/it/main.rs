@@ -5,33 +5,7 @@ use pharos_store::StoreError;
 use pharos_store::config::{DeleteEntry, KIND_DELETE, KIND_PUT, ListQuery, PutEntry};
 use pharos_store::testing::TestDatabase;
 
-/// Declares each test once per backend.
-macro_rules! conformance {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let database = pharos_store::testing::TestDatabase::sqlite();
-                    super::$name(&database).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test]
-                async fn $name() {
-                    let Some(database) = pharos_store::testing::TestDatabase::postgres().await else {
-                        return;
-                    };
-                    super::$name(&database).await;
-                }
-            )*
-        }
-    };
-}
-
-conformance!(
+pharos_store::backend_tests!(
     put_assigns_increasing_revisions,
     compare_and_set,
     delete_records_the_removed_value,

@@ -1,0 +1,204 @@
+//! [`IngestService`]: validate, resolve series, write, answer. Partial success: every bad item is
+//! reported with its reason and the good ones are stored; the answer comes once they are committed.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use pharos_proto::ingest::v1 as pb;
+use pharos_runtime::Shutdown;
+use pharos_runtime::error::FieldViolation;
+use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
+use pharos_store::metrics::{MetricsRepository, NewSeries, PointRow};
+use pharos_store::{Store, now_micros};
+
+use crate::error::{IngestError, Result};
+use crate::metrics::IngestMetrics;
+use crate::series::{Resolved, SeriesResolver};
+use crate::settings::IngestSettings;
+use crate::validate::{Rejection, ValidPoint, Validator};
+use crate::writer::PointWriter;
+
+/// How often the day partitions ahead of the data are checked.
+const PARTITION_INTERVAL: Duration = Duration::from_secs(3600);
+/// Days of partitions kept ready ahead of today.
+const PARTITION_DAYS_AHEAD: i64 = 2;
+
+pub struct IngestService {
+    validator: Validator,
+    series: SeriesResolver,
+    writer: PointWriter,
+    metrics: IngestMetrics,
+}
+
+impl IngestService {
+    /// Loads series counts, prepares partitions for the accepted time window and starts the
+    /// writers.
+    pub async fn start(
+        store: Store,
+        settings: IngestSettings,
+        shutdown: Shutdown,
+    ) -> Result<Arc<Self>> {
+        let repository = MetricsRepository::new(store);
+        let metrics = IngestMetrics::new();
+        let series = SeriesResolver::load(
+            repository.clone(),
+            settings.metrics.series_cache_capacity,
+            settings.limits.max_series_per_metric,
+            settings.retry_after,
+        )
+        .await?;
+        let writer = PointWriter::start(
+            repository,
+            &settings.metrics,
+            settings.retry_after,
+            metrics.clone(),
+        );
+        let service = Arc::new(Self {
+            validator: Validator::new(settings.limits),
+            series,
+            writer,
+            metrics,
+        });
+        service
+            .prepare_partitions()
+            .await
+            .map_err(|source| IngestError::unavailable(source, settings.retry_after))?;
+        let weak = Arc::downgrade(&service);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep(PARTITION_INTERVAL) => {}
+                }
+                let Some(service) = weak.upgrade() else { break };
+                if let Err(error) = service.prepare_partitions().await {
+                    tracing::warn!(%error, "cannot create metric point partitions ahead; will retry");
+                }
+            }
+        });
+        Ok(service)
+    }
+
+    /// Partitions for every day a valid point can fall in, and a few days ahead.
+    async fn prepare_partitions(&self) -> Result<(), pharos_store::StoreError> {
+        let now = now_micros();
+        let max_age =
+            i64::try_from(self.validator.limits().max_age.as_micros()).unwrap_or(i64::MAX);
+        let ahead = PARTITION_DAYS_AHEAD * 86_400_000_000;
+        self.writer
+            .prepare_partitions(now.saturating_sub(max_age), now.saturating_add(ahead))
+            .await
+    }
+
+    pub async fn write_metrics(
+        &self,
+        request: pb::WriteMetricsRequest,
+    ) -> Result<pb::WriteMetricsResponse> {
+        let limit = self.validator.limits().max_items_per_request;
+        if request.points.len() > limit {
+            return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
+                "points",
+                format!(
+                    "{} points in one request; at most {limit} are allowed, split the batch",
+                    request.points.len()
+                ),
+            )]));
+        }
+        if request.points.len() > self.writer.capacity() {
+            return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
+                "points",
+                format!(
+                    "{} points is more than the whole write buffer ({}); split the batch",
+                    request.points.len(),
+                    self.writer.capacity()
+                ),
+            )]));
+        }
+        let now = now_micros();
+        let mut rejections: Vec<Rejection> = Vec::new();
+        let mut valid: Vec<(u32, ValidPoint)> = Vec::with_capacity(request.points.len());
+        for (index, point) in request.points.into_iter().enumerate() {
+            let index = u32::try_from(index).unwrap_or(u32::MAX);
+            match self.validator.metric_point(index, point, now) {
+                Ok(point) => valid.push((index, point)),
+                Err(rejection) => rejections.push(rejection),
+            }
+        }
+
+        let wanted: Vec<&NewSeries> = valid.iter().map(|(_, point)| &point.series).collect();
+        let resolved = self.series.resolve(&wanted).await?;
+        let mut rows = Vec::with_capacity(valid.len());
+        for (index, point) in valid {
+            match resolved.get(&point.series.key) {
+                Some(Resolved::Id(series_id)) => rows.push(PointRow { series_id: *series_id, time_us: point.time_us, value: point.value }),
+                Some(Resolved::OverLimit) | None => rejections.push(Rejection {
+                    index,
+                    field: "labels".to_owned(),
+                    reason: "CARDINALITY_LIMIT",
+                    message: format!(
+                        "metric {:?} has reached its limit of {} series; this label set would be a new one",
+                        point.series.key.name,
+                        self.validator.limits().max_series_per_metric
+                    ),
+                }),
+            }
+        }
+
+        let accepted = rows.len();
+        self.writer.write(rows).await?;
+        self.metrics.accepted("metrics", accepted);
+        for rejection in &rejections {
+            self.metrics.rejected("metrics", rejection.reason);
+        }
+        rejections.sort_by_key(|rejection| rejection.index);
+        Ok(pb::WriteMetricsResponse {
+            accepted: accepted as u64,
+            rejected: rejections.len() as u64,
+            rejections: rejections.into_iter().map(pb::Rejection::from).collect(),
+        })
+    }
+
+    /// Points accepted and waiting for their batch to commit.
+    pub fn buffered_points(&self) -> usize {
+        self.writer.buffered()
+    }
+
+    /// Series of a metric name this replica knows of (for the cardinality limit).
+    pub fn series_count(&self, name: &str) -> u64 {
+        self.series.series_count(name)
+    }
+
+    pub fn health_checks(self: &Arc<Self>) -> Vec<Arc<dyn HealthCheck>> {
+        vec![Arc::new(WriterCheck(self.clone()))]
+    }
+}
+
+/// The write buffer: how full it is and whether batches are failing.
+struct WriterCheck(Arc<IngestService>);
+
+impl HealthCheck for WriterCheck {
+    fn name(&self) -> &str {
+        "ingest_writer"
+    }
+
+    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
+        Box::pin(async {
+            let writer = &self.0.writer;
+            let state = writer.state();
+            let buffered = writer.buffered();
+            let detail = serde_json::json!({
+                "buffered_points": buffered,
+                "capacity_points": writer.capacity(),
+                "batches": state.batches.load(Ordering::Relaxed),
+                "failed_batches": state.failed_batches.load(Ordering::Relaxed),
+                "last_error": state.last_error.lock().map(|error| error.clone()).unwrap_or_default(),
+            });
+            if buffered * 10 >= writer.capacity() * 9 {
+                ComponentHealth::degraded(detail)
+            } else {
+                ComponentHealth::ok(detail)
+            }
+        })
+    }
+}

@@ -1,0 +1,541 @@
+//! The ingest service over real gRPC on loopback, on SQLite and PostgreSQL alike: exact round
+//! trips, partial success, the cardinality limit, concurrent writers, and the overload and outage
+//! statuses with their retry hints.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pharos_ingest::{IngestService, IngestSettings};
+use pharos_proto::ingest::v1 as pb;
+use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
+use pharos_runtime::server::GrpcServer;
+use pharos_runtime::{ServerSettings, Shutdown};
+use pharos_store::metrics::MetricsRepository;
+use pharos_store::testing::TestDatabase;
+use pharos_store::{Store, now_micros};
+use tonic::Code;
+use tonic::transport::Channel;
+use tonic_types::StatusExt as _;
+
+pharos_store::backend_tests!(
+    points_round_trip_exactly,
+    partial_success_reports_each_bad_item,
+    cardinality_limit_rejects_new_series,
+    concurrent_writers_are_all_committed,
+    oversized_requests_are_invalid,
+    full_buffer_is_resource_exhausted_with_retry_info,
+);
+
+struct TestServer {
+    addr: SocketAddr,
+    service: Arc<IngestService>,
+    store: Store,
+    shutdown: Shutdown,
+}
+
+impl TestServer {
+    async fn start(database: &TestDatabase, settings: IngestSettings) -> TestServer {
+        let store = database.store().await;
+        let shutdown = Shutdown::new();
+        let service = IngestService::start(store.clone(), settings, shutdown.clone())
+            .await
+            .expect("ingest service starts");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut grpc = GrpcServer::new(ServerSettings::default());
+        grpc.add_service(pharos_ingest::grpc::server(service.clone(), 64 << 20));
+        let stop = shutdown.clone();
+        tokio::spawn(async move { grpc.serve(listener, stop).await.expect("serve") });
+        TestServer {
+            addr,
+            service,
+            store,
+            shutdown,
+        }
+    }
+
+    async fn client(&self) -> IngestServiceClient<Channel> {
+        IngestServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("connect")
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    fn repository(&self) -> MetricsRepository {
+        MetricsRepository::new(self.store.clone())
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.shutdown.trigger();
+    }
+}
+
+fn point(name: &str, labels: &[(&str, &str)], time_us: i64, value: f64) -> pb::MetricPoint {
+    pb::MetricPoint {
+        name: name.to_owned(),
+        labels: labels
+            .iter()
+            .map(|(name, value)| pb::Label {
+                name: (*name).to_owned(),
+                value: (*value).to_owned(),
+            })
+            .collect(),
+        time_unix_nano: time_us * 1_000,
+        value,
+    }
+}
+
+fn write(points: Vec<pb::MetricPoint>) -> pb::WriteMetricsRequest {
+    pb::WriteMetricsRequest { points }
+}
+
+async fn points_round_trip_exactly(database: &TestDatabase) {
+    let server = TestServer::start(database, IngestSettings::default()).await;
+    let mut client = server.client().await;
+    let now = now_micros();
+    let values = [
+        0.0,
+        -1.5,
+        1e300,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+        f64::NAN,
+        42.25,
+    ];
+    let mut points = Vec::new();
+    for (host, offset) in [("a", 0), ("b", 1)] {
+        for (step, value) in values.iter().enumerate() {
+            let time = now - 60_000_000 + step as i64 * 1_000_000 + offset;
+            points.push(point(
+                "cpu_seconds_total",
+                &[("host", host), ("mode", "user")],
+                time,
+                *value,
+            ));
+        }
+    }
+    // Label order does not make a new series.
+    points.push(point(
+        "cpu_seconds_total",
+        &[("mode", "user"), ("host", "a")],
+        now - 1,
+        7.0,
+    ));
+    let response = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(
+        (response.accepted, response.rejected),
+        (15, 0),
+        "{response:?}"
+    );
+
+    let repository = server.repository();
+    let series = repository
+        .series_of("cpu_seconds_total")
+        .await
+        .expect("series");
+    let keys: Vec<&str> = series.iter().map(|s| s.labels_key.as_str()).collect();
+    assert_eq!(keys, [r#"host="a",mode="user""#, r#"host="b",mode="user""#]);
+    for (index, series) in series.iter().enumerate() {
+        let stored = repository
+            .read_points(series.id, now - 120_000_000, now + 1)
+            .await
+            .expect("points");
+        let expected_len = if index == 0 { 8 } else { 7 };
+        assert_eq!(stored.len(), expected_len);
+        for (step, value) in values.iter().enumerate() {
+            let (time, got) = stored[step];
+            assert_eq!(
+                time,
+                now - 60_000_000 + step as i64 * 1_000_000 + index as i64
+            );
+            assert!(
+                got == *value || (got.is_nan() && value.is_nan()),
+                "{got} != {value}"
+            );
+        }
+    }
+}
+
+async fn partial_success_reports_each_bad_item(database: &TestDatabase) {
+    let server = TestServer::start(database, IngestSettings::default()).await;
+    let mut client = server.client().await;
+    let now = now_micros();
+    let points = vec![
+        point("http_requests_total", &[("code", "200")], now, 1.0),
+        point("http-requests", &[], now, 1.0),
+        point("http_requests_total", &[("__reserved", "x")], now, 1.0),
+        point(
+            "http_requests_total",
+            &[("code", "500")],
+            now - 8 * 86_400_000_000,
+            1.0,
+        ),
+        point(
+            "http_requests_total",
+            &[("code", "500")],
+            now + 3_600_000_000,
+            1.0,
+        ),
+        point(
+            "http_requests_total",
+            &[("code", "1"), ("code", "2")],
+            now,
+            1.0,
+        ),
+        point(
+            "http_requests_total",
+            &[("code", &"x".repeat(2_000))],
+            now,
+            1.0,
+        ),
+        point("http_requests_total", &[("code", "404")], 0, 2.0),
+    ];
+    let response = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!((response.accepted, response.rejected), (2, 6));
+    let got: Vec<(u32, &str, &str)> = response
+        .rejections
+        .iter()
+        .map(|r| (r.index, r.field.as_str(), r.reason.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "name", "METRIC_NAME_INVALID"),
+            (2, "labels[0].name", "LABEL_NAME_RESERVED"),
+            (3, "time_unix_nano", "TIME_TOO_OLD"),
+            (4, "time_unix_nano", "TIME_TOO_FAR_IN_FUTURE"),
+            (5, "labels", "LABEL_NAME_DUPLICATE"),
+            (6, "labels[0].value", "LABEL_VALUE_TOO_LONG"),
+        ]
+    );
+    assert!(response.rejections.iter().all(|r| !r.message.is_empty()));
+    assert_eq!(server.repository().count_points().await.expect("count"), 2);
+    // A zero time means "now".
+    let series = server
+        .repository()
+        .series_of("http_requests_total")
+        .await
+        .expect("series");
+    let not_found = series
+        .iter()
+        .find(|s| s.labels_key == r#"code="404""#)
+        .expect("404 series");
+    let stored = server
+        .repository()
+        .read_points(not_found.id, now - 1, now + 60_000_000)
+        .await
+        .expect("points");
+    assert_eq!(stored.len(), 1);
+}
+
+async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
+    let mut settings = IngestSettings::default();
+    settings.limits.max_series_per_metric = 3;
+    let server = TestServer::start(database, settings.clone()).await;
+    let mut client = server.client().await;
+    let now = now_micros();
+    let users: Vec<String> = (0..5).map(|user| user.to_string()).collect();
+    let points: Vec<_> = users
+        .iter()
+        .map(|user| point("logins_total", &[("user", user)], now, 1.0))
+        .collect();
+    let response = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!((response.accepted, response.rejected), (3, 2));
+    assert!(
+        response
+            .rejections
+            .iter()
+            .all(|r| r.reason == "CARDINALITY_LIMIT" && r.field == "labels")
+    );
+    assert_eq!(server.service.series_count("logins_total"), 3);
+
+    // Known series still write; another metric has its own budget.
+    let points = vec![
+        point("logins_total", &[("user", "0")], now, 2.0),
+        point("logins_total", &[("user", "9")], now, 2.0),
+        point("logouts_total", &[("user", "9")], now, 2.0),
+    ];
+    let response = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!((response.accepted, response.rejected), (2, 1));
+    assert_eq!(response.rejections[0].index, 1);
+
+    // The count survives a restart: it is loaded from the store.
+    drop(server);
+    let restarted = TestServer::start(database, settings).await;
+    assert_eq!(restarted.service.series_count("logins_total"), 3);
+    let mut client = restarted.client().await;
+    let response = client
+        .write_metrics(write(vec![point(
+            "logins_total",
+            &[("user", "10")],
+            now,
+            1.0,
+        )]))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(response.rejections[0].reason, "CARDINALITY_LIMIT");
+}
+
+async fn concurrent_writers_are_all_committed(database: &TestDatabase) {
+    let server = TestServer::start(database, IngestSettings::default()).await;
+    let now = now_micros();
+    let mut tasks = Vec::new();
+    for writer in 0..16 {
+        let mut client = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            let mut accepted = 0;
+            for request in 0..20 {
+                let points = (0..100)
+                    .map(|index| {
+                        let series = format!("{}", (writer * 7 + index) % 50);
+                        point(
+                            "queue_depth",
+                            &[("queue", &series)],
+                            now - 1_000_000 + request * 100 + index,
+                            index as f64,
+                        )
+                    })
+                    .collect();
+                let response = client
+                    .write_metrics(write(points))
+                    .await
+                    .expect("write")
+                    .into_inner();
+                assert_eq!(response.rejected, 0);
+                accepted += response.accepted;
+            }
+            accepted
+        }));
+    }
+    let mut accepted = 0;
+    for task in tasks {
+        accepted += task.await.expect("writer");
+    }
+    assert_eq!(accepted, 16 * 20 * 100);
+    assert_eq!(
+        server.repository().count_points().await.expect("count"),
+        16 * 20 * 100
+    );
+    assert_eq!(
+        server
+            .repository()
+            .series_of("queue_depth")
+            .await
+            .expect("series")
+            .len(),
+        50
+    );
+}
+
+async fn oversized_requests_are_invalid(database: &TestDatabase) {
+    let mut settings = IngestSettings::default();
+    settings.limits.max_items_per_request = 10;
+    let server = TestServer::start(database, settings).await;
+    let mut client = server.client().await;
+    let points = (0..11)
+        .map(|index| point("m", &[], now_micros(), f64::from(index)))
+        .collect();
+    let status = client
+        .write_metrics(write(points))
+        .await
+        .expect_err("too many points");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let violations = status
+        .get_details_bad_request()
+        .expect("BadRequest")
+        .field_violations;
+    assert_eq!(violations[0].field, "points");
+    assert_eq!(server.repository().count_points().await.expect("count"), 0);
+}
+
+async fn full_buffer_is_resource_exhausted_with_retry_info(database: &TestDatabase) {
+    let mut settings = IngestSettings::default();
+    settings.metrics.max_buffered_points = 100;
+    let server = TestServer::start(database, settings).await;
+    let now = now_micros();
+    let batch = |value: f64| {
+        write(
+            (0..80)
+                .map(|index| point("m", &[], now - index, value))
+                .collect(),
+        )
+    };
+    // Series first, so that the blocked write below waits on the points table only.
+    server
+        .client()
+        .await
+        .write_metrics(batch(0.0))
+        .await
+        .expect("first write");
+
+    let blocker = Blocker::hold(database).await;
+    let mut first = server.client().await;
+    let blocked = batch(1.0);
+    let waiting = tokio::spawn(async move { first.write_metrics(blocked).await });
+    while server.service.buffered_points() < 80 {
+        tokio::task::yield_now().await;
+    }
+    let status = server
+        .client()
+        .await
+        .write_metrics(batch(2.0))
+        .await
+        .expect_err("buffer is full");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let retry = status.get_details_retry_info().expect("RetryInfo");
+    assert_eq!(retry.retry_delay, Some(Duration::from_secs(1)));
+
+    blocker.release().await;
+    let response = waiting
+        .await
+        .expect("task")
+        .expect("the waiting write commits")
+        .into_inner();
+    assert_eq!(response.accepted, 80);
+    assert_eq!(server.service.buffered_points(), 0);
+    assert_eq!(
+        server.repository().count_points().await.expect("count"),
+        160
+    );
+}
+
+/// Holds a lock that stops the writers from inserting points until released.
+enum Blocker {
+    Postgres(sqlx::Transaction<'static, sqlx::Postgres>),
+    Sqlite(sqlx::SqliteConnection),
+}
+
+impl Blocker {
+    async fn hold(database: &TestDatabase) -> Blocker {
+        use sqlx::Connection as _;
+        if database.url().starts_with("sqlite:") {
+            let mut connection = sqlx::SqliteConnection::connect(database.url())
+                .await
+                .expect("connect");
+            sqlx::query("BEGIN EXCLUSIVE")
+                .execute(&mut connection)
+                .await
+                .expect("lock");
+            Blocker::Sqlite(connection)
+        } else {
+            let pool = sqlx::PgPool::connect(database.url())
+                .await
+                .expect("connect");
+            let mut transaction = pool.begin().await.expect("begin");
+            sqlx::query("LOCK TABLE metric_points IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *transaction)
+                .await
+                .expect("lock");
+            Blocker::Postgres(transaction)
+        }
+    }
+
+    async fn release(self) {
+        match self {
+            Blocker::Postgres(transaction) => transaction.rollback().await.expect("release"),
+            Blocker::Sqlite(mut connection) => {
+                sqlx::query("ROLLBACK")
+                    .execute(&mut connection)
+                    .await
+                    .expect("release");
+            }
+        }
+    }
+}
+
+/// A database that refuses connections answers UNAVAILABLE with RetryInfo, stores nothing of the
+/// refused batch, and the service recovers by itself once the database is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_outage_is_unavailable_then_recovers() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let server = TestServer::start(&database, IngestSettings::default()).await;
+    let mut client = server.client().await;
+    let now = now_micros();
+    let batch = |value: f64| {
+        write(vec![point(
+            "up",
+            &[("job", "api")],
+            now + value as i64,
+            value,
+        )])
+    };
+    client
+        .write_metrics(batch(1.0))
+        .await
+        .expect("write while up");
+
+    let admin = sqlx::PgPool::connect(database.admin_url())
+        .await
+        .expect("admin");
+    let name = database.name();
+    let set_connections = |allow: bool| {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}"
+        )))
+    };
+    set_connections(false)
+        .execute(&admin)
+        .await
+        .expect("refuse connections");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+        .bind(name)
+        .execute(&admin)
+        .await
+        .expect("terminate");
+
+    let status = client
+        .write_metrics(batch(2.0))
+        .await
+        .expect_err("database is down");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.get_details_retry_info().is_some(),
+        "RetryInfo: {status:?}"
+    );
+
+    set_connections(true)
+        .execute(&admin)
+        .await
+        .expect("allow connections");
+    let response = client
+        .write_metrics(batch(3.0))
+        .await
+        .expect("write after recovery")
+        .into_inner();
+    assert_eq!(response.accepted, 1);
+    let series = server.repository().series_of("up").await.expect("series");
+    let values: Vec<f64> = server
+        .repository()
+        .read_points(series[0].id, now, now + 10)
+        .await
+        .expect("points")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(values, [1.0, 3.0]);
+}
