@@ -61,7 +61,7 @@ def _read_log(path: Path | None) -> str:
 
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
-    """The generated modules: `pb.config` (messages), `pb.config_grpc` (stubs)."""
+    """The generated modules: `pb.config`/`pb.ingest` (messages) and `pb.config_grpc`/`pb.ingest_grpc` (stubs)."""
     import grpc_tools
 
     out = tmp_path_factory.mktemp("stubs")
@@ -85,8 +85,14 @@ def pb(tmp_path_factory):
     assert result.returncode == 0, f"protoc failed:\n{result.stdout}\n{result.stderr}"
     sys.path.insert(0, str(out))
     from pharos.config.v1 import config_pb2, config_pb2_grpc
+    from pharos.ingest.v1 import ingest_pb2, ingest_pb2_grpc
 
-    return SimpleNamespace(config=config_pb2, config_grpc=config_pb2_grpc)
+    return SimpleNamespace(
+        config=config_pb2,
+        config_grpc=config_pb2_grpc,
+        ingest=ingest_pb2,
+        ingest_grpc=ingest_pb2_grpc,
+    )
 
 
 @dataclass
@@ -97,6 +103,7 @@ class Server:
     http: str
     grpc_addr: str
     log: Path
+    data_dir: Path
 
 
 def _wait_serving(channel: grpc.Channel, process: subprocess.Popen) -> None:
@@ -172,7 +179,9 @@ def pharos_server(tmp_path_factory) -> Iterator[Server]:
             process.kill()
             process.wait()
         raise
-    yield Server(channel=channel, http=f"http://{http_addr}", grpc_addr=grpc_addr, log=log)
+    yield Server(
+        channel=channel, http=f"http://{http_addr}", grpc_addr=grpc_addr, log=log, data_dir=data_dir
+    )
 
     channel.close()
     early = process.poll()
@@ -208,6 +217,12 @@ def server(pharos_server) -> tuple[grpc.Channel, str]:
 def config(pb, pharos_server):
     """A ConfigService stub on the running server."""
     return pb.config_grpc.ConfigServiceStub(pharos_server.channel)
+
+
+@pytest.fixture
+def ingest(pb, pharos_server):
+    """An IngestService stub on the running server."""
+    return pb.ingest_grpc.IngestServiceStub(pharos_server.channel)
 
 
 @pytest.fixture

@@ -62,7 +62,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Task::Tidy => tidy::run(&project_root()),
         Task::Pg { action } => pg::run(&sh, action),
         Task::Bench { area, quick } => bench::run(&sh, &area, quick),
-        Task::PyTest => ci::python_tests(&sh),
+        Task::PyTest => ci::python_tests(&sh, true),
     }
 }
 
