@@ -6,14 +6,16 @@ use anyhow::bail;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
+    const BUILT: &str = "config, ingest";
     match area {
-        "config" => {}
-        "ingest" | "query" | "search" | "alert" => bail!(
-            "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: config"
-        ),
-        other => bail!("unknown bench area `{other}`; built areas: config"),
+        "config" | "ingest" => {}
+        "query" | "search" | "alert" => {
+            bail!(
+                "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: {BUILT}"
+            )
+        }
+        other => bail!("unknown bench area `{other}`; built areas: {BUILT}"),
     }
-    let etcd = crate::tools::etcd(sh)?;
     let database_url = crate::pg::ensure_for_tests(sh)?;
     cmd!(
         sh,
@@ -24,10 +26,19 @@ pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
     let harness = release.join("pharos-bench");
     let pharos = release.join("pharos");
     let quick = quick.then_some("--quick");
-    cmd!(
-        sh,
-        "{harness} {area} --pharos-bin {pharos} --etcd-bin {etcd} --database-url {database_url} {quick...}"
-    )
-    .run()?;
+    if area == "config" {
+        let etcd = crate::tools::etcd(sh)?;
+        cmd!(
+            sh,
+            "{harness} config --pharos-bin {pharos} --etcd-bin {etcd} --database-url {database_url} {quick...}"
+        )
+        .run()?;
+    } else {
+        cmd!(
+            sh,
+            "{harness} {area} --pharos-bin {pharos} --database-url {database_url} {quick...}"
+        )
+        .run()?;
+    }
     Ok(())
 }

@@ -11,10 +11,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use sqlx::Connection;
 use tokio::sync::mpsc;
 
 use crate::Common;
+use crate::database::BenchDatabase;
 use crate::process::{Server, free_port, loopback, wait_serving};
 use crate::stats::{Latencies, Table, Value};
 use crate::systems::{Etcd, KvSystem, Pharos};
@@ -106,7 +106,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         work.path().display()
     );
 
-    let database = BenchDatabase::create(&args.common.database_url).await?;
+    let database = BenchDatabase::create(&args.common.database_url, "config").await?;
     let result = measure_all(&args, &scale, work.path(), &database.url).await;
     database.drop_it().await;
     let table = result?;
@@ -612,59 +612,4 @@ async fn startup_etcd(binary: &Path, work: &Path, runs: usize) -> anyhow::Result
     }
     times.sort();
     Ok((times[times.len() / 2], rss))
-}
-
-/// A database of its own on the given server (named after this process, so runs side by side
-/// never share one), dropped at the end.
-struct BenchDatabase {
-    name: String,
-    admin_url: String,
-    url: String,
-    server_version: String,
-}
-
-impl BenchDatabase {
-    async fn create(admin_url: &str) -> anyhow::Result<Self> {
-        let mut admin = sqlx::PgConnection::connect(admin_url)
-            .await
-            .with_context(|| {
-                format!("cannot reach PostgreSQL at {admin_url}: start it or pass --database-url")
-            })?;
-        // The name is ours (a fixed prefix and a number), never input, so formatting it is safe.
-        let name = format!("pharos_bench_{}", std::process::id());
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-        )))
-        .execute(&mut admin)
-        .await?;
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-            .execute(&mut admin)
-            .await?;
-        let server_version: String = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut admin)
-            .await?;
-        let (base, query) = admin_url
-            .split_once('?')
-            .map_or((admin_url, ""), |(base, query)| (base, query));
-        let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
-        let mut url = format!("{root}/{name}");
-        if !query.is_empty() {
-            url = format!("{url}?{query}");
-        }
-        Ok(Self {
-            name,
-            admin_url: admin_url.to_owned(),
-            url,
-            server_version,
-        })
-    }
-
-    async fn drop_it(&self) {
-        if let Ok(mut admin) = sqlx::PgConnection::connect(&self.admin_url).await {
-            let drop = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(drop))
-                .execute(&mut admin)
-                .await;
-        }
-    }
 }

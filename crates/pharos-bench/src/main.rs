@@ -3,6 +3,8 @@
 //! the same run, and prints numbers and ratios; nothing here asserts a speed.
 
 mod config;
+mod database;
+mod ingest;
 mod process;
 mod stats;
 mod systems;
@@ -26,6 +28,8 @@ enum Area {
     /// The config service beside etcd: Get, Set, cross-replica propagation, watcher fan-out,
     /// start-up time and idle memory.
     Config(config::Args),
+    /// Metric ingest through gRPC beside raw binary COPY into the same schema.
+    Ingest(ingest::Args),
 }
 
 #[derive(clap::Args, Clone)]
@@ -56,6 +60,7 @@ fn main() -> std::process::ExitCode {
     let outcome = runtime.block_on(async {
         match cli.area {
             Area::Config(args) => config::run(args).await,
+            Area::Ingest(args) => ingest::run(args).await,
         }
     });
     match outcome {

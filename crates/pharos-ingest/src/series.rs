@@ -1,13 +1,16 @@
 //! [`SeriesResolver`]: metric series ids for validated points. Ids come from an in-memory cache,
 //! else from the store in one batched lookup; series that do not exist yet are created in one
 //! batch, unless their metric name is at its cardinality limit, in which case they are refused.
+//! Everything on the per-point path hashes with foldhash and works by index: no key is copied
+//! for a series the cache knows.
 //!
 //! The limit is kept per replica: counts load from the store at start and grow with the series
 //! this replica creates, so several replicas may together exceed it by what they create at once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Mutex;
 
+use foldhash::fast::RandomState;
 use pharos_store::metrics::{MetricsRepository, NewSeries, SeriesKey};
 
 use crate::error::{IngestError, Result};
@@ -22,7 +25,7 @@ pub enum Resolved {
 
 pub struct SeriesResolver {
     repository: MetricsRepository,
-    cache: moka::sync::Cache<SeriesKey, i64>,
+    cache: moka::sync::Cache<SeriesKey, i64, RandomState>,
     /// Series per metric name, for the cardinality limit.
     counts: Mutex<HashMap<String, u64>>,
     limit: u64,
@@ -42,51 +45,75 @@ impl SeriesResolver {
             .map_err(|source| IngestError::unavailable(source, retry_after))?;
         Ok(Self {
             repository,
-            cache: moka::sync::Cache::new(capacity),
+            cache: moka::sync::Cache::builder()
+                .max_capacity(capacity)
+                .build_with_hasher(RandomState::default()),
             counts: Mutex::new(counts),
             limit,
             retry_after,
         })
     }
 
-    /// The id of every series in `wanted` (or why there is none).
-    pub async fn resolve(&self, wanted: &[&NewSeries]) -> Result<HashMap<SeriesKey, Resolved>> {
-        let mut resolved = HashMap::with_capacity(wanted.len());
-        let mut missing: Vec<&NewSeries> = Vec::new();
-        let mut seen = HashSet::new();
-        for series in wanted {
-            if resolved.contains_key(&series.key) || !seen.insert(&series.key) {
-                continue;
-            }
+    /// What became of each series of `wanted`, in the same order.
+    pub async fn resolve(&self, wanted: &[&NewSeries]) -> Result<Vec<Resolved>> {
+        let mut resolved: Vec<Option<Resolved>> = Vec::with_capacity(wanted.len());
+        // Positions of each series the cache does not know, by key.
+        let mut missing: HashMap<&SeriesKey, Vec<usize>, RandomState> = HashMap::default();
+        for (position, series) in wanted.iter().enumerate() {
             match self.cache.get(&series.key) {
-                Some(id) => {
-                    resolved.insert(series.key.clone(), Resolved::Id(id));
+                Some(id) => resolved.push(Some(Resolved::Id(id))),
+                None => {
+                    resolved.push(None);
+                    missing.entry(&series.key).or_default().push(position);
                 }
-                None => missing.push(series),
             }
         }
-        if missing.is_empty() {
-            return Ok(resolved);
+        if !missing.is_empty() {
+            let outcome = self.resolve_missing(wanted, &missing).await?;
+            for (key, positions) in &missing {
+                let answer = outcome.get(*key).copied().unwrap_or(Resolved::OverLimit);
+                for &position in positions {
+                    resolved[position] = Some(answer);
+                }
+            }
         }
+        Ok(resolved
+            .into_iter()
+            .map(|answer| answer.unwrap_or(Resolved::OverLimit))
+            .collect())
+    }
 
-        let keys: Vec<SeriesKey> = missing.iter().map(|series| series.key.clone()).collect();
+    /// Looks up, then creates within the limit, the series the cache did not know.
+    async fn resolve_missing(
+        &self,
+        wanted: &[&NewSeries],
+        missing: &HashMap<&SeriesKey, Vec<usize>, RandomState>,
+    ) -> Result<HashMap<SeriesKey, Resolved>> {
+        let keys: Vec<SeriesKey> = missing.keys().map(|key| (*key).clone()).collect();
         let found = self
             .repository
             .find_series(&keys)
             .await
             .map_err(|source| self.unavailable(source))?;
+        let mut outcome = HashMap::with_capacity(keys.len());
         let mut new: Vec<NewSeries> = Vec::new();
-        for series in missing {
-            match found.get(&series.key) {
+        // In request order, so that at the cardinality limit the earlier series win.
+        let mut in_order: Vec<(&SeriesKey, &Vec<usize>)> = missing
+            .iter()
+            .map(|(key, positions)| (*key, positions))
+            .collect();
+        in_order.sort_unstable_by_key(|(_, positions)| positions[0]);
+        for (key, positions) in in_order {
+            match found.get(key) {
                 Some(&id) => {
-                    self.cache.insert(series.key.clone(), id);
-                    resolved.insert(series.key.clone(), Resolved::Id(id));
+                    self.cache.insert(key.clone(), id);
+                    outcome.insert(key.clone(), Resolved::Id(id));
                 }
-                None => new.push(series.clone()),
+                None => new.push(wanted[positions[0]].clone()),
             }
         }
         if new.is_empty() {
-            return Ok(resolved);
+            return Ok(outcome);
         }
 
         // Reserve room under the limit before creating, so concurrent batches cannot overshoot.
@@ -96,7 +123,7 @@ impl SeriesResolver {
                 .filter(|series| {
                     let count = counts.entry(series.key.name.clone()).or_insert(0);
                     if *count >= self.limit {
-                        resolved.insert(series.key.clone(), Resolved::OverLimit);
+                        outcome.insert(series.key.clone(), Resolved::OverLimit);
                         false
                     } else {
                         *count += 1;
@@ -119,22 +146,17 @@ impl SeriesResolver {
         };
         let mut counts = lock(&self.counts);
         for series in &allowed {
-            match created.get(&series.key) {
-                Some(&(id, newly)) => {
-                    if !newly && let Some(count) = counts.get_mut(&series.key.name) {
-                        // Another replica created it: it was counted already when loaded, or not
-                        // at all; either way this reservation was not needed.
-                        *count = count.saturating_sub(1);
-                    }
-                    self.cache.insert(series.key.clone(), id);
-                    resolved.insert(series.key.clone(), Resolved::Id(id));
-                }
-                None => {
-                    return Err(self.unavailable(pharos_store::StoreError::NotFound));
-                }
+            let Some(&(id, newly)) = created.get(&series.key) else {
+                return Err(self.unavailable(pharos_store::StoreError::NotFound));
+            };
+            if !newly && let Some(count) = counts.get_mut(&series.key.name) {
+                // Another replica created it meanwhile: this reservation was not needed.
+                *count = count.saturating_sub(1);
             }
+            self.cache.insert(series.key.clone(), id);
+            outcome.insert(series.key.clone(), Resolved::Id(id));
         }
-        Ok(resolved)
+        Ok(outcome)
     }
 
     fn unavailable(&self, source: pharos_store::StoreError) -> IngestError {

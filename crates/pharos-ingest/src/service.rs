@@ -129,10 +129,10 @@ impl IngestService {
         let wanted: Vec<&NewSeries> = valid.iter().map(|(_, point)| &point.series).collect();
         let resolved = self.series.resolve(&wanted).await?;
         let mut rows = Vec::with_capacity(valid.len());
-        for (index, point) in valid {
-            match resolved.get(&point.series.key) {
-                Some(Resolved::Id(series_id)) => rows.push(PointRow { series_id: *series_id, time_us: point.time_us, value: point.value }),
-                Some(Resolved::OverLimit) | None => rejections.push(Rejection {
+        for ((index, point), resolved) in valid.into_iter().zip(resolved) {
+            match resolved {
+                Resolved::Id(series_id) => rows.push(PointRow { series_id, time_us: point.time_us, value: point.value }),
+                Resolved::OverLimit => rejections.push(Rejection {
                     index,
                     field: "labels".to_owned(),
                     reason: "CARDINALITY_LIMIT",

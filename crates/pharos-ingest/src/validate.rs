@@ -178,7 +178,7 @@ impl Validator {
                 name: point.name,
                 labels_key: labels_key(&labels),
             },
-            labels_json: labels_json(&labels),
+            labels,
         };
         Ok(ValidPoint {
             series,
@@ -248,14 +248,6 @@ fn labels_key(labels: &[(String, String)]) -> String {
     key
 }
 
-fn labels_json(labels: &[(String, String)]) -> String {
-    let object: serde_json::Map<String, serde_json::Value> = labels
-        .iter()
-        .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
-        .collect();
-    serde_json::Value::Object(object).to_string()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -294,7 +286,7 @@ mod tests {
         let (a, b) = (a.expect("valid"), b.expect("valid"));
         assert_eq!(a.series.key, b.series.key);
         assert_eq!(a.series.key.labels_key, r#"az="x\"y",job="api""#);
-        assert_eq!(a.series.labels_json, r#"{"az":"x\"y","job":"api"}"#);
+        assert_eq!(a.series.labels_json(), r#"{"az":"x\"y","job":"api"}"#);
         assert_eq!(a.time_us, NOW_US);
     }
 

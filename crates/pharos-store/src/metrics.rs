@@ -18,11 +18,24 @@ pub struct SeriesKey {
     pub labels_key: String,
 }
 
-/// A series to look up or create: its key and its labels as a JSON object.
+/// A series to look up or create: its key and its labels, sorted by name.
 #[derive(Debug, Clone)]
 pub struct NewSeries {
     pub key: SeriesKey,
-    pub labels_json: String,
+    pub labels: Vec<(String, String)>,
+}
+
+impl NewSeries {
+    /// The labels as a JSON object, as the `labels` column holds them. Built only for series
+    /// being created, never on the per-point path.
+    pub fn labels_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .labels
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    }
 }
 
 /// One point of a known series.
@@ -110,12 +123,19 @@ impl MetricsRepository {
         if series.is_empty() {
             return Ok(ids);
         }
+        // Concurrent creators that share series wait on each other's uncommitted rows; inserting
+        // in one global order means they never wait in a cycle (no deadlock).
+        let mut series: Vec<&NewSeries> = series.iter().collect();
+        series.sort_unstable_by(|a, b| {
+            (&a.key.name, &a.key.labels_key).cmp(&(&b.key.name, &b.key.labels_key))
+        });
+        let series = series.as_slice();
         let now = now_micros();
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let names: Vec<&str> = series.iter().map(|s| s.key.name.as_str()).collect();
                 let labels: Vec<&str> = series.iter().map(|s| s.key.labels_key.as_str()).collect();
-                let json: Vec<&str> = series.iter().map(|s| s.labels_json.as_str()).collect();
+                let json: Vec<String> = series.iter().map(|s| s.labels_json()).collect();
                 let created: Vec<(i64, String, String)> = sqlx::query_as(
                     "INSERT INTO metric_series (name, labels_key, labels, created_at) \
                      SELECT name, labels_key, labels::jsonb, $4 \
@@ -152,7 +172,7 @@ impl MetricsRepository {
                     )
                     .bind(&new.key.name)
                     .bind(&new.key.labels_key)
-                    .bind(&new.labels_json)
+                    .bind(new.labels_json())
                     .bind(now)
                     .execute(&mut *transaction)
                     .await?
@@ -357,6 +377,18 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 
 /// Streams `points` into `metric_points` with binary COPY on the given connection.
 async fn copy_points(connection: &mut PgConnection, points: &[PointRow]) -> Result<()> {
+    let data = encode_copy_binary(points);
+    let mut copy = connection
+        .copy_in_raw("COPY metric_points (series_id, time_us, value) FROM STDIN (FORMAT binary)")
+        .await?;
+    copy.send(data).await?;
+    copy.finish().await?;
+    Ok(())
+}
+
+/// `points` in PostgreSQL's binary COPY format for `metric_points (series_id, time_us, value)`;
+/// public so that the benchmark can load the same bytes with plain `psql` as its reference.
+pub fn encode_copy_binary(points: &[PointRow]) -> Vec<u8> {
     // Per row: field count (2 bytes) and three 8-byte fields with 4-byte lengths.
     let mut data = Vec::with_capacity(COPY_HEADER.len() + points.len() * 38 + 2);
     data.extend_from_slice(COPY_HEADER);
@@ -372,12 +404,7 @@ async fn copy_points(connection: &mut PgConnection, points: &[PointRow]) -> Resu
         }
     }
     data.extend_from_slice(&(-1i16).to_be_bytes());
-    let mut copy = connection
-        .copy_in_raw("COPY metric_points (series_id, time_us, value) FROM STDIN (FORMAT binary)")
-        .await?;
-    copy.send(data).await?;
-    copy.finish().await?;
-    Ok(())
+    data
 }
 
 #[cfg(test)]

@@ -35,6 +35,8 @@ pub enum Command {
     Targets,
     /// Read and change configuration values on a running server.
     Config(ConfigArgs),
+    /// Send realistic telemetry to a running server and report the rate and ack latency.
+    Loadgen(crate::loadgen::LoadgenArgs),
 }
 
 /// Where settings come from; every flag also reads a `PHAROS_*` variable.

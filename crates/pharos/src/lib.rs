@@ -4,6 +4,7 @@
 //! tests start the very same server in-process.
 
 pub mod cli;
+pub mod loadgen;
 pub mod serve;
 pub mod settings;
 pub mod target;

@@ -82,5 +82,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config(args) => pharos::cli::run_config(args).await,
+        Command::Loadgen(args) => pharos::loadgen::run(args).await,
     }
 }

@@ -455,3 +455,60 @@ async fn split_config_replicas_on_postgres() {
     a.terminate();
     b.terminate();
 }
+
+/// `pharos loadgen` against the all-in-one server: its report counts exactly what was stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loadgen_reports_what_was_stored() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Process::spawn(dir.path(), &[]);
+    server.wait_serving().await;
+    let output = Command::new(BIN)
+        .args([
+            "loadgen",
+            "--endpoint",
+            &server.endpoint(),
+            "--duration",
+            "1s",
+        ])
+        .args([
+            "--connections",
+            "1",
+            "--concurrency",
+            "2",
+            "--batch",
+            "200",
+            "--series",
+            "300",
+        ])
+        .arg("--json")
+        .output()
+        .expect("run loadgen");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
+    let accepted = report["points_accepted"].as_u64().expect("points_accepted");
+    assert!(accepted >= 200, "{report}");
+    assert_eq!(report["points_rejected"], 0, "{report}");
+    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+
+    let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
+        url: format!(
+            "sqlite:{}",
+            dir.path().join("data").join("pharos.db").display()
+        ),
+        ..pharos_store::StoreSettings::default()
+    })
+    .await
+    .expect("open the server's store");
+    let metrics = pharos_store::metrics::MetricsRepository::new(store);
+    let stored = metrics.count_points().await.expect("count");
+    assert_eq!(
+        stored,
+        i64::try_from(accepted).expect("fits"),
+        "{}",
+        server.log()
+    );
+}
