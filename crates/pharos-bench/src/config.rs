@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::Common;
 use crate::database::BenchDatabase;
-use crate::process::{Server, free_port, loopback, wait_serving};
+use crate::process::{Server, free_port, loopback, start_pharos, wait_serving};
 use crate::stats::{Latencies, Table, Value};
 use crate::systems::{Etcd, KvSystem, Pharos};
 
@@ -132,10 +132,22 @@ async fn measure_all(
     );
 
     eprintln!("starting two Pharos config replicas and etcd");
-    let (mut replica_a, addr_a) =
-        start_replica("pharos-a", &args.common.pharos_bin, database_url, work).await?;
-    let (mut replica_b, addr_b) =
-        start_replica("pharos-b", &args.common.pharos_bin, database_url, work).await?;
+    let (mut replica_a, addr_a) = start_pharos(
+        &args.common.pharos_bin,
+        "config",
+        database_url,
+        work,
+        "pharos-a",
+    )
+    .await?;
+    let (mut replica_b, addr_b) = start_pharos(
+        &args.common.pharos_bin,
+        "config",
+        database_url,
+        work,
+        "pharos-b",
+    )
+    .await?;
     let (mut etcd, etcd_addr) = start_etcd(&args.etcd_bin, work).await?;
 
     eprintln!("measuring Pharos");
@@ -491,33 +503,6 @@ async fn wait_for(
         }
     }
     Ok(arrived)
-}
-
-async fn start_replica(
-    name: &str,
-    binary: &Path,
-    database_url: &str,
-    work: &Path,
-) -> anyhow::Result<(Server, SocketAddr)> {
-    let grpc = loopback(free_port()?);
-    let http = loopback(free_port()?);
-    let data = work.join(name);
-    let args = [
-        "serve".to_owned(),
-        "--target".to_owned(),
-        "config".to_owned(),
-        "--grpc-addr".to_owned(),
-        grpc.to_string(),
-        "--http-addr".to_owned(),
-        http.to_string(),
-        "--database-url".to_owned(),
-        database_url.to_owned(),
-        "--data-dir".to_owned(),
-        data.display().to_string(),
-    ];
-    let mut server = Server::spawn(name, binary, &args, &[], work)?;
-    wait_serving(&mut server, grpc, Duration::from_secs(30)).await?;
-    Ok((server, grpc))
 }
 
 async fn start_etcd(binary: &Path, work: &Path) -> anyhow::Result<(Server, SocketAddr)> {

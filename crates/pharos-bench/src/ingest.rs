@@ -13,7 +13,7 @@ use pharos_store::metrics::{PointRow, encode_copy_binary};
 
 use crate::Common;
 use crate::database::BenchDatabase;
-use crate::process::{Server, free_port, loopback, wait_serving};
+use crate::process::start_pharos;
 use crate::stats::{Table, Value};
 
 #[derive(clap::Args)]
@@ -56,8 +56,9 @@ async fn measure(
     );
 
     eprintln!("starting pharos serve --target ingest");
-    let (mut server, addr) = start_ingest(
+    let (mut server, addr) = start_pharos(
         &args.common.pharos_bin,
+        "ingest",
         &pharos_db.url,
         work,
         "pharos-ingest",
@@ -93,8 +94,9 @@ async fn measure(
     );
 
     // The reference schema is the one Pharos makes: migrations plus today's partitions.
-    let (reference_server, _) = start_ingest(
+    let (reference_server, _) = start_pharos(
         &args.common.pharos_bin,
+        "ingest",
         &reference_db.url,
         work,
         "reference-schema",
@@ -137,32 +139,6 @@ async fn measure(
         "< 150 MB",
     );
     Ok(table)
-}
-
-async fn start_ingest(
-    binary: &Path,
-    database_url: &str,
-    work: &Path,
-    name: &str,
-) -> anyhow::Result<(Server, std::net::SocketAddr)> {
-    let grpc = loopback(free_port()?);
-    let http = loopback(free_port()?);
-    let args = [
-        "serve".to_owned(),
-        "--target".to_owned(),
-        "ingest".to_owned(),
-        "--grpc-addr".to_owned(),
-        grpc.to_string(),
-        "--http-addr".to_owned(),
-        http.to_string(),
-        "--database-url".to_owned(),
-        database_url.to_owned(),
-        "--data-dir".to_owned(),
-        work.join(name).display().to_string(),
-    ];
-    let mut server = Server::spawn(name, binary, &args, &[], work)?;
-    wait_serving(&mut server, grpc, Duration::from_secs(30)).await?;
-    Ok((server, grpc))
 }
 
 /// Rows per second loading `rows` point rows with `connections` parallel `psql` COPYs.

@@ -135,6 +135,35 @@ impl Server {
     }
 }
 
+/// Starts `pharos serve --target <target>` on `database_url` with free loopback ports and waits
+/// until it reports SERVING.
+pub async fn start_pharos(
+    binary: &Path,
+    target: &str,
+    database_url: &str,
+    work: &Path,
+    name: &str,
+) -> anyhow::Result<(Server, SocketAddr)> {
+    let grpc = loopback(free_port()?);
+    let http = loopback(free_port()?);
+    let args = [
+        "serve".to_owned(),
+        "--target".to_owned(),
+        target.to_owned(),
+        "--grpc-addr".to_owned(),
+        grpc.to_string(),
+        "--http-addr".to_owned(),
+        http.to_string(),
+        "--database-url".to_owned(),
+        database_url.to_owned(),
+        "--data-dir".to_owned(),
+        work.join(name).display().to_string(),
+    ];
+    let mut server = Server::spawn(name, binary, &args, &[], work)?;
+    wait_serving(&mut server, grpc, Duration::from_secs(30)).await?;
+    Ok((server, grpc))
+}
+
 pub async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {
     Endpoint::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(5))
