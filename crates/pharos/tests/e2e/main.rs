@@ -1,6 +1,7 @@
 //! End-to-end topologies of the real `pharos` binary: all services in one
 //! process on the embedded store, and split config replicas on PostgreSQL;
-//! plus the CLI, health, reflection, metrics and graceful shutdown.
+//! plus the CLI, health, reflection, metrics, graceful shutdown, `pharos
+//! loadgen`, and acknowledged ingest surviving kill -9 on both stores.
 
 use std::io::BufRead;
 use std::net::{SocketAddr, TcpListener};
@@ -511,4 +512,125 @@ async fn loadgen_reports_what_was_stored() {
         "{}",
         server.log()
     );
+}
+
+/// Kill -9 during sustained ingest on the embedded store: after a restart every acknowledged
+/// point is stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_points_survive_kill_9_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = format!(
+        "sqlite:{}",
+        dir.path().join("data").join("pharos.db").display()
+    );
+    acknowledged_points_survive_kill_9(dir.path(), &[], &url).await;
+}
+
+/// The same on PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_points_survive_kill_9_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--target", "ingest", "--database-url", database.url()];
+    acknowledged_points_survive_kill_9(dir.path(), &args, database.url()).await;
+}
+
+async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_url: &str) {
+    use pharos_proto::ingest::v1 as ingest;
+    use std::sync::{Arc, Mutex};
+
+    let server = Process::spawn(dir, args);
+    server.wait_serving().await;
+    let endpoint = server.endpoint();
+    // Values each writer saw acknowledged.
+    let acknowledged: Arc<Mutex<Vec<Vec<f64>>>> = Arc::new(Mutex::new(vec![Vec::new(); 4]));
+    let (first_acks, mut enough) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut writers = Vec::new();
+    for writer in 0..4usize {
+        let (endpoint, acknowledged, first_acks) =
+            (endpoint.clone(), acknowledged.clone(), first_acks.clone());
+        writers.push(tokio::spawn(async move {
+            let mut client = ingest::ingest_service_client::IngestServiceClient::connect(endpoint)
+                .await
+                .expect("connect");
+            for request in 0u32.. {
+                let values: Vec<f64> = (0..100).map(|k| f64::from(request * 100 + k)).collect();
+                let points = values
+                    .iter()
+                    .map(|value| ingest::MetricPoint {
+                        name: "crash_test".into(),
+                        labels: vec![ingest::Label {
+                            name: "writer".into(),
+                            value: writer.to_string(),
+                        }],
+                        time_unix_nano: 0,
+                        value: *value,
+                    })
+                    .collect();
+                match client
+                    .write_metrics(ingest::WriteMetricsRequest { points })
+                    .await
+                {
+                    Ok(reply) => {
+                        assert_eq!(reply.into_inner().accepted, 100);
+                        acknowledged.lock().expect("lock")[writer].extend(values);
+                        let _ = first_acks.send(());
+                    }
+                    // The server is gone.
+                    Err(_) => return,
+                }
+            }
+        }));
+    }
+    drop(first_acks);
+    // Kill once a good number of batches are acknowledged, while writes are in flight.
+    for _ in 0..40 {
+        enough.recv().await.expect("acks");
+    }
+    let mut server = server;
+    if let Some(child) = server.child.as_mut() {
+        child.kill().expect("kill -9");
+        child.wait().expect("reaped");
+    }
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+
+    // A restart recovers the store and serves again.
+    let restarted = Process::spawn(dir, args);
+    restarted.wait_serving().await;
+    restarted.terminate();
+
+    let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
+        url: database_url.to_owned(),
+        ..pharos_store::StoreSettings::default()
+    })
+    .await
+    .expect("open the store");
+    let metrics = pharos_store::metrics::MetricsRepository::new(store);
+    let series = metrics.series_of("crash_test").await.expect("series");
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    let total: usize = acknowledged.iter().map(Vec::len).sum();
+    assert!(total >= 4_000, "{total} acknowledged");
+    for (writer, values) in acknowledged.iter().enumerate() {
+        let key = format!("writer=\"{writer}\"");
+        let Some(series) = series.iter().find(|series| series.labels_key == key) else {
+            assert!(values.is_empty(), "writer {writer}'s series is missing");
+            continue;
+        };
+        let stored: std::collections::HashSet<u64> = metrics
+            .read_points(series.id, 0, i64::MAX)
+            .await
+            .expect("points")
+            .into_iter()
+            .map(|(_, value)| value.to_bits())
+            .collect();
+        let lost = values
+            .iter()
+            .filter(|value| !stored.contains(&value.to_bits()))
+            .count();
+        assert_eq!(lost, 0, "writer {writer}: {lost} acknowledged points lost");
+    }
 }
