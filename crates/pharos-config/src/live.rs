@@ -100,6 +100,71 @@ where
     })
 }
 
+/// Settings of type `T` with live keys laid over their start-up values: the key
+/// `<prefix><path>` sets the field at the dot-separated `path` of `T`'s serde form, so
+/// `pharos.ingest.limits.max_age = "14d"` sets `limits.max_age`. A value is read as JSON when it
+/// is JSON (numbers, booleans), else as a string (durations like `30s`). A deleted key falls back
+/// to the start-up value.
+#[derive(Debug, Clone)]
+pub struct LiveSettings<T> {
+    prefix: String,
+    base: serde_json::Value,
+    overrides: std::collections::BTreeMap<String, serde_json::Value>,
+    _settings: std::marker::PhantomData<T>,
+}
+
+impl<T: serde::Serialize + serde::de::DeserializeOwned> LiveSettings<T> {
+    pub fn new(prefix: impl Into<String>, base: &T) -> Result<Self, serde_json::Error> {
+        Ok(Self {
+            prefix: prefix.into(),
+            base: serde_json::to_value(base)?,
+            overrides: std::collections::BTreeMap::new(),
+            _settings: std::marker::PhantomData,
+        })
+    }
+
+    /// Applies one change and returns the settings now in effect, `Ok(None)` for a key outside
+    /// the prefix, or an error saying why the value was refused (it is then ignored).
+    pub fn apply(&mut self, change: &LiveChange) -> Result<Option<T>, String> {
+        let Some(path) = change.key.strip_prefix(&self.prefix) else {
+            return Ok(None);
+        };
+        let previous = match &change.value {
+            Some(text) => {
+                let value = serde_json::from_str(text.trim())
+                    .unwrap_or_else(|_| serde_json::Value::String(text.clone()));
+                self.overrides.insert(path.to_owned(), value)
+            }
+            None => self.overrides.remove(path),
+        };
+        match self.effective() {
+            Ok(settings) => Ok(Some(settings)),
+            Err(reason) => {
+                match previous {
+                    Some(value) => self.overrides.insert(path.to_owned(), value),
+                    None => self.overrides.remove(path),
+                };
+                Err(format!("{}: {reason}", change.key))
+            }
+        }
+    }
+
+    fn effective(&self) -> Result<T, String> {
+        let mut merged = self.base.clone();
+        for (path, value) in &self.overrides {
+            let mut slot = &mut merged;
+            for part in path.split('.') {
+                slot = slot
+                    .as_object_mut()
+                    .and_then(|object| object.get_mut(part))
+                    .ok_or_else(|| format!("no setting `{path}`"))?;
+            }
+            *slot = value.clone();
+        }
+        serde_json::from_value(merged).map_err(|error| error.to_string())
+    }
+}
+
 /// The live keys of the configuration service's own cache.
 pub const DEFAULT_CHANGE_PERIOD_KEY: &str = "pharos.config.cache.default_change_period";
 pub const CHANGE_PERIOD_KEY_PREFIX: &str = "pharos.config.cache.change_period.";
@@ -151,4 +216,76 @@ pub(crate) fn follow_own_settings(service: &Arc<ConfigService>) {
             service.set_ttl_policy(policy);
         },
     );
+}
+
+#[cfg(test)]
+mod live_settings_tests {
+    use super::*;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    struct Example {
+        inner: Inner,
+        count: u32,
+    }
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
+    struct Inner {
+        #[serde(with = "humantime_serde")]
+        wait: Duration,
+    }
+
+    fn change(key: &str, value: Option<&str>) -> LiveChange {
+        LiveChange {
+            key: key.to_owned(),
+            value: value.map(str::to_owned),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn overrides_apply_validate_and_fall_back() {
+        let base = Example {
+            inner: Inner {
+                wait: Duration::from_secs(1),
+            },
+            count: 3,
+        };
+        let mut live = LiveSettings::new("pharos.example.", &base).expect("serializable");
+        let now = live
+            .apply(&change("pharos.example.inner.wait", Some("250ms")))
+            .expect("valid");
+        assert_eq!(now.map(|s| s.inner.wait), Some(Duration::from_millis(250)));
+        let now = live
+            .apply(&change("pharos.example.count", Some("7")))
+            .expect("valid");
+        assert_eq!(
+            now.map(|s| (s.inner.wait, s.count)),
+            Some((Duration::from_millis(250), 7))
+        );
+        assert!(
+            live.apply(&change("pharos.example.count", Some("seven")))
+                .is_err()
+        );
+        assert!(
+            live.apply(&change("pharos.example.nope", Some("1")))
+                .is_err()
+        );
+        assert_eq!(
+            live.apply(&change("pharos.other.count", Some("1"))),
+            Ok(None)
+        );
+        // The refused values left the last good ones in place; a delete restores the base.
+        let now = live
+            .apply(&change("pharos.example.inner.wait", None))
+            .expect("valid");
+        assert_eq!(
+            now,
+            Some(Example {
+                inner: Inner {
+                    wait: Duration::from_secs(1)
+                },
+                count: 7
+            })
+        );
+    }
 }

@@ -7,6 +7,7 @@
 
 pub mod error;
 pub mod grpc;
+pub mod live;
 mod metrics;
 pub mod series;
 pub mod service;

@@ -28,7 +28,8 @@ pub struct SeriesResolver {
     cache: moka::sync::Cache<SeriesKey, i64, RandomState>,
     /// Series per metric name, for the cardinality limit.
     counts: Mutex<HashMap<String, u64>>,
-    limit: u64,
+    /// Live: series per metric name.
+    limit: std::sync::atomic::AtomicU64,
     retry_after: std::time::Duration,
 }
 
@@ -49,7 +50,7 @@ impl SeriesResolver {
                 .max_capacity(capacity)
                 .build_with_hasher(RandomState::default()),
             counts: Mutex::new(counts),
-            limit,
+            limit: std::sync::atomic::AtomicU64::new(limit),
             retry_after,
         })
     }
@@ -117,12 +118,13 @@ impl SeriesResolver {
         }
 
         // Reserve room under the limit before creating, so concurrent batches cannot overshoot.
+        let limit = self.limit.load(std::sync::atomic::Ordering::Relaxed);
         let allowed: Vec<NewSeries> = {
             let mut counts = lock(&self.counts);
             new.into_iter()
                 .filter(|series| {
                     let count = counts.entry(series.key.name.clone()).or_insert(0);
-                    if *count >= self.limit {
+                    if *count >= limit {
                         outcome.insert(series.key.clone(), Resolved::OverLimit);
                         false
                     } else {
@@ -161,6 +163,12 @@ impl SeriesResolver {
 
     fn unavailable(&self, source: pharos_store::StoreError) -> IngestError {
         IngestError::unavailable(source, self.retry_after)
+    }
+
+    /// Changes the cardinality limit; series already stored stay.
+    pub fn set_limit(&self, limit: u64) {
+        self.limit
+            .store(limit, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Series known per metric name.

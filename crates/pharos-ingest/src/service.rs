@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
@@ -25,7 +26,10 @@ const PARTITION_INTERVAL: Duration = Duration::from_secs(3600);
 const PARTITION_DAYS_AHEAD: i64 = 2;
 
 pub struct IngestService {
-    validator: Validator,
+    /// Live: replaced whole when a `pharos.ingest.limits.*` key changes.
+    validator: ArcSwap<Validator>,
+    /// The settings in effect.
+    settings: ArcSwap<IngestSettings>,
     series: SeriesResolver,
     writer: PointWriter,
     metrics: IngestMetrics,
@@ -55,7 +59,8 @@ impl IngestService {
             metrics.clone(),
         );
         let service = Arc::new(Self {
-            validator: Validator::new(settings.limits),
+            validator: ArcSwap::from_pointee(Validator::new(settings.limits.clone())),
+            settings: ArcSwap::from_pointee(settings.clone()),
             series,
             writer,
             metrics,
@@ -84,7 +89,7 @@ impl IngestService {
     async fn prepare_partitions(&self) -> Result<(), pharos_store::StoreError> {
         let now = now_micros();
         let max_age =
-            i64::try_from(self.validator.limits().max_age.as_micros()).unwrap_or(i64::MAX);
+            i64::try_from(self.validator.load().limits().max_age.as_micros()).unwrap_or(i64::MAX);
         let ahead = PARTITION_DAYS_AHEAD * 86_400_000_000;
         self.writer
             .prepare_partitions(now.saturating_sub(max_age), now.saturating_add(ahead))
@@ -95,7 +100,8 @@ impl IngestService {
         &self,
         request: pb::WriteMetricsRequest,
     ) -> Result<pb::WriteMetricsResponse> {
-        let limit = self.validator.limits().max_items_per_request;
+        let validator = self.validator.load_full();
+        let limit = validator.limits().max_items_per_request;
         if request.points.len() > limit {
             return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
                 "points",
@@ -120,7 +126,7 @@ impl IngestService {
         let mut valid: Vec<(u32, ValidPoint)> = Vec::with_capacity(request.points.len());
         for (index, point) in request.points.into_iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
-            match self.validator.metric_point(index, point, now) {
+            match validator.metric_point(index, point, now) {
                 Ok(point) => valid.push((index, point)),
                 Err(rejection) => rejections.push(rejection),
             }
@@ -139,7 +145,7 @@ impl IngestService {
                     message: format!(
                         "metric {:?} has reached its limit of {} series; this label set would be a new one",
                         point.series.key.name,
-                        self.validator.limits().max_series_per_metric
+                        validator.limits().max_series_per_metric
                     ),
                 }),
             }
@@ -157,6 +163,29 @@ impl IngestService {
             rejected: rejections.len() as u64,
             rejections: rejections.into_iter().map(pb::Rejection::from).collect(),
         })
+    }
+
+    /// Applies new settings while running (live settings). The number of writers and the size of
+    /// the series cache keep their start-up values until a restart.
+    pub fn apply_settings(&self, settings: &IngestSettings) {
+        let running = self.settings.load();
+        if settings.metrics.writers != running.metrics.writers
+            || settings.metrics.series_cache_capacity != running.metrics.series_cache_capacity
+        {
+            tracing::warn!(
+                "ingest.metrics.writers and ingest.metrics.series_cache_capacity take effect at the next restart"
+            );
+        }
+        self.validator
+            .store(Arc::new(Validator::new(settings.limits.clone())));
+        self.series.set_limit(settings.limits.max_series_per_metric);
+        self.writer.apply(&settings.metrics);
+        self.settings.store(Arc::new(settings.clone()));
+    }
+
+    /// The settings in effect (start-up values with live changes applied).
+    pub fn settings(&self) -> Arc<IngestSettings> {
+        self.settings.load_full()
     }
 
     /// Points accepted and waiting for their batch to commit.

@@ -12,6 +12,10 @@ pub struct IngestSettings {
     /// What RetryInfo tells a caller refused under overload to wait.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
+    /// The config service to follow `pharos.ingest.*` live settings from (`http://host:port`)
+    /// when it does not run in this process. Empty: live settings only with an in-process
+    /// config service.
+    pub config_endpoint: String,
 }
 
 impl Default for IngestSettings {
@@ -20,6 +24,7 @@ impl Default for IngestSettings {
             limits: LimitSettings::default(),
             metrics: BufferSettings::default(),
             retry_after: Duration::from_secs(1),
+            config_endpoint: String::new(),
         }
     }
 }

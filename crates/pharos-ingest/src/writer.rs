@@ -1,17 +1,18 @@
 //! [`PointWriter`]: the write path after validation. Callers hand over their points and wait;
 //! writer tasks take everything queued (up to a batch), write it in one transaction and then
 //! answer every caller of that batch, so an answer always means committed. Memory is bounded by a
-//! semaphore counted in points: a request that does not fit is refused at once with
-//! RESOURCE_EXHAUSTED instead of queueing without limit.
+//! count of buffered points: a request that does not fit is refused at once with
+//! RESOURCE_EXHAUSTED instead of queueing without limit. The bound, the batch size and the linger
+//! are live settings.
 
 use std::collections::HashSet;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pharos_store::metrics::{MetricsRepository, PointRow};
 use pharos_store::{StoreError, now_micros};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
@@ -22,22 +23,38 @@ const DAY_US: i64 = 86_400_000_000;
 /// Points of one request, waiting for their batch.
 struct Pending {
     points: Vec<PointRow>,
-    _permit: OwnedSemaphorePermit,
+    _reservation: Reservation,
     done: oneshot::Sender<Result<(), Arc<StoreError>>>,
+}
+
+/// Points counted in the buffer until dropped (when their batch is answered).
+struct Reservation {
+    buffered: Arc<AtomicUsize>,
+    points: usize,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.buffered.fetch_sub(self.points, Ordering::AcqRel);
+    }
 }
 
 pub struct PointWriter {
     queue: mpsc::UnboundedSender<Pending>,
-    permits: Arc<Semaphore>,
-    max_buffered: usize,
+    buffered: Arc<AtomicUsize>,
     retry_after: Duration,
     state: Arc<WriterState>,
     repository: MetricsRepository,
 }
 
 /// What the writers share and the health check reads.
-#[derive(Default)]
 pub struct WriterState {
+    /// Live: the most points waiting to be committed.
+    capacity: AtomicUsize,
+    /// Live: the most points in one transaction.
+    max_batch: AtomicUsize,
+    /// Live: microseconds a writer waits for more points before writing a short batch.
+    linger_us: AtomicU64,
     /// Days whose partition is known to exist.
     partitions: std::sync::Mutex<HashSet<i64>>,
     pub batches: AtomicU64,
@@ -56,13 +73,20 @@ impl PointWriter {
     ) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
-        let state = Arc::new(WriterState::default());
+        let state = Arc::new(WriterState {
+            capacity: AtomicUsize::new(0),
+            max_batch: AtomicUsize::new(0),
+            linger_us: AtomicU64::new(0),
+            partitions: std::sync::Mutex::default(),
+            batches: AtomicU64::new(0),
+            failed_batches: AtomicU64::new(0),
+            last_error: std::sync::Mutex::new(None),
+        });
+        state.apply(settings);
         for _ in 0..settings.writers.max(1) {
             let task = WriterTask {
                 receiver: receiver.clone(),
                 repository: repository.clone(),
-                max_batch: settings.max_batch_points.max(1),
-                linger: settings.linger,
                 state: state.clone(),
                 metrics: metrics.clone(),
             };
@@ -70,8 +94,7 @@ impl PointWriter {
         }
         Self {
             queue,
-            permits: Arc::new(Semaphore::new(settings.max_buffered_points.max(1))),
-            max_buffered: settings.max_buffered_points.max(1),
+            buffered: Arc::new(AtomicUsize::new(0)),
             retry_after,
             state,
             repository,
@@ -83,20 +106,12 @@ impl PointWriter {
         if points.is_empty() {
             return Ok(());
         }
-        let wanted = u32::try_from(points.len()).unwrap_or(u32::MAX);
-        let permit = self
-            .permits
-            .clone()
-            .try_acquire_many_owned(wanted)
-            .map_err(|_| IngestError::Overloaded {
-                buffered: self.buffered(),
-                retry_after: self.retry_after,
-            })?;
+        let reservation = self.reserve(points.len())?;
         let (done, answer) = oneshot::channel();
         self.queue
             .send(Pending {
                 points,
-                _permit: permit,
+                _reservation: reservation,
                 done,
             })
             .map_err(|_| IngestError::ShuttingDown {
@@ -114,13 +129,35 @@ impl PointWriter {
         }
     }
 
+    /// Counts `points` into the buffer, or refuses when they do not fit.
+    fn reserve(&self, points: usize) -> Result<Reservation> {
+        let capacity = self.capacity();
+        self.buffered
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |buffered| {
+                (buffered + points <= capacity).then_some(buffered + points)
+            })
+            .map_err(|buffered| IngestError::Overloaded {
+                buffered,
+                retry_after: self.retry_after,
+            })?;
+        Ok(Reservation {
+            buffered: self.buffered.clone(),
+            points,
+        })
+    }
+
     /// Points accepted and not yet committed.
     pub fn buffered(&self) -> usize {
-        self.max_buffered - self.permits.available_permits()
+        self.buffered.load(Ordering::Acquire)
     }
 
     pub fn capacity(&self) -> usize {
-        self.max_buffered
+        self.state.capacity.load(Ordering::Relaxed)
+    }
+
+    /// Takes new buffer settings (all but `writers` and the series cache, which need a restart).
+    pub fn apply(&self, settings: &BufferSettings) {
+        self.state.apply(settings);
     }
 
     pub fn state(&self) -> &WriterState {
@@ -130,6 +167,17 @@ impl PointWriter {
     /// Creates the day partitions for `from_us..=to_us` ahead of the data (PostgreSQL).
     pub async fn prepare_partitions(&self, from_us: i64, to_us: i64) -> Result<(), StoreError> {
         prepare(&self.repository, &self.state, from_us, to_us).await
+    }
+}
+
+impl WriterState {
+    fn apply(&self, settings: &BufferSettings) {
+        self.capacity
+            .store(settings.max_buffered_points.max(1), Ordering::Relaxed);
+        self.max_batch
+            .store(settings.max_batch_points.max(1), Ordering::Relaxed);
+        let linger = u64::try_from(settings.linger.as_micros()).unwrap_or(u64::MAX);
+        self.linger_us.store(linger, Ordering::Relaxed);
     }
 }
 
@@ -170,8 +218,6 @@ async fn prepare(
 struct WriterTask {
     receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
     repository: MetricsRepository,
-    max_batch: usize,
-    linger: Duration,
     state: Arc<WriterState>,
     metrics: IngestMetrics,
 }
@@ -187,13 +233,15 @@ impl WriterTask {
     async fn next_batch(&self) -> Option<Vec<Pending>> {
         let mut receiver = self.receiver.lock().await;
         let first = receiver.recv().await?;
+        let max_batch = self.state.max_batch.load(Ordering::Relaxed);
+        let linger = Duration::from_micros(self.state.linger_us.load(Ordering::Relaxed));
         let mut size = first.points.len();
         let mut batch = vec![first];
-        let deadline = tokio::time::Instant::now() + self.linger;
-        while size < self.max_batch {
+        let deadline = tokio::time::Instant::now() + linger;
+        while size < max_batch {
             let next = match receiver.try_recv() {
                 Ok(next) => next,
-                Err(_) if self.linger.is_zero() => break,
+                Err(_) if linger.is_zero() => break,
                 Err(_) => match tokio::time::timeout_at(deadline, receiver.recv()).await {
                     Ok(Some(next)) => next,
                     _ => break,

@@ -51,6 +51,8 @@ pub async fn run(
         path: settings.data_dir.clone(),
     }));
 
+    // The in-process config service, for the live settings of the others.
+    let mut local_config: Option<pharos_config::ConfigClient> = None;
     for service in &services {
         match service {
             Target::Config => {
@@ -64,6 +66,7 @@ pub async fn run(
                 for check in config.health_checks() {
                     health.register(check);
                 }
+                local_config = Some(pharos_config::ConfigClient::local(config.clone()));
                 grpc.add_service(pharos_config::grpc::server(
                     config,
                     settings.server.limits.max_message_bytes,
@@ -79,6 +82,16 @@ pub async fn run(
                 .context("cannot start the ingest service")?;
                 for check in ingest.health_checks() {
                     health.register(check);
+                }
+                match live_settings_client(local_config.clone(), &settings.ingest.config_endpoint)
+                    .await
+                {
+                    Some(client) => {
+                        pharos_ingest::live::follow(ingest.clone(), client, shutdown.clone());
+                    }
+                    None => tracing::info!(
+                        "ingest live settings off: no config service in this process and no ingest.config_endpoint"
+                    ),
                 }
                 grpc.add_service(pharos_ingest::grpc::server(
                     ingest,
@@ -117,6 +130,27 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
+    }
+}
+
+/// Where a service follows its live settings: the in-process config service, else the
+/// configured endpoint (a failure to reach it leaves live settings off, never the service).
+async fn live_settings_client(
+    local: Option<pharos_config::ConfigClient>,
+    endpoint: &str,
+) -> Option<pharos_config::ConfigClient> {
+    if local.is_some() {
+        return local;
+    }
+    if endpoint.is_empty() {
+        return None;
+    }
+    match pharos_config::ConfigClient::connect(endpoint, None, Some("pharos-ingest")).await {
+        Ok(client) => Some(client),
+        Err(error) => {
+            tracing::warn!(%endpoint, %error, "cannot reach the config service; live settings off");
+            None
+        }
     }
 }
 

@@ -25,6 +25,7 @@ pharos_store::backend_tests!(
     concurrent_writers_are_all_committed,
     oversized_requests_are_invalid,
     full_buffer_is_resource_exhausted_with_retry_info,
+    live_settings_apply_without_a_restart,
 );
 
 struct TestServer {
@@ -538,4 +539,120 @@ async fn database_outage_is_unavailable_then_recovers() {
         .map(|(_, value)| value)
         .collect();
     assert_eq!(values, [1.0, 3.0]);
+}
+
+/// `pharos.ingest.*` keys set in the config service change the running service, a bad value is
+/// ignored, and deleting a key restores the start-up value.
+async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
+    let server = TestServer::start(database, IngestSettings::default()).await;
+    let config = pharos_config::ConfigService::start(
+        server.store.clone(),
+        pharos_config::ConfigSettings::default(),
+        server.shutdown.clone(),
+    )
+    .await
+    .expect("config service");
+    let local = pharos_config::ConfigClient::local(config.clone());
+    pharos_ingest::live::follow(
+        server.service.clone(),
+        local.clone(),
+        server.shutdown.clone(),
+    );
+    let set = |key: &str, value: &str| pharos_proto::config::v1::SetRequest {
+        key: key.to_owned(),
+        value: value.to_owned(),
+        ..Default::default()
+    };
+
+    let mut client = server.client().await;
+    let two_labels = || {
+        write(vec![point(
+            "m",
+            &[("a", "1"), ("b", "2")],
+            now_micros(),
+            1.0,
+        )])
+    };
+    assert_eq!(
+        client
+            .write_metrics(two_labels())
+            .await
+            .expect("write")
+            .into_inner()
+            .rejected,
+        0
+    );
+
+    local
+        .set(set("pharos.ingest.limits.max_labels", "1"))
+        .await
+        .expect("set");
+    wait_until(|| server.service.settings().limits.max_labels == 1).await;
+    let reply = client
+        .write_metrics(two_labels())
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.rejections[0].reason, "TOO_MANY_LABELS");
+
+    // A value that does not fit its setting is ignored; the last good one stays.
+    local
+        .set(set("pharos.ingest.metrics.max_buffered_points", "lots"))
+        .await
+        .expect("set");
+    local
+        .set(set("pharos.ingest.metrics.max_batch_points", "500"))
+        .await
+        .expect("set");
+    wait_until(|| server.service.settings().metrics.max_batch_points == 500).await;
+    assert_eq!(
+        server.service.settings().metrics.max_buffered_points,
+        500_000
+    );
+
+    local
+        .set(set("pharos.ingest.metrics.max_buffered_points", "10"))
+        .await
+        .expect("set");
+    wait_until(|| server.service.settings().metrics.max_buffered_points == 10).await;
+    let twenty = write(
+        (0..20)
+            .map(|i| point("m", &[], now_micros() - i, 1.0))
+            .collect(),
+    );
+    let status = client
+        .write_metrics(twenty)
+        .await
+        .expect_err("over the whole buffer");
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    local
+        .delete(pharos_proto::config::v1::DeleteRequest {
+            key: "pharos.ingest.limits.max_labels".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("delete");
+    wait_until(|| server.service.settings().limits.max_labels == 32).await;
+    assert_eq!(
+        client
+            .write_metrics(two_labels())
+            .await
+            .expect("write")
+            .into_inner()
+            .rejected,
+        0
+    );
+}
+
+/// Waits (up to 10 s) for a condition the live settings task makes true.
+async fn wait_until(condition: impl Fn() -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !condition() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "live setting not applied within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }
