@@ -9,6 +9,7 @@ pub mod error;
 pub mod grpc;
 pub mod live;
 mod metrics;
+pub mod otlp;
 pub mod series;
 pub mod service;
 pub mod settings;

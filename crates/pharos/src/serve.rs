@@ -94,9 +94,14 @@ pub async fn run(
                     ),
                 }
                 grpc.add_service(pharos_ingest::grpc::server(
+                    ingest.clone(),
+                    settings.server.limits.max_message_bytes,
+                ));
+                grpc.add_service(pharos_ingest::otlp::metrics_server(
                     ingest,
                     settings.server.limits.max_message_bytes,
                 ));
+                grpc.add_descriptor_set(opentelemetry_proto::DESCRIPTORS);
             }
             other => anyhow::bail!("target `{other}` is not built yet"),
         }
