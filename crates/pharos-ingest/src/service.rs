@@ -26,6 +26,7 @@ const PARTITION_INTERVAL: Duration = Duration::from_secs(3600);
 const PARTITION_DAYS_AHEAD: i64 = 2;
 
 pub struct IngestService {
+    repository: MetricsRepository,
     /// Live: replaced whole when a `pharos.ingest.limits.*` key changes.
     validator: ArcSwap<Validator>,
     /// The settings in effect.
@@ -53,12 +54,13 @@ impl IngestService {
         )
         .await?;
         let writer = PointWriter::start(
-            repository,
+            repository.clone(),
             &settings.metrics,
             settings.retry_after,
             metrics.clone(),
         );
         let service = Arc::new(Self {
+            repository,
             validator: ArcSwap::from_pointee(Validator::new(settings.limits.clone())),
             settings: ArcSwap::from_pointee(settings.clone()),
             series,
@@ -70,6 +72,7 @@ impl IngestService {
             .await
             .map_err(|source| IngestError::unavailable(source, settings.retry_after))?;
         let weak = Arc::downgrade(&service);
+        let service_shutdown = shutdown.clone();
         tokio::spawn(async move {
             loop {
                 tokio::select! {
@@ -82,7 +85,45 @@ impl IngestService {
                 }
             }
         });
+        let weak = Arc::downgrade(&service);
+        let stop = service_shutdown;
+        tokio::spawn(async move {
+            // The interval is read each time, so a live change takes effect at the next run.
+            while let Some(interval) = weak
+                .upgrade()
+                .map(|service| service.settings.load().retention.interval)
+            {
+                tokio::select! {
+                    () = stop.wait() => break,
+                    () = tokio::time::sleep(interval) => {}
+                }
+                let Some(service) = weak.upgrade() else { break };
+                if let Err(error) = service.apply_retention().await {
+                    tracing::warn!(%error, "metric retention failed; will retry at the next interval");
+                }
+            }
+        });
         Ok(service)
+    }
+
+    /// Removes data past its retention now, and logs what went.
+    pub async fn apply_retention(
+        &self,
+    ) -> Result<pharos_store::metrics::Expired, pharos_store::StoreError> {
+        let retention = self.settings.load().retention.metrics_raw;
+        let cut =
+            now_micros().saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
+        tracing::info!(before_us = cut, retention = ?retention, "expiring raw metric points");
+        let expired = self.repository.expire_points(cut).await?;
+        if expired.partitions_dropped > 0 {
+            self.writer.forget_partitions();
+        }
+        tracing::info!(
+            partitions_dropped = expired.partitions_dropped,
+            rows_deleted = expired.rows_deleted,
+            "raw metric points expired"
+        );
+        Ok(expired)
     }
 
     /// Partitions for every day a valid point can fall in, and a few days ahead.

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 pub struct IngestSettings {
     pub limits: LimitSettings,
     pub metrics: BufferSettings,
+    pub retention: RetentionSettings,
     /// What RetryInfo tells a caller refused under overload to wait.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -23,6 +24,7 @@ impl Default for IngestSettings {
         Self {
             limits: LimitSettings::default(),
             metrics: BufferSettings::default(),
+            retention: RetentionSettings::default(),
             retry_after: Duration::from_secs(1),
             config_endpoint: String::new(),
         }
@@ -92,6 +94,27 @@ impl Default for BufferSettings {
             linger: Duration::ZERO,
             writers: 2,
             series_cache_capacity: 1_000_000,
+        }
+    }
+}
+
+/// How long stored data is kept, and how often expiry runs.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// Raw metric points older than this are removed (on PostgreSQL by whole day partitions).
+    #[serde(with = "humantime_serde")]
+    pub metrics_raw: Duration,
+    /// How often expiry runs.
+    #[serde(with = "humantime_serde")]
+    pub interval: Duration,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            metrics_raw: Duration::from_secs(7 * 24 * 3600),
+            interval: Duration::from_secs(3600),
         }
     }
 }

@@ -164,6 +164,15 @@ impl PointWriter {
         &self.state
     }
 
+    /// Forgets which day partitions exist (after expiry dropped some), so the next batch checks.
+    pub fn forget_partitions(&self) {
+        self.state
+            .partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// Creates the day partitions for `from_us..=to_us` ahead of the data (PostgreSQL).
     pub async fn prepare_partitions(&self, from_us: i64, to_us: i64) -> Result<(), StoreError> {
         prepare(&self.repository, &self.state, from_us, to_us).await

@@ -271,6 +271,64 @@ impl MetricsRepository {
         Ok(created)
     }
 
+    /// Removes every point older than `before_us`. On PostgreSQL whole day partitions go, those
+    /// entirely before the cut (a partial day stays until it is whole); on SQLite rows are deleted.
+    pub async fn expire_points(&self, before_us: i64) -> Result<Expired> {
+        match &self.store.pool {
+            Pool::Postgres(pool) => {
+                let partitions: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT child.relname::text, pg_get_expr(child.relpartbound, child.oid) \
+                     FROM pg_inherits \
+                     JOIN pg_class parent ON parent.oid = pg_inherits.inhparent \
+                     JOIN pg_class child ON child.oid = pg_inherits.inhrelid \
+                     WHERE parent.relname = 'metric_points'",
+                )
+                .fetch_all(pool)
+                .await?;
+                let mut expired = Expired::default();
+                for (name, bound) in partitions {
+                    let Some(upper) = partition_upper_bound(&bound) else {
+                        continue;
+                    };
+                    if upper > before_us || !is_partition_name(&name) {
+                        continue;
+                    }
+                    // The name came from the catalog and matches metric_points_pYYYYMMDD.
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
+                        .execute(pool)
+                        .await?;
+                    expired.partitions_dropped += 1;
+                }
+                Ok(expired)
+            }
+            Pool::Sqlite(pool) => {
+                let _writer = self.store.write_lock.lock().await;
+                let deleted = sqlx::query("DELETE FROM metric_points WHERE time_us < $1")
+                    .bind(before_us)
+                    .execute(pool)
+                    .await?
+                    .rows_affected();
+                Ok(Expired {
+                    partitions_dropped: 0,
+                    rows_deleted: deleted,
+                })
+            }
+        }
+    }
+
+    /// Day partitions of `metric_points` (PostgreSQL; 0 on SQLite).
+    pub async fn partition_count(&self) -> Result<i64> {
+        let Pool::Postgres(pool) = &self.store.pool else {
+            return Ok(0);
+        };
+        Ok(sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_inherits JOIN pg_class parent ON parent.oid = pg_inherits.inhparent \
+             WHERE parent.relname = 'metric_points'",
+        )
+        .fetch_one(pool)
+        .await?)
+    }
+
     /// Points of one series in `from_us..to_us`, oldest first.
     pub async fn read_points(
         &self,
@@ -356,6 +414,27 @@ fn is_dead_connection(error: &sqlx::Error) -> bool {
     }
 }
 
+/// What [`MetricsRepository::expire_points`] removed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Expired {
+    pub partitions_dropped: u64,
+    pub rows_deleted: u64,
+}
+
+/// The upper bound of `FOR VALUES FROM ('a') TO ('b')`.
+fn partition_upper_bound(bound: &str) -> Option<i64> {
+    let upper = bound.split(" TO (").nth(1)?;
+    upper
+        .trim_matches(|c: char| !c.is_ascii_digit() && c != '-')
+        .parse()
+        .ok()
+}
+
+fn is_partition_name(name: &str) -> bool {
+    name.strip_prefix("metric_points_p")
+        .is_some_and(|date| date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()))
+}
+
 fn partition_name(day: i64) -> String {
     let (year, month, date) = civil_from_days(day);
     format!("metric_points_p{year:04}{month:02}{date:02}")
@@ -418,5 +497,11 @@ mod tests {
         assert_eq!(partition_name(20_782), "metric_points_p20261125");
         assert_eq!(partition_name(-1), "metric_points_p19691231");
         assert_eq!(civil_from_days(11_016), (2000, 2, 29));
+        assert!(is_partition_name("metric_points_p20261125"));
+        assert!(!is_partition_name("metric_points_p2026112; DROP"));
+        assert_eq!(
+            partition_upper_bound("FOR VALUES FROM ('1795564800000000') TO ('1795651200000000')"),
+            Some(1_795_651_200_000_000)
+        );
     }
 }

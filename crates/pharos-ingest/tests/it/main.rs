@@ -26,6 +26,7 @@ pharos_store::backend_tests!(
     oversized_requests_are_invalid,
     full_buffer_is_resource_exhausted_with_retry_info,
     live_settings_apply_without_a_restart,
+    retention_removes_old_points_only,
 );
 
 struct TestServer {
@@ -655,4 +656,74 @@ async fn wait_until(condition: impl Fn() -> bool) {
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+}
+
+/// Points past the raw retention go (whole day partitions on PostgreSQL); newer ones stay.
+async fn retention_removes_old_points_only(database: &TestDatabase) {
+    let mut settings = IngestSettings::default();
+    settings.retention.metrics_raw = Duration::from_secs(2 * 86_400);
+    let server = TestServer::start(database, settings).await;
+    let mut client = server.client().await;
+    let now = now_micros();
+    let day = 86_400_000_000;
+    let points = vec![
+        point("disk_used_bytes", &[], now - 5 * day, 5.0),
+        point("disk_used_bytes", &[], now - 4 * day, 4.0),
+        point("disk_used_bytes", &[], now - day / 2, 0.5),
+        point("disk_used_bytes", &[], now, 0.0),
+    ];
+    let reply = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted, 4);
+    let partitions_before = server
+        .repository()
+        .partition_count()
+        .await
+        .expect("partitions");
+
+    let expired = server.service.apply_retention().await.expect("retention");
+    let series = server
+        .repository()
+        .series_of("disk_used_bytes")
+        .await
+        .expect("series");
+    let left: Vec<f64> = server
+        .repository()
+        .read_points(series[0].id, 0, i64::MAX)
+        .await
+        .expect("points")
+        .into_iter()
+        .map(|(_, value)| value)
+        .collect();
+    assert_eq!(left, [0.5, 0.0]);
+    if database.url().starts_with("postgres") {
+        assert!(expired.partitions_dropped >= 3, "{expired:?}");
+        let partitions_after = server
+            .repository()
+            .partition_count()
+            .await
+            .expect("partitions");
+        assert_eq!(
+            partitions_after,
+            partitions_before - expired.partitions_dropped as i64
+        );
+    } else {
+        assert_eq!(expired.rows_deleted, 2);
+    }
+
+    // Writing into a day whose partition expiry dropped recreates it.
+    let reply = client
+        .write_metrics(write(vec![point(
+            "disk_used_bytes",
+            &[],
+            now - 5 * day,
+            5.5,
+        )]))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted, 1);
 }
