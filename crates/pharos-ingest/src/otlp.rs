@@ -137,23 +137,13 @@ fn convert_metric(
         }));
         labels
     };
-    let mut push = |name: String, labels: Vec<pb::Label>, time: u64, value: f64| {
-        out.push(pb::MetricPoint {
-            name,
-            labels,
-            time_unix_nano: i64::try_from(time).unwrap_or(i64::MAX),
-            value,
-        });
-    };
+    let recorded = |flags: u32| flags & NO_RECORDED_VALUE == 0;
+    let mut emit = Emit { out };
     match metric.data {
         Some(metric::Data::Gauge(gauge)) => {
-            for point in gauge
-                .data_points
-                .into_iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
-            {
-                push(
-                    name.clone(),
+            for point in gauge.data_points.into_iter().filter(|p| recorded(p.flags)) {
+                emit.point(
+                    &name,
                     labels(&point.attributes),
                     point.time_unix_nano,
                     number(point.value),
@@ -166,13 +156,9 @@ fn convert_metric(
             } else {
                 name
             };
-            for point in sum
-                .data_points
-                .into_iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
-            {
-                push(
-                    name.clone(),
+            for point in sum.data_points.into_iter().filter(|p| recorded(p.flags)) {
+                emit.point(
+                    &name,
                     labels(&point.attributes),
                     point.time_unix_nano,
                     number(point.value),
@@ -183,37 +169,22 @@ fn convert_metric(
             for point in histogram
                 .data_points
                 .into_iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+                .filter(|p| recorded(p.flags))
             {
-                let base = labels(&point.attributes);
                 let bounds = point
                     .explicit_bounds
                     .iter()
                     .copied()
                     .chain(std::iter::once(f64::INFINITY));
-                let mut cumulative = 0u64;
-                for (bound, count) in bounds.zip(point.bucket_counts.iter()) {
-                    cumulative += count;
-                    push(
-                        format!("{name}_bucket"),
-                        with_label(&base, "le", bound),
-                        point.time_unix_nano,
-                        cumulative as f64,
-                    );
-                }
-                if let Some(sum) = point.sum {
-                    push(
-                        format!("{name}_sum"),
-                        base.clone(),
-                        point.time_unix_nano,
-                        sum,
-                    );
-                }
-                push(
-                    format!("{name}_count"),
-                    base,
+                let buckets = bounds.zip(point.bucket_counts.iter().copied());
+                let base = labels(&point.attributes);
+                emit.histogram(
+                    &name,
+                    &base,
                     point.time_unix_nano,
-                    point.count as f64,
+                    buckets,
+                    point.sum,
+                    point.count,
                 );
             }
         }
@@ -221,32 +192,17 @@ fn convert_metric(
             for point in histogram
                 .data_points
                 .into_iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+                .filter(|p| recorded(p.flags))
             {
                 let base = labels(&point.attributes);
-                let mut cumulative = 0u64;
-                for (bound, count) in exponential_buckets(&point) {
-                    cumulative += count;
-                    push(
-                        format!("{name}_bucket"),
-                        with_label(&base, "le", bound),
-                        point.time_unix_nano,
-                        cumulative as f64,
-                    );
-                }
-                if let Some(sum) = point.sum {
-                    push(
-                        format!("{name}_sum"),
-                        base.clone(),
-                        point.time_unix_nano,
-                        sum,
-                    );
-                }
-                push(
-                    format!("{name}_count"),
-                    base,
+                let buckets = exponential_buckets(&point);
+                emit.histogram(
+                    &name,
+                    &base,
                     point.time_unix_nano,
-                    point.count as f64,
+                    buckets,
+                    point.sum,
+                    point.count,
                 );
             }
         }
@@ -254,25 +210,21 @@ fn convert_metric(
             for point in summary
                 .data_points
                 .into_iter()
-                .filter(|p| p.flags & NO_RECORDED_VALUE == 0)
+                .filter(|p| recorded(p.flags))
             {
                 let base = labels(&point.attributes);
                 for quantile in &point.quantile_values {
-                    push(
-                        name.clone(),
-                        with_label(&base, "quantile", quantile.quantile),
-                        point.time_unix_nano,
-                        quantile.value,
-                    );
+                    let labels = with_label(&base, "quantile", quantile.quantile);
+                    emit.point(&name, labels, point.time_unix_nano, quantile.value);
                 }
-                push(
-                    format!("{name}_sum"),
+                emit.point(
+                    &format!("{name}_sum"),
                     base.clone(),
                     point.time_unix_nano,
                     point.sum,
                 );
-                push(
-                    format!("{name}_count"),
+                emit.point(
+                    &format!("{name}_count"),
                     base,
                     point.time_unix_nano,
                     point.count as f64,
@@ -280,6 +232,48 @@ fn convert_metric(
             }
         }
         None => {}
+    }
+}
+
+/// Appends converted points.
+struct Emit<'a> {
+    out: &'a mut Vec<pb::MetricPoint>,
+}
+
+impl Emit<'_> {
+    fn point(&mut self, name: &str, labels: Vec<pb::Label>, time: u64, value: f64) {
+        self.out.push(pb::MetricPoint {
+            name: name.to_owned(),
+            labels,
+            time_unix_nano: i64::try_from(time).unwrap_or(i64::MAX),
+            value,
+        });
+    }
+
+    /// Cumulative `_bucket{le}` points from (upper bound, count) pairs, then `_sum` and `_count`.
+    fn histogram(
+        &mut self,
+        name: &str,
+        base: &[pb::Label],
+        time: u64,
+        buckets: impl IntoIterator<Item = (f64, u64)>,
+        sum: Option<f64>,
+        count: u64,
+    ) {
+        let mut cumulative = 0u64;
+        for (bound, in_bucket) in buckets {
+            cumulative += in_bucket;
+            self.point(
+                &format!("{name}_bucket"),
+                with_label(base, "le", bound),
+                time,
+                cumulative as f64,
+            );
+        }
+        if let Some(sum) = sum {
+            self.point(&format!("{name}_sum"), base.to_vec(), time, sum);
+        }
+        self.point(&format!("{name}_count"), base.to_vec(), time, count as f64);
     }
 }
 
