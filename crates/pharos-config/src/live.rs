@@ -39,7 +39,13 @@ where
     tokio::spawn(async move {
         let mut last_seen: Option<i64> = None;
         let mut backoff = Duration::from_millis(100);
+        let mut present = PresentKeys::default();
         while !shutdown.is_triggered() {
+            // A fresh snapshot (first start, or a resume point the log no longer holds) may
+            // lack keys deleted meanwhile: they are reported deleted when it completes.
+            if last_seen.is_none() {
+                present.begin_snapshot();
+            }
             let request = pb::WatchRequest {
                 keys: Vec::new(),
                 prefixes: vec![prefix.clone()],
@@ -74,11 +80,22 @@ where
                                 continue;
                             }
                             let deleted = event.r#type == pb::ChangeKind::Delete as i32;
-                            apply(LiveChange {
+                            let change = LiveChange {
                                 key: entry.key,
                                 value: (!deleted).then_some(entry.value),
                                 revision: entry.revision,
-                            });
+                            };
+                            present.record(&change);
+                            apply(change);
+                        }
+                        if response.snapshot_complete {
+                            for key in present.end_snapshot() {
+                                apply(LiveChange {
+                                    key,
+                                    value: None,
+                                    revision: response.revision,
+                                });
+                            }
                         }
                         last_seen = Some(response.revision);
                     }
@@ -98,6 +115,45 @@ where
             }
         }
     })
+}
+
+/// The keys that currently have a value, so that a fresh snapshot can tell which ones were
+/// deleted while the watch was away.
+#[derive(Debug, Default)]
+struct PresentKeys {
+    present: std::collections::HashSet<String>,
+    /// Keys seen since the current snapshot began, while one is being read.
+    in_snapshot: Option<std::collections::HashSet<String>>,
+}
+
+impl PresentKeys {
+    fn begin_snapshot(&mut self) {
+        self.in_snapshot = Some(std::collections::HashSet::new());
+    }
+
+    fn record(&mut self, change: &LiveChange) {
+        if change.value.is_some() {
+            self.present.insert(change.key.clone());
+            if let Some(seen) = &mut self.in_snapshot {
+                seen.insert(change.key.clone());
+            }
+        } else {
+            self.present.remove(&change.key);
+        }
+    }
+
+    /// Keys that had a value before the snapshot but are not in it: deleted meanwhile.
+    fn end_snapshot(&mut self) -> Vec<String> {
+        let Some(seen) = self.in_snapshot.take() else {
+            return Vec::new();
+        };
+        let mut gone: Vec<String> = self.present.difference(&seen).cloned().collect();
+        gone.sort();
+        for key in &gone {
+            self.present.remove(key);
+        }
+        gone
+    }
 }
 
 /// Settings of type `T` with live keys laid over their start-up values: the key
@@ -240,6 +296,24 @@ mod live_settings_tests {
             value: value.map(str::to_owned),
             revision: 1,
         }
+    }
+
+    #[test]
+    fn a_fresh_snapshot_reports_keys_deleted_meanwhile() {
+        let mut present = PresentKeys::default();
+        present.begin_snapshot();
+        present.record(&change("pharos.example.a", Some("1")));
+        present.record(&change("pharos.example.b", Some("2")));
+        assert!(present.end_snapshot().is_empty());
+        // Live changes outside a snapshot.
+        present.record(&change("pharos.example.c", Some("3")));
+        present.record(&change("pharos.example.a", None));
+        // The resume point left the log: a new snapshot holds only c.
+        present.begin_snapshot();
+        present.record(&change("pharos.example.c", Some("3")));
+        assert_eq!(present.end_snapshot(), ["pharos.example.b"]);
+        // Without a snapshot in progress nothing is reported.
+        assert!(present.end_snapshot().is_empty());
     }
 
     #[test]
