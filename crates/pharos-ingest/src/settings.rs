@@ -17,6 +17,8 @@ pub struct IngestSettings {
     /// when it does not run in this process. Empty: live settings only with an in-process
     /// config service.
     pub config_endpoint: String,
+    /// The bearer token for `config_endpoint`, when that service requires one.
+    pub config_token: String,
 }
 
 impl Default for IngestSettings {
@@ -27,6 +29,7 @@ impl Default for IngestSettings {
             retention: RetentionSettings::default(),
             retry_after: Duration::from_secs(1),
             config_endpoint: String::new(),
+            config_token: String::new(),
         }
     }
 }

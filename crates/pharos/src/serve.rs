@@ -83,8 +83,12 @@ pub async fn run(
                 for check in ingest.health_checks() {
                     health.register(check);
                 }
-                match live_settings_client(local_config.clone(), &settings.ingest.config_endpoint)
-                    .await
+                match live_settings_client(
+                    local_config.clone(),
+                    &settings.ingest.config_endpoint,
+                    &settings.ingest.config_token,
+                )
+                .await
                 {
                     Some(client) => {
                         pharos_ingest::live::follow(ingest.clone(), client, shutdown.clone());
@@ -143,6 +147,7 @@ pub fn redact(url: &str) -> String {
 async fn live_settings_client(
     local: Option<pharos_config::ConfigClient>,
     endpoint: &str,
+    token: &str,
 ) -> Option<pharos_config::ConfigClient> {
     if local.is_some() {
         return local;
@@ -150,7 +155,8 @@ async fn live_settings_client(
     if endpoint.is_empty() {
         return None;
     }
-    match pharos_config::ConfigClient::connect(endpoint, None, Some("pharos-ingest")).await {
+    let token = (!token.is_empty()).then_some(token);
+    match pharos_config::ConfigClient::connect(endpoint, token, Some("pharos-ingest")).await {
         Ok(client) => Some(client),
         Err(error) => {
             tracing::warn!(%endpoint, %error, "cannot reach the config service; live settings off");

@@ -102,6 +102,9 @@ impl Settings {
     pub fn to_toml(&self) -> String {
         let mut shown = self.clone();
         shown.database.url = crate::serve::redact(&shown.database.url);
+        if !shown.ingest.config_token.is_empty() {
+            shown.ingest.config_token = "***".to_owned();
+        }
         for token in &mut shown.server.auth.tokens {
             *token = match token.split_once(':') {
                 Some((name, _)) => format!("{name}:***"),
@@ -115,6 +118,20 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn printed_settings_mask_secrets() {
+        let mut settings = Settings::default();
+        settings.database.url = "postgres://pharos:hunter2@db/pharos".to_owned();
+        settings.server.auth.tokens = vec!["ci:s3cret".to_owned(), "plain-secret".to_owned()];
+        settings.ingest.config_token = "t0ken".to_owned();
+        let printed = settings.to_toml();
+        for secret in ["hunter2", "s3cret", "plain-secret", "t0ken"] {
+            assert!(!printed.contains(secret), "{secret} printed:\n{printed}");
+        }
+        assert!(printed.contains("postgres://pharos:***@db/pharos"));
+        assert!(printed.contains("ci:***"));
+    }
 
     #[test]
     fn layers_file_then_flags() {
