@@ -164,17 +164,11 @@ async fn measure_all(
     etcd.stop().await?;
 
     let time = Value::Time;
-    table.row(
-        "Set p50 (1 client, sequential)",
-        time(pharos.set.p50()),
-        time(reference.set.p50()),
-        "",
-    );
-    table.row(
-        "Set p99",
-        time(pharos.set.p99()),
-        time(reference.set.p99()),
-        "",
+    table.percentiles(
+        "Set (1 client, sequential)",
+        &pharos.set,
+        &reference.set,
+        ["", ""],
     );
     table.row(
         "Set throughput (1 client)",
@@ -182,29 +176,17 @@ async fn measure_all(
         Value::Rate(reference.set_rate),
         "",
     );
-    table.row(
-        "Get p50, first read of a key (uncached)",
-        time(pharos.first_get.p50()),
-        time(reference.first_get.p50()),
-        "< 50 ms",
+    table.percentiles(
+        "Get, first read of a key (uncached),",
+        &pharos.first_get,
+        &reference.first_get,
+        ["< 50 ms", "< 50 ms"],
     );
-    table.row(
-        "Get p99, first read of a key (uncached)",
-        time(pharos.first_get.p99()),
-        time(reference.first_get.p99()),
-        "< 50 ms",
-    );
-    table.row(
-        "Get p50, cached",
-        time(pharos.get.p50()),
-        time(reference.get.p50()),
-        "",
-    );
-    table.row(
-        "Get p99, cached",
-        time(pharos.get.p99()),
-        time(reference.get.p99()),
-        "<= 0.5x etcd, < 10 ms",
+    table.percentiles(
+        "Get, cached,",
+        &pharos.get,
+        &reference.get,
+        ["", "<= 0.5x etcd, < 10 ms"],
     );
     let tasks = format!("Get throughput ({} concurrent)", scale.throughput_tasks);
     table.row(
@@ -225,44 +207,26 @@ async fn measure_all(
         Value::Missing,
         "",
     );
-    table.row(
-        "Set ack -> watch receipt on another replica p50",
-        time(pharos.propagation.p50()),
-        time(reference.propagation.p50()),
-        "",
+    table.percentiles(
+        "Set ack -> watch receipt on another replica",
+        &pharos.propagation,
+        &reference.propagation,
+        ["", "< 5 ms"],
     );
-    table.row(
-        "Set ack -> watch receipt on another replica p99",
-        time(pharos.propagation.p99()),
-        time(reference.propagation.p99()),
-        "< 5 ms",
-    );
-    table.row(
-        "Set sent -> watch receipt on another replica p50",
-        time(pharos.send_to_receipt.p50()),
-        time(reference.send_to_receipt.p50()),
-        "",
-    );
-    table.row(
-        "Set sent -> watch receipt on another replica p99",
-        time(pharos.send_to_receipt.p99()),
-        time(reference.send_to_receipt.p99()),
-        "",
+    table.percentiles(
+        "Set sent -> watch receipt on another replica",
+        &pharos.send_to_receipt,
+        &reference.send_to_receipt,
+        ["", ""],
     );
     for (ours, theirs) in pharos.fan_out.iter().zip(&reference.fan_out) {
         let n = ours.watchers;
         let aim = if n == 1_000 { "<= 0.5x etcd" } else { "" };
-        table.row(
-            &format!("last of {n} watchers after ack p50"),
-            time(ours.last.p50()),
-            time(theirs.last.p50()),
-            aim,
-        );
-        table.row(
-            &format!("last of {n} watchers after ack p99"),
-            time(ours.last.p99()),
-            time(theirs.last.p99()),
-            aim,
+        table.percentiles(
+            &format!("last of {n} watchers after ack"),
+            &ours.last,
+            &theirs.last,
+            [aim, aim],
         );
         table.row(
             &format!("server memory for {n} watchers"),

@@ -117,6 +117,28 @@ impl Table {
         });
     }
 
+    /// Two rows, `<metric> p50` and `<metric> p99`, for latencies measured on both systems.
+    pub fn percentiles(
+        &mut self,
+        metric: &str,
+        pharos: &Latencies,
+        reference: &Latencies,
+        aims: [&str; 2],
+    ) {
+        self.row(
+            &format!("{metric} p50"),
+            Value::Time(pharos.p50()),
+            Value::Time(reference.p50()),
+            aims[0],
+        );
+        self.row(
+            &format!("{metric} p99"),
+            Value::Time(pharos.p99()),
+            Value::Time(reference.p99()),
+            aims[1],
+        );
+    }
+
     pub fn print(&self) {
         let header = [
             "measurement",

@@ -25,7 +25,7 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
 use pharos_proto::ingest::v1 as pb;
 use tonic::{Request, Response, Status};
 
@@ -141,14 +141,11 @@ fn convert_metric(
     let mut emit = Emit { out };
     match metric.data {
         Some(metric::Data::Gauge(gauge)) => {
-            for point in gauge.data_points.into_iter().filter(|p| recorded(p.flags)) {
-                emit.point(
-                    &name,
-                    labels(&point.attributes),
-                    point.time_unix_nano,
-                    number(point.value),
-                );
-            }
+            emit.numbers(
+                &name,
+                gauge.data_points.into_iter().filter(|p| recorded(p.flags)),
+                labels,
+            );
         }
         Some(metric::Data::Sum(sum)) => {
             let name = if sum.is_monotonic && !name.ends_with("_total") {
@@ -156,14 +153,11 @@ fn convert_metric(
             } else {
                 name
             };
-            for point in sum.data_points.into_iter().filter(|p| recorded(p.flags)) {
-                emit.point(
-                    &name,
-                    labels(&point.attributes),
-                    point.time_unix_nano,
-                    number(point.value),
-                );
-            }
+            emit.numbers(
+                &name,
+                sum.data_points.into_iter().filter(|p| recorded(p.flags)),
+                labels,
+            );
         }
         Some(metric::Data::Histogram(histogram)) => {
             for point in histogram
@@ -248,6 +242,23 @@ impl Emit<'_> {
             time_unix_nano: i64::try_from(time).unwrap_or(i64::MAX),
             value,
         });
+    }
+
+    /// One point per gauge or sum data point.
+    fn numbers(
+        &mut self,
+        name: &str,
+        points: impl Iterator<Item = NumberDataPoint>,
+        labels: impl Fn(&[KeyValue]) -> Vec<pb::Label>,
+    ) {
+        for point in points {
+            self.point(
+                name,
+                labels(&point.attributes),
+                point.time_unix_nano,
+                number(point.value),
+            );
+        }
     }
 
     /// Cumulative `_bucket{le}` points from (upper bound, count) pairs, then `_sum` and `_count`.
