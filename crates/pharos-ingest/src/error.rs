@@ -12,10 +12,14 @@ pub enum IngestError {
     /// The request as a whole is refused (a single bad item is a rejection, not an error).
     #[error("invalid request: {0:?}")]
     InvalidArgument(Vec<FieldViolation>),
-    /// The write buffer is full.
-    #[error("write buffer full ({buffered} points waiting); retry after {retry_after:?}")]
+    /// A signal's write buffer is full.
+    #[error(
+        "{signal} write buffer full ({buffered} of {capacity} waiting); retry after {retry_after:?}"
+    )]
     Overloaded {
+        signal: &'static str,
         buffered: usize,
+        capacity: usize,
         retry_after: Duration,
     },
     /// The database could not take the batch; nothing of it was stored.
@@ -47,12 +51,14 @@ impl From<IngestError> for Status {
                 pharos_runtime::error::invalid_argument(&violations)
             }
             IngestError::Overloaded {
+                signal,
                 buffered,
+                capacity,
                 retry_after,
             } => pharos_runtime::error::overloaded(
                 Code::ResourceExhausted,
                 format!(
-                    "ingest write buffer full ({buffered} points waiting to be written); retry after the suggested delay"
+                    "ingest {signal} write buffer full ({buffered} of {capacity} waiting to be written); retry after the suggested delay"
                 ),
                 retry_after,
             ),

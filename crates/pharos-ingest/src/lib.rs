@@ -2,14 +2,17 @@
 //! language, validates each item against explicit limits, resolves metric series, batches points
 //! from many callers into one transaction and answers only once the batch is committed.
 //!
-//! Built so far: metric points through `WriteMetrics`. Spans, logs, security events, OTLP, the
-//! committed-data feed and retention arrive in later steps of the same issue.
+//! Built so far: metric points, spans, log records and security events through our own API
+//! (unary and the client-streaming `Write`) and OTLP/gRPC; retention and metric rollups. The
+//! committed-data feed for the alert service arrives in a later step.
 
+pub mod convert;
 pub mod error;
 pub mod grpc;
 pub mod live;
 mod metrics;
 pub mod otlp;
+pub mod records;
 pub mod series;
 pub mod service;
 pub mod settings;
@@ -17,5 +20,5 @@ pub mod validate;
 pub mod writer;
 
 pub use error::IngestError;
-pub use service::IngestService;
+pub use service::{IngestService, Outcome};
 pub use settings::IngestSettings;

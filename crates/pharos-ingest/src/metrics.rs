@@ -24,8 +24,8 @@ impl IngestMetrics {
                 )
                 .build(),
             batch_points: meter
-                .u64_histogram("pharos.ingest.batch.points")
-                .with_description("Points written per database transaction")
+                .u64_histogram("pharos.ingest.batch.items")
+                .with_description("Items written per database transaction, by signal")
                 .with_boundaries(vec![
                     1.0, 10.0, 100.0, 1_000.0, 5_000.0, 10_000.0, 50_000.0, 100_000.0,
                 ])
@@ -59,12 +59,12 @@ impl IngestMetrics {
         );
     }
 
-    pub fn batch(&self, points: usize, elapsed: Duration, ok: bool) {
-        let outcome = [KeyValue::new(
-            "outcome",
-            if ok { "committed" } else { "failed" },
-        )];
-        self.batch_points.record(points as u64, &outcome);
+    pub fn batch(&self, signal: &'static str, items: usize, elapsed: Duration, ok: bool) {
+        let outcome = [
+            KeyValue::new("signal", signal),
+            KeyValue::new("outcome", if ok { "committed" } else { "failed" }),
+        ];
+        self.batch_points.record(items as u64, &outcome);
         self.batch_duration.record(elapsed.as_secs_f64(), &outcome);
     }
 }

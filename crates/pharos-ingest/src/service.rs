@@ -1,8 +1,9 @@
-//! [`IngestService`]: validate, resolve series, write, answer. Partial success: every bad item is
-//! reported with its reason and the good ones are stored; the answer comes once they are committed.
+//! [`IngestService`]: validate, resolve series, write, answer, for every signal. Partial
+//! success: every bad item is reported with its reason and the good ones are stored; the answer
+//! comes once they are committed. Background tasks keep partitions ahead of the data, roll up
+//! metric hours and expire data past its retention.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -10,161 +11,325 @@ use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
-use pharos_store::metrics::{MetricsRepository, NewSeries, PointRow};
-use pharos_store::{Store, now_micros};
+use pharos_store::logs::LogsRepository;
+use pharos_store::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
+use pharos_store::partitions::Expired;
+use pharos_store::security::SecurityEventsRepository;
+use pharos_store::spans::SpansRepository;
+use pharos_store::{Store, StoreError, now_micros};
 
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
+use crate::records::{LogItem, SecurityEventItem, SpanItem};
 use crate::series::{Resolved, SeriesResolver};
-use crate::settings::IngestSettings;
-use crate::validate::{Rejection, ValidPoint, Validator};
-use crate::writer::PointWriter;
+use crate::settings::{BufferSettings, IngestSettings, RecordBufferSettings};
+use crate::validate::{Rejection, Validator};
+use crate::writer::{BatchWriter, Sink, WriterLimits};
 
-/// How often the day partitions ahead of the data are checked.
+/// How often the partitions ahead of the data are checked.
 const PARTITION_INTERVAL: Duration = Duration::from_secs(3600);
 /// Days of partitions kept ready ahead of today.
 const PARTITION_DAYS_AHEAD: i64 = 2;
+const DAY_US: i64 = 86_400_000_000;
+
+/// What a write did: items stored and items refused with their reasons (by position).
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub accepted: u64,
+    pub rejections: Vec<Rejection>,
+}
+
+impl Outcome {
+    fn parts(self) -> (u64, u64, Vec<pb::Rejection>) {
+        let rejected = self.rejections.len() as u64;
+        (
+            self.accepted,
+            rejected,
+            self.rejections
+                .into_iter()
+                .map(pb::Rejection::from)
+                .collect(),
+        )
+    }
+}
+
+macro_rules! into_response {
+    ($($response:ident),*) => {$(
+        impl From<Outcome> for pb::$response {
+            fn from(outcome: Outcome) -> Self {
+                let (accepted, rejected, rejections) = outcome.parts();
+                pb::$response { accepted, rejected, rejections }
+            }
+        }
+    )*};
+}
+into_response!(
+    WriteMetricsResponse,
+    WriteSpansResponse,
+    WriteLogsResponse,
+    WriteSecurityEventsResponse
+);
+
+/// What one retention pass removed, by signal.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RetentionReport {
+    pub metrics: Expired,
+    pub rollups: Expired,
+    pub spans: Expired,
+    pub logs: Expired,
+    pub security_events: Expired,
+}
 
 pub struct IngestService {
-    repository: MetricsRepository,
+    metrics_repository: MetricsRepository,
+    spans_repository: SpansRepository,
+    logs_repository: LogsRepository,
+    security_repository: SecurityEventsRepository,
     /// Live: replaced whole when a `pharos.ingest.limits.*` key changes.
     validator: ArcSwap<Validator>,
     /// The settings in effect.
     settings: ArcSwap<IngestSettings>,
     series: SeriesResolver,
-    writer: PointWriter,
+    points: BatchWriter<MetricsRepository>,
+    spans: BatchWriter<SpansRepository>,
+    logs: BatchWriter<LogsRepository>,
+    security_events: BatchWriter<SecurityEventsRepository>,
     metrics: IngestMetrics,
+}
+
+fn point_limits(settings: &BufferSettings) -> WriterLimits {
+    WriterLimits {
+        capacity: settings.max_buffered_points,
+        max_batch: settings.max_batch_points,
+        linger: settings.linger,
+    }
+}
+
+fn record_limits(settings: &RecordBufferSettings) -> WriterLimits {
+    WriterLimits {
+        capacity: settings.max_buffered_bytes,
+        max_batch: settings.max_batch_bytes,
+        linger: settings.linger,
+    }
 }
 
 impl IngestService {
     /// Loads series counts, prepares partitions for the accepted time window and starts the
-    /// writers.
+    /// writers and the background tasks.
     pub async fn start(
         store: Store,
         settings: IngestSettings,
         shutdown: Shutdown,
     ) -> Result<Arc<Self>> {
-        let repository = MetricsRepository::new(store);
+        let metrics_repository = MetricsRepository::new(store.clone());
+        let spans_repository = SpansRepository::new(store.clone());
+        let logs_repository = LogsRepository::new(store.clone());
+        let security_repository = SecurityEventsRepository::new(store);
         let metrics = IngestMetrics::new();
         let series = SeriesResolver::load(
-            repository.clone(),
+            metrics_repository.clone(),
             settings.metrics.series_cache_capacity,
             settings.limits.max_series_per_metric,
             settings.retry_after,
         )
         .await?;
-        let writer = PointWriter::start(
-            repository.clone(),
-            &settings.metrics,
-            settings.retry_after,
+        let retry_after = settings.retry_after;
+        let points = BatchWriter::start(
+            metrics_repository.clone(),
+            point_limits(&settings.metrics),
+            settings.metrics.writers,
+            retry_after,
+            metrics.clone(),
+        );
+        let spans = BatchWriter::start(
+            spans_repository.clone(),
+            record_limits(&settings.spans),
+            settings.spans.writers,
+            retry_after,
+            metrics.clone(),
+        );
+        let logs = BatchWriter::start(
+            logs_repository.clone(),
+            record_limits(&settings.logs),
+            settings.logs.writers,
+            retry_after,
+            metrics.clone(),
+        );
+        let security_events = BatchWriter::start(
+            security_repository.clone(),
+            record_limits(&settings.security_events),
+            settings.security_events.writers,
+            retry_after,
             metrics.clone(),
         );
         let service = Arc::new(Self {
-            repository,
+            metrics_repository,
+            spans_repository,
+            logs_repository,
+            security_repository,
             validator: ArcSwap::from_pointee(Validator::new(settings.limits.clone())),
             settings: ArcSwap::from_pointee(settings.clone()),
             series,
-            writer,
+            points,
+            spans,
+            logs,
+            security_events,
             metrics,
         });
         service
             .prepare_partitions()
             .await
-            .map_err(|source| IngestError::unavailable(source, settings.retry_after))?;
-        let weak = Arc::downgrade(&service);
-        let service_shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            loop {
-                tokio::select! {
-                    () = shutdown.wait() => break,
-                    () = tokio::time::sleep(PARTITION_INTERVAL) => {}
-                }
-                let Some(service) = weak.upgrade() else { break };
-                if let Err(error) = service.prepare_partitions().await {
-                    tracing::warn!(%error, "cannot create metric point partitions ahead; will retry");
-                }
-            }
-        });
-        let weak = Arc::downgrade(&service);
-        let stop = service_shutdown;
-        tokio::spawn(async move {
-            // The interval is read each time, so a live change takes effect at the next run.
-            while let Some(interval) = weak
-                .upgrade()
-                .map(|service| service.settings.load().retention.interval)
-            {
-                tokio::select! {
-                    () = stop.wait() => break,
-                    () = tokio::time::sleep(interval) => {}
-                }
-                let Some(service) = weak.upgrade() else { break };
-                if let Err(error) = service.apply_retention().await {
-                    tracing::warn!(%error, "metric retention failed; will retry at the next interval");
-                }
-            }
-        });
+            .map_err(|source| IngestError::unavailable(source, retry_after))?;
+        service.spawn_every(
+            &shutdown,
+            |_| PARTITION_INTERVAL,
+            "partitions ahead",
+            |service| Box::pin(async move { service.prepare_partitions().await.map(drop) }),
+        );
+        service.spawn_every(
+            &shutdown,
+            |settings| settings.retention.rollup_interval,
+            "rollup",
+            |service| Box::pin(async move { service.roll_up().await.map(drop) }),
+        );
+        service.spawn_every(
+            &shutdown,
+            |settings| settings.retention.interval,
+            "retention",
+            |service| Box::pin(async move { service.apply_retention().await.map(drop) }),
+        );
         Ok(service)
     }
 
-    /// Removes data past its retention now, and logs what went.
-    pub async fn apply_retention(
-        &self,
-    ) -> Result<pharos_store::metrics::Expired, pharos_store::StoreError> {
-        let retention = self.settings.load().retention.metrics_raw;
-        let cut =
-            now_micros().saturating_sub(i64::try_from(retention.as_micros()).unwrap_or(i64::MAX));
-        tracing::info!(before_us = cut, retention = ?retention, "expiring raw metric points");
-        let expired = self.repository.expire_points(cut).await?;
-        if expired.partitions_dropped > 0 {
-            self.writer.forget_partitions();
-        }
-        tracing::info!(
-            partitions_dropped = expired.partitions_dropped,
-            rows_deleted = expired.rows_deleted,
-            "raw metric points expired"
-        );
-        Ok(expired)
+    /// Runs `task` every `interval` (read from the live settings each time) until shutdown or
+    /// until the service is dropped; failures are logged and retried at the next interval.
+    fn spawn_every(
+        self: &Arc<Self>,
+        shutdown: &Shutdown,
+        interval: fn(&IngestSettings) -> Duration,
+        name: &'static str,
+        task: fn(Arc<Self>) -> BoxFuture<'static, Result<(), StoreError>>,
+    ) {
+        let weak = Arc::downgrade(self);
+        let shutdown = shutdown.clone();
+        tokio::spawn(async move {
+            while let Some(every) = weak
+                .upgrade()
+                .map(|service| interval(&service.settings.load()))
+            {
+                tokio::select! {
+                    () = shutdown.wait() => break,
+                    () = tokio::time::sleep(every) => {}
+                }
+                let Some(service) = weak.upgrade() else { break };
+                if let Err(error) = task(service).await {
+                    tracing::warn!(%error, task = name, "background task failed; will retry at the next interval");
+                }
+            }
+        });
     }
 
-    /// Partitions for every day a valid point can fall in, and a few days ahead.
-    async fn prepare_partitions(&self) -> Result<(), pharos_store::StoreError> {
+    /// Rolls up the metric hours that are complete and pending, and logs what it did.
+    pub async fn roll_up(&self) -> Result<RolledUp, StoreError> {
+        let done = self.metrics_repository.roll_up(now_micros()).await?;
+        if done.hours > 0 {
+            tracing::info!(
+                hours = done.hours,
+                hourly_rows = done.hourly_rows,
+                "rolled up metric hours"
+            );
+        }
+        Ok(done)
+    }
+
+    /// Removes data past its retention now, and logs what went.
+    pub async fn apply_retention(&self) -> Result<RetentionReport, StoreError> {
+        let retention = self.settings.load().retention.clone();
+        let now_us = now_micros();
+        let cut_us = |age: Duration| {
+            now_us.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX))
+        };
+        let cut_ns = |age: Duration| cut_us(age).saturating_mul(1_000);
+        tracing::info!(?retention, "expiring data past its retention");
+        let report = RetentionReport {
+            metrics: self
+                .metrics_repository
+                .expire_points(cut_us(retention.metrics_raw))
+                .await?,
+            rollups: self
+                .metrics_repository
+                .expire_rollups(
+                    cut_us(retention.metrics_hourly),
+                    cut_us(retention.metrics_daily),
+                )
+                .await?,
+            spans: self
+                .spans_repository
+                .expire(
+                    cut_ns(retention.traces),
+                    cut_ns(retention.traces_with_errors),
+                )
+                .await?,
+            logs: self.logs_repository.expire(cut_ns(retention.logs)).await?,
+            security_events: self
+                .security_repository
+                .expire(
+                    cut_ns(retention.security_high),
+                    cut_ns(retention.security_other),
+                )
+                .await?,
+        };
+        tracing::info!(?report, "expired data past its retention");
+        Ok(report)
+    }
+
+    /// Partitions for every day a valid item can fall in, and a few days ahead.
+    async fn prepare_partitions(&self) -> Result<(), StoreError> {
         let now = now_micros();
         let max_age =
             i64::try_from(self.validator.load().limits().max_age.as_micros()).unwrap_or(i64::MAX);
-        let ahead = PARTITION_DAYS_AHEAD * 86_400_000_000;
-        self.writer
-            .prepare_partitions(now.saturating_sub(max_age), now.saturating_add(ahead))
-            .await
+        let (from, to) = (
+            now.saturating_sub(max_age),
+            now.saturating_add(PARTITION_DAYS_AHEAD * DAY_US),
+        );
+        self.metrics_repository.ensure_partitions(from, to).await?;
+        let (from, to) = (from.saturating_mul(1_000), to.saturating_mul(1_000));
+        self.spans_repository.ensure_partitions(from, to).await?;
+        self.logs_repository.ensure_partitions(from, to).await?;
+        self.security_repository.ensure_partitions(from, to).await?;
+        Ok(())
     }
 
-    pub async fn write_metrics(
-        &self,
-        request: pb::WriteMetricsRequest,
-    ) -> Result<pb::WriteMetricsResponse> {
-        let validator = self.validator.load_full();
-        let limit = validator.limits().max_items_per_request;
-        if request.points.len() > limit {
+    /// Refuses a request with more items than allowed.
+    fn check_count(&self, field: &str, count: usize) -> Result<()> {
+        let limit = self.validator.load().limits().max_items_per_request;
+        if count > limit {
             return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
-                "points",
+                field,
                 format!(
-                    "{} points in one request; at most {limit} are allowed, split the batch",
-                    request.points.len()
+                    "{count} items in one request; at most {limit} are allowed, split the batch"
                 ),
             )]));
         }
-        if request.points.len() > self.writer.capacity() {
+        Ok(())
+    }
+
+    pub async fn write_metrics(&self, request: pb::WriteMetricsRequest) -> Result<Outcome> {
+        self.check_count("points", request.points.len())?;
+        if request.points.len() > self.points.capacity() {
             return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
                 "points",
                 format!(
                     "{} points is more than the whole write buffer ({}); split the batch",
                     request.points.len(),
-                    self.writer.capacity()
+                    self.points.capacity()
                 ),
             )]));
         }
+        let validator = self.validator.load_full();
         let now = now_micros();
         let mut rejections: Vec<Rejection> = Vec::new();
-        let mut valid: Vec<(u32, ValidPoint)> = Vec::with_capacity(request.points.len());
+        let mut valid = Vec::with_capacity(request.points.len());
         for (index, point) in request.points.into_iter().enumerate() {
             let index = u32::try_from(index).unwrap_or(u32::MAX);
             match validator.metric_point(index, point, now) {
@@ -179,30 +344,77 @@ impl IngestService {
         for ((index, point), resolved) in valid.into_iter().zip(resolved) {
             match resolved {
                 Resolved::Id(series_id) => rows.push(PointRow { series_id, time_us: point.time_us, value: point.value }),
-                Resolved::OverLimit => rejections.push(Rejection {
+                Resolved::OverLimit => rejections.push(Rejection::new(
                     index,
-                    field: "labels".to_owned(),
-                    reason: "CARDINALITY_LIMIT",
-                    message: format!(
+                    "labels",
+                    "CARDINALITY_LIMIT",
+                    format!(
                         "metric {:?} has reached its limit of {} series; this label set would be a new one",
                         point.series.key.name,
                         validator.limits().max_series_per_metric
                     ),
-                }),
+                )),
             }
         }
+        self.commit(&self.points, rows, rejections).await
+    }
 
+    pub async fn write_spans(&self, items: Vec<SpanItem>) -> Result<Outcome> {
+        self.check_count("spans", items.len())?;
+        let validator = self.validator.load_full();
+        let now = now_micros();
+        let (rows, rejections) =
+            validate_all(items, |index, item| validator.span(index, item, now));
+        self.commit(&self.spans, rows, rejections).await
+    }
+
+    pub async fn write_logs(&self, items: Vec<LogItem>) -> Result<Outcome> {
+        self.check_count("records", items.len())?;
+        let validator = self.validator.load_full();
+        let now = now_micros();
+        let (rows, rejections) =
+            validate_all(items, |index, item| validator.log_record(index, item, now));
+        self.commit(&self.logs, rows, rejections).await
+    }
+
+    pub async fn write_security_events(&self, items: Vec<SecurityEventItem>) -> Result<Outcome> {
+        self.check_count("events", items.len())?;
+        let validator = self.validator.load_full();
+        let now = now_micros();
+        let (rows, rejections) = validate_all(items, |index, item| {
+            validator.security_event(index, item, now)
+        });
+        self.commit(&self.security_events, rows, rejections).await
+    }
+
+    /// Writes the valid rows of a request and counts the outcome.
+    async fn commit<S: Sink>(
+        &self,
+        writer: &BatchWriter<S>,
+        rows: Vec<S::Row>,
+        mut rejections: Vec<Rejection>,
+    ) -> Result<Outcome> {
+        let weight: usize = rows.iter().map(S::weight).sum();
+        if weight > writer.capacity() {
+            return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
+                S::SIGNAL,
+                format!(
+                    "the request needs {weight} of the {} write buffer's {} ; split the batch",
+                    S::SIGNAL,
+                    writer.capacity()
+                ),
+            )]));
+        }
         let accepted = rows.len();
-        self.writer.write(rows).await?;
-        self.metrics.accepted("metrics", accepted);
+        writer.write(rows).await?;
+        self.metrics.accepted(S::SIGNAL, accepted);
         for rejection in &rejections {
-            self.metrics.rejected("metrics", rejection.reason);
+            self.metrics.rejected(S::SIGNAL, rejection.reason);
         }
         rejections.sort_by_key(|rejection| rejection.index);
-        Ok(pb::WriteMetricsResponse {
+        Ok(Outcome {
             accepted: accepted as u64,
-            rejected: rejections.len() as u64,
-            rejections: rejections.into_iter().map(pb::Rejection::from).collect(),
+            rejections,
         })
     }
 
@@ -211,16 +423,23 @@ impl IngestService {
     pub fn apply_settings(&self, settings: &IngestSettings) {
         let running = self.settings.load();
         if settings.metrics.writers != running.metrics.writers
+            || settings.spans.writers != running.spans.writers
+            || settings.logs.writers != running.logs.writers
+            || settings.security_events.writers != running.security_events.writers
             || settings.metrics.series_cache_capacity != running.metrics.series_cache_capacity
         {
             tracing::warn!(
-                "ingest.metrics.writers and ingest.metrics.series_cache_capacity take effect at the next restart"
+                "ingest.*.writers and ingest.metrics.series_cache_capacity take effect at the next restart"
             );
         }
         self.validator
             .store(Arc::new(Validator::new(settings.limits.clone())));
         self.series.set_limit(settings.limits.max_series_per_metric);
-        self.writer.apply(&settings.metrics);
+        self.points.apply(point_limits(&settings.metrics));
+        self.spans.apply(record_limits(&settings.spans));
+        self.logs.apply(record_limits(&settings.logs));
+        self.security_events
+            .apply(record_limits(&settings.security_events));
         self.settings.store(Arc::new(settings.clone()));
     }
 
@@ -231,7 +450,7 @@ impl IngestService {
 
     /// Points accepted and waiting for their batch to commit.
     pub fn buffered_points(&self) -> usize {
-        self.writer.buffered()
+        self.points.buffered()
     }
 
     /// Series of a metric name this replica knows of (for the cardinality limit).
@@ -244,7 +463,23 @@ impl IngestService {
     }
 }
 
-/// The write buffer: how full it is and whether batches are failing.
+/// Validates every item: the valid ones as rows, the rest as rejections.
+fn validate_all<I, R>(
+    items: Vec<I>,
+    validate: impl Fn(u32, I) -> Result<R, Rejection>,
+) -> (Vec<R>, Vec<Rejection>) {
+    let mut rows = Vec::with_capacity(items.len());
+    let mut rejections = Vec::new();
+    for (index, item) in items.into_iter().enumerate() {
+        match validate(u32::try_from(index).unwrap_or(u32::MAX), item) {
+            Ok(row) => rows.push(row),
+            Err(rejection) => rejections.push(rejection),
+        }
+    }
+    (rows, rejections)
+}
+
+/// The write buffers: how full they are and whether batches are failing.
 struct WriterCheck(Arc<IngestService>);
 
 impl HealthCheck for WriterCheck {
@@ -254,20 +489,22 @@ impl HealthCheck for WriterCheck {
 
     fn check(&self) -> BoxFuture<'_, ComponentHealth> {
         Box::pin(async {
-            let writer = &self.0.writer;
-            let state = writer.state();
-            let buffered = writer.buffered();
-            let detail = serde_json::json!({
-                "buffered_points": buffered,
-                "capacity_points": writer.capacity(),
-                "batches": state.batches.load(Ordering::Relaxed),
-                "failed_batches": state.failed_batches.load(Ordering::Relaxed),
-                "last_error": state.last_error.lock().map(|error| error.clone()).unwrap_or_default(),
-            });
-            if buffered * 10 >= writer.capacity() * 9 {
-                ComponentHealth::degraded(detail)
+            let service = &self.0;
+            let writers = [
+                ("metrics", service.points.health_detail()),
+                ("spans", service.spans.health_detail()),
+                ("logs", service.logs.health_detail()),
+                ("security_events", service.security_events.health_detail()),
+            ];
+            let nearly_full = writers.iter().any(|(_, (_, full))| *full);
+            let detail: serde_json::Map<String, serde_json::Value> = writers
+                .into_iter()
+                .map(|(signal, (detail, _))| (signal.to_owned(), detail))
+                .collect();
+            if nearly_full {
+                ComponentHealth::degraded(serde_json::Value::Object(detail))
             } else {
-                ComponentHealth::ok(detail)
+                ComponentHealth::ok(serde_json::Value::Object(detail))
             }
         })
     }

@@ -1,14 +1,20 @@
-//! `[ingest]` settings: validation limits, the cardinality limit and the write buffer.
+//! `[ingest]` settings: validation limits, the cardinality limit, the write buffer of each signal
+//! and retention.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+const DAY: Duration = Duration::from_secs(24 * 3600);
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct IngestSettings {
     pub limits: LimitSettings,
     pub metrics: BufferSettings,
+    pub spans: RecordBufferSettings,
+    pub logs: RecordBufferSettings,
+    pub security_events: RecordBufferSettings,
     pub retention: RetentionSettings,
     /// What RetryInfo tells a caller refused under overload to wait.
     #[serde(with = "humantime_serde")]
@@ -26,6 +32,13 @@ impl Default for IngestSettings {
         Self {
             limits: LimitSettings::default(),
             metrics: BufferSettings::default(),
+            spans: RecordBufferSettings::default(),
+            logs: RecordBufferSettings::default(),
+            security_events: RecordBufferSettings {
+                max_buffered_bytes: 16 << 20,
+                max_batch_bytes: 4 << 20,
+                ..RecordBufferSettings::default()
+            },
             retention: RetentionSettings::default(),
             retry_after: Duration::from_secs(1),
             config_endpoint: String::new(),
@@ -54,6 +67,18 @@ pub struct LimitSettings {
     pub max_series_per_metric: u64,
     /// Items in one request.
     pub max_items_per_request: usize,
+    /// Attributes on one span, span event, link, log record or security event.
+    pub max_attributes: usize,
+    /// Bytes in an attribute key.
+    pub max_attribute_key_bytes: usize,
+    /// Bytes in an attribute value (its JSON text for structured values).
+    pub max_attribute_value_bytes: usize,
+    /// Bytes in a log record's body.
+    pub max_body_bytes: usize,
+    /// Events on one span.
+    pub max_span_events: usize,
+    /// Links on one span.
+    pub max_span_links: usize,
 }
 
 impl Default for LimitSettings {
@@ -66,6 +91,12 @@ impl Default for LimitSettings {
             max_future: Duration::from_secs(600),
             max_series_per_metric: 100_000,
             max_items_per_request: 100_000,
+            max_attributes: 128,
+            max_attribute_key_bytes: 256,
+            max_attribute_value_bytes: 16 << 10,
+            max_body_bytes: 64 << 10,
+            max_span_events: 128,
+            max_span_links: 128,
         }
     }
 }
@@ -101,6 +132,34 @@ impl Default for BufferSettings {
     }
 }
 
+/// How spans, log records or security events wait to be written; the bound is in bytes because
+/// their size varies.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RecordBufferSettings {
+    /// Bytes of items accepted but not yet committed: the memory bound. A request that does not
+    /// fit is refused with RESOURCE_EXHAUSTED and RetryInfo.
+    pub max_buffered_bytes: usize,
+    /// Bytes written in one transaction at most.
+    pub max_batch_bytes: usize,
+    /// How long a writer waits for more items before writing a batch that is not full.
+    #[serde(with = "humantime_serde")]
+    pub linger: Duration,
+    /// Batches written at once, each on its own connection.
+    pub writers: usize,
+}
+
+impl Default for RecordBufferSettings {
+    fn default() -> Self {
+        Self {
+            max_buffered_bytes: 64 << 20,
+            max_batch_bytes: 16 << 20,
+            linger: Duration::ZERO,
+            writers: 1,
+        }
+    }
+}
+
 /// How long stored data is kept, and how often expiry runs.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -108,6 +167,30 @@ pub struct RetentionSettings {
     /// Raw metric points older than this are removed (on PostgreSQL by whole day partitions).
     #[serde(with = "humantime_serde")]
     pub metrics_raw: Duration,
+    /// Hourly rollups (count, sum, min, max per series and hour).
+    #[serde(with = "humantime_serde")]
+    pub metrics_hourly: Duration,
+    /// Daily rollups.
+    #[serde(with = "humantime_serde")]
+    pub metrics_daily: Duration,
+    /// Spans, by start time.
+    #[serde(with = "humantime_serde")]
+    pub traces: Duration,
+    /// Spans of traces holding an error span.
+    #[serde(with = "humantime_serde")]
+    pub traces_with_errors: Duration,
+    /// Log records.
+    #[serde(with = "humantime_serde")]
+    pub logs: Duration,
+    /// Security events of severity high (critical ones are kept forever).
+    #[serde(with = "humantime_serde")]
+    pub security_high: Duration,
+    /// Security events below high.
+    #[serde(with = "humantime_serde")]
+    pub security_other: Duration,
+    /// How often pending hours are rolled up.
+    #[serde(with = "humantime_serde")]
+    pub rollup_interval: Duration,
     /// How often expiry runs.
     #[serde(with = "humantime_serde")]
     pub interval: Duration,
@@ -116,7 +199,15 @@ pub struct RetentionSettings {
 impl Default for RetentionSettings {
     fn default() -> Self {
         Self {
-            metrics_raw: Duration::from_secs(7 * 24 * 3600),
+            metrics_raw: DAY * 7,
+            metrics_hourly: DAY * 30,
+            metrics_daily: DAY * 365,
+            traces: DAY * 3,
+            traces_with_errors: DAY * 90,
+            logs: DAY * 7,
+            security_high: DAY * 365,
+            security_other: DAY * 90,
+            rollup_interval: Duration::from_secs(300),
             interval: Duration::from_secs(3600),
         }
     }

@@ -18,7 +18,7 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    fn new(
+    pub(crate) fn new(
         index: u32,
         field: impl Into<String>,
         reason: &'static str,
@@ -130,6 +130,14 @@ impl Validator {
                     ),
                 ));
             }
+            if label.value.contains('\0') {
+                return Err(Rejection::new(
+                    index,
+                    field("value"),
+                    "TEXT_HAS_NUL",
+                    "label values must not hold NUL characters",
+                ));
+            }
             // As in Prometheus, an empty value is the same as no label.
             if !label.value.is_empty() {
                 labels.push((label.name, label.value));
@@ -188,11 +196,11 @@ impl Validator {
     }
 }
 
-fn micros(duration: std::time::Duration) -> i64 {
+pub(crate) fn micros(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-fn humantime_duration(duration: std::time::Duration) -> String {
+pub(crate) fn humantime_duration(duration: std::time::Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 
@@ -320,6 +328,7 @@ mod tests {
             check(point("m", &[("a", "12345")], 0)),
             "LABEL_VALUE_TOO_LONG"
         );
+        assert_eq!(check(point("m", &[("a", "\0")], 0)), "TEXT_HAS_NUL");
         assert_eq!(
             check(point("m", &[("a", "1"), ("a", "2")], 0)),
             "LABEL_NAME_DUPLICATE"

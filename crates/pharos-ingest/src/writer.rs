@@ -1,73 +1,138 @@
-//! [`PointWriter`]: the write path after validation. Callers hand over their points and wait;
-//! writer tasks take everything queued (up to a batch), write it in one transaction and then
-//! answer every caller of that batch, so an answer always means committed. Memory is bounded by a
-//! count of buffered points: a request that does not fit is refused at once with
-//! RESOURCE_EXHAUSTED instead of queueing without limit. The bound, the batch size and the linger
-//! are live settings.
+//! [`BatchWriter`]: the write path after validation, one per signal. Callers hand over their
+//! rows and wait; writer tasks take everything queued (up to a batch), write it in one
+//! transaction and then answer every caller of that batch, so an answer always means committed.
+//! Memory is bounded by a weight (points for metrics, bytes for the other signals): a request
+//! that does not fit is refused at once with RESOURCE_EXHAUSTED instead of queueing without
+//! limit. The bound, the batch size and the linger are live settings.
 
-use std::collections::HashSet;
+use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pharos_store::logs::{LogRow, LogsRepository};
 use pharos_store::metrics::{MetricsRepository, PointRow};
+use pharos_store::security::{SecurityEventRow, SecurityEventsRepository};
+use pharos_store::spans::{SpanRow, SpansRepository};
 use pharos_store::{StoreError, now_micros};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{IngestError, Result};
 use crate::metrics::IngestMetrics;
-use crate::settings::BufferSettings;
 
-const DAY_US: i64 = 86_400_000_000;
+/// Where one signal's batches go.
+pub trait Sink: Clone + Send + Sync + 'static {
+    type Row: Send + Sync + 'static;
+    /// The signal's name in logs, metrics and errors ("metrics", "spans", ...).
+    const SIGNAL: &'static str;
+    /// What a row counts against the buffer bound (1 for a point, its size for the others).
+    fn weight(row: &Self::Row) -> usize;
+    /// Writes `rows` in one transaction.
+    fn write(&self, rows: &[Self::Row]) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
 
-/// Points of one request, waiting for their batch.
-struct Pending {
-    points: Vec<PointRow>,
+impl Sink for MetricsRepository {
+    type Row = PointRow;
+    const SIGNAL: &'static str = "metrics";
+    fn weight(_: &PointRow) -> usize {
+        1
+    }
+    fn write(&self, rows: &[PointRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.insert_points(rows)
+    }
+}
+
+impl Sink for SpansRepository {
+    type Row = SpanRow;
+    const SIGNAL: &'static str = "spans";
+    fn weight(row: &SpanRow) -> usize {
+        row.size()
+    }
+    fn write(&self, rows: &[SpanRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.insert(rows)
+    }
+}
+
+impl Sink for LogsRepository {
+    type Row = LogRow;
+    const SIGNAL: &'static str = "logs";
+    fn weight(row: &LogRow) -> usize {
+        row.size()
+    }
+    fn write(&self, rows: &[LogRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.insert(rows)
+    }
+}
+
+impl Sink for SecurityEventsRepository {
+    type Row = SecurityEventRow;
+    const SIGNAL: &'static str = "security_events";
+    fn weight(row: &SecurityEventRow) -> usize {
+        row.size()
+    }
+    fn write(
+        &self,
+        rows: &[SecurityEventRow],
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        self.insert(rows)
+    }
+}
+
+/// The live part of a writer's settings, in the sink's weight unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriterLimits {
+    /// The most weight waiting to be committed.
+    pub capacity: usize,
+    /// The most weight in one transaction.
+    pub max_batch: usize,
+    /// How long a writer waits for more rows before writing a batch that is not full.
+    pub linger: Duration,
+}
+
+/// Rows of one request, waiting for their batch.
+struct Pending<R> {
+    rows: Vec<R>,
+    weight: usize,
     _reservation: Reservation,
     done: oneshot::Sender<Result<(), Arc<StoreError>>>,
 }
 
-/// Points counted in the buffer until dropped (when their batch is answered).
+/// Weight counted in the buffer until dropped (when its batch is answered).
 struct Reservation {
     buffered: Arc<AtomicUsize>,
-    points: usize,
+    weight: usize,
 }
 
 impl Drop for Reservation {
     fn drop(&mut self) {
-        self.buffered.fetch_sub(self.points, Ordering::AcqRel);
+        self.buffered.fetch_sub(self.weight, Ordering::AcqRel);
     }
 }
 
-pub struct PointWriter {
-    queue: mpsc::UnboundedSender<Pending>,
+pub struct BatchWriter<S: Sink> {
+    queue: mpsc::UnboundedSender<Pending<S::Row>>,
     buffered: Arc<AtomicUsize>,
     retry_after: Duration,
     state: Arc<WriterState>,
-    repository: MetricsRepository,
 }
 
 /// What the writers share and the health check reads.
 pub struct WriterState {
-    /// Live: the most points waiting to be committed.
     capacity: AtomicUsize,
-    /// Live: the most points in one transaction.
     max_batch: AtomicUsize,
-    /// Live: microseconds a writer waits for more points before writing a short batch.
     linger_us: AtomicU64,
-    /// Days whose partition is known to exist.
-    partitions: std::sync::Mutex<HashSet<i64>>,
     pub batches: AtomicU64,
     pub failed_batches: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
 }
 
-impl PointWriter {
-    /// Starts `settings.writers` writer tasks. They end when the writer is dropped and its queue
-    /// has drained.
+impl<S: Sink> BatchWriter<S> {
+    /// Starts `writers` writer tasks. They end when the writer is dropped and its queue has
+    /// drained.
     pub fn start(
-        repository: MetricsRepository,
-        settings: &BufferSettings,
+        sink: S,
+        limits: WriterLimits,
+        writers: usize,
         retry_after: Duration,
         metrics: IngestMetrics,
     ) -> Self {
@@ -77,16 +142,15 @@ impl PointWriter {
             capacity: AtomicUsize::new(0),
             max_batch: AtomicUsize::new(0),
             linger_us: AtomicU64::new(0),
-            partitions: std::sync::Mutex::default(),
             batches: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
         });
-        state.apply(settings);
-        for _ in 0..settings.writers.max(1) {
+        state.apply(limits);
+        for _ in 0..writers.max(1) {
             let task = WriterTask {
                 receiver: receiver.clone(),
-                repository: repository.clone(),
+                sink: sink.clone(),
                 state: state.clone(),
                 metrics: metrics.clone(),
             };
@@ -97,20 +161,21 @@ impl PointWriter {
             buffered: Arc::new(AtomicUsize::new(0)),
             retry_after,
             state,
-            repository,
         }
     }
 
-    /// Writes `points` and returns once they are committed.
-    pub async fn write(&self, points: Vec<PointRow>) -> Result<()> {
-        if points.is_empty() {
+    /// Writes `rows` and returns once they are committed.
+    pub async fn write(&self, rows: Vec<S::Row>) -> Result<()> {
+        if rows.is_empty() {
             return Ok(());
         }
-        let reservation = self.reserve(points.len())?;
+        let weight = rows.iter().map(S::weight).sum();
+        let reservation = self.reserve(weight)?;
         let (done, answer) = oneshot::channel();
         self.queue
             .send(Pending {
-                points,
+                rows,
+                weight,
                 _reservation: reservation,
                 done,
             })
@@ -129,24 +194,26 @@ impl PointWriter {
         }
     }
 
-    /// Counts `points` into the buffer, or refuses when they do not fit.
-    fn reserve(&self, points: usize) -> Result<Reservation> {
+    /// Counts `weight` into the buffer, or refuses when it does not fit.
+    fn reserve(&self, weight: usize) -> Result<Reservation> {
         let capacity = self.capacity();
         self.buffered
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |buffered| {
-                (buffered + points <= capacity).then_some(buffered + points)
+                (buffered + weight <= capacity).then_some(buffered + weight)
             })
             .map_err(|buffered| IngestError::Overloaded {
+                signal: S::SIGNAL,
                 buffered,
+                capacity,
                 retry_after: self.retry_after,
             })?;
         Ok(Reservation {
             buffered: self.buffered.clone(),
-            points,
+            weight,
         })
     }
 
-    /// Points accepted and not yet committed.
+    /// Weight accepted and not yet committed.
     pub fn buffered(&self) -> usize {
         self.buffered.load(Ordering::Acquire)
     }
@@ -155,83 +222,49 @@ impl PointWriter {
         self.state.capacity.load(Ordering::Relaxed)
     }
 
-    /// Takes new buffer settings (all but `writers` and the series cache, which need a restart).
-    pub fn apply(&self, settings: &BufferSettings) {
-        self.state.apply(settings);
+    /// Takes new limits while running.
+    pub fn apply(&self, limits: WriterLimits) {
+        self.state.apply(limits);
     }
 
     pub fn state(&self) -> &WriterState {
         &self.state
     }
 
-    /// Forgets which day partitions exist (after expiry dropped some), so the next batch checks.
-    pub fn forget_partitions(&self) {
-        self.state
-            .partitions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clear();
-    }
-
-    /// Creates the day partitions for `from_us..=to_us` ahead of the data (PostgreSQL).
-    pub async fn prepare_partitions(&self, from_us: i64, to_us: i64) -> Result<(), StoreError> {
-        prepare(&self.repository, &self.state, from_us, to_us).await
+    /// The buffer's state for the health check.
+    pub fn health_detail(&self) -> (serde_json::Value, bool) {
+        let buffered = self.buffered();
+        let capacity = self.capacity();
+        let detail = serde_json::json!({
+            "buffered": buffered,
+            "capacity": capacity,
+            "batches": self.state.batches.load(Ordering::Relaxed),
+            "failed_batches": self.state.failed_batches.load(Ordering::Relaxed),
+            "last_error": self.state.last_error.lock().map(|error| error.clone()).unwrap_or_default(),
+        });
+        (detail, buffered * 10 >= capacity * 9)
     }
 }
 
 impl WriterState {
-    fn apply(&self, settings: &BufferSettings) {
+    fn apply(&self, limits: WriterLimits) {
         self.capacity
-            .store(settings.max_buffered_points.max(1), Ordering::Relaxed);
+            .store(limits.capacity.max(1), Ordering::Relaxed);
         self.max_batch
-            .store(settings.max_batch_points.max(1), Ordering::Relaxed);
-        let linger = u64::try_from(settings.linger.as_micros()).unwrap_or(u64::MAX);
+            .store(limits.max_batch.max(1), Ordering::Relaxed);
+        let linger = u64::try_from(limits.linger.as_micros()).unwrap_or(u64::MAX);
         self.linger_us.store(linger, Ordering::Relaxed);
     }
 }
 
-async fn prepare(
-    repository: &MetricsRepository,
-    state: &WriterState,
-    from_us: i64,
-    to_us: i64,
-) -> Result<(), StoreError> {
-    let (first, last) = (from_us.div_euclid(DAY_US), to_us.div_euclid(DAY_US));
-    let known = {
-        let partitions = state
-            .partitions
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        (first..=last).all(|day| partitions.contains(&day))
-    };
-    if known {
-        return Ok(());
-    }
-    let created = repository.ensure_partitions(from_us, to_us).await?;
-    if created > 0 {
-        tracing::info!(
-            created,
-            from_day = first,
-            to_day = last,
-            "created metric point partitions"
-        );
-    }
-    let mut partitions = state
-        .partitions
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    partitions.extend(first..=last);
-    Ok(())
-}
-
-struct WriterTask {
-    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending>>>,
-    repository: MetricsRepository,
+struct WriterTask<S: Sink> {
+    receiver: Arc<Mutex<mpsc::UnboundedReceiver<Pending<S::Row>>>>,
+    sink: S,
     state: Arc<WriterState>,
     metrics: IngestMetrics,
 }
 
-impl WriterTask {
+impl<S: Sink> WriterTask<S> {
     async fn run(self) {
         while let Some(batch) = self.next_batch().await {
             self.write(batch).await;
@@ -239,12 +272,12 @@ impl WriterTask {
     }
 
     /// Waits for the first request, then takes what else is queued, up to a batch.
-    async fn next_batch(&self) -> Option<Vec<Pending>> {
+    async fn next_batch(&self) -> Option<Vec<Pending<S::Row>>> {
         let mut receiver = self.receiver.lock().await;
         let first = receiver.recv().await?;
         let max_batch = self.state.max_batch.load(Ordering::Relaxed);
         let linger = Duration::from_micros(self.state.linger_us.load(Ordering::Relaxed));
-        let mut size = first.points.len();
+        let mut size = first.weight;
         let mut batch = vec![first];
         let deadline = tokio::time::Instant::now() + linger;
         while size < max_batch {
@@ -256,32 +289,26 @@ impl WriterTask {
                     _ => break,
                 },
             };
-            size += next.points.len();
+            size += next.weight;
             batch.push(next);
         }
         Some(batch)
     }
 
-    async fn write(&self, batch: Vec<Pending>) {
+    async fn write(&self, mut batch: Vec<Pending<S::Row>>) {
         let started = Instant::now();
-        let total: usize = batch.iter().map(|pending| pending.points.len()).sum();
+        let total: usize = batch.iter().map(|pending| pending.rows.len()).sum();
         let mut rows = Vec::with_capacity(total);
-        let (mut oldest, mut newest) = (i64::MAX, i64::MIN);
-        for pending in &batch {
-            for point in &pending.points {
-                oldest = oldest.min(point.time_us);
-                newest = newest.max(point.time_us);
-            }
-            rows.extend_from_slice(&pending.points);
+        for pending in &mut batch {
+            rows.append(&mut pending.rows);
         }
-        let result = match prepare(&self.repository, &self.state, oldest, newest).await {
-            Ok(()) => self.repository.insert_points(&rows).await,
-            Err(error) => Err(error),
-        };
-        self.metrics.batch(total, started.elapsed(), result.is_ok());
+        let result = self.sink.write(&rows).await;
+        drop(rows);
+        self.metrics
+            .batch(S::SIGNAL, total, started.elapsed(), result.is_ok());
         self.state.batches.fetch_add(1, Ordering::Relaxed);
         let result = result.map_err(|error| {
-            tracing::warn!(%error, points = total, "metric batch not written");
+            tracing::warn!(%error, signal = S::SIGNAL, items = total, "batch not written");
             self.state.failed_batches.fetch_add(1, Ordering::Relaxed);
             *self
                 .state
@@ -292,7 +319,7 @@ impl WriterTask {
             Arc::new(error)
         });
         for pending in batch {
-            // A caller that gave up is gone; its points are written all the same.
+            // A caller that gave up is gone; its rows are written all the same.
             let _ = pending.done.send(result.clone());
         }
     }

@@ -4,12 +4,18 @@
 //! that runs the same static SQL on either backend.
 
 mod backend;
+mod bulk;
 pub mod config;
 mod error;
+pub mod logs;
 pub mod metrics;
+pub mod partitions;
+pub mod security;
 mod settings;
+pub mod spans;
 
 pub use backend::{Backend, Notification, Notifications, Store};
+pub use bulk::CopyEncoder;
 pub use error::{Result, StoreError};
 pub use settings::StoreSettings;
 

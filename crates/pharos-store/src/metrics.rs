@@ -1,14 +1,21 @@
 //! [`MetricsRepository`]: metric series and points. Series are looked up or created in batches;
 //! points go in with binary `COPY` on PostgreSQL (into day partitions created ahead) and with
 //! multi-row inserts on SQLite, one transaction per batch so a batch is stored whole or not at all.
+//! Each batch also marks the hours it touched as pending, in the same transaction, and
+//! [`MetricsRepository::roll_up`] turns pending hours into hourly and daily rollups (count, sum,
+//! min, max per series), so late points are never left out of a rollup.
 
 use std::collections::HashMap;
 
-use sqlx::{PgConnection, QueryBuilder, Sqlite};
+use sqlx::{QueryBuilder, Sqlite};
 
 use crate::backend::{Pool, with_pool};
+use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
+use crate::partitions::{DAY_US, Partitions, Span, TimeUnit};
 use crate::{Store, now_micros};
+
+pub use crate::partitions::Expired;
 
 /// The identity of a series: its metric name and canonical label set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -55,20 +62,52 @@ pub struct SeriesRow {
     pub labels_key: String,
 }
 
-const DAY_US: i64 = 86_400_000_000;
+const HOUR_US: i64 = 3_600_000_000;
 /// SQLite allows 32766 bound parameters per statement; three per point.
 const SQLITE_POINTS_PER_INSERT: usize = 5_000;
-/// PostgreSQL's binary COPY header: signature, flags, header extension length.
-const COPY_HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
+/// An hour is rolled up once it ended this long ago, so that batches holding its last points
+/// have committed (later points mark it pending again and it is rolled up again).
+const ROLLUP_SETTLE_US: i64 = 120_000_000;
+/// PostgreSQL advisory lock that lets one replica at a time roll up.
+const ROLLUP_LOCK: i64 = 0x7068_6172_6f73_0001;
 
+/// Metric series, points and rollups; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct MetricsRepository {
     store: Store,
+    points: Partitions,
+    hourly: Partitions,
+    daily: Partitions,
+}
+
+/// One series' aggregate over an hour or a day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupRow {
+    pub series_id: i64,
+    /// Start of the bucket, microseconds since the Unix epoch.
+    pub bucket_us: i64,
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// What one [`MetricsRepository::roll_up`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolledUp {
+    pub hours: u64,
+    /// Hourly rows written (one per series with points in an hour).
+    pub hourly_rows: u64,
 }
 
 impl MetricsRepository {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            points: Partitions::new("metric_points", Span::Day, TimeUnit::Micros),
+            hourly: Partitions::new("metric_rollups_1h", Span::Day, TimeUnit::Micros),
+            daily: Partitions::new("metric_rollups_1d", Span::Month, TimeUnit::Micros),
+        }
     }
 
     /// Ids of `keys` that exist already (absent keys are missing from the map).
@@ -206,16 +245,53 @@ impl MetricsRepository {
             .collect())
     }
 
-    /// Stores `points` in one transaction.
+    /// Stores `points` in one transaction, with the hours they touched marked for rollup.
     pub async fn insert_points(&self, points: &[PointRow]) -> Result<()> {
         if points.is_empty() {
             return Ok(());
         }
+        let (oldest, newest) = time_range(points.iter().map(|point| point.time_us));
+        let mut hours: Vec<i64> = points
+            .iter()
+            .map(|point| point.time_us.div_euclid(HOUR_US) * HOUR_US)
+            .collect();
+        hours.sort_unstable();
+        hours.dedup();
         match &self.store.pool {
             Pool::Postgres(pool) => {
-                let mut transaction = begin_on_live_connection(pool).await?;
-                copy_points(&mut transaction, points).await?;
-                transaction.commit().await?;
+                let data = encode_copy_binary(points);
+                // Hours a rollup may already be reading (late points) lock their mark, so that
+                // the rollup either waits for this batch or runs again after it; marks of
+                // recent hours do not lock, so concurrent batches never queue on them.
+                let settled = now_micros() - ROLLUP_SETTLE_US;
+                let (late, recent): (Vec<i64>, Vec<i64>) =
+                    hours.iter().partition(|&&hour| hour + HOUR_US <= settled);
+                let mut then = Vec::new();
+                if !recent.is_empty() {
+                    then.push((
+                        "INSERT INTO metric_rollup_pending (hour_us) \
+                         SELECT UNNEST($1::bigint[]) ON CONFLICT DO NOTHING",
+                        recent,
+                    ));
+                }
+                if !late.is_empty() {
+                    then.push((
+                        "INSERT INTO metric_rollup_pending (hour_us) \
+                         SELECT UNNEST($1::bigint[]) \
+                         ON CONFLICT (hour_us) DO UPDATE SET hour_us = EXCLUDED.hour_us",
+                        late,
+                    ));
+                }
+                write_batch(
+                    pool,
+                    Batch {
+                        copy: "COPY metric_points (series_id, time_us, value) FROM STDIN (FORMAT binary)",
+                        data,
+                        then,
+                        partitions: vec![(&self.points, oldest, newest)],
+                    },
+                )
+                .await?;
             }
             Pool::Sqlite(pool) => {
                 let _writer = self.store.write_lock.lock().await;
@@ -230,6 +306,13 @@ impl MetricsRepository {
                     });
                     insert.build().execute(&mut *transaction).await?;
                 }
+                let mut mark: QueryBuilder<Sqlite> =
+                    QueryBuilder::new("INSERT INTO metric_rollup_pending (hour_us) ");
+                mark.push_values(&hours, |mut row, hour| {
+                    row.push_bind(*hour);
+                });
+                mark.push(" ON CONFLICT DO NOTHING");
+                mark.build().execute(&mut *transaction).await?;
                 transaction.commit().await?;
             }
         }
@@ -242,78 +325,43 @@ impl MetricsRepository {
         let Pool::Postgres(pool) = &self.store.pool else {
             return Ok(0);
         };
-        let existing: Vec<String> = sqlx::query_scalar(
-            "SELECT child.relname::text FROM pg_inherits \
-             JOIN pg_class parent ON parent.oid = pg_inherits.inhparent \
-             JOIN pg_class child ON child.oid = pg_inherits.inhrelid \
-             WHERE parent.relname = 'metric_points'",
-        )
-        .fetch_all(pool)
-        .await?;
-        let mut created = 0;
-        let mut day = from_us.div_euclid(DAY_US);
-        while day <= to_us.div_euclid(DAY_US) {
-            let name = partition_name(day);
-            if !existing.contains(&name) {
-                // Built from a day number we computed, never from input.
-                let ddl = format!(
-                    "CREATE TABLE IF NOT EXISTS {name} PARTITION OF metric_points FOR VALUES FROM ({}) TO ({})",
-                    day * DAY_US,
-                    (day + 1) * DAY_US
-                );
-                sqlx::raw_sql(sqlx::AssertSqlSafe(ddl))
-                    .execute(pool)
-                    .await?;
-                created += 1;
-            }
-            day += 1;
-        }
-        Ok(created)
+        self.points.ensure(pool, from_us, to_us).await
     }
 
     /// Removes every point older than `before_us`. On PostgreSQL whole day partitions go, those
     /// entirely before the cut (a partial day stays until it is whole); on SQLite rows are deleted.
     pub async fn expire_points(&self, before_us: i64) -> Result<Expired> {
-        match &self.store.pool {
-            Pool::Postgres(pool) => {
-                let partitions: Vec<(String, String)> = sqlx::query_as(
-                    "SELECT child.relname::text, pg_get_expr(child.relpartbound, child.oid) \
-                     FROM pg_inherits \
-                     JOIN pg_class parent ON parent.oid = pg_inherits.inhparent \
-                     JOIN pg_class child ON child.oid = pg_inherits.inhrelid \
-                     WHERE parent.relname = 'metric_points'",
-                )
-                .fetch_all(pool)
-                .await?;
-                let mut expired = Expired::default();
-                for (name, bound) in partitions {
-                    let Some(upper) = partition_upper_bound(&bound) else {
-                        continue;
-                    };
-                    if upper > before_us || !is_partition_name(&name) {
-                        continue;
-                    }
-                    // The name came from the catalog and matches metric_points_pYYYYMMDD.
-                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP TABLE {name}")))
-                        .execute(pool)
-                        .await?;
-                    expired.partitions_dropped += 1;
-                }
-                Ok(expired)
-            }
-            Pool::Sqlite(pool) => {
-                let _writer = self.store.write_lock.lock().await;
-                let deleted = sqlx::query("DELETE FROM metric_points WHERE time_us < $1")
-                    .bind(before_us)
-                    .execute(pool)
-                    .await?
-                    .rows_affected();
-                Ok(Expired {
-                    partitions_dropped: 0,
-                    rows_deleted: deleted,
-                })
-            }
-        }
+        self.store
+            .expire(&self.points, "metric_points", "time_us", before_us)
+            .await
+    }
+
+    /// Removes hourly rollups older than `hourly_before_us` and daily ones older than
+    /// `daily_before_us`, the same way as [`MetricsRepository::expire_points`].
+    pub async fn expire_rollups(
+        &self,
+        hourly_before_us: i64,
+        daily_before_us: i64,
+    ) -> Result<Expired> {
+        let mut expired = self
+            .store
+            .expire(
+                &self.hourly,
+                "metric_rollups_1h",
+                "bucket_us",
+                hourly_before_us,
+            )
+            .await?;
+        expired += self
+            .store
+            .expire(
+                &self.daily,
+                "metric_rollups_1d",
+                "bucket_us",
+                daily_before_us,
+            )
+            .await?;
+        Ok(expired)
     }
 
     /// Day partitions of `metric_points` (PostgreSQL; 0 on SQLite).
@@ -321,12 +369,127 @@ impl MetricsRepository {
         let Pool::Postgres(pool) = &self.store.pool else {
             return Ok(0);
         };
-        Ok(sqlx::query_scalar(
-            "SELECT COUNT(*) FROM pg_inherits JOIN pg_class parent ON parent.oid = pg_inherits.inhparent \
-             WHERE parent.relname = 'metric_points'",
-        )
-        .fetch_one(pool)
-        .await?)
+        Ok(self.points.count(pool).await? as i64)
+    }
+
+    /// Rolls up every pending hour that ended before `now_us` less a settling margin: the
+    /// hour's points become one hourly row per series, and the hour's day is recomputed from its
+    /// hourly rows. Each hour commits on its own. On PostgreSQL one replica at a time rolls up
+    /// (the others return at once).
+    pub async fn roll_up(&self, now_us: i64) -> Result<RolledUp> {
+        let before = now_us - ROLLUP_SETTLE_US - HOUR_US;
+        let mut done = RolledUp::default();
+        loop {
+            let rows = match &self.store.pool {
+                Pool::Postgres(pool) => {
+                    let mut transaction = pool.begin().await?;
+                    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                        .bind(ROLLUP_LOCK)
+                        .fetch_one(&mut *transaction)
+                        .await?;
+                    if !locked {
+                        return Ok(done);
+                    }
+                    // Taking the mark first makes a batch that marks the hour again wait for
+                    // this rollup, whose later statements then see the batch's points.
+                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
+                        .bind(before)
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    let Some(hour) = hour else { return Ok(done) };
+                    let day = hour.div_euclid(DAY_US) * DAY_US;
+                    self.hourly.ensure(pool, hour, hour).await?;
+                    self.daily.ensure(pool, day, day).await?;
+                    let rows = sqlx::query(
+                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
+                         SELECT series_id, $1, COUNT(*), SUM(value), MIN(value), MAX(value) \
+                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+                         AND value <> 'NaN'::float8 GROUP BY series_id \
+                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = EXCLUDED.count, \
+                         sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max",
+                    )
+                    .bind(hour)
+                    .bind(hour + HOUR_US)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                    sqlx::query(ROLL_UP_DAY)
+                        .bind(day)
+                        .bind(day + DAY_US)
+                        .execute(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                    rows
+                }
+                Pool::Sqlite(pool) => {
+                    let _writer = self.store.write_lock.lock().await;
+                    let mut transaction = pool.begin().await?;
+                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
+                        .bind(before)
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    let Some(hour) = hour else { return Ok(done) };
+                    let day = hour.div_euclid(DAY_US) * DAY_US;
+                    // NaN is stored as NULL, which the aggregates skip.
+                    let rows = sqlx::query(
+                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
+                         SELECT series_id, $1, COUNT(value), SUM(value), MIN(value), MAX(value) \
+                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+                         AND value IS NOT NULL GROUP BY series_id \
+                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
+                         sum = excluded.sum, min = excluded.min, max = excluded.max",
+                    )
+                    .bind(hour)
+                    .bind(hour + HOUR_US)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                    sqlx::query(ROLL_UP_DAY)
+                        .bind(day)
+                        .bind(day + DAY_US)
+                        .execute(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                    rows
+                }
+            };
+            done.hours += 1;
+            done.hourly_rows += rows;
+        }
+    }
+
+    /// Rollup rows of one series, hourly or daily, oldest first.
+    pub async fn read_rollups(&self, series_id: i64, hourly: bool) -> Result<Vec<RollupRow>> {
+        let sql = if hourly {
+            "SELECT series_id, bucket_us, count, sum, min, max FROM metric_rollups_1h \
+             WHERE series_id = $1 ORDER BY bucket_us"
+        } else {
+            "SELECT series_id, bucket_us, count, sum, min, max FROM metric_rollups_1d \
+             WHERE series_id = $1 ORDER BY bucket_us"
+        };
+        let rows: Vec<(i64, i64, i64, f64, f64, f64)> = with_pool!(self.store, |pool| {
+            sqlx::query_as(sql).bind(series_id).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(series_id, bucket_us, count, sum, min, max)| RollupRow {
+                series_id,
+                bucket_us,
+                count,
+                sum,
+                min,
+                max,
+            })
+            .collect())
+    }
+
+    /// Hours waiting for their rollup, oldest first.
+    pub async fn pending_rollups(&self) -> Result<Vec<i64>> {
+        Ok(with_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT hour_us FROM metric_rollup_pending ORDER BY hour_us")
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// Points of one series in `from_us..to_us`, oldest first.
@@ -383,125 +546,29 @@ impl MetricsRepository {
     }
 }
 
-/// Starts a transaction, passing over pooled connections that died while idle (the server
-/// restarted or ended them): nothing was sent on those yet, so trying the next one is safe.
-async fn begin_on_live_connection(
-    pool: &sqlx::PgPool,
-) -> Result<sqlx::Transaction<'static, sqlx::Postgres>> {
-    const ATTEMPTS: usize = 4;
-    let mut attempt = 1;
-    loop {
-        match pool.begin().await {
-            Ok(transaction) => return Ok(transaction),
-            Err(error) if attempt < ATTEMPTS && is_dead_connection(&error) => {
-                tracing::debug!(%error, attempt, "pooled connection was dead; trying another");
-                attempt += 1;
-            }
-            Err(error) => return Err(error.into()),
-        }
-    }
-}
+/// Takes the oldest pending hour that ended before `$1`.
+const TAKE_PENDING_HOUR: &str = "DELETE FROM metric_rollup_pending WHERE hour_us = \
+     (SELECT hour_us FROM metric_rollup_pending WHERE hour_us <= $1 ORDER BY hour_us LIMIT 1) \
+     RETURNING hour_us";
 
-/// An I/O failure, or a server message that the connection is over (SQLSTATE class 08,
-/// connection exception, or 57P, operator intervention such as a terminated backend).
-fn is_dead_connection(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_) => true,
-        sqlx::Error::Database(database) => database
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P")),
-        _ => false,
-    }
-}
-
-/// What [`MetricsRepository::expire_points`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Expired {
-    pub partitions_dropped: u64,
-    pub rows_deleted: u64,
-}
-
-/// The upper bound of `FOR VALUES FROM ('a') TO ('b')`.
-fn partition_upper_bound(bound: &str) -> Option<i64> {
-    let upper = bound.split(" TO (").nth(1)?;
-    upper
-        .trim_matches(|c: char| !c.is_ascii_digit() && c != '-')
-        .parse()
-        .ok()
-}
-
-fn is_partition_name(name: &str) -> bool {
-    name.strip_prefix("metric_points_p")
-        .is_some_and(|date| date.len() == 8 && date.bytes().all(|b| b.is_ascii_digit()))
-}
-
-fn partition_name(day: i64) -> String {
-    let (year, month, date) = civil_from_days(day);
-    format!("metric_points_p{year:04}{month:02}{date:02}")
-}
-
-/// Gregorian date of a day count since 1970-01-01 (Howard Hinnant's algorithm).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
-/// Streams `points` into `metric_points` with binary COPY on the given connection.
-async fn copy_points(connection: &mut PgConnection, points: &[PointRow]) -> Result<()> {
-    let data = encode_copy_binary(points);
-    let mut copy = connection
-        .copy_in_raw("COPY metric_points (series_id, time_us, value) FROM STDIN (FORMAT binary)")
-        .await?;
-    copy.send(data).await?;
-    copy.finish().await?;
-    Ok(())
-}
+/// Recomputes the daily rollup of the day `$1..$2` from its hourly rows.
+const ROLL_UP_DAY: &str = "INSERT INTO metric_rollups_1d (series_id, bucket_us, count, sum, min, max) \
+     SELECT series_id, $1, SUM(count), SUM(sum), MIN(min), MAX(max) FROM metric_rollups_1h \
+     WHERE bucket_us >= $1 AND bucket_us < $2 GROUP BY series_id \
+     ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
+     sum = excluded.sum, min = excluded.min, max = excluded.max";
 
 /// `points` in PostgreSQL's binary COPY format for `metric_points (series_id, time_us, value)`;
 /// public so that the benchmark can load the same bytes with plain `psql` as its reference.
 pub fn encode_copy_binary(points: &[PointRow]) -> Vec<u8> {
     // Per row: field count (2 bytes) and three 8-byte fields with 4-byte lengths.
-    let mut data = Vec::with_capacity(COPY_HEADER.len() + points.len() * 38 + 2);
-    data.extend_from_slice(COPY_HEADER);
+    let mut encoder = CopyEncoder::with_capacity(points.len() * 38);
     for point in points {
-        data.extend_from_slice(&3i16.to_be_bytes());
-        for field in [
-            point.series_id.to_be_bytes(),
-            point.time_us.to_be_bytes(),
-            point.value.to_bits().to_be_bytes(),
-        ] {
-            data.extend_from_slice(&8i32.to_be_bytes());
-            data.extend_from_slice(&field);
-        }
+        encoder
+            .row(3)
+            .i64(point.series_id)
+            .i64(point.time_us)
+            .f64(point.value);
     }
-    data.extend_from_slice(&(-1i16).to_be_bytes());
-    data
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn partition_names_are_utc_days() {
-        assert_eq!(partition_name(0), "metric_points_p19700101");
-        // 2026-11-25 is day 20782 since the epoch.
-        assert_eq!(partition_name(20_782), "metric_points_p20261125");
-        assert_eq!(partition_name(-1), "metric_points_p19691231");
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert!(is_partition_name("metric_points_p20261125"));
-        assert!(!is_partition_name("metric_points_p2026112; DROP"));
-        assert_eq!(
-            partition_upper_bound("FOR VALUES FROM ('1795564800000000') TO ('1795651200000000')"),
-            Some(1_795_651_200_000_000)
-        );
-    }
+    encoder.finish()
 }

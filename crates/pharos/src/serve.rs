@@ -101,10 +101,16 @@ pub async fn run(
                     ingest.clone(),
                     settings.server.limits.max_message_bytes,
                 ));
+                let max_message_bytes = settings.server.limits.max_message_bytes;
                 grpc.add_service(pharos_ingest::otlp::metrics_server(
-                    ingest,
-                    settings.server.limits.max_message_bytes,
+                    ingest.clone(),
+                    max_message_bytes,
                 ));
+                grpc.add_service(pharos_ingest::otlp::traces_server(
+                    ingest.clone(),
+                    max_message_bytes,
+                ));
+                grpc.add_service(pharos_ingest::otlp::logs_server(ingest, max_message_bytes));
                 grpc.add_descriptor_set(opentelemetry_proto::DESCRIPTORS);
             }
             other => anyhow::bail!("target `{other}` is not built yet"),

@@ -1,6 +1,9 @@
 //! The ingest service over real gRPC on loopback, on SQLite and PostgreSQL alike: exact round
 //! trips, partial success, the cardinality limit, concurrent writers, and the overload and outage
-//! statuses with their retry hints.
+//! statuses with their retry hints, rollups; spans, logs, security events, the `Write` stream and
+//! OTLP traces and logs in `records.rs`.
+
+mod records;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -27,6 +30,7 @@ pharos_store::backend_tests!(
     full_buffer_is_resource_exhausted_with_retry_info,
     live_settings_apply_without_a_restart,
     retention_removes_old_points_only,
+    rollups_summarize_every_hour_and_day,
 );
 
 struct TestServer {
@@ -49,6 +53,11 @@ impl TestServer {
         let addr = listener.local_addr().expect("addr");
         let mut grpc = GrpcServer::new(ServerSettings::default());
         grpc.add_service(pharos_ingest::grpc::server(service.clone(), 64 << 20));
+        grpc.add_service(pharos_ingest::otlp::traces_server(
+            service.clone(),
+            64 << 20,
+        ));
+        grpc.add_service(pharos_ingest::otlp::logs_server(service.clone(), 64 << 20));
         let stop = shutdown.clone();
         tokio::spawn(async move { grpc.serve(listener, stop).await.expect("serve") });
         TestServer {
@@ -700,7 +709,7 @@ async fn retention_removes_old_points_only(database: &TestDatabase) {
         .collect();
     assert_eq!(left, [0.5, 0.0]);
     if database.url().starts_with("postgres") {
-        assert!(expired.partitions_dropped >= 3, "{expired:?}");
+        assert!(expired.metrics.partitions_dropped >= 3, "{expired:?}");
         let partitions_after = server
             .repository()
             .partition_count()
@@ -708,10 +717,10 @@ async fn retention_removes_old_points_only(database: &TestDatabase) {
             .expect("partitions");
         assert_eq!(
             partitions_after,
-            partitions_before - expired.partitions_dropped as i64
+            partitions_before - expired.metrics.partitions_dropped as i64
         );
     } else {
-        assert_eq!(expired.rows_deleted, 2);
+        assert_eq!(expired.metrics.rows_deleted, 2);
     }
 
     // Writing into a day whose partition expiry dropped recreates it.
@@ -726,4 +735,133 @@ async fn retention_removes_old_points_only(database: &TestDatabase) {
         .expect("write")
         .into_inner();
     assert_eq!(reply.accepted, 1);
+}
+
+async fn rollups_summarize_every_hour_and_day(database: &TestDatabase) {
+    let server = TestServer::start(database, IngestSettings::default()).await;
+    let mut client = server.client().await;
+    const HOUR: i64 = 3_600_000_000;
+    let now = now_micros();
+    // Two whole hours that ended well before now, and the current hour (not rolled up yet).
+    let first = (now - 4 * HOUR).div_euclid(HOUR) * HOUR;
+    let second = first + HOUR;
+    let current = now.div_euclid(HOUR) * HOUR;
+    let mut points = Vec::new();
+    for (step, value) in [3.0, -1.0, 10.0, f64::NAN].into_iter().enumerate() {
+        points.push(point(
+            "queue_depth",
+            &[("q", "a")],
+            first + step as i64 * 1_000,
+            value,
+        ));
+    }
+    points.push(point("queue_depth", &[("q", "a")], second + 5, 2.5));
+    points.push(point("queue_depth", &[("q", "b")], second + 6, 7.0));
+    points.push(point("queue_depth", &[("q", "a")], current, 100.0));
+    let reply = client
+        .write_metrics(write(points))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted, 7);
+    let pending = server
+        .repository()
+        .pending_rollups()
+        .await
+        .expect("pending");
+    assert!(pending.contains(&first) && pending.contains(&second) && pending.contains(&current));
+
+    let done = server.service.roll_up().await.expect("roll up");
+    assert_eq!(done.hours, 2, "{done:?}");
+    assert_eq!(done.hourly_rows, 3);
+    let repository = server.repository();
+    let series = repository.series_of("queue_depth").await.expect("series");
+    let (a, b) = (series[0].id, series[1].id);
+    let hourly = repository.read_rollups(a, true).await.expect("hourly");
+    let summary: Vec<(i64, i64, f64, f64, f64)> = hourly
+        .iter()
+        .map(|row| (row.bucket_us, row.count, row.sum, row.min, row.max))
+        .collect();
+    // NaN is not counted.
+    assert_eq!(
+        summary,
+        [(first, 3, 12.0, -1.0, 10.0), (second, 1, 2.5, 2.5, 2.5)]
+    );
+    assert_eq!(
+        repository.pending_rollups().await.expect("pending"),
+        [current],
+        "the current hour waits until it is over"
+    );
+
+    // A late point marks its hour again, and the next pass counts it.
+    let reply = client
+        .write_metrics(write(vec![point(
+            "queue_depth",
+            &[("q", "a")],
+            first + 99,
+            20.0,
+        )]))
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted, 1);
+    assert_eq!(server.service.roll_up().await.expect("roll up").hours, 1);
+    let hourly = repository.read_rollups(a, true).await.expect("hourly");
+    assert_eq!(
+        (hourly[0].count, hourly[0].sum, hourly[0].max),
+        (4, 32.0, 20.0)
+    );
+
+    // The daily rows add up the hourly ones of their day.
+    const DAY: i64 = 86_400_000_000;
+    for (id, hourly) in [
+        (a, hourly),
+        (b, repository.read_rollups(b, true).await.expect("hourly")),
+    ] {
+        let daily = repository.read_rollups(id, false).await.expect("daily");
+        for day in daily {
+            let hours: Vec<_> = hourly
+                .iter()
+                .filter(|row| row.bucket_us.div_euclid(DAY) * DAY == day.bucket_us)
+                .collect();
+            assert!(!hours.is_empty());
+            assert_eq!(day.count, hours.iter().map(|row| row.count).sum::<i64>());
+            assert_eq!(day.sum, hours.iter().map(|row| row.sum).sum::<f64>());
+            assert_eq!(
+                day.min,
+                hours
+                    .iter()
+                    .map(|row| row.min)
+                    .fold(f64::INFINITY, f64::min)
+            );
+            assert_eq!(
+                day.max,
+                hours
+                    .iter()
+                    .map(|row| row.max)
+                    .fold(f64::NEG_INFINITY, f64::max)
+            );
+        }
+    }
+
+    // Rollups expire on their own clocks.
+    let expired = repository
+        .expire_rollups(now + DAY, now - 400 * DAY)
+        .await
+        .expect("expire");
+    assert!(expired.partitions_dropped + expired.rows_deleted > 0);
+    assert!(
+        repository
+            .read_rollups(a, true)
+            .await
+            .expect("hourly")
+            .is_empty()
+    );
+    assert!(
+        !repository
+            .read_rollups(a, false)
+            .await
+            .expect("daily")
+            .is_empty()
+    );
 }

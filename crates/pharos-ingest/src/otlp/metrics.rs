@@ -1,7 +1,6 @@
-//! OpenTelemetry OTLP/gRPC metrics (`opentelemetry.proto.collector.metrics.v1.MetricsService`),
-//! so any OpenTelemetry SDK or Collector exports to Pharos unchanged. Each OTLP data point becomes
-//! Pharos metric points the way OpenTelemetry's Prometheus compatibility rules name them, then
-//! goes through the same validation and write path as `WriteMetrics`:
+//! OTLP metrics (`opentelemetry.proto.collector.metrics.v1.MetricsService`). Each OTLP data
+//! point becomes Pharos metric points the way OpenTelemetry's Prometheus compatibility rules
+//! name them:
 //!
 //! - names: characters outside `[a-zA-Z0-9_:]` become `_`; monotonic sums get `_total`;
 //! - labels: the data point's attributes (sanitized the same way) plus `service_name`,
@@ -12,9 +11,6 @@
 //!   bound as `le`;
 //! - summaries: `{quantile}` points, `_sum` and `_count`;
 //! - points flagged "no recorded value" are skipped.
-//!
-//! Refused points are reported in `partial_success` as the OTLP specification says; overload
-//! answers RESOURCE_EXHAUSTED with RetryInfo or UNAVAILABLE, which OTLP exporters retry.
 
 use std::sync::Arc;
 
@@ -24,11 +20,12 @@ use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::
 use opentelemetry_proto::tonic::collector::metrics::v1::{
     ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::metrics::v1::{NumberDataPoint, metric, number_data_point};
 use pharos_proto::ingest::v1 as pb;
 use tonic::{Request, Response, Status};
 
+use super::{summarize, text};
 use crate::service::IngestService;
 
 /// The OTLP flag bit of a data point that carries no value (a staleness marker).
@@ -63,36 +60,19 @@ impl metrics_service_server::MetricsService for OtlpMetrics {
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
         let points = to_points(request.into_inner());
-        let reply = self
+        let outcome = self
             .service
             .write_metrics(pb::WriteMetricsRequest { points })
             .await?;
-        let partial_success = (reply.rejected > 0).then(|| ExportMetricsPartialSuccess {
-            rejected_data_points: i64::try_from(reply.rejected).unwrap_or(i64::MAX),
-            error_message: summarize(&reply.rejections),
-        });
+        let partial_success =
+            (!outcome.rejections.is_empty()).then(|| ExportMetricsPartialSuccess {
+                rejected_data_points: i64::try_from(outcome.rejections.len()).unwrap_or(i64::MAX),
+                error_message: summarize(&outcome.rejections),
+            });
         Ok(Response::new(ExportMetricsServiceResponse {
             partial_success,
         }))
     }
-}
-
-/// The first few rejections, for the exporter's log.
-fn summarize(rejections: &[pb::Rejection]) -> String {
-    let mut shown: Vec<String> = rejections
-        .iter()
-        .take(3)
-        .map(|rejection| {
-            format!(
-                "{} ({}): {}",
-                rejection.reason, rejection.field, rejection.message
-            )
-        })
-        .collect();
-    if rejections.len() > shown.len() {
-        shown.push(format!("and {} more", rejections.len() - shown.len()));
-    }
-    shown.join("; ")
 }
 
 /// Every Pharos point an OTLP request carries.
@@ -351,21 +331,6 @@ fn sanitize(name: &str) -> String {
         clean.insert(0, '_');
     }
     clean
-}
-
-/// An attribute value as label text.
-fn text(value: Option<&AnyValue>) -> String {
-    match value.and_then(|value| value.value.as_ref()) {
-        Some(any_value::Value::StringValue(text)) => text.clone(),
-        Some(any_value::Value::BoolValue(flag)) => flag.to_string(),
-        Some(any_value::Value::IntValue(number)) => number.to_string(),
-        Some(any_value::Value::DoubleValue(number)) => number.to_string(),
-        Some(any_value::Value::BytesValue(bytes)) => {
-            bytes.iter().map(|byte| format!("{byte:02x}")).collect()
-        }
-        Some(other) => format!("{other:?}"),
-        None => String::new(),
-    }
 }
 
 #[cfg(test)]
