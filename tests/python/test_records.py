@@ -75,3 +75,29 @@ def test_write_stream_commits_every_batch(pb, ingest, pharos_server):
         "SELECT COUNT(*) FROM metric_points p JOIN metric_series s ON s.id = p.series_id "
         "WHERE s.name = 'py_stream_total'",
     ) == 20
+
+
+def test_feed_subscriber_sees_committed_security_events(pb, ingest):
+    user = f"py-feed-{time.time_ns()}"
+    event = pb.ingest.SecurityEvent(event_type="auth_failure", severity=pb.ingest.SEVERITY_HIGH, user_id=user,
+                                    source_ip="192.0.2.44", attributes={"attempts": "5"})
+    assert ingest.WriteSecurityEvents(pb.ingest.WriteSecurityEventsRequest(events=[event])).accepted == 1
+
+    stream = ingest.Subscribe(
+        pb.ingest.SubscribeRequest(signals=[pb.ingest.FEED_SIGNAL_SECURITY_EVENTS], after_position=0),
+        timeout=10,
+    )
+    positions, found = [], None
+    for response in stream:
+        assert response.WhichOneof("item") == "batch"
+        assert response.batch.WhichOneof("items") == "security_events"
+        positions.append(response.batch.position)
+        found = next((e for e in response.batch.security_events.events if e.user_id == user), None)
+        if found is not None:
+            break
+    stream.cancel()
+    assert found is not None
+    assert (found.event_type, found.source_ip, found.severity) == ("auth_failure", "192.0.2.44",
+                                                                     pb.ingest.SEVERITY_HIGH)
+    assert dict(found.attributes) == {"attempts": "5"}
+    assert positions == sorted(set(positions))

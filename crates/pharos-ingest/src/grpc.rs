@@ -2,14 +2,19 @@
 //! statuses; and the client-streaming `Write`, which writes the batches of a stream as they
 //! arrive, several at a time, and answers once all are committed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt as _};
 use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::ingest_service_server::{self, IngestServiceServer};
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt as _};
+
+use pharos_store::feed::FeedSignal;
+use tokio_stream::Stream;
 
 use crate::service::{IngestService, Outcome};
 
@@ -65,6 +70,55 @@ impl IngestGrpc {
 
 #[tonic::async_trait]
 impl ingest_service_server::IngestService for IngestGrpc {
+    type SubscribeStream =
+        Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<pb::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let request = request.into_inner();
+        let mut signals = HashSet::new();
+        for (index, code) in request.signals.iter().enumerate() {
+            let signal = i16::try_from(*code).ok().and_then(FeedSignal::from_code).ok_or_else(|| {
+                pharos_runtime::error::invalid_argument(&[pharos_runtime::error::FieldViolation::new(
+                    format!("signals[{index}]"),
+                    format!("{code} is not a feed signal: use FEED_SIGNAL_METRICS or FEED_SIGNAL_SECURITY_EVENTS"),
+                )])
+            })?;
+            signals.insert(signal);
+        }
+        let after = request
+            .after_position
+            .map(|position| i64::try_from(position).unwrap_or(i64::MAX));
+        let feed = self.service.feed().clone();
+        let mut items = feed.subscribe(signals, after);
+        let (sender, receiver) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            let mut described = HashSet::new();
+            while let Some(item) = items.recv().await {
+                let response = match item {
+                    Ok(item) => feed.to_response(item, &mut described).await,
+                    Err(error) => Err(error),
+                };
+                let response = response.map_err(|error| {
+                    tracing::warn!(%error, "feed subscription ended");
+                    pharos_runtime::error::unavailable(
+                        "the feed could not be read; subscribe again after your last position",
+                        Duration::from_secs(1),
+                    )
+                });
+                let failed = response.is_err();
+                if sender.send(response).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(
+            tokio_stream::wrappers::ReceiverStream::new(receiver),
+        )))
+    }
+
     async fn write_metrics(
         &self,
         request: Request<pb::WriteMetricsRequest>,

@@ -2,12 +2,13 @@
 //! language, validates each item against explicit limits, resolves metric series, batches points
 //! from many callers into one transaction and answers only once the batch is committed.
 //!
-//! Built so far: metric points, spans, log records and security events through our own API
-//! (unary and the client-streaming `Write`) and OTLP/gRPC; retention and metric rollups. The
-//! committed-data feed for the alert service arrives in a later step.
+//! Metric points, spans, log records and security events come in through our own API (unary
+//! and the client-streaming `Write`) and OTLP/gRPC; committed metric points and security events
+//! go out on the committed-data feed (`Subscribe`); retention and metric rollups run inside.
 
 pub mod convert;
 pub mod error;
+pub mod feed;
 pub mod grpc;
 pub mod live;
 mod metrics;

@@ -19,6 +19,7 @@ use pharos_store::spans::SpansRepository;
 use pharos_store::{Store, StoreError, now_micros};
 
 use crate::error::{IngestError, Result};
+use crate::feed::Feed;
 use crate::metrics::IngestMetrics;
 use crate::records::{LogItem, SecurityEventItem, SpanItem};
 use crate::series::{Resolved, SeriesResolver};
@@ -94,6 +95,7 @@ pub struct IngestService {
     spans: BatchWriter<SpansRepository>,
     logs: BatchWriter<LogsRepository>,
     security_events: BatchWriter<SecurityEventsRepository>,
+    feed: Arc<Feed>,
     metrics: IngestMetrics,
 }
 
@@ -124,7 +126,10 @@ impl IngestService {
         let metrics_repository = MetricsRepository::new(store.clone());
         let spans_repository = SpansRepository::new(store.clone());
         let logs_repository = LogsRepository::new(store.clone());
-        let security_repository = SecurityEventsRepository::new(store);
+        let security_repository = SecurityEventsRepository::new(store.clone());
+        let feed = Feed::start(store, shutdown.clone())
+            .await
+            .map_err(|source| IngestError::unavailable(source, settings.retry_after))?;
         let metrics = IngestMetrics::new();
         let series = SeriesResolver::load(
             metrics_repository.clone(),
@@ -140,6 +145,7 @@ impl IngestService {
             settings.metrics.writers,
             retry_after,
             metrics.clone(),
+            Some(feed.clone()),
         );
         let spans = BatchWriter::start(
             spans_repository.clone(),
@@ -147,6 +153,7 @@ impl IngestService {
             settings.spans.writers,
             retry_after,
             metrics.clone(),
+            None,
         );
         let logs = BatchWriter::start(
             logs_repository.clone(),
@@ -154,6 +161,7 @@ impl IngestService {
             settings.logs.writers,
             retry_after,
             metrics.clone(),
+            None,
         );
         let security_events = BatchWriter::start(
             security_repository.clone(),
@@ -161,7 +169,10 @@ impl IngestService {
             settings.security_events.writers,
             retry_after,
             metrics.clone(),
+            Some(feed.clone()),
         );
+        points.publish(settings.feed.metrics);
+        security_events.publish(settings.feed.security_events);
         let service = Arc::new(Self {
             metrics_repository,
             spans_repository,
@@ -174,6 +185,7 @@ impl IngestService {
             spans,
             logs,
             security_events,
+            feed,
             metrics,
         });
         service
@@ -191,6 +203,19 @@ impl IngestService {
             |settings| settings.retention.rollup_interval,
             "rollup",
             |service| Box::pin(async move { service.roll_up().await.map(drop) }),
+        );
+        service.spawn_every(
+            &shutdown,
+            |settings| (settings.feed.retention / 4).max(Duration::from_secs(1)),
+            "feed expiry",
+            |service| {
+                Box::pin(async move {
+                    let retention = service.settings.load().feed.retention;
+                    let deleted = service.feed.expire(retention).await?;
+                    tracing::debug!(deleted, "expired committed-data feed batches");
+                    Ok(())
+                })
+            },
         );
         service.spawn_every(
             &shutdown,
@@ -446,6 +471,11 @@ impl IngestService {
     /// The settings in effect (start-up values with live changes applied).
     pub fn settings(&self) -> Arc<IngestSettings> {
         self.settings.load_full()
+    }
+
+    /// The committed-data feed (the alert service subscribes to it in process).
+    pub fn feed(&self) -> &Arc<Feed> {
+        &self.feed
     }
 
     /// Points accepted and waiting for their batch to commit.

@@ -16,6 +16,7 @@ pub struct IngestSettings {
     pub logs: RecordBufferSettings,
     pub security_events: RecordBufferSettings,
     pub retention: RetentionSettings,
+    pub feed: FeedSettings,
     /// What RetryInfo tells a caller refused under overload to wait.
     #[serde(with = "humantime_serde")]
     pub retry_after: Duration,
@@ -40,6 +41,7 @@ impl Default for IngestSettings {
                 ..RecordBufferSettings::default()
             },
             retention: RetentionSettings::default(),
+            feed: FeedSettings::default(),
             retry_after: Duration::from_secs(1),
             config_endpoint: String::new(),
             config_token: String::new(),
@@ -209,6 +211,29 @@ impl Default for RetentionSettings {
             security_other: DAY * 90,
             rollup_interval: Duration::from_secs(300),
             interval: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The committed-data feed (`Subscribe`, and the alert service in the same process).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct FeedSettings {
+    /// Publish committed metric points (24 bytes per point are kept for `retention`).
+    pub metrics: bool,
+    /// Publish committed security events.
+    pub security_events: bool,
+    /// How long committed batches stay available for catch-up.
+    #[serde(with = "humantime_serde")]
+    pub retention: Duration,
+}
+
+impl Default for FeedSettings {
+    fn default() -> Self {
+        Self {
+            metrics: true,
+            security_events: true,
+            retention: Duration::from_secs(15 * 60),
         }
     }
 }

@@ -7,9 +7,11 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use pharos_proto::ingest::v1 as pb;
+use pharos_store::feed::{FeedEntry, FeedSignal, encode_points};
 use pharos_store::logs::{LogRow, LogsRepository};
 use pharos_store::metrics::{MetricsRepository, PointRow};
 use pharos_store::security::{SecurityEventRow, SecurityEventsRepository};
@@ -18,6 +20,7 @@ use pharos_store::{StoreError, now_micros};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{IngestError, Result};
+use crate::feed::Feed;
 use crate::metrics::IngestMetrics;
 
 /// Where one signal's batches go.
@@ -27,8 +30,20 @@ pub trait Sink: Clone + Send + Sync + 'static {
     const SIGNAL: &'static str;
     /// What a row counts against the buffer bound (1 for a point, its size for the others).
     fn weight(row: &Self::Row) -> usize;
-    /// Writes `rows` in one transaction.
-    fn write(&self, rows: &[Self::Row]) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The committed-data feed row of a batch, for the signals the feed carries.
+    fn feed_entry(_rows: &[Self::Row]) -> Option<FeedEntry> {
+        None
+    }
+    /// Writes `rows` (and `feed`) in one transaction; returns the feed position.
+    fn write(
+        &self,
+        rows: &[Self::Row],
+        feed: Option<&FeedEntry>,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+}
+
+fn item_count(rows: usize) -> i32 {
+    i32::try_from(rows).unwrap_or(i32::MAX)
 }
 
 impl Sink for MetricsRepository {
@@ -37,8 +52,19 @@ impl Sink for MetricsRepository {
     fn weight(_: &PointRow) -> usize {
         1
     }
-    fn write(&self, rows: &[PointRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.insert_points(rows)
+    fn feed_entry(rows: &[PointRow]) -> Option<FeedEntry> {
+        Some(FeedEntry {
+            signal: FeedSignal::Metrics,
+            items: item_count(rows.len()),
+            payload: encode_points(rows),
+        })
+    }
+    fn write(
+        &self,
+        rows: &[PointRow],
+        feed: Option<&FeedEntry>,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
+        self.insert_points(rows, feed)
     }
 }
 
@@ -48,8 +74,12 @@ impl Sink for SpansRepository {
     fn weight(row: &SpanRow) -> usize {
         row.size()
     }
-    fn write(&self, rows: &[SpanRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.insert(rows)
+    async fn write(
+        &self,
+        rows: &[SpanRow],
+        _feed: Option<&FeedEntry>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.insert(rows).await.map(|()| None)
     }
 }
 
@@ -59,8 +89,12 @@ impl Sink for LogsRepository {
     fn weight(row: &LogRow) -> usize {
         row.size()
     }
-    fn write(&self, rows: &[LogRow]) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.insert(rows)
+    async fn write(
+        &self,
+        rows: &[LogRow],
+        _feed: Option<&FeedEntry>,
+    ) -> Result<Option<i64>, StoreError> {
+        self.insert(rows).await.map(|()| None)
     }
 }
 
@@ -70,11 +104,42 @@ impl Sink for SecurityEventsRepository {
     fn weight(row: &SecurityEventRow) -> usize {
         row.size()
     }
+    fn feed_entry(rows: &[SecurityEventRow]) -> Option<FeedEntry> {
+        let events = rows.iter().map(security_event_message).collect();
+        Some(FeedEntry {
+            signal: FeedSignal::SecurityEvents,
+            items: item_count(rows.len()),
+            payload: prost::Message::encode_to_vec(&pb::WriteSecurityEventsRequest { events }),
+        })
+    }
     fn write(
         &self,
         rows: &[SecurityEventRow],
-    ) -> impl Future<Output = Result<(), StoreError>> + Send {
-        self.insert(rows)
+        feed: Option<&FeedEntry>,
+    ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
+        self.insert(rows, feed)
+    }
+}
+
+/// A stored security event as the feed carries it.
+fn security_event_message(row: &SecurityEventRow) -> pb::SecurityEvent {
+    let attributes: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&row.attributes).unwrap_or_default();
+    pb::SecurityEvent {
+        time_unix_nano: row.time_ns,
+        event_type: row.event_type.clone(),
+        user_id: row.user_id.clone(),
+        source_ip: row.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
+        severity: i32::from(row.severity),
+        resource: row.resource.clone(),
+        service_name: row.service.clone(),
+        attributes: attributes
+            .into_iter()
+            .map(|(key, value)| match value {
+                serde_json::Value::String(text) => (key, text),
+                other => (key, other.to_string()),
+            })
+            .collect(),
     }
 }
 
@@ -121,6 +186,8 @@ pub struct WriterState {
     capacity: AtomicUsize,
     max_batch: AtomicUsize,
     linger_us: AtomicU64,
+    /// Live: whether batches go on the committed-data feed.
+    publish: AtomicBool,
     pub batches: AtomicU64,
     pub failed_batches: AtomicU64,
     pub last_error: std::sync::Mutex<Option<String>>,
@@ -135,6 +202,7 @@ impl<S: Sink> BatchWriter<S> {
         writers: usize,
         retry_after: Duration,
         metrics: IngestMetrics,
+        feed: Option<Arc<Feed>>,
     ) -> Self {
         let (queue, receiver) = mpsc::unbounded_channel();
         let receiver = Arc::new(Mutex::new(receiver));
@@ -142,6 +210,7 @@ impl<S: Sink> BatchWriter<S> {
             capacity: AtomicUsize::new(0),
             max_batch: AtomicUsize::new(0),
             linger_us: AtomicU64::new(0),
+            publish: AtomicBool::new(false),
             batches: AtomicU64::new(0),
             failed_batches: AtomicU64::new(0),
             last_error: std::sync::Mutex::new(None),
@@ -153,6 +222,7 @@ impl<S: Sink> BatchWriter<S> {
                 sink: sink.clone(),
                 state: state.clone(),
                 metrics: metrics.clone(),
+                feed: feed.clone(),
             };
             tokio::spawn(task.run());
         }
@@ -227,6 +297,11 @@ impl<S: Sink> BatchWriter<S> {
         self.state.apply(limits);
     }
 
+    /// Whether batches go on the committed-data feed (live).
+    pub fn publish(&self, publish: bool) {
+        self.state.publish.store(publish, Ordering::Relaxed);
+    }
+
     pub fn state(&self) -> &WriterState {
         &self.state
     }
@@ -262,6 +337,7 @@ struct WriterTask<S: Sink> {
     sink: S,
     state: Arc<WriterState>,
     metrics: IngestMetrics,
+    feed: Option<Arc<Feed>>,
 }
 
 impl<S: Sink> WriterTask<S> {
@@ -302,8 +378,14 @@ impl<S: Sink> WriterTask<S> {
         for pending in &mut batch {
             rows.append(&mut pending.rows);
         }
-        let result = self.sink.write(&rows).await;
-        drop(rows);
+        let publish = self.feed.is_some() && self.state.publish.load(Ordering::Relaxed);
+        let entry = if publish { S::feed_entry(&rows) } else { None };
+        let result = self.sink.write(&rows, entry.as_ref()).await;
+        drop((rows, entry));
+        if let (Ok(Some(position)), Some(feed)) = (&result, &self.feed) {
+            feed.advance(*position);
+        }
+        let result = result.map(drop);
         self.metrics
             .batch(S::SIGNAL, total, started.elapsed(), result.is_ok());
         self.state.batches.fetch_add(1, Ordering::Relaxed);

@@ -5,6 +5,7 @@
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
 use crate::error::{Result, StoreError};
+use crate::feed::{FeedEntry, append_postgres};
 use crate::partitions::Partitions;
 
 /// Signature, flags and header extension length.
@@ -119,12 +120,14 @@ pub(crate) struct Batch<'a> {
     pub then: Vec<(&'static str, Vec<i64>)>,
     /// Time-partitioned tables the rows fall in, with the range they cover.
     pub partitions: Vec<(&'a Partitions, i64, i64)>,
+    /// The batch's row of the committed-data feed, if it has one.
+    pub feed: Option<&'a FeedEntry>,
 }
 
 /// Writes `batch` in one transaction on a live connection, after making sure its partitions
 /// exist. If a partition vanished meanwhile (another replica's expiry dropped it), the
-/// partitions are checked again and the batch retried once.
-pub(crate) async fn write_batch(pool: &PgPool, batch: Batch<'_>) -> Result<()> {
+/// partitions are checked again and the batch retried once. Returns the batch's feed position.
+pub(crate) async fn write_batch(pool: &PgPool, batch: Batch<'_>) -> Result<Option<i64>> {
     let mut retried = false;
     loop {
         for &(table, from, to) in &batch.partitions {
@@ -143,7 +146,7 @@ pub(crate) async fn write_batch(pool: &PgPool, batch: Batch<'_>) -> Result<()> {
     }
 }
 
-async fn try_write(pool: &PgPool, batch: &Batch<'_>) -> Result<()> {
+async fn try_write(pool: &PgPool, batch: &Batch<'_>) -> Result<Option<i64>> {
     let mut transaction = begin_on_live_connection(pool).await?;
     copy_in(&mut transaction, batch.copy, batch.data.clone()).await?;
     for (statement, values) in &batch.then {
@@ -152,8 +155,12 @@ async fn try_write(pool: &PgPool, batch: &Batch<'_>) -> Result<()> {
             .execute(&mut *transaction)
             .await?;
     }
+    let position = match batch.feed {
+        Some(entry) => Some(append_postgres(&mut transaction, entry).await?),
+        None => None,
+    };
     transaction.commit().await?;
-    Ok(())
+    Ok(position)
 }
 
 /// "no partition of relation ... found for row" (SQLSTATE 23514).

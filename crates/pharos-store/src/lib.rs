@@ -7,6 +7,7 @@ mod backend;
 mod bulk;
 pub mod config;
 mod error;
+pub mod feed;
 pub mod logs;
 pub mod metrics;
 pub mod partitions;

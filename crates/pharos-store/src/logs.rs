@@ -83,10 +83,12 @@ impl LogsRepository {
                          FROM STDIN (FORMAT binary)",
                         data,
                         then: Vec::new(),
+                        feed: None,
                         partitions: vec![(&self.logs, oldest, newest)],
                     },
                 )
                 .await
+                .map(drop)
             }
             Pool::Sqlite(pool) => {
                 let _writer = self.store.write_lock.lock().await;

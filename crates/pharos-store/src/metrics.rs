@@ -12,6 +12,7 @@ use sqlx::{QueryBuilder, Sqlite};
 use crate::backend::{Pool, with_pool};
 use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
+use crate::feed::{FeedEntry, append_sqlite};
 use crate::partitions::{DAY_US, Partitions, Span, TimeUnit};
 use crate::{Store, now_micros};
 
@@ -245,10 +246,15 @@ impl MetricsRepository {
             .collect())
     }
 
-    /// Stores `points` in one transaction, with the hours they touched marked for rollup.
-    pub async fn insert_points(&self, points: &[PointRow]) -> Result<()> {
+    /// Stores `points` in one transaction, with the hours they touched marked for rollup and,
+    /// when given, the batch's feed row; returns the feed position.
+    pub async fn insert_points(
+        &self,
+        points: &[PointRow],
+        feed: Option<&FeedEntry>,
+    ) -> Result<Option<i64>> {
         if points.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let (oldest, newest) = time_range(points.iter().map(|point| point.time_us));
         let mut hours: Vec<i64> = points
@@ -289,9 +295,10 @@ impl MetricsRepository {
                         data,
                         then,
                         partitions: vec![(&self.points, oldest, newest)],
+                        feed,
                     },
                 )
-                .await?;
+                .await
             }
             Pool::Sqlite(pool) => {
                 let _writer = self.store.write_lock.lock().await;
@@ -313,10 +320,14 @@ impl MetricsRepository {
                 });
                 mark.push(" ON CONFLICT DO NOTHING");
                 mark.build().execute(&mut *transaction).await?;
+                let position = match feed {
+                    Some(entry) => Some(append_sqlite(&mut transaction, entry).await?),
+                    None => None,
+                };
                 transaction.commit().await?;
+                Ok(position)
             }
         }
-        Ok(())
     }
 
     /// Creates the missing day partitions of `metric_points` covering `from_us..=to_us`
@@ -534,6 +545,34 @@ impl MetricsRepository {
                 labels_key,
             })
             .collect())
+    }
+
+    /// Name and labels (a JSON object) of each of `ids` that exists.
+    pub async fn series_by_ids(&self, ids: &[i64]) -> Result<Vec<(i64, String, String)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        match &self.store.pool {
+            Pool::Postgres(pool) => Ok(sqlx::query_as(
+                "SELECT id, name, labels::text FROM metric_series WHERE id = ANY($1)",
+            )
+            .bind(ids)
+            .fetch_all(pool)
+            .await?),
+            Pool::Sqlite(pool) => {
+                let mut found = Vec::with_capacity(ids.len());
+                let mut connection = pool.acquire().await?;
+                for id in ids {
+                    let row: Option<(i64, String, String)> =
+                        sqlx::query_as("SELECT id, name, labels FROM metric_series WHERE id = $1")
+                            .bind(id)
+                            .fetch_optional(&mut *connection)
+                            .await?;
+                    found.extend(row);
+                }
+                Ok(found)
+            }
+        }
     }
 
     /// Points stored in total (for tests and diagnostics).

@@ -11,6 +11,7 @@ use crate::Store;
 use crate::backend::{Pool, with_pool};
 use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
+use crate::feed::{FeedEntry, append_sqlite};
 use crate::partitions::{Expired, Partitions, Span, TimeUnit};
 
 /// Severities, as stored.
@@ -72,10 +73,15 @@ impl SecurityEventsRepository {
             + self.other.ensure(pool, from_ns, to_ns).await?)
     }
 
-    /// Stores `events` in one transaction.
-    pub async fn insert(&self, events: &[SecurityEventRow]) -> Result<()> {
+    /// Stores `events` in one transaction with, when given, the batch's feed row; returns the
+    /// feed position.
+    pub async fn insert(
+        &self,
+        events: &[SecurityEventRow],
+        feed: Option<&FeedEntry>,
+    ) -> Result<Option<i64>> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         match &self.store.pool {
             Pool::Postgres(pool) => {
@@ -88,6 +94,7 @@ impl SecurityEventsRepository {
                          source_ip, resource, service, attributes) FROM STDIN (FORMAT binary)",
                         data,
                         then: Vec::new(),
+                        feed,
                         partitions: vec![
                             (&self.high, oldest, newest),
                             (&self.other, oldest, newest),
@@ -114,8 +121,12 @@ impl SecurityEventsRepository {
                     });
                     insert.build().execute(&mut *transaction).await?;
                 }
+                let position = match feed {
+                    Some(entry) => Some(append_sqlite(&mut transaction, entry).await?),
+                    None => None,
+                };
                 transaction.commit().await?;
-                Ok(())
+                Ok(position)
             }
         }
     }

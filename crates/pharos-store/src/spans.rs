@@ -101,10 +101,12 @@ impl SpansRepository {
                          events, links, resource) FROM STDIN (FORMAT binary)",
                         data,
                         then: Vec::new(),
+                        feed: None,
                         partitions: vec![(&self.spans, oldest, newest)],
                     },
                 )
                 .await
+                .map(drop)
             }
             Pool::Sqlite(pool) => {
                 let _writer = self.store.write_lock.lock().await;

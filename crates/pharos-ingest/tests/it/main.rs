@@ -1,8 +1,9 @@
 //! The ingest service over real gRPC on loopback, on SQLite and PostgreSQL alike: exact round
 //! trips, partial success, the cardinality limit, concurrent writers, and the overload and outage
 //! statuses with their retry hints, rollups; spans, logs, security events, the `Write` stream and
-//! OTLP traces and logs in `records.rs`.
+//! OTLP traces and logs in `records.rs`; the committed-data feed in `feed.rs`.
 
+mod feed;
 mod records;
 
 use std::net::SocketAddr;
@@ -42,7 +43,17 @@ struct TestServer {
 
 impl TestServer {
     async fn start(database: &TestDatabase, settings: IngestSettings) -> TestServer {
-        let store = database.store().await;
+        Self::start_on(database.store().await, settings).await
+    }
+
+    /// Stops this server and starts a new one on the same database.
+    async fn restart(self, settings: IngestSettings) -> TestServer {
+        let store = self.store.clone();
+        drop(self);
+        Self::start_on(store, settings).await
+    }
+
+    async fn start_on(store: Store, settings: IngestSettings) -> TestServer {
         let shutdown = Shutdown::new();
         let service = IngestService::start(store.clone(), settings, shutdown.clone())
             .await

@@ -1,0 +1,257 @@
+//! [`Feed`]: the committed-data feed. Writers append a feed row to each committed batch of
+//! metric points or security events (in the batch's transaction) and then advance the feed's
+//! head here; other replicas' batches advance it through PostgreSQL NOTIFY. A subscription
+//! ([`Feed::subscribe`]) is a task that reads the rows after its position from the store and
+//! waits on the head when it has caught up: publishing is one atomic store, so it never blocks
+//! or fails ingest; a slow subscriber only slows itself; and a subscriber that resumes after its
+//! last position misses none and sees none twice. Rows past the feed's retention are announced
+//! as [`FeedItem::Missed`].
+//!
+//! In `--target all` the alert service subscribes in process; between processes the
+//! `Subscribe` RPC streams the same items ([`Feed::to_response`]).
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use pharos_proto::ingest::v1 as pb;
+use pharos_runtime::Shutdown;
+use pharos_store::feed::{FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points};
+use pharos_store::metrics::MetricsRepository;
+use pharos_store::{Notification, Store, StoreError};
+use prost::Message as _;
+use tokio::sync::{mpsc, watch};
+
+/// Rows read from the store at once by a subscription.
+const READ_BATCHES: i64 = 64;
+/// Items a subscription holds for a subscriber that has not taken them yet.
+const SUBSCRIPTION_BUFFER: usize = 16;
+
+/// What a subscription yields.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeedItem {
+    Batch(Arc<FeedRow>),
+    /// Positions `first..=last` are no longer kept.
+    Missed {
+        first: i64,
+        last: i64,
+    },
+}
+
+pub struct Feed {
+    repository: FeedRepository,
+    metrics: MetricsRepository,
+    /// The last position known committed.
+    head: watch::Sender<i64>,
+    /// Series descriptions (they never change), for remote subscribers.
+    series: moka::sync::Cache<i64, Arc<pb::CommittedSeries>>,
+}
+
+impl Feed {
+    /// Reads the head and, on PostgreSQL, follows the batches other replicas commit.
+    pub async fn start(store: Store, shutdown: Shutdown) -> Result<Arc<Feed>, StoreError> {
+        let repository = FeedRepository::new(store.clone());
+        let (head, _) = watch::channel(repository.head().await?);
+        let feed = Arc::new(Feed {
+            repository,
+            metrics: MetricsRepository::new(store.clone()),
+            head,
+            series: moka::sync::Cache::new(100_000),
+        });
+        if let Some(mut notifications) = store.notifications(FEED_CHANNEL).await? {
+            let weak = Arc::downgrade(&feed);
+            tokio::spawn(async move {
+                loop {
+                    let next = tokio::select! {
+                        () = shutdown.wait() => break,
+                        next = notifications.next() => next,
+                    };
+                    let Some(feed) = weak.upgrade() else { break };
+                    match next {
+                        Ok(Notification::Payload(position)) => {
+                            if let Ok(position) = position.parse() {
+                                feed.advance(position);
+                            }
+                        }
+                        // Announcements may have been lost: the head says where the feed is.
+                        Ok(Notification::Reconnected) => match feed.repository.head().await {
+                            Ok(position) => feed.advance(position),
+                            Err(error) => tracing::warn!(%error, "cannot read the feed head"),
+                        },
+                        Err(error) => {
+                            tracing::warn!(%error, "feed notifications interrupted; retrying");
+                            tokio::time::sleep(Duration::from_secs(1)).await;
+                        }
+                    }
+                }
+            });
+        }
+        Ok(feed)
+    }
+
+    /// Makes `position` (committed) visible to subscribers.
+    pub fn advance(&self, position: i64) {
+        self.head.send_if_modified(|head| {
+            let newer = position > *head;
+            if newer {
+                *head = position;
+            }
+            newer
+        });
+    }
+
+    /// The last position known committed.
+    pub fn head(&self) -> i64 {
+        *self.head.borrow()
+    }
+
+    /// Deletes batches committed more than `retention` ago.
+    pub async fn expire(&self, retention: Duration) -> Result<u64, StoreError> {
+        let age = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+        self.repository
+            .expire(pharos_store::now_micros().saturating_sub(age))
+            .await
+    }
+
+    /// The batches of `signals` (all when empty) after `after` (from now on when `None`), in
+    /// order. The subscription ends when the receiver is dropped, or after yielding an error.
+    pub fn subscribe(
+        self: &Arc<Self>,
+        signals: HashSet<FeedSignal>,
+        after: Option<i64>,
+    ) -> mpsc::Receiver<Result<FeedItem, StoreError>> {
+        let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
+        let feed = self.clone();
+        let mut head = self.head.subscribe();
+        let mut position = after.unwrap_or_else(|| *head.borrow_and_update());
+        tokio::spawn(async move {
+            let wanted = |signal: FeedSignal| signals.is_empty() || signals.contains(&signal);
+            loop {
+                // The head first: every position up to it was committed before the read.
+                let known = *head.borrow_and_update();
+                let rows = match feed.repository.read_after(position, READ_BATCHES).await {
+                    Ok(rows) => rows,
+                    Err(error) => {
+                        let _ = sender.send(Err(error)).await;
+                        return;
+                    }
+                };
+                // Positions are gap-free: a hole before the first row kept, or nothing kept
+                // up to a known head, is what retention removed.
+                let first_kept = rows
+                    .first()
+                    .map_or(known.max(position) + 1, |row| row.position);
+                if first_kept > position + 1 {
+                    let missed = FeedItem::Missed {
+                        first: position + 1,
+                        last: first_kept - 1,
+                    };
+                    if sender.send(Ok(missed)).await.is_err() {
+                        return;
+                    }
+                    position = first_kept - 1;
+                }
+                if rows.is_empty() {
+                    tokio::select! {
+                        () = sender.closed() => return,
+                        changed = head.changed() => if changed.is_err() { return },
+                    }
+                    continue;
+                }
+                for row in rows {
+                    position = row.position;
+                    if wanted(row.signal)
+                        && sender
+                            .send(Ok(FeedItem::Batch(Arc::new(row))))
+                            .await
+                            .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        receiver
+    }
+
+    /// A feed item as the `Subscribe` RPC sends it; `described` holds the series this stream has
+    /// described already.
+    pub async fn to_response(
+        &self,
+        item: FeedItem,
+        described: &mut HashSet<i64>,
+    ) -> Result<pb::SubscribeResponse, StoreError> {
+        use pb::subscribe_response::Item;
+        let row = match item {
+            FeedItem::Missed { first, last } => {
+                return Ok(pb::SubscribeResponse {
+                    item: Some(Item::Missed(pb::Missed {
+                        first_position: u64::try_from(first).unwrap_or_default(),
+                        last_position: u64::try_from(last).unwrap_or_default(),
+                    })),
+                });
+            }
+            FeedItem::Batch(row) => row,
+        };
+        let items = match row.signal {
+            FeedSignal::Metrics => {
+                let points = decode_points(&row.payload);
+                let new: Vec<i64> = points
+                    .iter()
+                    .map(|point| point.series_id)
+                    .filter(|id| described.insert(*id))
+                    .collect::<HashSet<i64>>()
+                    .into_iter()
+                    .collect();
+                let series = self.describe(&new).await?;
+                pb::committed_batch::Items::Metrics(pb::CommittedMetrics {
+                    series,
+                    points: points
+                        .into_iter()
+                        .map(|point| pb::CommittedPoint {
+                            series_id: point.series_id,
+                            time_unix_nano: point.time_us.saturating_mul(1_000),
+                            value: point.value,
+                        })
+                        .collect(),
+                })
+            }
+            FeedSignal::SecurityEvents => pb::committed_batch::Items::SecurityEvents(
+                pb::WriteSecurityEventsRequest::decode(row.payload.as_slice()).map_err(
+                    |error| StoreError::InvalidValue(format!("feed row {}: {error}", row.position)),
+                )?,
+            ),
+        };
+        Ok(pb::SubscribeResponse {
+            item: Some(Item::Batch(pb::CommittedBatch {
+                position: u64::try_from(row.position).unwrap_or_default(),
+                committed_unix_nano: row.committed_us.saturating_mul(1_000),
+                items: Some(items),
+            })),
+        })
+    }
+
+    /// Name and labels of each series, from the cache or the store.
+    async fn describe(&self, ids: &[i64]) -> Result<Vec<pb::CommittedSeries>, StoreError> {
+        let mut described = Vec::with_capacity(ids.len());
+        let mut missing = Vec::new();
+        for id in ids {
+            match self.series.get(id) {
+                Some(series) => described.push(series.as_ref().clone()),
+                None => missing.push(*id),
+            }
+        }
+        for (id, name, labels) in self.metrics.series_by_ids(&missing).await? {
+            let labels: HashMap<String, String> = serde_json::from_str(&labels).unwrap_or_default();
+            let mut labels: Vec<pb::Label> = labels
+                .into_iter()
+                .map(|(name, value)| pb::Label { name, value })
+                .collect();
+            labels.sort_by(|a, b| a.name.cmp(&b.name));
+            let series = pb::CommittedSeries { id, name, labels };
+            self.series.insert(id, Arc::new(series.clone()));
+            described.push(series);
+        }
+        Ok(described)
+    }
+}

@@ -1,0 +1,218 @@
+//! [`FeedRepository`]: the committed-data feed. A batch of metric points or security events
+//! appends one feed row in its own transaction ([`FeedEntry`], through [`append`]): the next
+//! position, taken from a head row that stays locked until the commit, so positions are
+//! gap-free and in commit order across every writer and replica. Subscribers read the rows
+//! after their last position; rows older than the feed's retention are deleted.
+
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::backend::{Pool, with_pool};
+use crate::error::Result;
+use crate::{Store, now_micros};
+
+/// The PostgreSQL NOTIFY channel a committed feed row is announced on (payload: its position).
+pub const FEED_CHANNEL: &str = "pharos_ingest_feed";
+
+/// What a feed row holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FeedSignal {
+    Metrics = 1,
+    SecurityEvents = 2,
+}
+
+impl FeedSignal {
+    pub fn from_code(code: i16) -> Option<FeedSignal> {
+        match code {
+            1 => Some(FeedSignal::Metrics),
+            2 => Some(FeedSignal::SecurityEvents),
+            _ => None,
+        }
+    }
+}
+
+/// A feed row to append with a batch.
+#[derive(Debug, Clone)]
+pub struct FeedEntry {
+    pub signal: FeedSignal,
+    pub items: i32,
+    pub payload: Vec<u8>,
+}
+
+/// A committed feed row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FeedRow {
+    pub position: i64,
+    pub signal: FeedSignal,
+    pub committed_us: i64,
+    pub items: i32,
+    pub payload: Vec<u8>,
+}
+
+/// Appends `entry` in a PostgreSQL batch transaction; returns its position.
+pub(crate) async fn append_postgres(
+    transaction: &mut Transaction<'static, Postgres>,
+    entry: &FeedEntry,
+) -> Result<i64> {
+    // Last in the transaction: the head row stays locked only until the commit.
+    let position: i64 = sqlx::query_scalar(
+        "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position",
+    )
+    .fetch_one(&mut **transaction)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(position)
+    .bind(entry.signal as i16)
+    .bind(now_micros())
+    .bind(entry.items)
+    .bind(&entry.payload)
+    .execute(&mut **transaction)
+    .await?;
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(FEED_CHANNEL)
+        .bind(position.to_string())
+        .execute(&mut **transaction)
+        .await?;
+    Ok(position)
+}
+
+/// Appends `entry` in a SQLite batch transaction (under the store's write lock); returns its
+/// position.
+pub(crate) async fn append_sqlite(
+    transaction: &mut Transaction<'static, Sqlite>,
+    entry: &FeedEntry,
+) -> Result<i64> {
+    let position: i64 = sqlx::query_scalar(
+        "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position",
+    )
+    .fetch_one(&mut **transaction)
+    .await?;
+    sqlx::query(
+        "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(position)
+    .bind(entry.signal as i16)
+    .bind(now_micros())
+    .bind(entry.items)
+    .bind(&entry.payload)
+    .execute(&mut **transaction)
+    .await?;
+    Ok(position)
+}
+
+#[derive(Debug, Clone)]
+pub struct FeedRepository {
+    store: Store,
+}
+
+impl FeedRepository {
+    pub fn new(store: Store) -> Self {
+        Self { store }
+    }
+
+    /// Rows after `position`, oldest first, at most `limit`.
+    pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<FeedRow>> {
+        let rows: Vec<(i64, i16, i64, i32, Vec<u8>)> = with_pool!(self.store, |pool| {
+            sqlx::query_as(
+                "SELECT position, signal, committed_us, items, payload FROM ingest_feed \
+                 WHERE position > $1 ORDER BY position LIMIT $2",
+            )
+            .bind(position)
+            .bind(limit)
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(position, signal, committed_us, items, payload)| {
+                Some(FeedRow {
+                    position,
+                    signal: FeedSignal::from_code(signal)?,
+                    committed_us,
+                    items,
+                    payload,
+                })
+            })
+            .collect())
+    }
+
+    /// The last position handed out (0 before the first batch).
+    pub async fn head(&self) -> Result<i64> {
+        Ok(with_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT position FROM ingest_feed_head WHERE id = 1")
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Deletes rows committed before `before_us`; returns how many.
+    pub async fn expire(&self, before_us: i64) -> Result<u64> {
+        let _writer = match &self.store.pool {
+            Pool::Sqlite(_) => Some(self.store.write_lock.lock().await),
+            Pool::Postgres(_) => None,
+        };
+        Ok(with_pool!(self.store, |pool| {
+            sqlx::query("DELETE FROM ingest_feed WHERE committed_us < $1")
+                .bind(before_us)
+                .execute(pool)
+                .await?
+                .rows_affected()
+        }))
+    }
+}
+
+/// Metric points as a feed payload: 24 bytes each, big-endian series id, time, value bits.
+pub fn encode_points(points: &[crate::metrics::PointRow]) -> Vec<u8> {
+    let mut payload = Vec::with_capacity(points.len() * 24);
+    for point in points {
+        payload.extend_from_slice(&point.series_id.to_be_bytes());
+        payload.extend_from_slice(&point.time_us.to_be_bytes());
+        payload.extend_from_slice(&point.value.to_bits().to_be_bytes());
+    }
+    payload
+}
+
+/// The points of a metric feed payload (a trailing partial record is ignored).
+pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
+    payload
+        .chunks_exact(24)
+        .map(|chunk| {
+            let field = |at: usize| {
+                let mut bytes = [0u8; 8];
+                bytes.copy_from_slice(&chunk[at..at + 8]);
+                bytes
+            };
+            crate::metrics::PointRow {
+                series_id: i64::from_be_bytes(field(0)),
+                time_us: i64::from_be_bytes(field(8)),
+                value: f64::from_bits(u64::from_be_bytes(field(16))),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::PointRow;
+
+    #[test]
+    fn point_payloads_round_trip() {
+        let points = [
+            PointRow {
+                series_id: 7,
+                time_us: -5,
+                value: f64::INFINITY,
+            },
+            PointRow {
+                series_id: i64::MAX,
+                time_us: 1,
+                value: -0.5,
+            },
+        ];
+        assert_eq!(decode_points(&encode_points(&points)), points);
+    }
+}
