@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use pharos_loadgen::{LoadSettings, Progress};
+use pharos_loadgen::{LoadSettings, Progress, Protocol, Signal};
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
@@ -29,9 +29,16 @@ pub struct LoadgenArgs {
     /// Requests in flight at once.
     #[arg(long, default_value_t = 8)]
     pub concurrency: usize,
-    /// Metric points per request.
+    /// Items per request.
     #[arg(long, default_value_t = 1_000)]
     pub batch: usize,
+    /// What to send: metrics, spans, logs, security-events, or mixed (all four, request by
+    /// request).
+    #[arg(long, default_value = "metrics")]
+    pub signal: Signal,
+    /// pharos (our own API) or otlp (OpenTelemetry OTLP/gRPC; metrics, spans and logs).
+    #[arg(long, default_value = "pharos")]
+    pub protocol: Protocol,
     /// Distinct series to cycle through.
     #[arg(long, default_value_t = 10_000)]
     pub series: usize,
@@ -48,6 +55,8 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         concurrency: args.concurrency,
         batch: args.batch,
         series: args.series,
+        signal: args.signal,
+        protocol: args.protocol,
         token: args.token,
     };
     let progress = Arc::new(Progress::default());
@@ -63,12 +72,12 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
             loop {
                 tokio::time::sleep(Duration::from_millis(200)).await;
                 let elapsed = started.elapsed();
-                let accepted = progress.points_accepted.load(Ordering::Relaxed);
+                let accepted = progress.items_accepted.load(Ordering::Relaxed);
                 let rate = accepted as f64 / elapsed.as_secs_f64().max(0.001);
                 let errors = progress.errors.load(Ordering::Relaxed);
                 bar.set_position(elapsed.as_millis() as u64);
                 bar.set_message(format!(
-                    "{accepted} points, {rate:.0}/s, {errors} failed requests"
+                    "{accepted} items, {rate:.0}/s, {errors} failed requests"
                 ));
             }
         })
@@ -81,13 +90,19 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(
-            "{} points accepted in {:.1}s: {:.0} points/s ({} requests, {} points rejected)",
-            report.points_accepted,
+            "{} {} accepted in {:.1}s: {:.0}/s ({} requests, {} rejected)",
+            report.items_accepted,
+            report.signal.name(),
             report.elapsed_seconds,
-            report.points_per_second,
+            report.items_per_second,
             report.requests,
-            report.points_rejected
+            report.items_rejected
         );
+        if report.accepted_by_signal.len() > 1 {
+            for (signal, accepted) in &report.accepted_by_signal {
+                println!("  {signal}: {accepted}");
+            }
+        }
         println!(
             "ack latency p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
             report.ack_p50_ms, report.ack_p99_ms, report.ack_max_ms

@@ -31,6 +31,11 @@ fn free_addr() -> SocketAddr {
 
 impl Process {
     fn spawn(dir: &Path, extra: &[&str]) -> Process {
+        Self::spawn_with_env(dir, extra, &[])
+    }
+
+    /// Like [`Process::spawn`], with settings given as `PHAROS_*` environment variables.
+    fn spawn_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Process {
         let grpc = free_addr();
         let http = free_addr();
         let log = dir.join(format!("pharos-{}.log", grpc.port()));
@@ -44,6 +49,7 @@ impl Process {
             .arg("--data-dir")
             .arg(dir.join("data"))
             .args(extra)
+            .envs(env.iter().copied())
             .env_remove("RUST_LOG")
             .stdout(Stdio::null())
             .stderr(log_file)
@@ -55,6 +61,25 @@ impl Process {
             http,
             log,
         }
+    }
+
+    /// Resident memory of the process now, from /proc.
+    fn rss_bytes(&self) -> u64 {
+        let Some(child) = &self.child else { return 0 };
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap_or_default();
+        status
+            .lines()
+            .find_map(|line| line.strip_prefix("VmRSS:"))
+            .and_then(|value| {
+                value
+                    .trim()
+                    .trim_end_matches("kB")
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .map_or(0, |kib| kib * 1024)
     }
 
     fn endpoint(&self) -> String {
@@ -457,43 +482,48 @@ async fn split_config_replicas_on_postgres() {
     b.terminate();
 }
 
-/// `pharos loadgen` against the all-in-one server: its report counts exactly what was stored.
+/// `pharos loadgen` against the all-in-one server, metrics alone and then every signal mixed (own
+/// API) and spans through OTLP: its reports count exactly what was stored.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loadgen_reports_what_was_stored() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Process::spawn(dir.path(), &[]);
     server.wait_serving().await;
-    let output = Command::new(BIN)
-        .args([
-            "loadgen",
-            "--endpoint",
-            &server.endpoint(),
-            "--duration",
-            "1s",
-        ])
-        .args([
-            "--connections",
-            "1",
-            "--concurrency",
-            "2",
-            "--batch",
-            "200",
-            "--series",
-            "300",
-        ])
-        .arg("--json")
-        .output()
-        .expect("run loadgen");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json report");
-    let accepted = report["points_accepted"].as_u64().expect("points_accepted");
-    assert!(accepted >= 200, "{report}");
-    assert_eq!(report["points_rejected"], 0, "{report}");
-    assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+    let loadgen = |extra: &[&str]| {
+        let output = Command::new(BIN)
+            .args([
+                "loadgen",
+                "--endpoint",
+                &server.endpoint(),
+                "--duration",
+                "1s",
+            ])
+            .args(["--connections", "1", "--concurrency", "2", "--batch", "200"])
+            .args(["--series", "300", "--json"])
+            .args(extra)
+            .output()
+            .expect("run loadgen");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&output.stdout).expect("json report");
+        assert!(
+            report["items_accepted"].as_u64().expect("items_accepted") >= 200,
+            "{report}"
+        );
+        assert_eq!(report["items_rejected"], 0, "{report}");
+        assert_eq!(report["errors"], serde_json::json!({}), "{report}");
+        report
+    };
+    let metrics_only = loadgen(&[]);
+    let mixed = loadgen(&["--signal", "mixed"]);
+    let otlp_spans = loadgen(&["--signal", "spans", "--protocol", "otlp"]);
+    let accepted = |report: &serde_json::Value, signal: &str| {
+        report["accepted_by_signal"][signal].as_u64().unwrap_or(0) as i64
+    };
 
     let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
         url: format!(
@@ -504,13 +534,38 @@ async fn loadgen_reports_what_was_stored() {
     })
     .await
     .expect("open the server's store");
-    let metrics = pharos_store::metrics::MetricsRepository::new(store);
-    let stored = metrics.count_points().await.expect("count");
+    let points = pharos_store::metrics::MetricsRepository::new(store.clone())
+        .count_points()
+        .await
+        .expect("count");
+    let spans = pharos_store::spans::SpansRepository::new(store.clone())
+        .count()
+        .await
+        .expect("count");
+    let logs = pharos_store::logs::LogsRepository::new(store.clone())
+        .count()
+        .await
+        .expect("count");
+    let events = pharos_store::security::SecurityEventsRepository::new(store)
+        .count()
+        .await
+        .expect("count");
+    let log = server.log();
     assert_eq!(
-        stored,
-        i64::try_from(accepted).expect("fits"),
-        "{}",
-        server.log()
+        points,
+        accepted(&metrics_only, "metrics") + accepted(&mixed, "metrics"),
+        "{log}"
+    );
+    assert_eq!(
+        spans,
+        accepted(&mixed, "spans") + accepted(&otlp_spans, "spans"),
+        "{log}"
+    );
+    assert_eq!(logs, accepted(&mixed, "logs"), "{log}");
+    assert_eq!(events, accepted(&mixed, "security_events"), "{log}");
+    assert!(
+        logs > 0 && events > 0 && accepted(&otlp_spans, "spans") > 0,
+        "{mixed} {otlp_spans}"
     );
 }
 
@@ -633,4 +688,100 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
             .count();
         assert_eq!(lost, 0, "writer {writer}: {lost} acknowledged points lost");
     }
+}
+
+/// A throttled database (its points table locked by another session) fills the bounded write
+/// buffer: further writes get RESOURCE_EXHAUSTED with RetryInfo at once instead of queueing, the
+/// process memory stays bounded, and once the database is back every acknowledged point is
+/// stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_database_gives_retryable_overload_with_bounded_memory() {
+    use sqlx::Connection as _;
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let args = ["--target", "ingest", "--database-url", database.url()];
+    let server = Process::spawn_with_env(
+        dir.path(),
+        &args,
+        &[("PHAROS_INGEST__METRICS__MAX_BUFFERED_POINTS", "8000")],
+    );
+    server.wait_serving().await;
+    let idle_rss = server.rss_bytes();
+
+    let mut lock = sqlx::PgConnection::connect(database.url())
+        .await
+        .expect("connect");
+    sqlx::raw_sql("BEGIN; LOCK TABLE metric_points IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .expect("lock the points table");
+
+    let settings = pharos_loadgen::LoadSettings {
+        endpoint: server.endpoint(),
+        duration: Duration::from_secs(4),
+        connections: 2,
+        concurrency: 16,
+        batch: 1_000,
+        series: 5_000,
+        ..pharos_loadgen::LoadSettings::default()
+    };
+    let progress = std::sync::Arc::new(pharos_loadgen::Progress::default());
+    let load = tokio::spawn({
+        let progress = progress.clone();
+        async move { pharos_loadgen::run(&settings, progress).await }
+    });
+    let mut peak_rss = 0;
+    let throttled_until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < throttled_until {
+        peak_rss = peak_rss.max(server.rss_bytes());
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let refused_while_throttled = progress.errors.load(std::sync::atomic::Ordering::Relaxed);
+    let accepted_while_throttled = progress
+        .items_accepted
+        .load(std::sync::atomic::Ordering::Relaxed);
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut lock)
+        .await
+        .expect("release the lock");
+    let report = load.await.expect("load task").expect("load");
+    peak_rss = peak_rss.max(server.rss_bytes());
+
+    assert_eq!(
+        accepted_while_throttled, 0,
+        "nothing is acknowledged before it commits"
+    );
+    assert!(refused_while_throttled > 0, "{report:?}");
+    assert!(
+        report.errors.get("ResourceExhausted").copied().unwrap_or(0) > 0,
+        "{report:?}"
+    );
+    assert!(
+        report.errors.keys().all(|code| code == "ResourceExhausted"),
+        "only retryable overload: {report:?}"
+    );
+    // 16 callers of 1,000 points against a buffer of 8,000: half of them are refused at any time.
+    // The buffered points are a few hundred KiB; the rest is requests being decoded and refused.
+    assert!(
+        peak_rss < idle_rss + 100 * 1024 * 1024,
+        "peak RSS {peak_rss} against {idle_rss} idle"
+    );
+    assert!(report.items_accepted > 0, "{report:?}");
+
+    let mut check = sqlx::PgConnection::connect(database.url())
+        .await
+        .expect("connect");
+    let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metric_points")
+        .fetch_one(&mut check)
+        .await
+        .expect("count");
+    assert_eq!(
+        stored,
+        i64::try_from(report.items_accepted).expect("fits"),
+        "{}",
+        server.log()
+    );
+    server.terminate();
 }
