@@ -13,6 +13,11 @@ use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+/// The same allocator as the `pharos` binary, so the load generator in this process costs the
+/// shared cores no more than `pharos loadgen` would.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(
     name = "pharos-bench",
