@@ -1,0 +1,306 @@
+//! [`FlatIndex`]: exact search over every stored vector. Vectors live in one contiguous
+//! row-major buffer; ids are the caller's (`u64`), and upserting an existing id replaces its
+//! vector in place. A batch of queries is answered block by block: each block of the base is
+//! read from memory once for a whole group of queries while it is in cache, instead of once
+//! per query.
+
+use std::collections::HashMap;
+
+use crate::kernel::{dot, l2_squared, normalized};
+use crate::topk::TopK;
+use crate::{Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
+
+/// Base vectors scored per block of a batch (about 64 KiB of base at dimension 128).
+const BASE_BLOCK: usize = 128;
+/// Queries that share one pass over a base block.
+const QUERY_GROUP: usize = 16;
+
+#[derive(Debug, Clone)]
+pub struct FlatIndex {
+    dimension: usize,
+    metric: Metric,
+    ids: Vec<u64>,
+    /// `ids.len() * dimension` values, row `i` belonging to `ids[i]`.
+    data: Vec<f32>,
+    rows: HashMap<u64, usize>,
+}
+
+impl FlatIndex {
+    pub fn new(dimension: usize, metric: Metric) -> Result<Self> {
+        if dimension == 0 || dimension > MAX_DIMENSION {
+            return Err(VectorError::InvalidDimension(dimension));
+        }
+        Ok(Self {
+            dimension,
+            metric,
+            ids: Vec::new(),
+            data: Vec::new(),
+            rows: HashMap::new(),
+        })
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
+    }
+
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// Bytes held by the vectors and ids.
+    pub fn memory_bytes(&self) -> usize {
+        self.data.capacity() * std::mem::size_of::<f32>()
+            + self.ids.capacity() * std::mem::size_of::<u64>()
+            + self.rows.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
+    }
+
+    /// Stores `vector` under `id`, replacing what `id` held.
+    pub fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<()> {
+        let stored = self.prepare(vector)?;
+        match self.rows.get(&id) {
+            Some(&row) => {
+                self.data[row * self.dimension..(row + 1) * self.dimension]
+                    .copy_from_slice(&stored);
+            }
+            None => {
+                self.rows.insert(id, self.ids.len());
+                self.ids.push(id);
+                self.data.extend_from_slice(&stored);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes `id`; returns whether it was there. The last row moves into its place.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some(row) = self.rows.remove(&id) else {
+            return false;
+        };
+        let last = self.ids.len() - 1;
+        if row != last {
+            let moved = self.ids[last];
+            self.ids[row] = moved;
+            self.rows.insert(moved, row);
+            let (head, tail) = self.data.split_at_mut(last * self.dimension);
+            head[row * self.dimension..(row + 1) * self.dimension].copy_from_slice(tail);
+        }
+        self.ids.pop();
+        self.data.truncate(last * self.dimension);
+        true
+    }
+
+    /// The vector stored under `id` (normalized, for cosine).
+    pub fn get(&self, id: u64) -> Option<&[f32]> {
+        let row = *self.rows.get(&id)?;
+        Some(&self.data[row * self.dimension..(row + 1) * self.dimension])
+    }
+
+    /// The `k` nearest vectors to `query`, best first.
+    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+        if k == 0 {
+            return Err(VectorError::InvalidK);
+        }
+        let query = self.prepare(query)?;
+        let mut top = TopK::new(k.min(self.len()));
+        for (row, vector) in self.data.chunks_exact(self.dimension).enumerate() {
+            let key = self.key(&query, vector);
+            if key > top.threshold() {
+                top.push(key, self.ids[row]);
+            }
+        }
+        Ok(self.hits(top))
+    }
+
+    /// The `k` nearest vectors to each of `queries` (each of the index's dimension), best first.
+    pub fn search_batch(&self, queries: &[Vec<f32>], k: usize) -> Result<Vec<Vec<Hit>>> {
+        if k == 0 {
+            return Err(VectorError::InvalidK);
+        }
+        let prepared: Vec<Vec<f32>> = queries
+            .iter()
+            .map(|query| self.prepare(query))
+            .collect::<Result<_>>()?;
+        let mut answers = Vec::with_capacity(prepared.len());
+        for group in prepared.chunks(QUERY_GROUP) {
+            let mut tops: Vec<TopK> = group.iter().map(|_| TopK::new(k.min(self.len()))).collect();
+            for (block, vectors) in self.data.chunks(BASE_BLOCK * self.dimension).enumerate() {
+                let first_row = block * BASE_BLOCK;
+                for (query, top) in group.iter().zip(&mut tops) {
+                    for (offset, vector) in vectors.chunks_exact(self.dimension).enumerate() {
+                        let key = self.key(query, vector);
+                        if key > top.threshold() {
+                            top.push(key, self.ids[first_row + offset]);
+                        }
+                    }
+                }
+            }
+            answers.extend(tops.into_iter().map(|top| self.hits(top)));
+        }
+        Ok(answers)
+    }
+
+    /// A checked copy of `vector` as stored and compared: normalized for cosine.
+    fn prepare(&self, vector: &[f32]) -> Result<Vec<f32>> {
+        check_vector(vector, self.dimension)?;
+        match self.metric {
+            Metric::Cosine => normalized(vector).ok_or(VectorError::ZeroVector),
+            Metric::InnerProduct | Metric::L2 => Ok(vector.to_vec()),
+        }
+    }
+
+    /// Larger is better, whatever the metric.
+    #[inline]
+    fn key(&self, query: &[f32], vector: &[f32]) -> f32 {
+        match self.metric {
+            Metric::InnerProduct | Metric::Cosine => dot(query, vector),
+            Metric::L2 => -l2_squared(query, vector),
+        }
+    }
+
+    fn hits(&self, top: TopK) -> Vec<Hit> {
+        top.into_sorted()
+            .into_iter()
+            .map(|(key, id)| Hit {
+                id,
+                score: match self.metric {
+                    Metric::L2 => -key,
+                    Metric::InnerProduct | Metric::Cosine => key,
+                },
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn random_vectors(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut random = rand::rngs::SmallRng::seed_from_u64(seed);
+        (0..count)
+            .map(|_| {
+                (0..dimension)
+                    .map(|_| random.random_range(-1.0..1.0))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Every score, sorted best first: the ground truth.
+    fn brute_force(metric: Metric, base: &[(u64, Vec<f32>)], query: &[f32], k: usize) -> Vec<u64> {
+        let unit = |v: &[f32]| normalized(v).unwrap_or_default();
+        let mut scored: Vec<(f32, u64)> = base
+            .iter()
+            .map(|(id, vector)| {
+                let key = match metric {
+                    Metric::InnerProduct => dot(query, vector),
+                    Metric::Cosine => dot(&unit(query), &unit(vector)),
+                    Metric::L2 => -l2_squared(query, vector),
+                };
+                (key, *id)
+            })
+            .collect();
+        scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+        scored.into_iter().take(k).map(|(_, id)| id).collect()
+    }
+
+    #[test]
+    fn search_is_exact_for_every_metric_one_by_one_and_in_batches() {
+        let dimension = 52;
+        let vectors = random_vectors(1_000, dimension, 7);
+        let queries = random_vectors(40, dimension, 8);
+        for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
+            let mut index = FlatIndex::new(dimension, metric).expect("index");
+            let base: Vec<(u64, Vec<f32>)> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64 * 3 + 1, v.clone()))
+                .collect();
+            for (id, vector) in &base {
+                index.upsert(*id, vector).expect("upsert");
+            }
+            let batch = index.search_batch(&queries, 10).expect("batch");
+            for (query, batch_hits) in queries.iter().zip(&batch) {
+                let expected = brute_force(metric, &base, query, 10);
+                let hits = index.search(query, 10).expect("search");
+                let ids: Vec<u64> = hits.iter().map(|hit| hit.id).collect();
+                assert_eq!(ids, expected, "{metric:?}");
+                assert_eq!(
+                    &hits, batch_hits,
+                    "{metric:?}: batch and single answers agree"
+                );
+                assert!(hits.windows(2).all(|pair| match metric {
+                    Metric::L2 => pair[0].score <= pair[1].score,
+                    _ => pair[0].score >= pair[1].score,
+                }));
+            }
+        }
+    }
+
+    #[test]
+    fn upsert_replaces_and_remove_keeps_the_rest_searchable() {
+        let mut index = FlatIndex::new(2, Metric::L2).expect("index");
+        index.upsert(1, &[0.0, 0.0]).expect("upsert");
+        index.upsert(2, &[10.0, 10.0]).expect("upsert");
+        index.upsert(3, &[5.0, 5.0]).expect("upsert");
+        index.upsert(1, &[9.0, 9.0]).expect("replace");
+        assert_eq!(index.len(), 3);
+        let hits = index.search(&[10.0, 10.0], 2).expect("search");
+        assert_eq!(
+            hits,
+            vec![Hit { id: 2, score: 0.0 }, Hit { id: 1, score: 2.0 }]
+        );
+        assert!(index.remove(2));
+        assert!(!index.remove(2));
+        assert_eq!(index.get(3), Some(&[5.0, 5.0][..]));
+        let ids: Vec<u64> = index
+            .search(&[10.0, 10.0], 10)
+            .expect("search")
+            .iter()
+            .map(|hit| hit.id)
+            .collect();
+        assert_eq!(ids, [1, 3], "k above the count returns them all");
+    }
+
+    #[test]
+    fn bad_input_is_refused_with_its_reason() {
+        assert_eq!(
+            FlatIndex::new(0, Metric::L2).err(),
+            Some(VectorError::InvalidDimension(0))
+        );
+        assert_eq!(
+            FlatIndex::new(MAX_DIMENSION + 1, Metric::L2).err(),
+            Some(VectorError::InvalidDimension(MAX_DIMENSION + 1))
+        );
+        let mut index = FlatIndex::new(3, Metric::Cosine).expect("index");
+        assert_eq!(
+            index.upsert(1, &[1.0, 2.0]),
+            Err(VectorError::DimensionMismatch {
+                expected: 3,
+                given: 2
+            })
+        );
+        assert_eq!(
+            index.upsert(1, &[1.0, f32::NAN, 0.0]),
+            Err(VectorError::NotFinite { position: 1 })
+        );
+        assert_eq!(
+            index.upsert(1, &[0.0, 0.0, 0.0]),
+            Err(VectorError::ZeroVector)
+        );
+        assert_eq!(
+            index.search(&[1.0, 0.0, 0.0], 0),
+            Err(VectorError::InvalidK)
+        );
+        assert_eq!(index.search(&[1.0, 0.0, 0.0], 5), Ok(Vec::new()));
+    }
+}

@@ -1,0 +1,64 @@
+//! The vector search engine behind the search service: distance kernels ([`kernel`]), top-k
+//! selection ([`topk`]) and indexes, with no I/O so that it can be tested and benchmarked alone.
+//!
+//! Built so far: [`FlatIndex`], exact search for inner product, L2 and cosine, one query at a
+//! time or in batches that scan the base once per block of queries. IVF-PQ, HNSW, snapshots and
+//! the service around them are later steps of the search issue.
+
+pub mod flat;
+pub mod kernel;
+pub mod topk;
+
+pub use flat::FlatIndex;
+
+/// The largest dimension an index accepts.
+pub const MAX_DIMENSION: usize = 4096;
+
+/// How vectors are compared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Metric {
+    /// Larger is closer.
+    InnerProduct,
+    /// Squared Euclidean distance; smaller is closer.
+    L2,
+    /// Cosine similarity (vectors are normalized on the way in); larger is closer.
+    Cosine,
+}
+
+/// One result: the caller's id and its score. Inner product and cosine give the similarity,
+/// L2 the squared distance; results come best first either way.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Hit {
+    pub id: u64,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum VectorError {
+    #[error("dimension must be 1..={MAX_DIMENSION}, not {0}")]
+    InvalidDimension(usize),
+    #[error("the vector has {given} values; this index holds vectors of dimension {expected}")]
+    DimensionMismatch { expected: usize, given: usize },
+    #[error("value {position} is not a finite number")]
+    NotFinite { position: usize },
+    #[error("a zero vector has no direction to compare by cosine")]
+    ZeroVector,
+    #[error("k must be at least 1")]
+    InvalidK,
+}
+
+pub type Result<T, E = VectorError> = std::result::Result<T, E>;
+
+/// Checks a vector against `dimension`: right length, every value finite.
+pub fn check_vector(vector: &[f32], dimension: usize) -> Result<()> {
+    if vector.len() != dimension {
+        return Err(VectorError::DimensionMismatch {
+            expected: dimension,
+            given: vector.len(),
+        });
+    }
+    match vector.iter().position(|value| !value.is_finite()) {
+        Some(position) => Err(VectorError::NotFinite { position }),
+        None => Ok(()),
+    }
+}
