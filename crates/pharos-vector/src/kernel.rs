@@ -7,26 +7,18 @@ const LANES: usize = 8;
 /// The inner product of `a` and `b`.
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
-    let length = a.len().min(b.len());
-    let (a, b) = (&a[..length], &b[..length]);
-    let mut sums = [0.0f32; LANES];
-    let chunks = length / LANES;
-    for chunk in 0..chunks {
-        let (x, y) = (&a[chunk * LANES..][..LANES], &b[chunk * LANES..][..LANES]);
-        for lane in 0..LANES {
-            sums[lane] += x[lane] * y[lane];
-        }
-    }
-    let mut total: f32 = sums.iter().sum();
-    for index in chunks * LANES..length {
-        total += a[index] * b[index];
-    }
-    total
+    sum_of_terms(a, b, |x, y| x * y)
 }
 
 /// The squared Euclidean distance between `a` and `b`.
 #[inline]
 pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
+    sum_of_terms(a, b, |x, y| (x - y) * (x - y))
+}
+
+/// The sum of `term(a[i], b[i])`, in `LANES` independent partial sums that vectorize.
+#[inline(always)]
+fn sum_of_terms(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let length = a.len().min(b.len());
     let (a, b) = (&a[..length], &b[..length]);
     let mut sums = [0.0f32; LANES];
@@ -34,14 +26,12 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     for chunk in 0..chunks {
         let (x, y) = (&a[chunk * LANES..][..LANES], &b[chunk * LANES..][..LANES]);
         for lane in 0..LANES {
-            let difference = x[lane] - y[lane];
-            sums[lane] += difference * difference;
+            sums[lane] += term(x[lane], y[lane]);
         }
     }
     let mut total: f32 = sums.iter().sum();
     for index in chunks * LANES..length {
-        let difference = a[index] - b[index];
-        total += difference * difference;
+        total += term(a[index], b[index]);
     }
     total
 }
