@@ -147,8 +147,16 @@ impl FlatIndex {
         Ok(answers)
     }
 
+    /// Every (id, vector) held, in storage order.
+    pub fn rows(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
+        self.ids
+            .iter()
+            .copied()
+            .zip(self.data.chunks_exact(self.dimension))
+    }
+
     /// A checked copy of `vector` as stored and compared: normalized for cosine.
-    fn prepare(&self, vector: &[f32]) -> Result<Vec<f32>> {
+    pub(crate) fn prepare(&self, vector: &[f32]) -> Result<Vec<f32>> {
         check_vector(vector, self.dimension)?;
         match self.metric {
             Metric::Cosine => normalized(vector).ok_or(VectorError::ZeroVector),

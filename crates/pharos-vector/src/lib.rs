@@ -2,14 +2,18 @@
 //! selection ([`topk`]) and indexes, with no I/O so that it can be tested and benchmarked alone.
 //!
 //! Built so far: [`FlatIndex`], exact search for inner product, L2 and cosine, one query at a
-//! time or in batches that scan the base once per block of queries. IVF-PQ, HNSW, snapshots and
-//! the service around them are later steps of the search issue.
+//! time or in batches that scan the base once per block of queries; and [`IvfPqIndex`] (k-means
+//! coarse lists, 8-bit product quantization, lookup-table scoring, exact re-ranking). HNSW,
+//! snapshots and the service around them are later steps of the search issue.
 
 pub mod flat;
+pub mod ivfpq;
 pub mod kernel;
+pub mod kmeans;
 pub mod topk;
 
 pub use flat::FlatIndex;
+pub use ivfpq::{IvfPqIndex, IvfPqParams, IvfPqSearch};
 
 /// The largest dimension an index accepts.
 pub const MAX_DIMENSION: usize = 4096;
@@ -45,6 +49,8 @@ pub enum VectorError {
     ZeroVector,
     #[error("k must be at least 1")]
     InvalidK,
+    #[error("invalid parameters: {0}")]
+    InvalidParams(String),
 }
 
 pub type Result<T, E = VectorError> = std::result::Result<T, E>;

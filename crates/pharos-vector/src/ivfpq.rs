@@ -1,0 +1,376 @@
+//! [`IvfPqIndex`]: approximate search for larger sets. A coarse quantizer (k-means, `nlist`
+//! centroids) splits the vectors into inverted lists; each vector is stored in its list as a
+//! product-quantized code of its residual (`m` sub-vectors, one byte each: 256 centroids per
+//! sub-space). A query probes the `nprobe` nearest lists, scores their codes with lookup tables
+//! (asymmetric distance computation), and re-ranks the best `rerank * k` candidates exactly
+//! against the full vectors, which are kept for that.
+//!
+//! The index is trained on the vectors it holds ([`IvfPqIndex::train`]); vectors added before
+//! training wait in a flat buffer and are searched exactly.
+
+use std::collections::HashMap;
+
+use crate::flat::FlatIndex;
+use crate::kernel::{dot, l2_squared};
+use crate::kmeans;
+use crate::topk::TopK;
+use crate::{Hit, Metric, Result, VectorError};
+
+/// Centroids per sub-space (8-bit codes).
+const CODEBOOK: usize = 256;
+const TRAIN_ITERATIONS: usize = 12;
+
+/// Build-time parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IvfPqParams {
+    /// Inverted lists.
+    pub nlist: usize,
+    /// Sub-vectors per code; must divide the dimension.
+    pub m: usize,
+}
+
+/// Query-time parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IvfPqSearch {
+    /// Lists probed.
+    pub nprobe: usize,
+    /// Candidates re-ranked exactly, as a multiple of k (0: none, the code scores are final).
+    pub rerank: usize,
+}
+
+#[derive(Debug, Clone, Default)]
+struct List {
+    ids: Vec<u64>,
+    /// `ids.len() * m` bytes.
+    codes: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+struct Trained {
+    /// `nlist * dimension`.
+    coarse: Vec<f32>,
+    /// `m * CODEBOOK * dsub`: the codebook of sub-space `j` starts at `j * CODEBOOK * dsub`.
+    codebooks: Vec<f32>,
+    lists: Vec<List>,
+    /// Where each id is: (list, position).
+    positions: HashMap<u64, (usize, usize)>,
+}
+
+#[derive(Debug, Clone)]
+pub struct IvfPqIndex {
+    params: IvfPqParams,
+    /// Every vector, for training and exact re-ranking.
+    vectors: FlatIndex,
+    trained: Option<Trained>,
+}
+
+impl IvfPqIndex {
+    pub fn new(dimension: usize, metric: Metric, params: IvfPqParams) -> Result<Self> {
+        let vectors = FlatIndex::new(dimension, metric)?;
+        if params.nlist == 0 || params.m == 0 || !dimension.is_multiple_of(params.m) {
+            return Err(VectorError::InvalidParams(format!(
+                "nlist must be at least 1 and m must divide the dimension {dimension} (nlist {}, m {})",
+                params.nlist, params.m
+            )));
+        }
+        Ok(Self {
+            params,
+            vectors,
+            trained: None,
+        })
+    }
+
+    pub fn len(&self) -> usize {
+        self.vectors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.vectors.is_empty()
+    }
+
+    pub fn is_trained(&self) -> bool {
+        self.trained.is_some()
+    }
+
+    /// Stores `vector` under `id`, replacing what `id` held (encoded at once when trained).
+    pub fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<()> {
+        self.vectors.upsert(id, vector)?;
+        if self.trained.is_some() {
+            self.unlist(id);
+            self.enlist(id);
+        }
+        Ok(())
+    }
+
+    pub fn remove(&mut self, id: u64) -> bool {
+        self.unlist(id);
+        self.vectors.remove(id)
+    }
+
+    /// Trains the coarse quantizer and the codebooks on the vectors held, then encodes them all.
+    pub fn train(&mut self, seed: u64) {
+        let dimension = self.vectors.dimension();
+        let data: Vec<f32> = self
+            .vectors
+            .rows()
+            .flat_map(|(_, vector)| vector.iter().copied())
+            .collect();
+        let coarse = kmeans::train(&data, dimension, self.params.nlist, TRAIN_ITERATIONS, seed);
+        let dsub = dimension / self.params.m;
+        let residuals: Vec<f32> = data
+            .chunks_exact(dimension)
+            .flat_map(|vector| {
+                let list = kmeans::nearest(&coarse, dimension, vector);
+                residual(vector, &coarse[list * dimension..(list + 1) * dimension])
+            })
+            .collect();
+        let mut codebooks = Vec::with_capacity(self.params.m * CODEBOOK * dsub);
+        for sub in 0..self.params.m {
+            let part: Vec<f32> = residuals
+                .chunks_exact(dimension)
+                .flat_map(|r| r[sub * dsub..(sub + 1) * dsub].iter().copied())
+                .collect();
+            codebooks.extend(kmeans::train(
+                &part,
+                dsub,
+                CODEBOOK,
+                TRAIN_ITERATIONS,
+                seed + 1 + sub as u64,
+            ));
+        }
+        self.trained = Some(Trained {
+            coarse,
+            codebooks,
+            lists: vec![List::default(); self.params.nlist],
+            positions: HashMap::new(),
+        });
+        let ids: Vec<u64> = self.vectors.rows().map(|(id, _)| id).collect();
+        for id in ids {
+            self.enlist(id);
+        }
+    }
+
+    /// The `k` nearest to `query`, best first.
+    pub fn search(&self, query: &[f32], k: usize, options: IvfPqSearch) -> Result<Vec<Hit>> {
+        let Some(trained) = &self.trained else {
+            return self.vectors.search(query, k);
+        };
+        if k == 0 {
+            return Err(VectorError::InvalidK);
+        }
+        let query = self.vectors.prepare(query)?;
+        let metric = self.vectors.metric();
+        let dimension = self.vectors.dimension();
+        let (m, dsub) = (self.params.m, dimension / self.params.m);
+        // The lists to probe: nearest centroids by the index's metric.
+        let mut probe = TopK::new(options.nprobe.clamp(1, self.params.nlist));
+        for (list, centroid) in trained.coarse.chunks_exact(dimension).enumerate() {
+            probe.push(key(metric, &query, centroid), list as u64);
+        }
+        let keep = if options.rerank == 0 {
+            k
+        } else {
+            k.saturating_mul(options.rerank)
+        };
+        let mut candidates = TopK::new(keep);
+        let mut table = vec![0.0f32; m * CODEBOOK];
+        for (centroid_key, list) in probe.into_sorted() {
+            let list_index = list as usize;
+            let centroid = &trained.coarse[list_index * dimension..(list_index + 1) * dimension];
+            // Inner product: <q, c + r> = <q, c> + sum of <q_j, r_j>. L2: |q - c - r|^2 from the
+            // residual query q - c.
+            let (base, target) = match metric {
+                Metric::InnerProduct | Metric::Cosine => (centroid_key, query.clone()),
+                Metric::L2 => (0.0, residual(&query, centroid)),
+            };
+            for sub in 0..m {
+                let part = &target[sub * dsub..(sub + 1) * dsub];
+                let book = &trained.codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
+                for (code, centre) in book.chunks_exact(dsub).enumerate() {
+                    table[sub * CODEBOOK + code] = match metric {
+                        Metric::InnerProduct | Metric::Cosine => dot(part, centre),
+                        Metric::L2 => -l2_squared(part, centre),
+                    };
+                }
+            }
+            let entries = &trained.lists[list_index];
+            for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
+                let mut score = base;
+                for (sub, &code) in codes.iter().enumerate() {
+                    score += table[sub * CODEBOOK + code as usize];
+                }
+                if score > candidates.threshold() {
+                    candidates.push(score, entries.ids[position]);
+                }
+            }
+        }
+        let mut top = TopK::new(k);
+        for (approximate, id) in candidates.into_sorted() {
+            let score = if options.rerank == 0 {
+                approximate
+            } else {
+                match self.vectors.get(id) {
+                    Some(vector) => key(metric, &query, vector),
+                    None => continue,
+                }
+            };
+            top.push(score, id);
+        }
+        Ok(top
+            .into_sorted()
+            .into_iter()
+            .map(|(score, id)| Hit {
+                id,
+                score: if metric == Metric::L2 { -score } else { score },
+            })
+            .collect())
+    }
+
+    /// Adds `id` (already in `vectors`) to its list.
+    fn enlist(&mut self, id: u64) {
+        let Some(trained) = &mut self.trained else {
+            return;
+        };
+        let Some(vector) = self.vectors.get(id) else {
+            return;
+        };
+        let dimension = vector.len();
+        let dsub = dimension / self.params.m;
+        let list = kmeans::nearest(&trained.coarse, dimension, vector);
+        let rest = residual(
+            vector,
+            &trained.coarse[list * dimension..(list + 1) * dimension],
+        );
+        let entries = &mut trained.lists[list];
+        for sub in 0..self.params.m {
+            let book = &trained.codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
+            let code = kmeans::nearest(book, dsub, &rest[sub * dsub..(sub + 1) * dsub]);
+            entries.codes.push(code as u8);
+        }
+        trained.positions.insert(id, (list, entries.ids.len()));
+        entries.ids.push(id);
+    }
+
+    /// Removes `id` from its list; the list's last entry moves into its place.
+    fn unlist(&mut self, id: u64) {
+        let Some(trained) = &mut self.trained else {
+            return;
+        };
+        let Some((list, position)) = trained.positions.remove(&id) else {
+            return;
+        };
+        let m = self.params.m;
+        let entries = &mut trained.lists[list];
+        let last = entries.ids.len() - 1;
+        if position != last {
+            let moved = entries.ids[last];
+            entries.ids[position] = moved;
+            entries
+                .codes
+                .copy_within(last * m..(last + 1) * m, position * m);
+            trained.positions.insert(moved, (list, position));
+        }
+        entries.ids.pop();
+        entries.codes.truncate(last * m);
+    }
+}
+
+/// Larger is better, whatever the metric.
+fn key(metric: Metric, query: &[f32], vector: &[f32]) -> f32 {
+    match metric {
+        Metric::InnerProduct | Metric::Cosine => dot(query, vector),
+        Metric::L2 => -l2_squared(query, vector),
+    }
+}
+
+fn residual(vector: &[f32], centroid: &[f32]) -> Vec<f32> {
+    vector.iter().zip(centroid).map(|(v, c)| v - c).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    /// `count` points around 40 random centers: the clustered data real embeddings look like.
+    fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut random = SmallRng::seed_from_u64(seed);
+        let centers: Vec<Vec<f32>> = (0..40)
+            .map(|_| {
+                (0..dimension)
+                    .map(|_| random.random_range(-1.0..1.0))
+                    .collect()
+            })
+            .collect();
+        (0..count)
+            .map(|i| {
+                centers[i % centers.len()]
+                    .iter()
+                    .map(|value| value + random.random_range(-0.15..0.15))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recall_at_10_against_exact_search_for_every_metric() {
+        let dimension = 16;
+        let base = clustered(3_000, dimension, 11);
+        let queries = clustered(100, dimension, 12);
+        for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
+            let mut exact = FlatIndex::new(dimension, metric).expect("flat");
+            let params = IvfPqParams { nlist: 16, m: 4 };
+            let mut index = IvfPqIndex::new(dimension, metric, params).expect("ivfpq");
+            for (id, vector) in base.iter().enumerate() {
+                exact.upsert(id as u64, vector).expect("upsert");
+                index.upsert(id as u64, vector).expect("upsert");
+            }
+            index.train(5);
+            let options = IvfPqSearch {
+                nprobe: 8,
+                rerank: 10,
+            };
+            let mut found = 0;
+            for query in &queries {
+                let truth: Vec<u64> = exact
+                    .search(query, 10)
+                    .expect("exact")
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                let got = index.search(query, 10, options).expect("search");
+                found += got.iter().filter(|hit| truth.contains(&hit.id)).count();
+            }
+            let recall = found as f64 / (queries.len() * 10) as f64;
+            assert!(recall >= 0.9, "{metric:?}: recall@10 {recall}");
+        }
+    }
+
+    #[test]
+    fn upserts_after_training_are_encoded_and_found() {
+        let dimension = 16;
+        let base = clustered(1_000, dimension, 21);
+        let params = IvfPqParams { nlist: 8, m: 4 };
+        let mut index = IvfPqIndex::new(dimension, Metric::L2, params).expect("ivfpq");
+        for (id, vector) in base.iter().enumerate() {
+            index.upsert(id as u64, vector).expect("upsert");
+        }
+        index.train(1);
+        let probe = vec![5.0f32; dimension];
+        index.upsert(99_999, &probe).expect("upsert");
+        let options = IvfPqSearch {
+            nprobe: 8,
+            rerank: 4,
+        };
+        let hits = index.search(&probe, 1, options).expect("search");
+        assert_eq!(hits[0].id, 99_999);
+        assert!(index.remove(99_999));
+        let hits = index.search(&probe, 1, options).expect("search");
+        assert_ne!(hits[0].id, 99_999);
+        assert_eq!(
+            IvfPqIndex::new(30, Metric::L2, IvfPqParams { nlist: 4, m: 7 }).err().map(|e| e.to_string()),
+            Some("invalid parameters: nlist must be at least 1 and m must divide the dimension 30 (nlist 4, m 7)".to_owned())
+        );
+    }
+}
