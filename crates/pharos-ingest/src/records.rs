@@ -10,7 +10,7 @@ use pharos_store::security::SecurityEventRow;
 use pharos_store::spans::SpanRow;
 use serde_json::{Map, Value};
 
-use crate::validate::{Rejection, Validator, humantime_duration, micros};
+use crate::validate::{Rejection, Validator};
 
 /// The service name when none was given, as OpenTelemetry names it.
 pub const UNKNOWN_SERVICE: &str = "unknown_service";
@@ -399,29 +399,7 @@ impl Validator {
         time_ns: i64,
         now_us: i64,
     ) -> Result<(), Rejection> {
-        let limits = self.limits();
-        let time_us = time_ns.div_euclid(1_000);
-        if time_us < now_us.saturating_sub(micros(limits.max_age)) {
-            return Err(reject.at(
-                field,
-                "TIME_TOO_OLD",
-                format!(
-                    "older than the accepted age of {}",
-                    humantime_duration(limits.max_age)
-                ),
-            ));
-        }
-        if time_us > now_us.saturating_add(micros(limits.max_future)) {
-            return Err(reject.at(
-                field,
-                "TIME_TOO_FAR_IN_FUTURE",
-                format!(
-                    "more than {} ahead of the server's clock",
-                    humantime_duration(limits.max_future)
-                ),
-            ));
-        }
-        Ok(())
+        self.check_window(reject.0, field, time_ns.div_euclid(1_000), now_us)
     }
 
     /// Attributes within the limits, as a JSON object.

@@ -157,30 +157,7 @@ impl Validator {
         } else {
             point.time_unix_nano.div_euclid(1_000)
         };
-        let oldest = now_us.saturating_sub(micros(limits.max_age));
-        let newest = now_us.saturating_add(micros(limits.max_future));
-        if time_us < oldest {
-            return Err(Rejection::new(
-                index,
-                "time_unix_nano",
-                "TIME_TOO_OLD",
-                format!(
-                    "older than the accepted age of {}",
-                    humantime_duration(limits.max_age)
-                ),
-            ));
-        }
-        if time_us > newest {
-            return Err(Rejection::new(
-                index,
-                "time_unix_nano",
-                "TIME_TOO_FAR_IN_FUTURE",
-                format!(
-                    "more than {} ahead of the server's clock",
-                    humantime_duration(limits.max_future)
-                ),
-            ));
-        }
+        self.check_window(index, "time_unix_nano", time_us, now_us)?;
         let series = NewSeries {
             key: SeriesKey {
                 name: point.name,
@@ -196,11 +173,48 @@ impl Validator {
     }
 }
 
-pub(crate) fn micros(duration: std::time::Duration) -> i64 {
+impl Validator {
+    /// A time (microseconds) inside the accepted window: no older than `max_age`, no further
+    /// than `max_future` ahead of `now_us`. Every signal's times go through here.
+    pub(crate) fn check_window(
+        &self,
+        index: u32,
+        field: &str,
+        time_us: i64,
+        now_us: i64,
+    ) -> Result<(), Rejection> {
+        let limits = &self.limits;
+        if time_us < now_us.saturating_sub(micros(limits.max_age)) {
+            return Err(Rejection::new(
+                index,
+                field,
+                "TIME_TOO_OLD",
+                format!(
+                    "older than the accepted age of {}",
+                    humantime_duration(limits.max_age)
+                ),
+            ));
+        }
+        if time_us > now_us.saturating_add(micros(limits.max_future)) {
+            return Err(Rejection::new(
+                index,
+                field,
+                "TIME_TOO_FAR_IN_FUTURE",
+                format!(
+                    "more than {} ahead of the server's clock",
+                    humantime_duration(limits.max_future)
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+fn micros(duration: std::time::Duration) -> i64 {
     i64::try_from(duration.as_micros()).unwrap_or(i64::MAX)
 }
 
-pub(crate) fn humantime_duration(duration: std::time::Duration) -> String {
+fn humantime_duration(duration: std::time::Duration) -> String {
     humantime::format_duration(duration).to_string()
 }
 
