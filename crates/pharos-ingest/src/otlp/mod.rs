@@ -42,11 +42,16 @@ fn summarize(rejections: &[Rejection]) -> String {
     shown.join("; ")
 }
 
-/// An attribute value as label text (metrics).
+/// An attribute value as label text (metrics): doubles as Rust prints them (`1`, `0.5`), a
+/// missing value as empty (no label), structured values as their JSON text.
 fn text(value: Option<&AnyValue>) -> String {
-    match json(value) {
-        Value::String(text) => text,
-        other => other.to_string(),
+    match value.and_then(|value| value.value.as_ref()) {
+        Some(any_value::Value::DoubleValue(number)) => number.to_string(),
+        None => String::new(),
+        Some(_) => match json(value) {
+            Value::String(text) => text,
+            other => other.to_string(),
+        },
     }
 }
 
@@ -175,6 +180,8 @@ mod tests {
         }));
         assert_eq!(json(Some(&list)), serde_json::json!({"a": "b"}));
         assert_eq!(text(Some(&any(any_value::Value::DoubleValue(1.5)))), "1.5");
+        assert_eq!(text(Some(&any(any_value::Value::DoubleValue(2.0)))), "2");
+        assert_eq!(text(None), "");
         assert_eq!(json(None), Value::Null);
         assert_eq!(id(vec![0; 16]), Vec::<u8>::new());
     }
