@@ -104,7 +104,7 @@ impl CopyEncoder {
 pub(crate) async fn copy_in(
     connection: &mut PgConnection,
     statement: &'static str,
-    data: Vec<u8>,
+    data: &[u8],
 ) -> Result<()> {
     let mut copy = connection.copy_in_raw(statement).await?;
     copy.send(data).await?;
@@ -148,7 +148,7 @@ pub(crate) async fn write_batch(pool: &PgPool, batch: Batch<'_>) -> Result<Optio
 
 async fn try_write(pool: &PgPool, batch: &Batch<'_>) -> Result<Option<i64>> {
     let mut transaction = begin_on_live_connection(pool).await?;
-    copy_in(&mut transaction, batch.copy, batch.data.clone()).await?;
+    copy_in(&mut transaction, batch.copy, &batch.data).await?;
     for (statement, values) in &batch.then {
         sqlx::query(*statement)
             .bind(values)
