@@ -48,28 +48,30 @@ pub struct FeedRow {
     pub payload: Vec<u8>,
 }
 
-/// Appends `entry` in a PostgreSQL batch transaction; returns its position.
+/// Takes the next position; the head row stays locked until the transaction ends, so it is run
+/// last in a batch's transaction.
+const NEXT_POSITION: &str =
+    "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position";
+const INSERT_ROW: &str = "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
+     VALUES ($1, $2, $3, $4, $5)";
+
+/// Appends `entry` in a PostgreSQL batch transaction, announced on [`FEED_CHANNEL`] at commit;
+/// returns its position.
 pub(crate) async fn append_postgres(
     transaction: &mut Transaction<'static, Postgres>,
     entry: &FeedEntry,
 ) -> Result<i64> {
-    // Last in the transaction: the head row stays locked only until the commit.
-    let position: i64 = sqlx::query_scalar(
-        "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position",
-    )
-    .fetch_one(&mut **transaction)
-    .await?;
-    sqlx::query(
-        "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(position)
-    .bind(entry.signal as i16)
-    .bind(now_micros())
-    .bind(entry.items)
-    .bind(&entry.payload)
-    .execute(&mut **transaction)
-    .await?;
+    let position: i64 = sqlx::query_scalar(NEXT_POSITION)
+        .fetch_one(&mut **transaction)
+        .await?;
+    sqlx::query(INSERT_ROW)
+        .bind(position)
+        .bind(entry.signal as i16)
+        .bind(now_micros())
+        .bind(entry.items)
+        .bind(&entry.payload)
+        .execute(&mut **transaction)
+        .await?;
     sqlx::query("SELECT pg_notify($1, $2)")
         .bind(FEED_CHANNEL)
         .bind(position.to_string())
@@ -84,22 +86,17 @@ pub(crate) async fn append_sqlite(
     transaction: &mut Transaction<'static, Sqlite>,
     entry: &FeedEntry,
 ) -> Result<i64> {
-    let position: i64 = sqlx::query_scalar(
-        "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position",
-    )
-    .fetch_one(&mut **transaction)
-    .await?;
-    sqlx::query(
-        "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
-         VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(position)
-    .bind(entry.signal as i16)
-    .bind(now_micros())
-    .bind(entry.items)
-    .bind(&entry.payload)
-    .execute(&mut **transaction)
-    .await?;
+    let position: i64 = sqlx::query_scalar(NEXT_POSITION)
+        .fetch_one(&mut **transaction)
+        .await?;
+    sqlx::query(INSERT_ROW)
+        .bind(position)
+        .bind(entry.signal as i16)
+        .bind(now_micros())
+        .bind(entry.items)
+        .bind(&entry.payload)
+        .execute(&mut **transaction)
+        .await?;
     Ok(position)
 }
 
