@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::kernel::{dot, l2_squared, normalized};
+use crate::kernel::normalized;
 use crate::topk::TopK;
 use crate::{Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
 
@@ -111,7 +111,7 @@ impl FlatIndex {
         let query = self.prepare(query)?;
         let mut top = TopK::new(k.min(self.len()));
         for (row, vector) in self.data.chunks_exact(self.dimension).enumerate() {
-            let key = self.key(&query, vector);
+            let key = self.metric.key(&query, vector);
             if key > top.threshold() {
                 top.push(key, self.ids[row]);
             }
@@ -135,7 +135,7 @@ impl FlatIndex {
                 let first_row = block * BASE_BLOCK;
                 for (query, top) in group.iter().zip(&mut tops) {
                     for (offset, vector) in vectors.chunks_exact(self.dimension).enumerate() {
-                        let key = self.key(query, vector);
+                        let key = self.metric.key(query, vector);
                         if key > top.threshold() {
                             top.push(key, self.ids[first_row + offset]);
                         }
@@ -164,32 +164,15 @@ impl FlatIndex {
         }
     }
 
-    /// Larger is better, whatever the metric.
-    #[inline]
-    fn key(&self, query: &[f32], vector: &[f32]) -> f32 {
-        match self.metric {
-            Metric::InnerProduct | Metric::Cosine => dot(query, vector),
-            Metric::L2 => -l2_squared(query, vector),
-        }
-    }
-
     fn hits(&self, top: TopK) -> Vec<Hit> {
-        top.into_sorted()
-            .into_iter()
-            .map(|(key, id)| Hit {
-                id,
-                score: match self.metric {
-                    Metric::L2 => -key,
-                    Metric::InnerProduct | Metric::Cosine => key,
-                },
-            })
-            .collect()
+        self.metric.hits(top.into_sorted())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::kernel::{dot, l2_squared};
     use rand::{Rng, SeedableRng};
 
     fn random_vectors(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {

@@ -11,7 +11,6 @@
 use std::collections::HashMap;
 
 use crate::flat::FlatIndex;
-use crate::kernel::{dot, l2_squared};
 use crate::kmeans;
 use crate::topk::TopK;
 use crate::{Hit, Metric, Result, VectorError};
@@ -161,11 +160,11 @@ impl IvfPqIndex {
         let query = self.vectors.prepare(query)?;
         let metric = self.vectors.metric();
         let dimension = self.vectors.dimension();
-        let (m, dsub) = (self.params.m, dimension / self.params.m);
+        let m = self.params.m;
         // The lists to probe: nearest centroids by the index's metric.
         let mut probe = TopK::new(options.nprobe.clamp(1, self.params.nlist));
         for (list, centroid) in trained.coarse.chunks_exact(dimension).enumerate() {
-            probe.push(key(metric, &query, centroid), list as u64);
+            probe.push(metric.key(&query, centroid), list as u64);
         }
         let keep = if options.rerank == 0 {
             k
@@ -173,26 +172,29 @@ impl IvfPqIndex {
             k.saturating_mul(options.rerank)
         };
         let mut candidates = TopK::new(keep);
+        // Inner product: <q, c + r> = <q, c> + sum of <q_j, r_j>, so one table serves every list.
+        // L2: |q - c - r|^2 needs the residual query q - c, so a table per probed list.
+        let inner = matches!(metric, Metric::InnerProduct | Metric::Cosine);
         let mut table = vec![0.0f32; m * CODEBOOK];
+        if inner {
+            fill_table(&mut table, &trained.codebooks, metric, &query, m);
+        }
         for (centroid_key, list) in probe.into_sorted() {
             let list_index = list as usize;
-            let centroid = &trained.coarse[list_index * dimension..(list_index + 1) * dimension];
-            // Inner product: <q, c + r> = <q, c> + sum of <q_j, r_j>. L2: |q - c - r|^2 from the
-            // residual query q - c.
-            let (base, target) = match metric {
-                Metric::InnerProduct | Metric::Cosine => (centroid_key, query.clone()),
-                Metric::L2 => (0.0, residual(&query, centroid)),
+            let base = if inner {
+                centroid_key
+            } else {
+                let centroid =
+                    &trained.coarse[list_index * dimension..(list_index + 1) * dimension];
+                fill_table(
+                    &mut table,
+                    &trained.codebooks,
+                    metric,
+                    &residual(&query, centroid),
+                    m,
+                );
+                0.0
             };
-            for sub in 0..m {
-                let part = &target[sub * dsub..(sub + 1) * dsub];
-                let book = &trained.codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
-                for (code, centre) in book.chunks_exact(dsub).enumerate() {
-                    table[sub * CODEBOOK + code] = match metric {
-                        Metric::InnerProduct | Metric::Cosine => dot(part, centre),
-                        Metric::L2 => -l2_squared(part, centre),
-                    };
-                }
-            }
             let entries = &trained.lists[list_index];
             for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
                 let mut score = base;
@@ -210,20 +212,13 @@ impl IvfPqIndex {
                 approximate
             } else {
                 match self.vectors.get(id) {
-                    Some(vector) => key(metric, &query, vector),
+                    Some(vector) => metric.key(&query, vector),
                     None => continue,
                 }
             };
             top.push(score, id);
         }
-        Ok(top
-            .into_sorted()
-            .into_iter()
-            .map(|(score, id)| Hit {
-                id,
-                score: if metric == Metric::L2 { -score } else { score },
-            })
-            .collect())
+        Ok(metric.hits(top.into_sorted()))
     }
 
     /// Adds `id` (already in `vectors`) to its list.
@@ -275,11 +270,16 @@ impl IvfPqIndex {
     }
 }
 
-/// Larger is better, whatever the metric.
-fn key(metric: Metric, query: &[f32], vector: &[f32]) -> f32 {
-    match metric {
-        Metric::InnerProduct | Metric::Cosine => dot(query, vector),
-        Metric::L2 => -l2_squared(query, vector),
+/// The score of every codebook entry of every sub-space against `target`'s sub-vectors, larger
+/// is better: `table[sub * CODEBOOK + code]`.
+fn fill_table(table: &mut [f32], codebooks: &[f32], metric: Metric, target: &[f32], m: usize) {
+    let dsub = target.len() / m;
+    for sub in 0..m {
+        let part = &target[sub * dsub..(sub + 1) * dsub];
+        let book = &codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
+        for (code, centre) in book.chunks_exact(dsub).enumerate() {
+            table[sub * CODEBOOK + code] = metric.key(part, centre);
+        }
     }
 }
 

@@ -29,6 +29,29 @@ pub enum Metric {
     Cosine,
 }
 
+impl Metric {
+    /// How close `vector` is to `query`, larger is closer whatever the metric (L2 negated), so
+    /// that every index ranks with one top-k.
+    #[inline]
+    pub(crate) fn key(self, query: &[f32], vector: &[f32]) -> f32 {
+        match self {
+            Metric::InnerProduct | Metric::Cosine => kernel::dot(query, vector),
+            Metric::L2 => -kernel::l2_squared(query, vector),
+        }
+    }
+
+    /// The ranked candidates of a top-k as hits with the metric's own score.
+    pub(crate) fn hits(self, ranked: Vec<(f32, u64)>) -> Vec<Hit> {
+        ranked
+            .into_iter()
+            .map(|(key, id)| Hit {
+                id,
+                score: if self == Metric::L2 { -key } else { key },
+            })
+            .collect()
+    }
+}
+
 /// One result: the caller's id and its score. Inner product and cosine give the similarity,
 /// L2 the squared distance; results come best first either way.
 #[derive(Debug, Clone, Copy, PartialEq)]
