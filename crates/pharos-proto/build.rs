@@ -12,6 +12,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "pharos/config/v1/config.proto",
         "pharos/ingest/v1/ingest.proto",
+        "pharos/search/v1/search.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

@@ -61,7 +61,7 @@ def _read_log(path: Path | None) -> str:
 
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
-    """The generated modules: `pb.config`/`pb.ingest` (messages) and `pb.config_grpc`/`pb.ingest_grpc` (stubs)."""
+    """The generated modules: `pb.config`/`pb.ingest`/`pb.search` (messages) and `pb.*_grpc` (stubs)."""
     import grpc_tools
 
     out = tmp_path_factory.mktemp("stubs")
@@ -86,12 +86,15 @@ def pb(tmp_path_factory):
     sys.path.insert(0, str(out))
     from pharos.config.v1 import config_pb2, config_pb2_grpc
     from pharos.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+    from pharos.search.v1 import search_pb2, search_pb2_grpc
 
     return SimpleNamespace(
         config=config_pb2,
         config_grpc=config_pb2_grpc,
         ingest=ingest_pb2,
         ingest_grpc=ingest_pb2_grpc,
+        search=search_pb2,
+        search_grpc=search_pb2_grpc,
     )
 
 
@@ -223,6 +226,12 @@ def config(pb, pharos_server):
 def ingest(pb, pharos_server):
     """An IngestService stub on the running server."""
     return pb.ingest_grpc.IngestServiceStub(pharos_server.channel)
+
+
+@pytest.fixture
+def search(pb, pharos_server):
+    """A SearchService stub on the running server."""
+    return pb.search_grpc.SearchServiceStub(pharos_server.channel)
 
 
 @pytest.fixture

@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
 use pharos_store::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
-use pharos_store::{Notification, now_micros};
+use pharos_store::follow::{Follower, follow};
+use pharos_store::now_micros;
 
 use crate::cache::ConfigCache;
 use crate::convert;
@@ -141,7 +143,7 @@ impl Replicator {
         let stop = shutdown.clone();
         tokio::spawn(async move {
             tokio::select! {
-                () = replicator.listen() => {}
+                () = follow(replicator.repository.store(), CHANGES_CHANNEL, &*replicator) => {}
                 () = stop.wait() => {}
             }
         });
@@ -191,62 +193,36 @@ impl Replicator {
             }
         });
     }
+}
 
-    /// Follows PostgreSQL notifications until the process stops; returns at
-    /// once on SQLite, where every write happens in this process.
-    async fn listen(self: Arc<Self>) {
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let mut notifications = match self.repository_notifications().await {
-                Ok(Some(notifications)) => notifications,
-                Ok(None) => return,
-                Err(error) => {
-                    self.listening.store(false, Ordering::Relaxed);
-                    tracing::warn!(%error, retry_in = ?backoff, "cannot listen for configuration changes");
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                    continue;
-                }
-            };
-            self.listening.store(true, Ordering::Relaxed);
-            backoff = Duration::from_millis(100);
-            // Anything committed before LISTEN took effect is in the log.
-            if let Err(error) = self.catch_up().await {
-                tracing::warn!(%error, "catch-up after listen failed");
-            }
-            loop {
-                match notifications.next().await {
-                    Ok(Notification::Payload(payload)) => {
-                        let result = match serde_json::from_str::<ChangeNotice>(&payload) {
-                            Ok(ChangeNotice::Full(change)) => self.apply(change).await,
-                            Ok(ChangeNotice::Revision { .. }) | Err(_) => self.catch_up().await,
-                        };
-                        if let Err(error) = result {
-                            tracing::warn!(%error, "applying a notified change failed");
-                        }
-                    }
-                    Ok(Notification::Reconnected) => {
-                        tracing::info!("change notifications reconnected; catching up");
-                        if let Err(error) = self.catch_up().await {
-                            tracing::warn!(%error, "catch-up after reconnect failed");
-                        }
-                    }
-                    Err(error) => {
-                        self.listening.store(false, Ordering::Relaxed);
-                        tracing::warn!(%error, "change notification connection lost");
-                        tokio::time::sleep(backoff).await;
-                        break;
-                    }
-                }
-            }
-        }
+/// Configuration changes from other replicas: a notice carries the whole change when it fits in
+/// a NOTIFY payload, else only its revision.
+impl Follower for Replicator {
+    fn subject(&self) -> &'static str {
+        "configuration changes"
     }
 
-    async fn repository_notifications(&self) -> Result<Option<pharos_store::Notifications>> {
-        Ok(self
-            .repository
-            .store()
-            .notifications(CHANGES_CHANNEL)
-            .await?)
+    fn catch_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            if let Err(error) = Replicator::catch_up(self).await {
+                tracing::warn!(%error, "catch-up from the configuration change log failed");
+            }
+        })
+    }
+
+    fn notified<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, ()> {
+        Box::pin(async move {
+            let result = match serde_json::from_str::<ChangeNotice>(payload) {
+                Ok(ChangeNotice::Full(change)) => self.apply(change).await,
+                Ok(ChangeNotice::Revision { .. }) | Err(_) => Replicator::catch_up(self).await,
+            };
+            if let Err(error) = result {
+                tracing::warn!(%error, "applying a notified configuration change failed");
+            }
+        })
+    }
+
+    fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Relaxed);
     }
 }

@@ -18,5 +18,12 @@ pub mod ingest {
     }
 }
 
+/// `pharos.search.v1`: the vector search service.
+pub mod search {
+    pub mod v1 {
+        tonic::include_proto!("pharos.search.v1");
+    }
+}
+
 /// The encoded `FileDescriptorSet` of every Pharos proto, for server reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("pharos_descriptor");

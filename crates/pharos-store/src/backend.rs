@@ -150,9 +150,47 @@ impl Store {
         }
     }
 
+    /// Prunes a change log: `statements.prunable` finds the newest revision changed before
+    /// `before_micros`, `prune` deletes up to it and `set_compacted` records it. Returns the new
+    /// compacted revision, if anything was pruned.
+    pub(crate) async fn compact_log(
+        &self,
+        statements: &ChangeLogCompaction,
+        before_micros: i64,
+    ) -> Result<Option<i64>> {
+        let _writer = self.write_lock.lock().await;
+        with_pool!(self, |pool| {
+            let mut tx = pool.begin().await?;
+            let prunable: Option<i64> = sqlx::query_scalar(statements.prunable)
+                .bind(before_micros)
+                .fetch_one(&mut *tx)
+                .await?;
+            let Some(upto) = prunable else {
+                return Ok(None);
+            };
+            sqlx::query(statements.prune)
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(statements.set_compacted)
+                .bind(upto)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Some(upto))
+        })
+    }
+
     pub async fn close(&self) {
         with_pool!(self, |pool| pool.close().await);
     }
+}
+
+/// The statements that prune one change log (see [`Store::compact_log`]).
+pub(crate) struct ChangeLogCompaction {
+    pub prunable: &'static str,
+    pub prune: &'static str,
+    pub set_compacted: &'static str,
 }
 
 /// What a [`Notifications`] stream yields.

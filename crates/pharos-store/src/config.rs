@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{Backend, Store, with_pool};
+use crate::backend::{Backend, ChangeLogCompaction, Store, with_pool};
 use crate::error::{Result, StoreError};
 
 /// The PostgreSQL NOTIFY channel of configuration changes.
@@ -159,6 +159,11 @@ const CHANGES_AFTER: &str = "SELECT revision, kind, key, environment, value, pre
 const REVISIONS: &str = "SELECT revision, compacted_revision FROM config_meta WHERE id = 1";
 const PRUNABLE: &str = "SELECT MAX(revision) FROM config_changes WHERE changed_at < $1";
 const PRUNE: &str = "DELETE FROM config_changes WHERE revision <= $1";
+const COMPACTION: ChangeLogCompaction = ChangeLogCompaction {
+    prunable: PRUNABLE,
+    prune: PRUNE,
+    set_compacted: SET_COMPACTED,
+};
 const SET_COMPACTED: &str =
     "UPDATE config_meta SET compacted_revision = $1 WHERE id = 1 AND compacted_revision < $1";
 
@@ -471,24 +476,7 @@ impl ConfigRepository {
     /// Prunes changes older than `before_micros` (never the latest one's
     /// revision counter) and returns the new compacted revision, if any.
     pub async fn compact(&self, before_micros: i64) -> Result<Option<i64>> {
-        let _writer = self.store.write_lock.lock().await;
-        with_pool!(self.store, |pool| {
-            let mut tx = pool.begin().await?;
-            let prunable: Option<i64> = sqlx::query_scalar(PRUNABLE)
-                .bind(before_micros)
-                .fetch_one(&mut *tx)
-                .await?;
-            let Some(upto) = prunable else {
-                return Ok(None);
-            };
-            sqlx::query(PRUNE).bind(upto).execute(&mut *tx).await?;
-            sqlx::query(SET_COMPACTED)
-                .bind(upto)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(Some(upto))
-        })
+        self.store.compact_log(&COMPACTION, before_micros).await
     }
 }
 

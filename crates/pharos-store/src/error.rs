@@ -5,6 +5,8 @@
 pub enum StoreError {
     #[error("not found")]
     NotFound,
+    #[error("already exists")]
+    AlreadyExists,
     #[error("revision mismatch: expected {expected}, current {current}")]
     RevisionMismatch { expected: i64, current: i64 },
     #[error("invalid value: {0}")]

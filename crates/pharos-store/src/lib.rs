@@ -8,12 +8,14 @@ mod bulk;
 pub mod config;
 mod error;
 pub mod feed;
+pub mod follow;
 pub mod logs;
 pub mod metrics;
 pub mod partitions;
 pub mod security;
 mod settings;
 pub mod spans;
+pub mod vectors;
 
 pub use backend::{Backend, Notification, Notifications, Store};
 pub use bulk::CopyEncoder;

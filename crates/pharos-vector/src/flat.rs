@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use crate::kernel::normalized;
 use crate::topk::TopK;
-use crate::{Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
+use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
 
 /// Base vectors scored per block of a batch (about 64 KiB of base at dimension 128).
 const BASE_BLOCK: usize = 128;
@@ -103,8 +103,8 @@ impl FlatIndex {
         Some(&self.data[row * self.dimension..(row + 1) * self.dimension])
     }
 
-    /// The `k` nearest vectors to `query`, best first.
-    pub fn search(&self, query: &[f32], k: usize) -> Result<Vec<Hit>> {
+    /// The `k` nearest vectors to `query` among those `filter` accepts, best first.
+    pub fn search(&self, query: &[f32], k: usize, filter: Option<Filter>) -> Result<Vec<Hit>> {
         if k == 0 {
             return Err(VectorError::InvalidK);
         }
@@ -112,15 +112,21 @@ impl FlatIndex {
         let mut top = TopK::new(k.min(self.len()));
         for (row, vector) in self.data.chunks_exact(self.dimension).enumerate() {
             let key = self.metric.key(&query, vector);
-            if key > top.threshold() {
+            if key > top.threshold() && accepts(filter, self.ids[row]) {
                 top.push(key, self.ids[row]);
             }
         }
         Ok(self.hits(top))
     }
 
-    /// The `k` nearest vectors to each of `queries` (each of the index's dimension), best first.
-    pub fn search_batch(&self, queries: &[Vec<f32>], k: usize) -> Result<Vec<Vec<Hit>>> {
+    /// The `k` nearest vectors to each of `queries` (each of the index's dimension) among those
+    /// `filter` accepts, best first.
+    pub fn search_batch(
+        &self,
+        queries: &[Vec<f32>],
+        k: usize,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Vec<Hit>>> {
         if k == 0 {
             return Err(VectorError::InvalidK);
         }
@@ -136,8 +142,9 @@ impl FlatIndex {
                 for (query, top) in group.iter().zip(&mut tops) {
                     for (offset, vector) in vectors.chunks_exact(self.dimension).enumerate() {
                         let key = self.metric.key(query, vector);
-                        if key > top.threshold() {
-                            top.push(key, self.ids[first_row + offset]);
+                        let id = self.ids[first_row + offset];
+                        if key > top.threshold() && accepts(filter, id) {
+                            top.push(key, id);
                         }
                     }
                 }
@@ -167,6 +174,12 @@ impl FlatIndex {
     fn hits(&self, top: TopK) -> Vec<Hit> {
         self.metric.hits(top.into_sorted())
     }
+}
+
+/// Whether `filter` (none: everything) accepts `id`.
+#[inline]
+pub(crate) fn accepts(filter: Option<Filter>, id: u64) -> bool {
+    filter.is_none_or(|accept| accept(id))
 }
 
 #[cfg(test)]
@@ -219,10 +232,10 @@ mod tests {
             for (id, vector) in &base {
                 index.upsert(*id, vector).expect("upsert");
             }
-            let batch = index.search_batch(&queries, 10).expect("batch");
+            let batch = index.search_batch(&queries, 10, None).expect("batch");
             for (query, batch_hits) in queries.iter().zip(&batch) {
                 let expected = brute_force(metric, &base, query, 10);
-                let hits = index.search(query, 10).expect("search");
+                let hits = index.search(query, 10, None).expect("search");
                 let ids: Vec<u64> = hits.iter().map(|hit| hit.id).collect();
                 assert_eq!(ids, expected, "{metric:?}");
                 assert_eq!(
@@ -245,7 +258,7 @@ mod tests {
         index.upsert(3, &[5.0, 5.0]).expect("upsert");
         index.upsert(1, &[9.0, 9.0]).expect("replace");
         assert_eq!(index.len(), 3);
-        let hits = index.search(&[10.0, 10.0], 2).expect("search");
+        let hits = index.search(&[10.0, 10.0], 2, None).expect("search");
         assert_eq!(
             hits,
             vec![Hit { id: 2, score: 0.0 }, Hit { id: 1, score: 2.0 }]
@@ -254,7 +267,7 @@ mod tests {
         assert!(!index.remove(2));
         assert_eq!(index.get(3), Some(&[5.0, 5.0][..]));
         let ids: Vec<u64> = index
-            .search(&[10.0, 10.0], 10)
+            .search(&[10.0, 10.0], 10, None)
             .expect("search")
             .iter()
             .map(|hit| hit.id)
@@ -289,9 +302,9 @@ mod tests {
             Err(VectorError::ZeroVector)
         );
         assert_eq!(
-            index.search(&[1.0, 0.0, 0.0], 0),
+            index.search(&[1.0, 0.0, 0.0], 0, None),
             Err(VectorError::InvalidK)
         );
-        assert_eq!(index.search(&[1.0, 0.0, 0.0], 5), Ok(Vec::new()));
+        assert_eq!(index.search(&[1.0, 0.0, 0.0], 5, None), Ok(Vec::new()));
     }
 }

@@ -10,10 +10,14 @@
 
 use std::collections::HashMap;
 
-use crate::flat::FlatIndex;
+use crate::flat::{FlatIndex, accepts};
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use rand::seq::index::sample;
+
 use crate::kmeans;
 use crate::topk::TopK;
-use crate::{Hit, Metric, Result, VectorError};
+use crate::{Filter, Hit, Metric, Result, VectorError};
 
 /// Centroids per sub-space (8-bit codes).
 const CODEBOOK: usize = 256;
@@ -37,11 +41,106 @@ pub struct IvfPqSearch {
     pub rerank: usize,
 }
 
+/// A stage of [`IvfPqIndex::train`], reported as it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainStage {
+    /// k-means of the coarse lists over a sample of `vectors`.
+    CoarseQuantizer { vectors: usize },
+    /// k-means of sub-space codebook `done` of `total`.
+    Codebook { done: usize, total: usize },
+    /// Encoding every vector into its list.
+    Encoding { vectors: usize },
+}
+
 #[derive(Debug, Clone, Default)]
 struct List {
     ids: Vec<u64>,
     /// `ids.len() * m` bytes.
     codes: Vec<u8>,
+}
+
+/// The trained parts of an IVF-PQ index: the coarse centroids and the sub-space codebooks.
+/// Fitted apart from the index ([`Quantizers::fit`]) so that a service can train without
+/// holding up the index, then [`IvfPqIndex::install`] them.
+#[derive(Debug, Clone)]
+pub struct Quantizers {
+    coarse: Vec<f32>,
+    codebooks: Vec<f32>,
+}
+
+impl Quantizers {
+    /// Fits the quantizers of an index of `dimension` and `params` to `sample` (row-major).
+    pub fn fit(
+        sample: &[f32],
+        dimension: usize,
+        params: IvfPqParams,
+        seed: u64,
+        progress: &mut dyn FnMut(TrainStage),
+    ) -> Quantizers {
+        progress(TrainStage::CoarseQuantizer {
+            vectors: sample.len() / dimension.max(1),
+        });
+        let coarse = kmeans::train(sample, dimension, params.nlist, TRAIN_ITERATIONS, seed);
+        let dsub = dimension / params.m;
+        let residuals: Vec<f32> = sample
+            .chunks_exact(dimension)
+            .flat_map(|vector| {
+                let list = kmeans::nearest(&coarse, dimension, vector);
+                residual(vector, &coarse[list * dimension..(list + 1) * dimension])
+            })
+            .collect();
+        let mut codebooks = Vec::with_capacity(params.m * CODEBOOK * dsub);
+        for sub in 0..params.m {
+            progress(TrainStage::Codebook {
+                done: sub,
+                total: params.m,
+            });
+            let part: Vec<f32> = residuals
+                .chunks_exact(dimension)
+                .flat_map(|r| r[sub * dsub..(sub + 1) * dsub].iter().copied())
+                .collect();
+            codebooks.extend(kmeans::train(
+                &part,
+                dsub,
+                CODEBOOK,
+                TRAIN_ITERATIONS,
+                seed + 1 + sub as u64,
+            ));
+        }
+        Quantizers { coarse, codebooks }
+    }
+
+    /// The quantizers as bytes: the coarse centroids, then the codebooks, little-endian `f32`.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        self.coarse
+            .iter()
+            .chain(&self.codebooks)
+            .flat_map(|value| value.to_le_bytes())
+            .collect()
+    }
+
+    /// Quantizers of an index of `dimension` and `params` read back from [`Quantizers::to_bytes`].
+    pub fn from_bytes(bytes: &[u8], dimension: usize, params: IvfPqParams) -> Result<Quantizers> {
+        let coarse_len = params.nlist * dimension;
+        let codebooks_len = CODEBOOK * dimension;
+        if bytes.len() != (coarse_len + codebooks_len) * 4 {
+            return Err(VectorError::InvalidParams(format!(
+                "stored quantizers have {} bytes; nlist {} and dimension {dimension} need {}",
+                bytes.len(),
+                params.nlist,
+                (coarse_len + codebooks_len) * 4
+            )));
+        }
+        let mut values: Vec<f32> = bytes
+            .chunks_exact(4)
+            .map(|chunk| f32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]))
+            .collect();
+        let codebooks = values.split_off(coarse_len);
+        Ok(Quantizers {
+            coarse: values,
+            codebooks,
+        })
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -106,53 +205,92 @@ impl IvfPqIndex {
         self.vectors.remove(id)
     }
 
+    pub fn params(&self) -> IvfPqParams {
+        self.params
+    }
+
+    /// Bytes held: the full vectors, the codes and the quantizers.
+    pub fn memory_bytes(&self) -> usize {
+        let trained = self.trained.as_ref().map_or(0, |trained| {
+            (trained.coarse.capacity() + trained.codebooks.capacity()) * 4
+                + trained
+                    .lists
+                    .iter()
+                    .map(|list| list.ids.capacity() * 8 + list.codes.capacity())
+                    .sum::<usize>()
+                + trained.positions.capacity() * 25
+        });
+        self.vectors.memory_bytes() + trained
+    }
+
+    /// The vectors needed before [`IvfPqIndex::train`] gives useful lists and codebooks: 39
+    /// training points per list, as FAISS asks, and at least 10 per codebook entry.
+    pub fn min_training_vectors(&self) -> usize {
+        (self.params.nlist * 39).max(CODEBOOK * 10)
+    }
+
     /// Trains the coarse quantizer and the codebooks on the vectors held, then encodes them all.
-    pub fn train(&mut self, seed: u64) {
-        let dimension = self.vectors.dimension();
-        let data: Vec<f32> = self
-            .vectors
-            .rows()
-            .flat_map(|(_, vector)| vector.iter().copied())
-            .collect();
-        let coarse = kmeans::train(&data, dimension, self.params.nlist, TRAIN_ITERATIONS, seed);
-        let dsub = dimension / self.params.m;
-        let residuals: Vec<f32> = data
-            .chunks_exact(dimension)
-            .flat_map(|vector| {
-                let list = kmeans::nearest(&coarse, dimension, vector);
-                residual(vector, &coarse[list * dimension..(list + 1) * dimension])
-            })
-            .collect();
-        let mut codebooks = Vec::with_capacity(self.params.m * CODEBOOK * dsub);
-        for sub in 0..self.params.m {
-            let part: Vec<f32> = residuals
-                .chunks_exact(dimension)
-                .flat_map(|r| r[sub * dsub..(sub + 1) * dsub].iter().copied())
-                .collect();
-            codebooks.extend(kmeans::train(
-                &part,
-                dsub,
-                CODEBOOK,
-                TRAIN_ITERATIONS,
-                seed + 1 + sub as u64,
-            ));
-        }
+    /// The result depends on the set of vectors and `seed`, not on the order they came in.
+    /// `progress` hears each stage as it starts.
+    pub fn train(&mut self, seed: u64, progress: &mut dyn FnMut(TrainStage)) {
+        let sample = self.training_sample(seed);
+        let quantizers = Quantizers::fit(&sample, self.dimension(), self.params, seed, progress);
+        progress(TrainStage::Encoding {
+            vectors: self.len(),
+        });
+        self.install(quantizers);
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.vectors.dimension()
+    }
+
+    /// The vectors training reads: at most 256 per list, drawn by `seed` from the vectors held
+    /// in id order (so the draw does not depend on the order they came in), row-major.
+    pub fn training_sample(&self, seed: u64) -> Vec<f32> {
+        let mut rows: Vec<(u64, &[f32])> = self.vectors.rows().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        let limit = self.params.nlist.max(CODEBOOK) * kmeans::SAMPLE_PER_CENTROID;
+        let chosen: Vec<usize> = if rows.len() > limit {
+            let mut random = SmallRng::seed_from_u64(seed);
+            let mut chosen = sample(&mut random, rows.len(), limit).into_vec();
+            chosen.sort_unstable();
+            chosen
+        } else {
+            (0..rows.len()).collect()
+        };
+        chosen
+            .into_iter()
+            .flat_map(|row| rows[row].1.iter().copied())
+            .collect()
+    }
+
+    /// Replaces the quantizers with `quantizers` (fitted for this index's dimension and
+    /// parameters) and encodes every vector held with them.
+    pub fn install(&mut self, quantizers: Quantizers) {
         self.trained = Some(Trained {
-            coarse,
-            codebooks,
+            coarse: quantizers.coarse,
+            codebooks: quantizers.codebooks,
             lists: vec![List::default(); self.params.nlist],
             positions: HashMap::new(),
         });
-        let ids: Vec<u64> = self.vectors.rows().map(|(id, _)| id).collect();
+        let mut ids: Vec<u64> = self.vectors.rows().map(|(id, _)| id).collect();
+        ids.sort_unstable();
         for id in ids {
             self.enlist(id);
         }
     }
 
-    /// The `k` nearest to `query`, best first.
-    pub fn search(&self, query: &[f32], k: usize, options: IvfPqSearch) -> Result<Vec<Hit>> {
+    /// The `k` nearest to `query` among those `filter` accepts, best first.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        options: IvfPqSearch,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Hit>> {
         let Some(trained) = &self.trained else {
-            return self.vectors.search(query, k);
+            return self.vectors.search(query, k, filter);
         };
         if k == 0 {
             return Err(VectorError::InvalidK);
@@ -201,7 +339,7 @@ impl IvfPqIndex {
                 for (sub, &code) in codes.iter().enumerate() {
                     score += table[sub * CODEBOOK + code as usize];
                 }
-                if score > candidates.threshold() {
+                if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
                     candidates.push(score, entries.ids[position]);
                 }
             }
@@ -326,7 +464,7 @@ mod tests {
                 exact.upsert(id as u64, vector).expect("upsert");
                 index.upsert(id as u64, vector).expect("upsert");
             }
-            index.train(5);
+            index.train(5, &mut |_| {});
             let options = IvfPqSearch {
                 nprobe: 8,
                 rerank: 10,
@@ -334,12 +472,12 @@ mod tests {
             let mut found = 0;
             for query in &queries {
                 let truth: Vec<u64> = exact
-                    .search(query, 10)
+                    .search(query, 10, None)
                     .expect("exact")
                     .iter()
                     .map(|h| h.id)
                     .collect();
-                let got = index.search(query, 10, options).expect("search");
+                let got = index.search(query, 10, options, None).expect("search");
                 found += got.iter().filter(|hit| truth.contains(&hit.id)).count();
             }
             let recall = found as f64 / (queries.len() * 10) as f64;
@@ -356,17 +494,23 @@ mod tests {
         for (id, vector) in base.iter().enumerate() {
             index.upsert(id as u64, vector).expect("upsert");
         }
-        index.train(1);
+        index.train(1, &mut |_| {});
         let probe = vec![5.0f32; dimension];
         index.upsert(99_999, &probe).expect("upsert");
         let options = IvfPqSearch {
             nprobe: 8,
             rerank: 4,
         };
-        let hits = index.search(&probe, 1, options).expect("search");
+        let hits = index.search(&probe, 1, options, None).expect("search");
         assert_eq!(hits[0].id, 99_999);
         assert!(index.remove(99_999));
-        let hits = index.search(&probe, 1, options).expect("search");
+        let sample = index.training_sample(1);
+        let fitted = Quantizers::fit(&sample, dimension, params, 1, &mut |_| {});
+        let bytes = fitted.to_bytes();
+        let read = Quantizers::from_bytes(&bytes, dimension, params).expect("read back");
+        assert_eq!(read.to_bytes(), bytes);
+        assert!(Quantizers::from_bytes(&bytes[4..], dimension, params).is_err());
+        let hits = index.search(&probe, 1, options, None).expect("search");
         assert_ne!(hits[0].id, 99_999);
         assert_eq!(
             IvfPqIndex::new(30, Metric::L2, IvfPqParams { nlist: 4, m: 7 }).err().map(|e| e.to_string()),

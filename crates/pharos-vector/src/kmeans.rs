@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use crate::kernel::l2_squared;
 
 /// Training points used per centroid at most.
-const SAMPLE_PER_CENTROID: usize = 256;
+pub(crate) const SAMPLE_PER_CENTROID: usize = 256;
 
 /// `k` centroids (row-major, `k * dimension` values) of the `data.len() / dimension` points in
 /// `data`. With fewer points than `k`, the missing centroids repeat points.

@@ -3,17 +3,22 @@
 //!
 //! Built so far: [`FlatIndex`], exact search for inner product, L2 and cosine, one query at a
 //! time or in batches that scan the base once per block of queries; and [`IvfPqIndex`] (k-means
-//! coarse lists, 8-bit product quantization, lookup-table scoring, exact re-ranking). HNSW,
-//! snapshots and the service around them are later steps of the search issue.
+//! coarse lists, 8-bit product quantization, lookup-table scoring, exact re-ranking), both behind
+//! [`VectorIndex`], which the search service holds. Every search takes an optional [`Filter`].
 
 pub mod flat;
+pub mod index;
 pub mod ivfpq;
 pub mod kernel;
 pub mod kmeans;
 pub mod topk;
 
 pub use flat::FlatIndex;
-pub use ivfpq::{IvfPqIndex, IvfPqParams, IvfPqSearch};
+pub use index::{IndexKind, SearchParams, VectorIndex};
+pub use ivfpq::{IvfPqIndex, IvfPqParams, IvfPqSearch, Quantizers, TrainStage};
+
+/// Which stored ids a search may return: called only for candidates good enough to be kept.
+pub type Filter<'a> = &'a (dyn Fn(u64) -> bool + Sync);
 
 /// The largest dimension an index accepts.
 pub const MAX_DIMENSION: usize = 4096;

@@ -1,5 +1,6 @@
 //! The command line: `pharos serve`, `pharos migrate`, `pharos settings`,
-//! `pharos targets` and `pharos config get|set|list|history|watch|delete`
+//! `pharos targets`, `pharos config get|set|list|history|watch|delete` and
+//! `pharos search ...` (see `search_cli`)
 //! (a gRPC client for people, with readable output or `--json`).
 
 use std::net::SocketAddr;
@@ -35,6 +36,8 @@ pub enum Command {
     Targets,
     /// Read and change configuration values on a running server.
     Config(ConfigArgs),
+    /// Manage vector indexes and search them on a running server.
+    Search(crate::search_cli::SearchArgs),
     /// Send realistic telemetry to a running server and report the rate and ack latency.
     Loadgen(crate::loadgen::LoadgenArgs),
 }
@@ -354,7 +357,7 @@ pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
 }
 
 /// A gRPC status as an error a person can act on.
-fn status_error(status: tonic::Status) -> anyhow::Error {
+pub(crate) fn status_error(status: tonic::Status) -> anyhow::Error {
     use tonic_types::StatusExt as _;
     let mut message = format!("{:?}: {}", status.code(), status.message());
     let details = status.get_error_details();

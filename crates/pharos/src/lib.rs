@@ -5,6 +5,7 @@
 
 pub mod cli;
 pub mod loadgen;
+pub mod search_cli;
 pub mod serve;
 pub mod settings;
 pub mod target;

@@ -87,6 +87,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Config(args) => pharos::cli::run_config(args).await,
+        Command::Search(args) => pharos::search_cli::run_search(args).await,
         Command::Loadgen(args) => pharos::loadgen::run(args).await,
     }
 }

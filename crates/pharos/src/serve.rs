@@ -113,6 +113,22 @@ pub async fn run(
                 grpc.add_service(pharos_ingest::otlp::logs_server(ingest, max_message_bytes));
                 grpc.add_descriptor_set(opentelemetry_proto::DESCRIPTORS);
             }
+            Target::Search => {
+                let search = pharos_search::SearchService::start(
+                    store.clone(),
+                    settings.search.clone(),
+                    shutdown.clone(),
+                )
+                .await
+                .context("cannot start the search service")?;
+                for check in search.health_checks() {
+                    health.register(check);
+                }
+                grpc.add_service(pharos_search::grpc::server(
+                    search,
+                    settings.server.limits.max_message_bytes,
+                ));
+            }
             other => anyhow::bail!("target `{other}` is not built yet"),
         }
     }

@@ -11,6 +11,7 @@ use figment::providers::{Env, Format as _, Serialized, Toml};
 use pharos_config::ConfigSettings;
 use pharos_ingest::IngestSettings;
 use pharos_runtime::{ServerSettings, TelemetrySettings};
+use pharos_search::SearchSettings;
 use pharos_store::StoreSettings;
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub config: ConfigSettings,
     pub ingest: IngestSettings,
+    pub search: SearchSettings,
 }
 
 impl Default for Settings {
@@ -41,6 +43,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             config: ConfigSettings::default(),
             ingest: IngestSettings::default(),
+            search: SearchSettings::default(),
         }
     }
 }

@@ -52,7 +52,10 @@ impl Target {
 
     /// Whether this version of Pharos has the service.
     pub fn is_built(self) -> bool {
-        matches!(self, Target::All | Target::Config | Target::Ingest)
+        matches!(
+            self,
+            Target::All | Target::Config | Target::Ingest | Target::Search
+        )
     }
 
     /// The services a target list runs, refusing targets not built yet.
@@ -141,15 +144,15 @@ mod tests {
         ));
         assert_eq!(
             Target::resolve(&[Target::All]),
-            Ok(vec![Target::Config, Target::Ingest])
+            Ok(vec![Target::Config, Target::Ingest, Target::Search])
         );
         assert_eq!(
             Target::resolve(&[Target::Config, Target::All]),
-            Ok(vec![Target::Config, Target::Ingest])
+            Ok(vec![Target::Config, Target::Ingest, Target::Search])
         );
         assert_eq!(
-            Target::resolve(&[Target::Search]),
-            Err(TargetError::NotBuilt(Target::Search))
+            Target::resolve(&[Target::Query]),
+            Err(TargetError::NotBuilt(Target::Query))
         );
         assert_eq!(Target::resolve(&[]), Err(TargetError::Empty));
     }

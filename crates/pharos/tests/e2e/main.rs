@@ -343,7 +343,7 @@ async fn targets_not_built_are_refused() {
         .args([
             "serve",
             "--target",
-            "config,search",
+            "config,query",
             "--grpc-addr",
             "127.0.0.1:0",
             "--http-addr",
@@ -356,7 +356,7 @@ async fn targets_not_built_are_refused() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("target `search` is not built yet"),
+        stderr.contains("target `query` is not built yet"),
         "{stderr}"
     );
     let output = Command::new(BIN)

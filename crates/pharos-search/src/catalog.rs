@@ -1,0 +1,478 @@
+//! [`Catalog`]: the indexes this replica serves and how they stay equal to the store. At start
+//! every index is loaded from the store in one consistent read (and IVF_PQ indexes with enough
+//! vectors are trained) before the service answers; after that, committed changes are applied
+//! one revision after another: this replica's own writes at once, other replicas' writes on
+//! PostgreSQL NOTIFY, and anything missed from the change log (on a gap, a lost connection or
+//! a periodic check). A replica that fell behind the change log's retention reloads everything.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use arc_swap::ArcSwap;
+use futures::future::BoxFuture;
+use pharos_runtime::Shutdown;
+use pharos_store::follow::{Follower, follow};
+use pharos_store::now_micros;
+use pharos_store::vectors::{
+    CHANGES_CHANNEL, Change, ChangeKind, Loaded, VectorRepository, VectorRow,
+};
+use pharos_vector::{IvfPqParams, Quantizers, TrainStage, VectorIndex};
+
+use crate::definition::{IndexDefinition, KindDefinition};
+use crate::error::{Result, SearchError};
+use crate::live::{IndexCopy, LiveIndex, Op, Payload};
+use crate::settings::SearchSettings;
+
+/// Changes read from the log per query while catching up.
+const CATCH_UP_PAGE: usize = 256;
+
+/// The indexes of this replica, kept current with the store.
+pub struct Catalog {
+    repository: VectorRepository,
+    indexes: ArcSwap<BTreeMap<String, Arc<LiveIndex>>>,
+    /// The last revision applied; held while applying, so application is serialised.
+    last_applied: tokio::sync::Mutex<i64>,
+    applied: AtomicI64,
+    listening: AtomicBool,
+    auto_train: bool,
+    train_seed: u64,
+}
+
+impl std::fmt::Debug for Catalog {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Catalog")
+            .field("applied", &self.applied)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Catalog {
+    /// Loads every index from the store and trains those that should be.
+    pub async fn load(
+        repository: VectorRepository,
+        settings: &SearchSettings,
+    ) -> Result<Arc<Self>> {
+        let (revision, indexes) = load_indexes(&repository).await?;
+        let catalog = Arc::new(Self {
+            repository,
+            indexes: ArcSwap::from_pointee(indexes),
+            last_applied: tokio::sync::Mutex::new(revision),
+            applied: AtomicI64::new(revision),
+            listening: AtomicBool::new(true),
+            auto_train: settings.auto_train,
+            train_seed: settings.train_seed,
+        });
+        catalog.train_due().await?;
+        Ok(catalog)
+    }
+
+    /// Trains, before serving them, the loaded indexes that hold enough vectors but were never
+    /// trained (the process stopped before it could).
+    async fn train_due(self: &Arc<Self>) -> Result<()> {
+        if !self.auto_train {
+            return Ok(());
+        }
+        for live in self.all() {
+            if is_due(&live) && live.start_training() {
+                tracing::info!(index = %live.name, "training the index before serving it");
+                let trained = self.train(live.clone(), |_| {}).await;
+                live.finish_training();
+                trained?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Trains IVF_PQ index `live` on a sample of what it holds: the quantizers are fitted
+    /// without holding anything up, stored, and then installed by every replica (this one
+    /// first). `progress` hears each stage.
+    pub async fn train(
+        self: &Arc<Self>,
+        live: Arc<LiveIndex>,
+        mut progress: impl FnMut(TrainStage) + Send + 'static,
+    ) -> Result<()> {
+        let seed = self.train_seed;
+        let fitting = live.clone();
+        let (quantizers, count) = run_blocking(move || {
+            let (sample, dimension, params, count) = {
+                let snapshot = fitting.snapshot();
+                let VectorIndex::IvfPq(index) = &snapshot.engine else {
+                    return Err(SearchError::FailedPrecondition(format!(
+                        "index {:?} is not IVF_PQ: it has nothing to train",
+                        fitting.name
+                    )));
+                };
+                (
+                    index.training_sample(seed),
+                    index.dimension(),
+                    index.params(),
+                    index.len(),
+                )
+            };
+            let quantizers = Quantizers::fit(&sample, dimension, params, seed, &mut progress);
+            progress(TrainStage::Encoding { vectors: count });
+            Ok((quantizers, count))
+        })
+        .await??;
+        let change = self
+            .repository
+            .set_quantizers(
+                &live.name,
+                &live.definition.to_json(),
+                &quantizers.to_bytes(),
+            )
+            .await
+            .map_err(|error| SearchError::from_store(error, &live.name))?;
+        tracing::info!(index = %live.name, vectors = count, revision = change.revision, "index trained");
+        self.apply(change, None).await
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<LiveIndex>> {
+        self.indexes.load().get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<LiveIndex>> {
+        self.indexes.load().values().cloned().collect()
+    }
+
+    pub fn applied_revision(&self) -> i64 {
+        self.applied.load(Ordering::Acquire)
+    }
+
+    pub fn is_listening(&self) -> bool {
+        self.listening.load(Ordering::Relaxed)
+    }
+
+    /// Applies committed `change` (with its rows when this replica wrote them) and anything
+    /// before it not yet applied.
+    pub async fn apply(&self, change: Change, rows: Option<Vec<VectorRow>>) -> Result<()> {
+        let mut last = self.last_applied.lock().await;
+        if change.revision <= *last {
+            return Ok(());
+        }
+        if change.revision == *last + 1 {
+            self.apply_one(&change, rows).await?;
+            *last = change.revision;
+            self.applied.store(*last, Ordering::Release);
+            return Ok(());
+        }
+        self.catch_up_locked(&mut last).await
+    }
+
+    /// Applies every committed change after the last applied one.
+    pub async fn catch_up(&self) -> Result<()> {
+        let mut last = self.last_applied.lock().await;
+        self.catch_up_locked(&mut last).await
+    }
+
+    async fn catch_up_locked(&self, last: &mut i64) -> Result<()> {
+        loop {
+            let changes = self.repository.changes_after(*last, CATCH_UP_PAGE).await?;
+            let Some(first) = changes.first() else {
+                return Ok(());
+            };
+            if first.revision > *last + 1 {
+                tracing::warn!(
+                    applied = *last,
+                    next = first.revision,
+                    "changes missed beyond the change log's retention; reloading every index from the store"
+                );
+                let (revision, indexes) = load_indexes(&self.repository).await?;
+                self.indexes.store(Arc::new(indexes));
+                *last = revision;
+                self.applied.store(revision, Ordering::Release);
+                continue;
+            }
+            for change in &changes {
+                self.apply_one(change, None).await?;
+                *last = change.revision;
+                self.applied.store(*last, Ordering::Release);
+            }
+            if changes.len() < CATCH_UP_PAGE {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply_one(&self, change: &Change, rows: Option<Vec<VectorRow>>) -> Result<()> {
+        match change.kind {
+            ChangeKind::CreateIndex => {
+                let definition = IndexDefinition::from_json(&change.definition)?;
+                let live = LiveIndex::empty(change.index.clone(), definition)?;
+                self.replace(&change.index, Some(Arc::new(live)));
+            }
+            ChangeKind::DropIndex => self.replace(&change.index, None),
+            ChangeKind::Upsert => {
+                let Some(live) = self.get(&change.index) else {
+                    return Ok(());
+                };
+                let rows = match rows {
+                    Some(rows) => rows,
+                    None => self.repository.vectors_of_change(change.revision).await?,
+                };
+                let ops = rows
+                    .into_iter()
+                    .map(upsert_op)
+                    .collect::<Result<Vec<_>>>()?;
+                run_blocking(move || live.apply(&ops)).await?;
+            }
+            ChangeKind::Trained => {
+                let Some(live) = self.get(&change.index) else {
+                    return Ok(());
+                };
+                let Some(bytes) = self.repository.quantizers(&change.index).await? else {
+                    return Ok(());
+                };
+                let quantizers = quantizers_of(&live.definition, &bytes)?;
+                run_blocking(move || live.install(&quantizers)).await?;
+            }
+            ChangeKind::Delete => {
+                let Some(live) = self.get(&change.index) else {
+                    return Ok(());
+                };
+                let ops: Vec<Op> = change.ids.iter().map(|&id| Op::Delete(id)).collect();
+                run_blocking(move || live.apply(&ops)).await?;
+            }
+        }
+        Ok(())
+    }
+
+    fn replace(&self, name: &str, live: Option<Arc<LiveIndex>>) {
+        self.indexes.rcu(|current| {
+            let mut next = BTreeMap::clone(current);
+            match &live {
+                Some(live) => next.insert(name.to_owned(), live.clone()),
+                None => next.remove(name),
+            };
+            next
+        });
+    }
+
+    /// Starts training `live` in the background when it is an untrained IVF_PQ index that
+    /// now holds enough vectors. Called by the replica that wrote the vectors, so that one
+    /// replica trains and the others install what it stored.
+    pub fn maybe_train(self: &Arc<Self>, live: &Arc<LiveIndex>) {
+        if !self.auto_train || !is_due(live) || !live.start_training() {
+            return;
+        }
+        let live = live.clone();
+        let catalog = self.clone();
+        tokio::spawn(async move {
+            tracing::info!(index = %live.name, "training the index: it holds enough vectors");
+            let trained = catalog.train(live.clone(), |_| {}).await;
+            live.finish_training();
+            if let Err(error) = trained {
+                tracing::warn!(index = %live.name, %error, "training failed");
+            }
+        });
+    }
+
+    /// Spawns the tasks that keep this replica current: the NOTIFY listener (PostgreSQL), the
+    /// periodic catch-up, and change-log compaction.
+    pub fn spawn_tasks(self: &Arc<Self>, settings: &SearchSettings, shutdown: Shutdown) {
+        let catalog = self.clone();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = follow(catalog.repository.store(), CHANGES_CHANNEL, &*catalog) => {}
+                () = stop.wait() => {}
+            }
+        });
+
+        let catalog = self.clone();
+        let stop = shutdown.clone();
+        let interval = settings.catch_up_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = stop.wait() => break,
+                }
+                match catalog.repository.revisions().await {
+                    Ok((current, _)) if current > catalog.applied_revision() => {
+                        if let Err(error) = catalog.catch_up().await {
+                            tracing::warn!(%error, "vector catch-up from the change log failed");
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(error) => tracing::warn!(%error, "cannot read the vector revision"),
+                }
+            }
+        });
+
+        let repository = self.repository.clone();
+        let retention = settings.change_log_retention;
+        let interval = settings.compaction_interval;
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(interval);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {}
+                    () = shutdown.wait() => break,
+                }
+                let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
+                match repository
+                    .compact(now_micros().saturating_sub(retention_micros))
+                    .await
+                {
+                    Ok(Some(upto)) => {
+                        tracing::info!(compacted_revision = upto, "vector change log compacted")
+                    }
+                    Ok(None) => {}
+                    Err(error) => tracing::warn!(%error, "vector change log compaction failed"),
+                }
+            }
+        });
+    }
+}
+
+/// Vector changes from other replicas: a notice carries the revision; anything newer than what
+/// this replica applied is read from the change log.
+impl Follower for Catalog {
+    fn subject(&self) -> &'static str {
+        "vector changes"
+    }
+
+    fn catch_up(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let mut last = self.last_applied.lock().await;
+            if let Err(error) = self.catch_up_locked(&mut last).await {
+                tracing::warn!(%error, "catch-up from the vector change log failed");
+            }
+        })
+    }
+
+    fn notified<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, ()> {
+        let behind = payload
+            .parse::<i64>()
+            .map_or(true, |revision| revision > self.applied_revision());
+        Box::pin(async move {
+            if behind {
+                Follower::catch_up(self).await;
+            }
+        })
+    }
+
+    fn set_listening(&self, listening: bool) {
+        self.listening.store(listening, Ordering::Relaxed);
+    }
+}
+
+/// Whether `live` is an untrained IVF_PQ index holding enough vectors to train well.
+fn is_due(live: &LiveIndex) -> bool {
+    let snapshot = live.snapshot();
+    snapshot
+        .engine
+        .min_training_vectors()
+        .is_some_and(|needed| !snapshot.engine.is_trained() && snapshot.engine.len() >= needed)
+}
+
+/// Stored quantizers of an index of `definition`.
+fn quantizers_of(definition: &IndexDefinition, bytes: &[u8]) -> Result<Quantizers> {
+    let KindDefinition::IvfPq { nlist, m, .. } = definition.kind else {
+        return Err(SearchError::Internal(
+            "quantizers stored for an index that is not IVF_PQ".to_owned(),
+        ));
+    };
+    let params = IvfPqParams {
+        nlist: nlist as usize,
+        m: m as usize,
+    };
+    Quantizers::from_bytes(bytes, definition.dimension(), params)
+        .map_err(|error| SearchError::Internal(error.to_string()))
+}
+
+/// Runs CPU-bound `work` off the async workers.
+pub async fn run_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|error| SearchError::Internal(format!("a search task failed: {error}")))
+}
+
+/// Reads every index from the store in one consistent snapshot.
+async fn load_indexes(
+    repository: &VectorRepository,
+) -> Result<(i64, BTreeMap<String, Arc<LiveIndex>>)> {
+    let mut building: BTreeMap<String, (IndexDefinition, IndexCopy, Option<Vec<u8>>)> =
+        BTreeMap::new();
+    let mut failure: Option<SearchError> = None;
+    let started = std::time::Instant::now();
+    let revision = repository
+        .load(&mut |item| {
+            if failure.is_some() {
+                return;
+            }
+            let outcome = match item {
+                Loaded::Index(row) => {
+                    IndexDefinition::from_json(&row.definition).and_then(|definition| {
+                        let copy = IndexCopy {
+                            engine: definition.new_index()?,
+                            payloads: HashMap::new(),
+                        };
+                        building.insert(row.name, (definition, copy, row.quantizers));
+                        Ok(())
+                    })
+                }
+                Loaded::Vector { index, row } => match building.get_mut(&index) {
+                    Some((_, copy, _)) => upsert_op(row).map(|op| {
+                        copy.apply(std::slice::from_ref(&op));
+                    }),
+                    None => Ok(()),
+                },
+            };
+            if let Err(error) = outcome {
+                failure = Some(error);
+            }
+        })
+        .await?;
+    if let Some(error) = failure {
+        return Err(error);
+    }
+    let mut indexes = BTreeMap::new();
+    for (name, (definition, mut copy, quantizers)) in building {
+        let count = copy.engine.len();
+        if let Some(bytes) = quantizers {
+            let quantizers = quantizers_of(&definition, &bytes)?;
+            copy = run_blocking(move || copy.engine.install(quantizers).map(|()| copy))
+                .await?
+                .map_err(|error| SearchError::Internal(error.to_string()))?;
+        }
+        tracing::info!(index = %name, vectors = count, "index loaded");
+        indexes.insert(
+            name.clone(),
+            Arc::new(LiveIndex::new(name, definition, copy)),
+        );
+    }
+    tracing::info!(
+        revision,
+        indexes = indexes.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "vector indexes loaded from the store"
+    );
+    Ok((revision, indexes))
+}
+
+/// The op of a stored row: its values and parsed payload.
+fn upsert_op(row: VectorRow) -> Result<Op> {
+    let payload: BTreeMap<String, String> = if row.payload.is_empty() {
+        BTreeMap::new()
+    } else {
+        serde_json::from_str(&row.payload).map_err(|error| {
+            SearchError::Internal(format!(
+                "the stored payload of vector {} does not parse: {error}",
+                row.id
+            ))
+        })?
+    };
+    Ok(Op::Upsert {
+        id: row.id,
+        values: row.values,
+        payload: Payload::new(payload),
+    })
+}

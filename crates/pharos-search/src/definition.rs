@@ -1,0 +1,250 @@
+//! [`IndexDefinition`]: what an index is (dimension, metric, kind and build parameters), read
+//! from a CreateIndex request with every default filled in and every rule checked, stored as
+//! JSON, and turned into the engine's index.
+
+use pharos_proto::search::v1 as pb;
+use pharos_runtime::error::FieldViolation;
+use pharos_vector::{IndexKind, IvfPqParams, MAX_DIMENSION, Metric, VectorError, VectorIndex};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Result, SearchError};
+
+/// The longest index name.
+pub const MAX_NAME_BYTES: usize = 128;
+const DEFAULT_NLIST: u32 = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MetricName {
+    InnerProduct,
+    L2,
+    Cosine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum KindDefinition {
+    Flat,
+    IvfPq { nlist: u32, m: u32, nbits: u32 },
+    Hnsw { m: u32, ef_construction: u32 },
+}
+
+/// An index's definition, as stored (JSON) and compared between replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexDefinition {
+    pub dimension: u32,
+    pub metric: MetricName,
+    pub kind: KindDefinition,
+}
+
+impl IndexDefinition {
+    /// The definition a CreateIndex request asks for, defaults filled in.
+    pub fn from_request(request: &pb::CreateIndexRequest) -> Result<(String, IndexDefinition)> {
+        let mut violations = Vec::new();
+        if let Err(reason) = check_name(&request.name) {
+            violations.push(FieldViolation::new("name", reason));
+        }
+        let dimension = request.dimension;
+        if dimension == 0 || dimension as usize > MAX_DIMENSION {
+            violations.push(FieldViolation::new(
+                "dimension",
+                format!("must be 1..={MAX_DIMENSION}, not {dimension}"),
+            ));
+        }
+        let metric = match pb::Metric::try_from(request.metric) {
+            Ok(pb::Metric::InnerProduct) => Some(MetricName::InnerProduct),
+            Ok(pb::Metric::L2) => Some(MetricName::L2),
+            Ok(pb::Metric::Cosine) => Some(MetricName::Cosine),
+            _ => {
+                violations.push(FieldViolation::new(
+                    "metric",
+                    "must be METRIC_INNER_PRODUCT, METRIC_L2 or METRIC_COSINE",
+                ));
+                None
+            }
+        };
+        let kind = match (pb::IndexKind::try_from(request.kind), &request.params) {
+            (Ok(pb::IndexKind::Flat), None) => Some(KindDefinition::Flat),
+            (Ok(pb::IndexKind::Flat), Some(_)) => {
+                violations.push(FieldViolation::new(
+                    "params",
+                    "a FLAT index takes no parameters",
+                ));
+                None
+            }
+            (Ok(pb::IndexKind::IvfPq), params) => {
+                let given = match params {
+                    Some(pb::create_index_request::Params::IvfPq(given)) => *given,
+                    None => pb::IvfPqParams::default(),
+                    Some(pb::create_index_request::Params::Hnsw(_)) => {
+                        violations.push(FieldViolation::new(
+                            "params",
+                            "an IVF_PQ index takes ivf_pq parameters, not hnsw",
+                        ));
+                        pb::IvfPqParams::default()
+                    }
+                };
+                ivf_pq_kind(dimension, given, &mut violations)
+            }
+            (Ok(pb::IndexKind::Hnsw), _) => {
+                return Err(SearchError::NotBuilt(
+                    "HNSW indexes are not built yet in this version of Pharos; use INDEX_KIND_FLAT (exact, up to ~50,000 vectors) or INDEX_KIND_IVF_PQ".to_owned(),
+                ));
+            }
+            _ => {
+                violations.push(FieldViolation::new(
+                    "kind",
+                    "must be INDEX_KIND_FLAT, INDEX_KIND_IVF_PQ or INDEX_KIND_HNSW",
+                ));
+                None
+            }
+        };
+        match (metric, kind) {
+            (Some(metric), Some(kind)) if violations.is_empty() => Ok((
+                request.name.clone(),
+                IndexDefinition {
+                    dimension,
+                    metric,
+                    kind,
+                },
+            )),
+            _ => Err(SearchError::InvalidArgument(violations)),
+        }
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    pub fn from_json(text: &str) -> Result<IndexDefinition> {
+        serde_json::from_str(text).map_err(|error| {
+            SearchError::Internal(format!("a stored index definition does not parse: {error}"))
+        })
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension as usize
+    }
+
+    pub fn metric(&self) -> Metric {
+        match self.metric {
+            MetricName::InnerProduct => Metric::InnerProduct,
+            MetricName::L2 => Metric::L2,
+            MetricName::Cosine => Metric::Cosine,
+        }
+    }
+
+    /// An empty engine index of this definition.
+    pub fn new_index(&self) -> Result<VectorIndex> {
+        let kind = match self.kind {
+            KindDefinition::Flat => IndexKind::Flat,
+            KindDefinition::IvfPq { nlist, m, .. } => IndexKind::IvfPq(IvfPqParams {
+                nlist: nlist as usize,
+                m: m as usize,
+            }),
+            KindDefinition::Hnsw { .. } => {
+                return Err(SearchError::NotBuilt(
+                    "HNSW indexes are not built yet in this version of Pharos".to_owned(),
+                ));
+            }
+        };
+        VectorIndex::new(self.dimension(), self.metric(), kind)
+            .map_err(|error: VectorError| SearchError::Internal(error.to_string()))
+    }
+
+    /// The definition as the API shows it.
+    pub fn to_info(&self, name: &str, count: usize, trained: bool) -> pb::IndexInfo {
+        let metric = match self.metric {
+            MetricName::InnerProduct => pb::Metric::InnerProduct,
+            MetricName::L2 => pb::Metric::L2,
+            MetricName::Cosine => pb::Metric::Cosine,
+        };
+        let (kind, params) = match self.kind {
+            KindDefinition::Flat => (pb::IndexKind::Flat, None),
+            KindDefinition::IvfPq { nlist, m, nbits } => (
+                pb::IndexKind::IvfPq,
+                Some(pb::index_info::Params::IvfPq(pb::IvfPqParams {
+                    nlist,
+                    m,
+                    nbits,
+                })),
+            ),
+            KindDefinition::Hnsw { m, ef_construction } => (
+                pb::IndexKind::Hnsw,
+                Some(pb::index_info::Params::Hnsw(pb::HnswParams {
+                    m,
+                    ef_construction,
+                })),
+            ),
+        };
+        pb::IndexInfo {
+            name: name.to_owned(),
+            dimension: self.dimension,
+            metric: metric.into(),
+            kind: kind.into(),
+            params,
+            count: count as u64,
+            trained,
+        }
+    }
+}
+
+/// The IVF_PQ parameters asked for, defaults filled in, or the violations.
+fn ivf_pq_kind(
+    dimension: u32,
+    given: pb::IvfPqParams,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<KindDefinition> {
+    let nlist = if given.nlist == 0 {
+        DEFAULT_NLIST
+    } else {
+        given.nlist
+    };
+    if nlist > 65_536 {
+        violations.push(FieldViolation::new(
+            "params.ivf_pq.nlist",
+            format!("must be at most 65536, not {nlist}"),
+        ));
+    }
+    let m = if given.m == 0 {
+        [64, 32, 16, 8, 4, 2, 1]
+            .into_iter()
+            .find(|m| dimension >= *m && dimension.is_multiple_of(*m))
+            .unwrap_or(1)
+    } else {
+        given.m
+    };
+    if dimension > 0 && !dimension.is_multiple_of(m) {
+        violations.push(FieldViolation::new(
+            "params.ivf_pq.m",
+            format!("must divide the dimension {dimension}; {m} does not"),
+        ));
+    }
+    let nbits = if given.nbits == 0 { 8 } else { given.nbits };
+    if nbits != 8 {
+        violations.push(FieldViolation::new(
+            "params.ivf_pq.nbits",
+            format!("only 8-bit codes are supported, not {nbits}"),
+        ));
+    }
+    Some(KindDefinition::IvfPq { nlist, m, nbits })
+}
+
+/// Index names: 1..=128 bytes of `[a-zA-Z0-9_.-]`.
+pub fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.is_empty() || name.len() > MAX_NAME_BYTES {
+        return Err(format!(
+            "must be 1..={MAX_NAME_BYTES} bytes, not {}",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
+    {
+        return Err(format!(
+            "may hold only letters, digits, '_', '.' and '-', not {bad:?}"
+        ));
+    }
+    Ok(())
+}

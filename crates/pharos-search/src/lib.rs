@@ -1,0 +1,18 @@
+//! The search service: named vector indexes (exact flat and IVF-PQ, from `pharos-vector`)
+//! served over gRPC. Vectors and payloads are committed to the store, the source of truth;
+//! every replica loads them at start and applies each later change in revision order
+//! ([`catalog`]), so all replicas on one PostgreSQL serve the same data. Searches read an
+//! immutable copy and never wait for writes ([`live`]).
+
+pub mod catalog;
+pub mod definition;
+pub mod describe;
+pub mod error;
+pub mod grpc;
+pub mod live;
+pub mod service;
+pub mod settings;
+
+pub use error::SearchError;
+pub use service::SearchService;
+pub use settings::SearchSettings;

@@ -1,0 +1,87 @@
+//! The `search` section of the settings: request limits, search threads, training and how
+//! replicas keep current.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+/// Settings of the search service.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchSettings {
+    pub limits: SearchLimits,
+    /// Threads one BatchSearch may use (0: one per core).
+    pub batch_threads: usize,
+    /// Train an IVF_PQ index by itself once it holds enough vectors.
+    pub auto_train: bool,
+    /// The seed of training, so that a restart trains the same structure from the same vectors.
+    pub train_seed: u64,
+    /// How long changes stay in the change log. A replica that was away longer reloads every
+    /// index from the store.
+    #[serde(with = "humantime_serde")]
+    pub change_log_retention: Duration,
+    /// How often old changes are pruned.
+    #[serde(with = "humantime_serde")]
+    pub compaction_interval: Duration,
+    /// How often a replica checks the revision counter for changes whose notification it
+    /// missed (a safety net; notifications are the fast path).
+    #[serde(with = "humantime_serde")]
+    pub catch_up_interval: Duration,
+}
+
+impl Default for SearchSettings {
+    fn default() -> Self {
+        Self {
+            limits: SearchLimits::default(),
+            batch_threads: 0,
+            auto_train: true,
+            train_seed: 42,
+            change_log_retention: Duration::from_secs(24 * 3600),
+            compaction_interval: Duration::from_secs(600),
+            catch_up_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Explicit bounds on what one request may hold.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SearchLimits {
+    pub max_upsert_vectors: usize,
+    pub max_delete_ids: usize,
+    pub max_batch_queries: usize,
+    pub max_multi_indexes: usize,
+    pub max_k: usize,
+    pub max_payload_entries: usize,
+    pub max_payload_key_bytes: usize,
+    pub max_payload_value_bytes: usize,
+    pub max_filter_conditions: usize,
+    pub max_filter_values: usize,
+}
+
+impl Default for SearchLimits {
+    fn default() -> Self {
+        Self {
+            max_upsert_vectors: 10_000,
+            max_delete_ids: 100_000,
+            max_batch_queries: 1_024,
+            max_multi_indexes: 16,
+            max_k: 1_000,
+            max_payload_entries: 64,
+            max_payload_key_bytes: 128,
+            max_payload_value_bytes: 1_024,
+            max_filter_conditions: 16,
+            max_filter_values: 256,
+        }
+    }
+}
+
+impl SearchSettings {
+    /// The threads of a batch: the setting, or one per core.
+    pub fn threads(&self) -> usize {
+        if self.batch_threads > 0 {
+            return self.batch_threads;
+        }
+        std::thread::available_parallelism().map_or(1, usize::from)
+    }
+}

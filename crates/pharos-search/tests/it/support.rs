@@ -1,0 +1,220 @@
+//! A real search server for tests: the service mounted on the shared gRPC server, bound to
+//! `127.0.0.1:0`, reached through a real tonic client; plus clustered test data and exact
+//! ground truth.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pharos_proto::search::v1 as pb;
+use pharos_proto::search::v1::search_service_client::SearchServiceClient;
+use pharos_runtime::server::GrpcServer;
+use pharos_runtime::{ServerSettings, Shutdown};
+use pharos_search::{SearchService, SearchSettings};
+use pharos_store::Store;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tonic::transport::Channel;
+
+pub type Client = SearchServiceClient<Channel>;
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub shutdown: Shutdown,
+    pub service: Arc<SearchService>,
+    handle: JoinHandle<()>,
+}
+
+impl TestServer {
+    pub async fn start(store: Store) -> TestServer {
+        Self::start_with(store, SearchSettings::default()).await
+    }
+
+    pub async fn start_with(store: Store, settings: SearchSettings) -> TestServer {
+        let shutdown = Shutdown::new();
+        let service = SearchService::start(store, settings, shutdown.clone())
+            .await
+            .expect("search service starts");
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let mut grpc = GrpcServer::new(ServerSettings::default());
+        grpc.add_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET);
+        grpc.add_service(pharos_search::grpc::server(service.clone(), 64 << 20));
+        let stop = shutdown.clone();
+        let handle = tokio::spawn(async move {
+            grpc.serve(listener, stop).await.expect("serve");
+        });
+        TestServer {
+            addr,
+            shutdown,
+            service,
+            handle,
+        }
+    }
+
+    pub async fn client(&self) -> Client {
+        SearchServiceClient::connect(format!("http://{}", self.addr))
+            .await
+            .expect("client connects")
+            .max_decoding_message_size(64 << 20)
+            .max_encoding_message_size(64 << 20)
+    }
+
+    pub async fn stop(self) {
+        self.shutdown.trigger();
+        tokio::time::timeout(Duration::from_secs(15), self.handle)
+            .await
+            .expect("server stops within the grace period")
+            .expect("server task");
+    }
+}
+
+pub fn create(
+    name: &str,
+    dimension: u32,
+    metric: pb::Metric,
+    kind: pb::IndexKind,
+) -> pb::CreateIndexRequest {
+    pb::CreateIndexRequest {
+        name: name.to_owned(),
+        dimension,
+        metric: metric.into(),
+        kind: kind.into(),
+        params: None,
+    }
+}
+
+pub fn ivf_pq(
+    name: &str,
+    dimension: u32,
+    metric: pb::Metric,
+    nlist: u32,
+    m: u32,
+) -> pb::CreateIndexRequest {
+    pb::CreateIndexRequest {
+        params: Some(pb::create_index_request::Params::IvfPq(pb::IvfPqParams {
+            nlist,
+            m,
+            nbits: 8,
+        })),
+        ..create(name, dimension, metric, pb::IndexKind::IvfPq)
+    }
+}
+
+/// `count` points around 40 random centres: the clustered data real embeddings look like.
+pub fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+    let mut random = SmallRng::seed_from_u64(seed);
+    let centres: Vec<Vec<f32>> = (0..40)
+        .map(|_| {
+            (0..dimension)
+                .map(|_| random.random_range(-1.0..1.0))
+                .collect()
+        })
+        .collect();
+    (0..count)
+        .map(|i| {
+            centres[i % centres.len()]
+                .iter()
+                .map(|value| value + random.random_range(-0.15..0.15))
+                .collect()
+        })
+        .collect()
+}
+
+pub fn vector(id: u64, values: &[f32], payload: &[(&str, &str)]) -> pb::Vector {
+    pb::Vector {
+        id,
+        values: values.to_vec(),
+        payload: payload
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect::<HashMap<_, _>>(),
+    }
+}
+
+/// Upserts `base` as ids 0.. in requests of 1,000.
+pub async fn upsert_all(client: &mut Client, index: &str, base: &[Vec<f32>]) {
+    for (block, chunk) in base.chunks(1000).enumerate() {
+        let vectors = chunk
+            .iter()
+            .enumerate()
+            .map(|(offset, values)| vector((block * 1000 + offset) as u64, values, &[]))
+            .collect();
+        client
+            .upsert(pb::UpsertRequest {
+                index: index.to_owned(),
+                vectors,
+            })
+            .await
+            .expect("upsert");
+    }
+}
+
+/// The exact best `k` ids of `query` among `base` (ids 0..) accepted by `keep`.
+pub fn exact(
+    metric: pb::Metric,
+    base: &[Vec<f32>],
+    query: &[f32],
+    k: usize,
+    keep: impl Fn(u64) -> bool,
+) -> Vec<u64> {
+    let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+    let norm = |a: &[f32]| dot(a, a).sqrt();
+    let mut scored: Vec<(f32, u64)> = base
+        .iter()
+        .enumerate()
+        .filter(|(id, _)| keep(*id as u64))
+        .map(|(id, v)| {
+            let key = match metric {
+                pb::Metric::L2 => -v
+                    .iter()
+                    .zip(query)
+                    .map(|(x, y)| (x - y) * (x - y))
+                    .sum::<f32>(),
+                pb::Metric::Cosine => dot(v, query) / (norm(v) * norm(query)),
+                _ => dot(v, query),
+            };
+            (key, id as u64)
+        })
+        .collect();
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    scored.into_iter().take(k).map(|(_, id)| id).collect()
+}
+
+pub fn search(index: &str, query: &[f32], k: u32) -> pb::SearchRequest {
+    pb::SearchRequest {
+        index: index.to_owned(),
+        vector: query.to_vec(),
+        k,
+        ..pb::SearchRequest::default()
+    }
+}
+
+pub fn ids(hits: &[pb::Hit]) -> Vec<u64> {
+    hits.iter().map(|hit| hit.id).collect()
+}
+
+/// Waits (up to 60 s) until `index` reports trained.
+pub async fn until_trained(client: &mut Client, index: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let described = client
+            .describe_index(pb::DescribeIndexRequest {
+                name: index.to_owned(),
+            })
+            .await
+            .expect("describe")
+            .into_inner();
+        if described.index.is_some_and(|info| info.trained) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{index} trained within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
