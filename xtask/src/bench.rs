@@ -6,10 +6,10 @@ use anyhow::bail;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
-    const BUILT: &str = "config, ingest";
+    const BUILT: &str = "config, ingest, search";
     match area {
-        "config" | "ingest" => {}
-        "query" | "search" | "alert" => {
+        "config" | "ingest" | "search" => {}
+        "query" | "alert" => {
             bail!(
                 "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: {BUILT}"
             )
@@ -26,7 +26,15 @@ pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
     let harness = release.join("pharos-bench");
     let pharos = release.join("pharos");
     let quick = quick.then_some("--quick");
-    if area == "config" {
+    if area == "search" {
+        let python = crate::tools::bench_venv(sh)?;
+        let script = crate::project_root().join("crates/pharos-bench/python/search_reference.py");
+        cmd!(
+            sh,
+            "{harness} search --pharos-bin {pharos} --database-url {database_url} --python {python} --reference-script {script} {quick...}"
+        )
+        .run()?;
+    } else if area == "config" {
         let etcd = crate::tools::etcd(sh)?;
         cmd!(
             sh,

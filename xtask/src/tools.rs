@@ -40,9 +40,25 @@ pub fn buf(sh: &Shell) -> anyhow::Result<PathBuf> {
 /// The Python interpreter of a virtualenv holding `tests/python/requirements.txt`, created or
 /// refreshed when the requirements change.
 pub fn python_venv(sh: &Shell) -> anyhow::Result<PathBuf> {
-    let venv = tools_dir().join("venv");
+    venv(sh, "venv", "tests/python/requirements.txt")
+}
+
+/// The Python interpreter of a virtualenv with the search benchmark's references (faiss-cpu,
+/// hnswlib, numpy from PyPI).
+pub fn bench_venv(sh: &Shell) -> anyhow::Result<PathBuf> {
+    venv(
+        sh,
+        "bench-venv",
+        "crates/pharos-bench/python/requirements.txt",
+    )
+}
+
+/// The interpreter of virtualenv `name` under the tools dir, holding the requirements file
+/// `requirements` (relative to the repository), created or refreshed when they change.
+fn venv(sh: &Shell, name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
+    let venv = tools_dir().join(name);
     let python = venv.join("bin").join("python");
-    let requirements = crate::project_root().join("tests/python/requirements.txt");
+    let requirements = crate::project_root().join(requirements);
     let wanted = std::fs::read_to_string(&requirements)
         .with_context(|| format!("reading {}", requirements.display()))?;
     let stamp = venv.join("pharos-requirements.txt");

@@ -6,6 +6,7 @@ mod config;
 mod database;
 mod ingest;
 mod process;
+mod search;
 mod stats;
 mod systems;
 
@@ -35,6 +36,8 @@ enum Area {
     Config(config::Args),
     /// Metric ingest through gRPC beside raw binary COPY into the same schema.
     Ingest(ingest::Args),
+    /// Vector search beside FAISS and hnswlib on the same data and threads.
+    Search(search::Args),
 }
 
 #[derive(clap::Args, Clone)]
@@ -66,6 +69,7 @@ fn main() -> std::process::ExitCode {
         match cli.area {
             Area::Config(args) => config::run(args).await,
             Area::Ingest(args) => ingest::run(args).await,
+            Area::Search(args) => search::run(args).await,
         }
     });
     match outcome {

@@ -4,7 +4,9 @@
 
 use pharos_proto::search::v1 as pb;
 use pharos_runtime::error::FieldViolation;
-use pharos_vector::{IndexKind, IvfPqParams, MAX_DIMENSION, Metric, VectorError, VectorIndex};
+use pharos_vector::{
+    HnswParams, IndexKind, IvfPqParams, MAX_DIMENSION, Metric, VectorError, VectorIndex,
+};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Result, SearchError};
@@ -12,6 +14,8 @@ use crate::error::{Result, SearchError};
 /// The longest index name.
 pub const MAX_NAME_BYTES: usize = 128;
 const DEFAULT_NLIST: u32 = 256;
+const DEFAULT_HNSW_M: u32 = 16;
+const DEFAULT_EF_CONSTRUCTION: u32 = 200;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -86,10 +90,19 @@ impl IndexDefinition {
                 };
                 ivf_pq_kind(dimension, given, &mut violations)
             }
-            (Ok(pb::IndexKind::Hnsw), _) => {
-                return Err(SearchError::NotBuilt(
-                    "HNSW indexes are not built yet in this version of Pharos; use INDEX_KIND_FLAT (exact, up to ~50,000 vectors) or INDEX_KIND_IVF_PQ".to_owned(),
-                ));
+            (Ok(pb::IndexKind::Hnsw), params) => {
+                let given = match params {
+                    Some(pb::create_index_request::Params::Hnsw(given)) => *given,
+                    None => pb::HnswParams::default(),
+                    Some(pb::create_index_request::Params::IvfPq(_)) => {
+                        violations.push(FieldViolation::new(
+                            "params",
+                            "an HNSW index takes hnsw parameters, not ivf_pq",
+                        ));
+                        pb::HnswParams::default()
+                    }
+                };
+                hnsw_kind(given, &mut violations)
             }
             _ => {
                 violations.push(FieldViolation::new(
@@ -142,11 +155,10 @@ impl IndexDefinition {
                 nlist: nlist as usize,
                 m: m as usize,
             }),
-            KindDefinition::Hnsw { .. } => {
-                return Err(SearchError::NotBuilt(
-                    "HNSW indexes are not built yet in this version of Pharos".to_owned(),
-                ));
-            }
+            KindDefinition::Hnsw { m, ef_construction } => IndexKind::Hnsw(HnswParams {
+                m: m as usize,
+                ef_construction: ef_construction as usize,
+            }),
         };
         VectorIndex::new(self.dimension(), self.metric(), kind)
             .map_err(|error: VectorError| SearchError::Internal(error.to_string()))
@@ -228,6 +240,36 @@ fn ivf_pq_kind(
         ));
     }
     Some(KindDefinition::IvfPq { nlist, m, nbits })
+}
+
+/// The HNSW parameters asked for, defaults filled in, or the violations.
+fn hnsw_kind(
+    given: pb::HnswParams,
+    violations: &mut Vec<FieldViolation>,
+) -> Option<KindDefinition> {
+    let m = if given.m == 0 {
+        DEFAULT_HNSW_M
+    } else {
+        given.m
+    };
+    if !(2..=128).contains(&m) {
+        violations.push(FieldViolation::new(
+            "params.hnsw.m",
+            format!("must be 2..=128, not {m}"),
+        ));
+    }
+    let ef_construction = if given.ef_construction == 0 {
+        DEFAULT_EF_CONSTRUCTION
+    } else {
+        given.ef_construction
+    };
+    if ef_construction > 4096 {
+        violations.push(FieldViolation::new(
+            "params.hnsw.ef_construction",
+            format!("must be 1..=4096, not {ef_construction}"),
+        ));
+    }
+    Some(KindDefinition::Hnsw { m, ef_construction })
 }
 
 /// Index names: 1..=128 bytes of `[a-zA-Z0-9_.-]`.

@@ -1,6 +1,6 @@
 //! The search service's error type and its one mapping to `tonic::Status`: INVALID_ARGUMENT
 //! with field violations, NOT_FOUND and ALREADY_EXISTS naming the index, FAILED_PRECONDITION,
-//! UNIMPLEMENTED for a kind not built yet, UNAVAILABLE with RetryInfo when the store is down.
+//! UNAVAILABLE with RetryInfo when the store is down.
 
 use std::time::Duration;
 
@@ -19,8 +19,6 @@ pub enum SearchError {
     IndexExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
-    #[error("{0}")]
-    NotBuilt(String),
     #[error("unavailable: {0}")]
     Unavailable(String),
     #[error("internal: {0}")]
@@ -71,7 +69,6 @@ impl From<SearchError> for tonic::Status {
                 [("index".to_owned(), name)],
             ),
             SearchError::FailedPrecondition(message) => tonic::Status::failed_precondition(message),
-            SearchError::NotBuilt(message) => tonic::Status::unimplemented(message),
             SearchError::Unavailable(reason) => {
                 tracing::warn!(%reason, "vector store unavailable");
                 rich::unavailable(

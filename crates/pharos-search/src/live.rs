@@ -2,7 +2,8 @@
 //! a write. It holds two copies of the engine index (a left-right pair): searches read the
 //! published copy through an atomic pointer, while a write is applied to the other copy, which
 //! is then published; the write is applied again to the copy just retired once the searches
-//! still reading it have finished. Reads cost one atomic load; memory is twice the index.
+//! still reading it have finished (or, when that costs more, the retired copy is replaced by a
+//! copy of the published one). Reads cost one atomic load; memory is twice the index.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -176,31 +177,46 @@ impl LiveIndex {
     }
 
     /// Applies `ops` to both copies, publishing the first one updated; returns how many
-    /// deletes removed a vector. Blocking: CPU work, and it waits for the searches still
+    /// deletes removed a vector. Blocking: CPU work, and it may wait for the searches still
     /// reading the retired copy.
     pub fn apply(&self, ops: &[Op]) -> usize {
-        self.update(|copy| copy.apply(ops))
+        self.update(Some(ops.len()), |copy| copy.apply(ops))
     }
 
-    /// Installs trained quantizers in both copies (encoding every vector).
+    /// Installs trained quantizers (encoding every vector) in the standby copy, publishes it and
+    /// makes the other copy a clone of it.
     pub fn install(&self, quantizers: &Quantizers) {
-        self.update(|copy| {
+        self.update(None, |copy| {
             if let VectorIndex::IvfPq(index) = &mut copy.engine {
                 index.install(quantizers.clone());
             }
         });
     }
 
-    /// Runs `change` on the standby copy, publishes it, then runs it on the retired copy.
-    fn update<T>(&self, mut change: impl FnMut(&mut IndexCopy) -> T) -> T {
+    /// Runs `change` (of `upserts` vectors; `None`: the whole index) on the standby copy and
+    /// publishes it; then brings the retired copy level, by running `change` again or, when
+    /// that costs more than copying the index (a large batch, graph inserts, training), by
+    /// replacing it with a copy of the published one.
+    fn update<T>(&self, upserts: Option<usize>, mut change: impl FnMut(&mut IndexCopy) -> T) -> T {
         let mut standby = self
             .standby
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let result = change(exclusive(&mut standby));
-        let retired = self.published.swap(standby.clone());
-        *standby = retired;
-        change(exclusive(&mut standby));
+        let copy = exclusive(&mut standby);
+        let replay_cost =
+            upserts.map(|count| count.saturating_mul(copy.engine.upsert_cost_bytes()));
+        let result = change(copy);
+        let published = standby.clone();
+        let retired = self.published.swap(published.clone());
+        let copying_is_cheaper = replay_cost.is_none_or(|cost| cost > published.memory_bytes());
+        if copying_is_cheaper {
+            // Searches still reading the retired copy keep it alive until they finish.
+            drop(retired);
+            *standby = Arc::new(IndexCopy::clone(&published));
+        } else {
+            *standby = retired;
+            change(exclusive(&mut standby));
+        }
         result
     }
 

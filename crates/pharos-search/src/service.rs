@@ -192,8 +192,7 @@ impl SearchService {
         let live = self.index(&request.index)?;
         let query = self.check_query(
             request.k,
-            request.nprobe,
-            request.rerank,
+            [request.nprobe, request.rerank, request.ef_search],
             request.filter.as_ref(),
         )?;
         check_values(
@@ -210,8 +209,7 @@ impl SearchService {
         let live = self.index(&request.index)?;
         let query = self.check_query(
             request.k,
-            request.nprobe,
-            request.rerank,
+            [request.nprobe, request.rerank, request.ef_search],
             request.filter.as_ref(),
         )?;
         let limit = self.settings.limits.max_batch_queries;
@@ -278,8 +276,7 @@ impl SearchService {
         }
         let query = self.check_query(
             request.k,
-            request.nprobe,
-            request.rerank,
+            [request.nprobe, request.rerank, request.ef_search],
             request.filter.as_ref(),
         )?;
         let mut searches = Vec::with_capacity(request.indexes.len());
@@ -377,11 +374,11 @@ impl SearchService {
         Ok(receiver)
     }
 
+    /// A checked search: `k`, then nprobe, rerank and ef_search (0: the default), and the filter.
     fn check_query(
         &self,
         k: u32,
-        nprobe: u32,
-        rerank: u32,
+        [nprobe, rerank, ef_search]: [u32; 3],
         filter: Option<&pb::Filter>,
     ) -> Result<Query> {
         let limits = &self.settings.limits;
@@ -405,9 +402,17 @@ impl SearchService {
             } else {
                 rerank as usize
             },
+            ef_search: if ef_search == 0 {
+                defaults.ef_search.max(k)
+            } else {
+                ef_search as usize
+            },
         };
         if params.rerank > 100 {
             violations.push(FieldViolation::new("rerank", "must be at most 100"));
+        }
+        if params.ef_search > 4096 {
+            violations.push(FieldViolation::new("ef_search", "must be at most 4096"));
         }
         let mut conditions = Vec::new();
         if let Some(filter) = filter {

@@ -143,7 +143,7 @@ const ALL_INDEXES: &str =
 const SET_QUANTIZERS: &str = "UPDATE vector_indexes SET quantizers = $2 WHERE name = $1";
 const SELECT_QUANTIZERS: &str = "SELECT quantizers FROM vector_indexes WHERE name = $1";
 const VECTORS_OF_INDEX: &str =
-    "SELECT index_name, id, vector, payload FROM vectors WHERE index_name = $1";
+    "SELECT index_name, id, vector, payload FROM vectors WHERE index_name = $1 ORDER BY id";
 const PRUNABLE: &str = "SELECT MAX(revision) FROM vector_changes WHERE changed_at < $1";
 const PRUNE: &str = "DELETE FROM vector_changes WHERE revision <= $1";
 const COMPACTION: ChangeLogCompaction = ChangeLogCompaction {

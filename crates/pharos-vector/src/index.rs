@@ -3,6 +3,7 @@
 //! threads when there is more than one query group's worth of work.
 
 use crate::flat::FlatIndex;
+use crate::hnsw::{HnswIndex, HnswParams};
 use crate::ivfpq::{IvfPqIndex, IvfPqParams, IvfPqSearch, Quantizers, TrainStage};
 use crate::{Filter, Hit, Metric, Result, VectorError};
 
@@ -13,6 +14,8 @@ pub enum IndexKind {
     Flat,
     /// Inverted lists of product-quantized codes, trained on the vectors held.
     IvfPq(IvfPqParams),
+    /// A hierarchical navigable small-world graph.
+    Hnsw(HnswParams),
 }
 
 /// Query-time parameters; each kind reads the ones it has.
@@ -22,6 +25,8 @@ pub struct SearchParams {
     pub nprobe: usize,
     /// IVF candidates re-ranked exactly, as a multiple of k (0: none).
     pub rerank: usize,
+    /// HNSW candidates explored (at least k).
+    pub ef_search: usize,
 }
 
 impl Default for SearchParams {
@@ -29,6 +34,7 @@ impl Default for SearchParams {
         Self {
             nprobe: 8,
             rerank: 4,
+            ef_search: 64,
         }
     }
 }
@@ -40,6 +46,7 @@ const PARALLEL_BATCH: usize = 16;
 pub enum VectorIndex {
     Flat(FlatIndex),
     IvfPq(IvfPqIndex),
+    Hnsw(HnswIndex),
 }
 
 impl VectorIndex {
@@ -49,6 +56,9 @@ impl VectorIndex {
             IndexKind::IvfPq(params) => {
                 VectorIndex::IvfPq(IvfPqIndex::new(dimension, metric, params)?)
             }
+            IndexKind::Hnsw(params) => {
+                VectorIndex::Hnsw(HnswIndex::new(dimension, metric, params)?)
+            }
         })
     }
 
@@ -56,6 +66,7 @@ impl VectorIndex {
         match self {
             VectorIndex::Flat(index) => index.len(),
             VectorIndex::IvfPq(index) => index.len(),
+            VectorIndex::Hnsw(index) => index.len(),
         }
     }
 
@@ -67,13 +78,28 @@ impl VectorIndex {
         match self {
             VectorIndex::Flat(index) => index.memory_bytes(),
             VectorIndex::IvfPq(index) => index.memory_bytes(),
+            VectorIndex::Hnsw(index) => index.memory_bytes(),
+        }
+    }
+
+    /// About how many bytes of copying one upsert costs to apply (its distance computations
+    /// counted as the bytes they read), so that a holder of two copies can choose between
+    /// applying a batch twice and copying the index once.
+    pub fn upsert_cost_bytes(&self) -> usize {
+        match self {
+            VectorIndex::Flat(index) => index.dimension() * 4,
+            VectorIndex::IvfPq(index) if index.is_trained() => {
+                (index.params().nlist + index.params().m * 256) * index.dimension() * 4
+            }
+            VectorIndex::IvfPq(index) => index.dimension() * 4,
+            VectorIndex::Hnsw(index) => index.params().ef_construction * index.dimension() * 4 * 8,
         }
     }
 
     /// Whether the index answers from its trained structure (always, for flat).
     pub fn is_trained(&self) -> bool {
         match self {
-            VectorIndex::Flat(_) => true,
+            VectorIndex::Flat(_) | VectorIndex::Hnsw(_) => true,
             VectorIndex::IvfPq(index) => index.is_trained(),
         }
     }
@@ -81,7 +107,7 @@ impl VectorIndex {
     /// Vectors needed before training is worthwhile (`None`: the kind is not trained).
     pub fn min_training_vectors(&self) -> Option<usize> {
         match self {
-            VectorIndex::Flat(_) => None,
+            VectorIndex::Flat(_) | VectorIndex::Hnsw(_) => None,
             VectorIndex::IvfPq(index) => Some(index.min_training_vectors()),
         }
     }
@@ -90,6 +116,7 @@ impl VectorIndex {
         match self {
             VectorIndex::Flat(index) => index.upsert(id, vector),
             VectorIndex::IvfPq(index) => index.upsert(id, vector),
+            VectorIndex::Hnsw(index) => index.upsert(id, vector),
         }
     }
 
@@ -97,14 +124,15 @@ impl VectorIndex {
         match self {
             VectorIndex::Flat(index) => index.remove(id),
             VectorIndex::IvfPq(index) => index.remove(id),
+            VectorIndex::Hnsw(index) => index.remove(id),
         }
     }
 
     /// Trains the structure on the vectors held (flat has nothing to train).
     pub fn train(&mut self, seed: u64, progress: &mut dyn FnMut(TrainStage)) -> Result<()> {
         match self {
-            VectorIndex::Flat(_) => Err(VectorError::InvalidParams(
-                "a flat index has nothing to train".to_owned(),
+            VectorIndex::Flat(_) | VectorIndex::Hnsw(_) => Err(VectorError::InvalidParams(
+                "only IVF-PQ indexes are trained".to_owned(),
             )),
             VectorIndex::IvfPq(index) => {
                 index.train(seed, progress);
@@ -116,8 +144,8 @@ impl VectorIndex {
     /// Installs quantizers fitted for this index (IVF-PQ; flat refuses) and encodes every vector.
     pub fn install(&mut self, quantizers: Quantizers) -> Result<()> {
         match self {
-            VectorIndex::Flat(_) => Err(VectorError::InvalidParams(
-                "a flat index has no quantizers".to_owned(),
+            VectorIndex::Flat(_) | VectorIndex::Hnsw(_) => Err(VectorError::InvalidParams(
+                "only IVF-PQ indexes have quantizers".to_owned(),
             )),
             VectorIndex::IvfPq(index) => {
                 index.install(quantizers);
@@ -137,6 +165,7 @@ impl VectorIndex {
         match self {
             VectorIndex::Flat(index) => index.search(query, k, filter),
             VectorIndex::IvfPq(index) => index.search(query, k, ivf(params), filter),
+            VectorIndex::Hnsw(index) => index.search(query, k, params.ef_search, filter),
         }
     }
 
@@ -189,6 +218,10 @@ impl VectorIndex {
             VectorIndex::IvfPq(index) => queries
                 .iter()
                 .map(|query| index.search(query, k, ivf(params), filter))
+                .collect(),
+            VectorIndex::Hnsw(index) => queries
+                .iter()
+                .map(|query| index.search(query, k, params.ef_search, filter))
                 .collect(),
         }
     }

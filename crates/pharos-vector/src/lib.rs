@@ -2,11 +2,13 @@
 //! selection ([`topk`]) and indexes, with no I/O so that it can be tested and benchmarked alone.
 //!
 //! Built so far: [`FlatIndex`], exact search for inner product, L2 and cosine, one query at a
-//! time or in batches that scan the base once per block of queries; and [`IvfPqIndex`] (k-means
-//! coarse lists, 8-bit product quantization, lookup-table scoring, exact re-ranking), both behind
+//! time or in batches that scan the base once per block of queries; [`IvfPqIndex`] (k-means
+//! coarse lists, 8-bit product quantization, lookup-table scoring, exact re-ranking); and
+//! [`HnswIndex`] (a navigable small-world graph), all behind
 //! [`VectorIndex`], which the search service holds. Every search takes an optional [`Filter`].
 
 pub mod flat;
+pub mod hnsw;
 pub mod index;
 pub mod ivfpq;
 pub mod kernel;
@@ -14,6 +16,7 @@ pub mod kmeans;
 pub mod topk;
 
 pub use flat::FlatIndex;
+pub use hnsw::{HnswIndex, HnswParams};
 pub use index::{IndexKind, SearchParams, VectorIndex};
 pub use ivfpq::{IvfPqIndex, IvfPqParams, IvfPqSearch, Quantizers, TrainStage};
 

@@ -141,30 +141,39 @@ async fn recall_at_10_for_each_kind_and_metric(database: &TestDatabase) {
     let base = clustered(4_000, dimension, 11);
     let queries = clustered(100, dimension, 12);
     for metric in [pb::Metric::InnerProduct, pb::Metric::L2, pb::Metric::Cosine] {
-        let name = format!("ivf-{metric:?}").to_lowercase();
+        let ivf = format!("ivf-{metric:?}").to_lowercase();
+        let hnsw = format!("hnsw-{metric:?}").to_lowercase();
         client
-            .create_index(ivf_pq(&name, dimension as u32, metric, 16, 4))
+            .create_index(ivf_pq(&ivf, dimension as u32, metric, 16, 4))
             .await
             .expect("create");
-        upsert_all(&mut client, &name, &base).await;
+        client
+            .create_index(create(&hnsw, dimension as u32, metric, pb::IndexKind::Hnsw))
+            .await
+            .expect("create");
+        upsert_all(&mut client, &ivf, &base).await;
+        upsert_all(&mut client, &hnsw, &base).await;
         // 4,000 vectors is past the automatic training threshold.
-        until_trained(&mut client, &name).await;
-        let mut found = 0;
-        for query in &queries {
-            let truth = exact(metric, &base, query, 10, |_| true);
-            let mut request = search(&name, query, 10);
-            request.nprobe = 8;
-            request.rerank = 10;
-            let hits = client
-                .search(request)
-                .await
-                .expect("search")
-                .into_inner()
-                .hits;
-            found += hits.iter().filter(|hit| truth.contains(&hit.id)).count();
+        until_trained(&mut client, &ivf).await;
+        for (name, floor) in [(&ivf, 0.9), (&hnsw, 0.95)] {
+            let mut found = 0;
+            for query in &queries {
+                let truth = exact(metric, &base, query, 10, |_| true);
+                let mut request = search(name, query, 10);
+                request.nprobe = 8;
+                request.rerank = 10;
+                request.ef_search = 64;
+                let hits = client
+                    .search(request)
+                    .await
+                    .expect("search")
+                    .into_inner()
+                    .hits;
+                found += hits.iter().filter(|hit| truth.contains(&hit.id)).count();
+            }
+            let recall = found as f64 / (queries.len() * 10) as f64;
+            assert!(recall >= floor, "{name}: recall@10 {recall}");
         }
-        let recall = found as f64 / (queries.len() * 10) as f64;
-        assert!(recall >= 0.9, "{name}: recall@10 {recall}");
     }
     server.stop().await;
 }
@@ -181,6 +190,10 @@ async fn filters_return_only_matching_vectors(database: &TestDatabase) {
             create("flat", 8, pb::Metric::L2, pb::IndexKind::Flat),
         ),
         ("ivf", ivf_pq("ivf", 8, pb::Metric::L2, 8, 4)),
+        (
+            "hnsw",
+            create("hnsw", 8, pb::Metric::L2, pb::IndexKind::Hnsw),
+        ),
     ] {
         client.create_index(request).await.expect("create");
         for (block, chunk) in base.chunks(1000).enumerate() {
@@ -220,7 +233,7 @@ async fn filters_return_only_matching_vectors(database: &TestDatabase) {
     };
     let matches = |id: u64| id.is_multiple_of(3) && id.is_multiple_of(2);
     for query in clustered(20, 8, 6) {
-        for name in ["flat", "ivf"] {
+        for name in ["flat", "ivf", "hnsw"] {
             let mut request = search(name, &query, 10);
             request.filter = Some(filter.clone());
             request.nprobe = 8;
@@ -432,11 +445,13 @@ async fn bad_inputs_get_clear_statuses(database: &TestDatabase) {
         .await
         .expect_err("dimension too large");
     assert_eq!(violations(&status)[0].0, "dimension");
-    let status = client
-        .create_index(create("hnsw", 4, pb::Metric::L2, pb::IndexKind::Hnsw))
-        .await
-        .expect_err("hnsw not built");
-    assert_eq!(status.code(), Code::Unimplemented);
+    let mut request = create("hnsw", 4, pb::Metric::L2, pb::IndexKind::Hnsw);
+    request.params = Some(pb::create_index_request::Params::Hnsw(pb::HnswParams {
+        m: 1,
+        ef_construction: 0,
+    }));
+    let status = client.create_index(request).await.expect_err("m too small");
+    assert_eq!(violations(&status)[0].0, "params.hnsw.m");
 
     let many: Vec<pb::Vector> = (0..10_001).map(|id| vector(id, &[1.0; 4], &[])).collect();
     let status = client

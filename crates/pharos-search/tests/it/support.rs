@@ -104,19 +104,22 @@ pub fn ivf_pq(
     }
 }
 
-/// `count` points around 40 random centres: the clustered data real embeddings look like.
+/// `count` points around 40 fixed random centres: the clustered data real embeddings look like,
+/// queries drawn from the same distribution as the vectors.
 pub fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
-    let mut random = SmallRng::seed_from_u64(seed);
+    let mut centres_random = SmallRng::seed_from_u64(1_000 + dimension as u64);
     let centres: Vec<Vec<f32>> = (0..40)
         .map(|_| {
             (0..dimension)
-                .map(|_| random.random_range(-1.0..1.0))
+                .map(|_| centres_random.random_range(-1.0..1.0))
                 .collect()
         })
         .collect();
+    let mut random = SmallRng::seed_from_u64(seed);
     (0..count)
-        .map(|i| {
-            centres[i % centres.len()]
+        .map(|_| {
+            let centre = &centres[random.random_range(0..centres.len())];
+            centre
                 .iter()
                 .map(|value| value + random.random_range(-0.15..0.15))
                 .collect()

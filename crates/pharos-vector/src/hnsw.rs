@@ -1,0 +1,547 @@
+//! [`HnswIndex`]: a hierarchical navigable small-world graph (Malkov and Yashunin). Each vector
+//! is a node on layer 0 and, with geometrically falling probability, on higher layers; a search
+//! descends greedily through the upper layers and then explores layer 0 with a beam of
+//! `ef_search` candidates. Neighbours are chosen with the paper's heuristic (a candidate is kept
+//! only if it is closer to the new node than to every neighbour kept before it), which keeps the
+//! graph navigable on clustered data.
+//!
+//! Nodes live in slots. Removing a vector leaves its node in the graph as a tombstone (still
+//! walked through, never returned); upserting an existing id tombstones the old node and adds a
+//! new one. When tombstones outnumber live vectors the graph is rebuilt from the live ones.
+//! Construction is deterministic: the same vectors in the same order give the same graph.
+
+use std::cmp::Ordering;
+use std::collections::{BinaryHeap, HashMap};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use crate::flat::accepts;
+use crate::kernel::normalized;
+use crate::topk::TopK;
+use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
+
+/// Build-time parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HnswParams {
+    /// Neighbours per node on the upper layers (twice that on layer 0).
+    pub m: usize,
+    /// Candidates kept while inserting.
+    pub ef_construction: usize,
+}
+
+/// Tombstones tolerated before a rebuild, beyond the number of live vectors.
+const REBUILD_SLACK: usize = 1_000;
+/// The random seed of level assignment.
+const SEED: u64 = 0x5eed_4e55;
+
+/// A node's score against a query: larger is closer.
+#[derive(Debug, Clone, Copy)]
+struct Scored {
+    key: f32,
+    slot: u32,
+}
+
+impl PartialEq for Scored {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+impl Eq for Scored {}
+impl PartialOrd for Scored {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scored {
+    /// Better (larger key, then lower slot) is greater.
+    fn cmp(&self, other: &Self) -> Ordering {
+        self.key
+            .total_cmp(&other.key)
+            .then_with(|| other.slot.cmp(&self.slot))
+    }
+}
+
+/// Slots already seen by one search.
+struct Visited(Vec<u64>);
+
+impl Visited {
+    fn new(slots: usize) -> Self {
+        Self(vec![0; slots.div_ceil(64)])
+    }
+
+    /// Marks `slot`; true the first time.
+    #[inline]
+    fn insert(&mut self, slot: u32) -> bool {
+        let (word, bit) = (slot as usize / 64, 1u64 << (slot % 64));
+        let fresh = self.0[word] & bit == 0;
+        self.0[word] |= bit;
+        fresh
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct HnswIndex {
+    dimension: usize,
+    metric: Metric,
+    params: HnswParams,
+    /// `slots * dimension` values (normalized for cosine).
+    vectors: Vec<f32>,
+    ids: Vec<u64>,
+    deleted: Vec<bool>,
+    levels: Vec<u8>,
+    /// Layer 0: `2m` neighbour slots per node, the first `layer0_len[slot]` in use.
+    layer0: Vec<u32>,
+    layer0_len: Vec<u16>,
+    /// Layers 1..=level of each node.
+    upper: Vec<Vec<Vec<u32>>>,
+    slot_of: HashMap<u64, u32>,
+    entry: Option<u32>,
+    max_level: usize,
+    random: SmallRng,
+}
+
+impl HnswIndex {
+    pub fn new(dimension: usize, metric: Metric, params: HnswParams) -> Result<Self> {
+        if dimension == 0 || dimension > MAX_DIMENSION {
+            return Err(VectorError::InvalidDimension(dimension));
+        }
+        if !(2..=128).contains(&params.m) || params.ef_construction == 0 {
+            return Err(VectorError::InvalidParams(format!(
+                "m must be 2..=128 and ef_construction at least 1 (m {}, ef_construction {})",
+                params.m, params.ef_construction
+            )));
+        }
+        Ok(Self {
+            dimension,
+            metric,
+            params,
+            vectors: Vec::new(),
+            ids: Vec::new(),
+            deleted: Vec::new(),
+            levels: Vec::new(),
+            layer0: Vec::new(),
+            layer0_len: Vec::new(),
+            upper: Vec::new(),
+            slot_of: HashMap::new(),
+            entry: None,
+            max_level: 0,
+            random: SmallRng::seed_from_u64(SEED),
+        })
+    }
+
+    pub fn params(&self) -> HnswParams {
+        self.params
+    }
+
+    pub fn dimension(&self) -> usize {
+        self.dimension
+    }
+
+    /// Live vectors.
+    pub fn len(&self) -> usize {
+        self.slot_of.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slot_of.is_empty()
+    }
+
+    /// Removed vectors whose nodes are still in the graph.
+    pub fn tombstones(&self) -> usize {
+        self.ids.len() - self.slot_of.len()
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        let upper: usize = self
+            .upper
+            .iter()
+            .map(|levels| levels.iter().map(|l| l.capacity() * 4 + 24).sum::<usize>() + 24)
+            .sum();
+        self.vectors.capacity() * 4
+            + self.ids.capacity() * 8
+            + self.deleted.capacity()
+            + self.levels.capacity()
+            + self.layer0.capacity() * 4
+            + self.layer0_len.capacity() * 2
+            + upper
+            + self.slot_of.capacity() * 13
+    }
+
+    fn max_layer0(&self) -> usize {
+        self.params.m * 2
+    }
+
+    #[inline]
+    fn vector(&self, slot: u32) -> &[f32] {
+        let start = slot as usize * self.dimension;
+        &self.vectors[start..start + self.dimension]
+    }
+
+    #[inline]
+    fn score(&self, query: &[f32], slot: u32) -> Scored {
+        Scored {
+            key: self.metric.key(query, self.vector(slot)),
+            slot,
+        }
+    }
+
+    fn neighbours(&self, slot: u32, level: usize) -> &[u32] {
+        if level == 0 {
+            let start = slot as usize * self.max_layer0();
+            &self.layer0[start..start + self.layer0_len[slot as usize] as usize]
+        } else {
+            &self.upper[slot as usize][level - 1]
+        }
+    }
+
+    fn set_neighbours(&mut self, slot: u32, level: usize, neighbours: &[u32]) {
+        if level == 0 {
+            let width = self.max_layer0();
+            let start = slot as usize * width;
+            let count = neighbours.len().min(width);
+            self.layer0[start..start + count].copy_from_slice(&neighbours[..count]);
+            self.layer0_len[slot as usize] = count as u16;
+        } else {
+            let list = &mut self.upper[slot as usize][level - 1];
+            list.clear();
+            list.extend_from_slice(neighbours);
+        }
+    }
+
+    /// A checked copy of `vector` as stored and compared: normalized for cosine.
+    fn prepare(&self, vector: &[f32]) -> Result<Vec<f32>> {
+        check_vector(vector, self.dimension)?;
+        match self.metric {
+            Metric::Cosine => normalized(vector).ok_or(VectorError::ZeroVector),
+            Metric::InnerProduct | Metric::L2 => Ok(vector.to_vec()),
+        }
+    }
+
+    /// Stores `vector` under `id`, replacing what `id` held.
+    pub fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<()> {
+        let stored = self.prepare(vector)?;
+        if self.ids.len() >= u32::MAX as usize {
+            return Err(VectorError::InvalidParams(
+                "an HNSW index holds at most 4,294,967,295 nodes".to_owned(),
+            ));
+        }
+        if let Some(old) = self.slot_of.remove(&id) {
+            self.deleted[old as usize] = true;
+        }
+        self.insert(id, &stored);
+        Ok(())
+    }
+
+    /// Removes `id`; returns whether it was there.
+    pub fn remove(&mut self, id: u64) -> bool {
+        let Some(slot) = self.slot_of.remove(&id) else {
+            return false;
+        };
+        self.deleted[slot as usize] = true;
+        if self.tombstones() > self.len() + REBUILD_SLACK {
+            self.rebuild();
+        }
+        true
+    }
+
+    /// Builds the graph again from the live vectors only, in slot order.
+    pub fn rebuild(&mut self) {
+        let live: Vec<(u64, Vec<f32>)> = (0..self.ids.len() as u32)
+            .filter(|&slot| !self.deleted[slot as usize])
+            .map(|slot| (self.ids[slot as usize], self.vector(slot).to_vec()))
+            .collect();
+        let mut fresh = Self {
+            random: SmallRng::seed_from_u64(SEED),
+            ..Self::new(self.dimension, self.metric, self.params).unwrap_or_else(|_| self.clone())
+        };
+        fresh.vectors.clear();
+        for (id, vector) in live {
+            fresh.insert(id, &vector);
+        }
+        *self = fresh;
+    }
+
+    fn random_level(&mut self) -> usize {
+        let scale = 1.0 / (self.params.m as f64).ln();
+        let uniform: f64 = self.random.random_range(f64::MIN_POSITIVE..1.0);
+        ((-uniform.ln() * scale) as usize).min(u8::MAX as usize)
+    }
+
+    /// Adds a node for `vector` (prepared) under `id`.
+    fn insert(&mut self, id: u64, vector: &[f32]) {
+        let slot = self.ids.len() as u32;
+        let level = self.random_level();
+        self.vectors.extend_from_slice(vector);
+        self.ids.push(id);
+        self.deleted.push(false);
+        self.levels.push(level as u8);
+        self.layer0
+            .extend(std::iter::repeat_n(0, self.max_layer0()));
+        self.layer0_len.push(0);
+        self.upper.push(vec![Vec::new(); level]);
+        self.slot_of.insert(id, slot);
+        let Some(entry) = self.entry else {
+            self.entry = Some(slot);
+            self.max_level = level;
+            return;
+        };
+        let mut nearest = self.score(vector, entry);
+        for layer in (level + 1..=self.max_level).rev() {
+            nearest = self.greedy(vector, nearest, layer);
+        }
+        let mut entries = vec![nearest];
+        let everything = |_: u32| true;
+        for layer in (0..=level.min(self.max_level)).rev() {
+            let found = self.search_layer(
+                vector,
+                &entries,
+                self.params.ef_construction,
+                layer,
+                &everything,
+            );
+            let chosen = self.select(&found, self.params.m);
+            self.set_neighbours(slot, layer, &chosen);
+            for &neighbour in &chosen {
+                self.link(neighbour, slot, layer);
+            }
+            entries = found;
+        }
+        if level > self.max_level {
+            self.entry = Some(slot);
+            self.max_level = level;
+        }
+    }
+
+    /// Adds `slot` to the neighbours of `node` on `layer`, pruning with the heuristic when full.
+    fn link(&mut self, node: u32, slot: u32, layer: usize) {
+        let limit = if layer == 0 {
+            self.max_layer0()
+        } else {
+            self.params.m
+        };
+        let mut current = self.neighbours(node, layer).to_vec();
+        current.push(slot);
+        if current.len() > limit {
+            let base = self.vector(node).to_vec();
+            let mut scored: Vec<Scored> = current.iter().map(|&n| self.score(&base, n)).collect();
+            scored.sort_unstable_by(|a, b| b.cmp(a));
+            current = self.select(&scored, limit);
+        }
+        self.set_neighbours(node, layer, &current);
+    }
+
+    /// Up to `limit` of `candidates` (best first): each kept only if it is closer to the base
+    /// than to every candidate kept before it, so that neighbours spread in all directions.
+    fn select(&self, candidates: &[Scored], limit: usize) -> Vec<u32> {
+        let mut chosen: Vec<u32> = Vec::with_capacity(limit);
+        for candidate in candidates {
+            if chosen.len() >= limit {
+                break;
+            }
+            let vector = self.vector(candidate.slot);
+            let diverse = chosen
+                .iter()
+                .all(|&kept| self.metric.key(vector, self.vector(kept)) < candidate.key);
+            if diverse {
+                chosen.push(candidate.slot);
+            }
+        }
+        chosen
+    }
+
+    /// The closest node to `query` on `layer` reached greedily from `start`.
+    fn greedy(&self, query: &[f32], start: Scored, layer: usize) -> Scored {
+        let mut best = start;
+        loop {
+            let mut improved = false;
+            for &neighbour in self.neighbours(best.slot, layer) {
+                let scored = self.score(query, neighbour);
+                if scored > best {
+                    best = scored;
+                    improved = true;
+                }
+            }
+            if !improved {
+                return best;
+            }
+        }
+    }
+
+    /// The `ef` best nodes `accept` takes, found by a beam search of `layer` from `entries`;
+    /// best first.
+    fn search_layer(
+        &self,
+        query: &[f32],
+        entries: &[Scored],
+        ef: usize,
+        layer: usize,
+        accept: &dyn Fn(u32) -> bool,
+    ) -> Vec<Scored> {
+        let mut visited = Visited::new(self.ids.len());
+        let mut candidates: BinaryHeap<Scored> = BinaryHeap::new();
+        // Worst kept result on top.
+        let mut results: BinaryHeap<std::cmp::Reverse<Scored>> = BinaryHeap::new();
+        for &entry in entries {
+            if visited.insert(entry.slot) {
+                candidates.push(entry);
+                if accept(entry.slot) {
+                    results.push(std::cmp::Reverse(entry));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        while let Some(candidate) = candidates.pop() {
+            if results.len() >= ef && results.peek().is_some_and(|worst| candidate < worst.0) {
+                break;
+            }
+            for &neighbour in self.neighbours(candidate.slot, layer) {
+                if !visited.insert(neighbour) {
+                    continue;
+                }
+                let scored = self.score(query, neighbour);
+                let full = results.len() >= ef;
+                if full && results.peek().is_some_and(|worst| scored < worst.0) {
+                    continue;
+                }
+                candidates.push(scored);
+                if accept(neighbour) {
+                    results.push(std::cmp::Reverse(scored));
+                    if results.len() > ef {
+                        results.pop();
+                    }
+                }
+            }
+        }
+        let mut found: Vec<Scored> = results.into_iter().map(|r| r.0).collect();
+        found.sort_unstable_by(|a, b| b.cmp(a));
+        found
+    }
+
+    /// The `k` nearest live vectors to `query` among those `filter` accepts, exploring
+    /// `ef_search` candidates (at least k); best first.
+    pub fn search(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef_search: usize,
+        filter: Option<Filter>,
+    ) -> Result<Vec<Hit>> {
+        if k == 0 {
+            return Err(VectorError::InvalidK);
+        }
+        let query = self.prepare(query)?;
+        let Some(entry) = self.entry else {
+            return Ok(Vec::new());
+        };
+        let mut nearest = self.score(&query, entry);
+        for layer in (1..=self.max_level).rev() {
+            nearest = self.greedy(&query, nearest, layer);
+        }
+        let accept =
+            |slot: u32| !self.deleted[slot as usize] && accepts(filter, self.ids[slot as usize]);
+        let found = self.search_layer(&query, &[nearest], ef_search.max(k), 0, &accept);
+        let mut top = TopK::new(k);
+        for scored in found {
+            top.push(scored.key, self.ids[scored.slot as usize]);
+        }
+        Ok(self.metric.hits(top.into_sorted()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::flat::FlatIndex;
+    use rand::Rng;
+
+    fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
+        let mut random = SmallRng::seed_from_u64(seed);
+        let mut centres_random = SmallRng::seed_from_u64(99);
+        let centres: Vec<Vec<f32>> = (0..30)
+            .map(|_| {
+                (0..dimension)
+                    .map(|_| centres_random.random_range(-1.0..1.0))
+                    .collect()
+            })
+            .collect();
+        (0..count)
+            .map(|i| {
+                centres[i % centres.len()]
+                    .iter()
+                    .map(|v| v + random.random_range(-0.3..0.3))
+                    .collect()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn recall_at_10_against_exact_search_for_every_metric() {
+        let dimension = 24;
+        let base = clustered(4_000, dimension, 1);
+        let queries = clustered(100, dimension, 2);
+        let params = HnswParams {
+            m: 12,
+            ef_construction: 100,
+        };
+        for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
+            let mut exact = FlatIndex::new(dimension, metric).expect("flat");
+            let mut graph = HnswIndex::new(dimension, metric, params).expect("hnsw");
+            for (id, vector) in base.iter().enumerate() {
+                exact.upsert(id as u64, vector).expect("upsert");
+                graph.upsert(id as u64, vector).expect("upsert");
+            }
+            let mut found = 0;
+            for query in &queries {
+                let truth: Vec<u64> = exact
+                    .search(query, 10, None)
+                    .expect("exact")
+                    .iter()
+                    .map(|h| h.id)
+                    .collect();
+                let hits = graph.search(query, 10, 64, None).expect("search");
+                found += hits.iter().filter(|h| truth.contains(&h.id)).count();
+            }
+            let recall = found as f64 / 1000.0;
+            assert!(recall >= 0.95, "{metric:?}: recall@10 {recall}");
+        }
+    }
+
+    #[test]
+    fn upserts_replace_removes_hide_and_filters_apply() {
+        let dimension = 8;
+        let base = clustered(2_000, dimension, 3);
+        let params = HnswParams {
+            m: 8,
+            ef_construction: 64,
+        };
+        let mut graph = HnswIndex::new(dimension, Metric::L2, params).expect("hnsw");
+        for (id, vector) in base.iter().enumerate() {
+            graph.upsert(id as u64, vector).expect("upsert");
+        }
+        let probe = vec![4.0f32; dimension];
+        graph.upsert(17, &probe).expect("replace");
+        assert_eq!(graph.len(), 2_000);
+        assert_eq!(graph.search(&probe, 1, 32, None).expect("search")[0].id, 17);
+        assert!(graph.remove(17));
+        assert!(!graph.remove(17));
+        assert_ne!(graph.search(&probe, 1, 32, None).expect("search")[0].id, 17);
+        let odd = |id: u64| id % 2 == 1;
+        let hits = graph
+            .search(&base[10], 10, 64, Some(&odd))
+            .expect("filtered");
+        assert_eq!(hits.len(), 10);
+        assert!(hits.iter().all(|hit| hit.id % 2 == 1));
+        // Removing most vectors rebuilds the graph from the rest.
+        for id in 0..1_500u64 {
+            graph.remove(id);
+        }
+        assert_eq!(graph.len(), 500);
+        assert!(graph.tombstones() <= 500 + REBUILD_SLACK);
+        let hits = graph.search(&base[1_900], 5, 64, None).expect("search");
+        assert_eq!(hits[0].id, 1_900);
+        assert!(hits.iter().all(|hit| hit.id >= 1_500));
+    }
+}
