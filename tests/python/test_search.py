@@ -15,9 +15,10 @@ DIMENSION = 8
 
 
 def _vectors(count: int, seed: int) -> list[list[float]]:
-    rng = random.Random(seed)
-    centres = [[rng.uniform(-1, 1) for _ in range(DIMENSION)] for _ in range(10)]
-    return [[c + rng.uniform(-0.2, 0.2) for c in centres[i % 10]] for i in range(count)]
+    """`count` points around 10 fixed centres, so queries come from the same distribution."""
+    centres_rng, rng = random.Random(1000), random.Random(seed)
+    centres = [[centres_rng.uniform(-1, 1) for _ in range(DIMENSION)] for _ in range(10)]
+    return [[c + rng.uniform(-0.2, 0.2) for c in centres[rng.randrange(10)]] for _ in range(count)]
 
 
 def _l2(a, b) -> float:
@@ -105,6 +106,25 @@ def test_ivf_pq_trains_with_progress_and_finds_neighbours(pb, search):
         hits = search.Search(pb.search.SearchRequest(index="py-ivf", vector=query, k=10, nprobe=8, rerank=10)).hits
         found += len({h.id for h in hits} & set(_exact(base, query, 10)))
     assert found / (10 * len(queries)) >= 0.9
+
+
+def test_hnsw_finds_neighbours_and_honours_filters(pb, search):
+    base = _vectors(3000, 5)
+    request = pb.search.CreateIndexRequest(
+        name="py-hnsw", dimension=DIMENSION, metric=pb.search.METRIC_L2, kind=pb.search.INDEX_KIND_HNSW,
+        hnsw=pb.search.HnswParams(m=12, ef_construction=100))
+    info = search.CreateIndex(request).index
+    assert info.trained and info.hnsw.m == 12
+    _upsert(pb, search, "py-hnsw", base, lambda i: {"bucket": str(i % 5)})
+    queries = _vectors(20, 6)
+    found = 0
+    for query in queries:
+        hits = search.Search(pb.search.SearchRequest(index="py-hnsw", vector=query, k=10, ef_search=64)).hits
+        found += len({h.id for h in hits} & set(_exact(base, query, 10)))
+        bucket = pb.search.Filter(conditions=[pb.search.Condition(key="bucket", values=["3"])])
+        hits = search.Search(pb.search.SearchRequest(index="py-hnsw", vector=query, k=5, filter=bucket)).hits
+        assert len(hits) == 5 and all(h.id % 5 == 3 for h in hits)
+    assert found / (10 * len(queries)) >= 0.95
 
 
 def test_bad_input_gets_clear_statuses(pb, search):

@@ -15,6 +15,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
+use crate::kernel::dot;
 use crate::kmeans;
 use crate::topk::TopK;
 use crate::{Filter, Hit, Metric, Result, VectorError};
@@ -152,6 +153,9 @@ struct Trained {
     lists: Vec<List>,
     /// Where each id is: (list, position).
     positions: HashMap<u64, (usize, usize)>,
+    /// L2 only, `nlist * m * CODEBOOK`: the query-independent part of each code's score in each
+    /// list, `-(|r|^2 + 2 <c, r>)` for codeword `r` of list centroid `c` (see `search`).
+    l2_terms: Vec<f32>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +223,7 @@ impl IvfPqIndex {
                     .map(|list| list.ids.capacity() * 8 + list.codes.capacity())
                     .sum::<usize>()
                 + trained.positions.capacity() * 25
+                + trained.l2_terms.capacity() * 4
         });
         self.vectors.memory_bytes() + trained
     }
@@ -268,16 +273,66 @@ impl IvfPqIndex {
     /// Replaces the quantizers with `quantizers` (fitted for this index's dimension and
     /// parameters) and encodes every vector held with them.
     pub fn install(&mut self, quantizers: Quantizers) {
+        let l2_terms = if self.vectors.metric() == Metric::L2 {
+            l2_terms(&quantizers, self.dimension(), self.params.m)
+        } else {
+            Vec::new()
+        };
         self.trained = Some(Trained {
             coarse: quantizers.coarse,
             codebooks: quantizers.codebooks,
             lists: vec![List::default(); self.params.nlist],
             positions: HashMap::new(),
+            l2_terms,
         });
-        let mut ids: Vec<u64> = self.vectors.rows().map(|(id, _)| id).collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.enlist(id);
+        self.encode_all();
+    }
+
+    /// Puts every vector held into its list, in id order: the coarse lists and the codes of all
+    /// vectors are found with matrix products ([`kmeans::assign`]) rather than one by one.
+    fn encode_all(&mut self) {
+        let Some(trained) = &mut self.trained else {
+            return;
+        };
+        let dimension = self.vectors.dimension();
+        let m = self.params.m;
+        let dsub = dimension / m;
+        let mut rows: Vec<(u64, &[f32])> = self.vectors.rows().collect();
+        rows.sort_unstable_by_key(|(id, _)| *id);
+        let data: Vec<f32> = rows
+            .iter()
+            .flat_map(|(_, vector)| vector.iter().copied())
+            .collect();
+        let lists = kmeans::assign(&data, dimension, &trained.coarse);
+        let residuals: Vec<f32> = data
+            .chunks_exact(dimension)
+            .zip(&lists)
+            .flat_map(|(vector, &list)| {
+                let list = list as usize;
+                residual(
+                    vector,
+                    &trained.coarse[list * dimension..(list + 1) * dimension],
+                )
+            })
+            .collect();
+        let mut codes = vec![0u8; rows.len() * m];
+        for sub in 0..m {
+            let part: Vec<f32> = residuals
+                .chunks_exact(dimension)
+                .flat_map(|r| r[sub * dsub..(sub + 1) * dsub].iter().copied())
+                .collect();
+            let book = &trained.codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
+            for (row, code) in kmeans::assign(&part, dsub, book).into_iter().enumerate() {
+                codes[row * m + sub] = code as u8;
+            }
+        }
+        for (((id, _), &list), code) in rows.iter().zip(&lists).zip(codes.chunks_exact(m)) {
+            let entries = &mut trained.lists[list as usize];
+            trained
+                .positions
+                .insert(*id, (list as usize, entries.ids.len()));
+            entries.ids.push(*id);
+            entries.codes.extend_from_slice(code);
         }
     }
 
@@ -311,33 +366,45 @@ impl IvfPqIndex {
         };
         let mut candidates = TopK::new(keep);
         // Inner product: <q, c + r> = <q, c> + sum of <q_j, r_j>, so one table serves every list.
-        // L2: |q - c - r|^2 needs the residual query q - c, so a table per probed list.
+        // L2: -|q - c - r|^2 = -|q - c|^2 + sum of 2 <q_j, r_j> - sum of (|r_j|^2 + 2 <c_j, r_j>):
+        // the first term is the list's key from the probe, the second one table per query, the
+        // third precomputed per list at training (as FAISS's precomputed tables do).
         let inner = matches!(metric, Metric::InnerProduct | Metric::Cosine);
         let mut table = vec![0.0f32; m * CODEBOOK];
         if inner {
             fill_table(&mut table, &trained.codebooks, metric, &query, m);
+        } else {
+            fill_table(
+                &mut table,
+                &trained.codebooks,
+                Metric::InnerProduct,
+                &query,
+                m,
+            );
+            table.iter_mut().for_each(|value| *value *= 2.0);
         }
         for (centroid_key, list) in probe.into_sorted() {
             let list_index = list as usize;
-            let base = if inner {
-                centroid_key
-            } else {
-                let centroid =
-                    &trained.coarse[list_index * dimension..(list_index + 1) * dimension];
-                fill_table(
-                    &mut table,
-                    &trained.codebooks,
-                    metric,
-                    &residual(&query, centroid),
-                    m,
-                );
-                0.0
-            };
             let entries = &trained.lists[list_index];
+            let terms = if inner {
+                None
+            } else {
+                Some(&trained.l2_terms[list_index * m * CODEBOOK..(list_index + 1) * m * CODEBOOK])
+            };
             for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
-                let mut score = base;
-                for (sub, &code) in codes.iter().enumerate() {
-                    score += table[sub * CODEBOOK + code as usize];
+                let mut score = centroid_key;
+                match terms {
+                    None => {
+                        for (sub, &code) in codes.iter().enumerate() {
+                            score += table[sub * CODEBOOK + code as usize];
+                        }
+                    }
+                    Some(terms) => {
+                        for (sub, &code) in codes.iter().enumerate() {
+                            let at = sub * CODEBOOK + code as usize;
+                            score += table[at] + terms[at];
+                        }
+                    }
                 }
                 if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
                     candidates.push(score, entries.ids[position]);
@@ -419,6 +486,23 @@ fn fill_table(table: &mut [f32], codebooks: &[f32], metric: Metric, target: &[f3
             table[sub * CODEBOOK + code] = metric.key(part, centre);
         }
     }
+}
+
+/// The query-independent L2 terms of every code in every list: `-(|r|^2 + 2 <c_j, r>)` for
+/// codeword `r` of sub-space `j` and list centroid `c`, laid out `[list][sub][code]`.
+fn l2_terms(quantizers: &Quantizers, dimension: usize, m: usize) -> Vec<f32> {
+    let dsub = dimension / m;
+    let mut terms = Vec::with_capacity(quantizers.coarse.len() / dimension * m * CODEBOOK);
+    for centroid in quantizers.coarse.chunks_exact(dimension) {
+        for sub in 0..m {
+            let part = &centroid[sub * dsub..(sub + 1) * dsub];
+            let book = &quantizers.codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
+            for codeword in book.chunks_exact(dsub) {
+                terms.push(-(dot(codeword, codeword) + 2.0 * dot(part, codeword)));
+            }
+        }
+    }
+    terms
 }
 
 fn residual(vector: &[f32], centroid: &[f32]) -> Vec<f32> {

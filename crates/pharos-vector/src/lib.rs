@@ -40,11 +40,20 @@ pub enum Metric {
 impl Metric {
     /// How close `vector` is to `query`, larger is closer whatever the metric (L2 negated), so
     /// that every index ranks with one top-k.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn key(self, query: &[f32], vector: &[f32]) -> f32 {
         match self {
             Metric::InnerProduct | Metric::Cosine => kernel::dot(query, vector),
             Metric::L2 => -kernel::l2_squared(query, vector),
+        }
+    }
+
+    /// [`Metric::key`] of four queries against one vector, read once.
+    #[inline(always)]
+    pub(crate) fn key4(self, queries: [&[f32]; 4], vector: &[f32]) -> [f32; 4] {
+        match self {
+            Metric::InnerProduct | Metric::Cosine => kernel::dot4(queries, vector),
+            Metric::L2 => kernel::l2_squared4(queries, vector).map(|distance| -distance),
         }
     }
 

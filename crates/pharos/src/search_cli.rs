@@ -462,7 +462,7 @@ fn open_source(
                 bail!("a .npy of vectors must be 2-D (rows x dimension), not shape {shape:?}");
             };
             let dimension = usize::try_from(dimension)?;
-            let values: Box<dyn Iterator<Item = anyhow::Result<f32>>> = match npy.dtype().descr().as_str() {
+            let values: Box<dyn Iterator<Item = anyhow::Result<f32>>> = match npy.dtype().descr().trim_matches(['\'', '"']) {
                 "<f4" | ">f4" => Box::new(npy.data::<f32>()?.map(|value| Ok(value?))),
                 "<f8" | ">f8" => Box::new(npy.data::<f64>()?.map(|value| Ok(value? as f32))),
                 other => bail!("a .npy of vectors must hold float32 or float64, not {other}"),
