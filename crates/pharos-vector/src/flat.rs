@@ -1,8 +1,10 @@
 //! [`FlatIndex`]: exact search over every stored vector. Vectors live in one contiguous
 //! row-major buffer; ids are the caller's (`u64`), and upserting an existing id replaces its
-//! vector in place. A batch of queries is answered block by block: each block of the base is
-//! read from memory once for a whole group of queries while it is in cache, instead of once
-//! per query.
+//! vector in place. A single query is one scan, compiled for AVX2/FMA and AVX besides the
+//! baseline and chosen at run time. A batch of 8 queries or more is answered with matrix
+//! products of the queries against blocks of the base (cache-blocked kernels from
+//! `matrixmultiply`, through ndarray); smaller batches read each block of the base once for a
+//! group of queries, four queries per load of a base vector.
 
 use std::collections::HashMap;
 

@@ -13,6 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
+use multiversion::multiversion;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -178,7 +179,7 @@ impl HnswIndex {
         &self.vectors[start..start + self.dimension]
     }
 
-    #[inline]
+    #[inline(always)]
     fn score(&self, query: &[f32], slot: u32) -> Scored {
         Scored {
             key: self.metric.key(query, self.vector(slot)),
@@ -186,6 +187,7 @@ impl HnswIndex {
         }
     }
 
+    #[inline(always)]
     fn neighbours(&self, slot: u32, level: usize) -> &[u32] {
         if level == 0 {
             let start = slot as usize * self.max_layer0();
@@ -268,8 +270,15 @@ impl HnswIndex {
         ((-uniform.ln() * scale) as usize).min(u8::MAX as usize)
     }
 
-    /// Adds a node for `vector` (prepared) under `id`.
+    /// Adds a node for `vector` (prepared) under `id`, through [`insert_node`], which runs the
+    /// instruction set chosen at run time.
     fn insert(&mut self, id: u64, vector: &[f32]) {
+        insert_node(self, id, vector);
+    }
+
+    /// Adds a node for `vector` (prepared) under `id`.
+    #[inline(always)]
+    fn insert_here(&mut self, id: u64, vector: &[f32]) {
         let slot = self.ids.len() as u32;
         let level = self.random_level();
         self.vectors.extend_from_slice(vector);
@@ -314,6 +323,7 @@ impl HnswIndex {
     }
 
     /// Adds `slot` to the neighbours of `node` on `layer`, pruning with the heuristic when full.
+    #[inline(always)]
     fn link(&mut self, node: u32, slot: u32, layer: usize) {
         let limit = if layer == 0 {
             self.max_layer0()
@@ -333,6 +343,7 @@ impl HnswIndex {
 
     /// Up to `limit` of `candidates` (best first): each kept only if it is closer to the base
     /// than to every candidate kept before it, so that neighbours spread in all directions.
+    #[inline(always)]
     fn select(&self, candidates: &[Scored], limit: usize) -> Vec<u32> {
         let mut chosen: Vec<u32> = Vec::with_capacity(limit);
         for candidate in candidates {
@@ -351,6 +362,7 @@ impl HnswIndex {
     }
 
     /// The closest node to `query` on `layer` reached greedily from `start`.
+    #[inline(always)]
     fn greedy(&self, query: &[f32], start: Scored, layer: usize) -> Scored {
         let mut best = start;
         loop {
@@ -370,6 +382,7 @@ impl HnswIndex {
 
     /// The `ef` best nodes `accept` takes, found by a beam search of `layer` from `entries`;
     /// best first.
+    #[inline(always)]
     fn search_layer(
         &self,
         query: &[f32],
@@ -433,22 +446,53 @@ impl HnswIndex {
             return Err(VectorError::InvalidK);
         }
         let query = self.prepare(query)?;
+        Ok(search_graph(self, &query, k, ef_search, filter))
+    }
+
+    /// [`HnswIndex::search`] of a prepared query.
+    #[inline(always)]
+    fn search_here(
+        &self,
+        query: &[f32],
+        k: usize,
+        ef_search: usize,
+        filter: Option<Filter>,
+    ) -> Vec<Hit> {
         let Some(entry) = self.entry else {
-            return Ok(Vec::new());
+            return Vec::new();
         };
-        let mut nearest = self.score(&query, entry);
+        let mut nearest = self.score(query, entry);
         for layer in (1..=self.max_level).rev() {
-            nearest = self.greedy(&query, nearest, layer);
+            nearest = self.greedy(query, nearest, layer);
         }
         let accept =
             |slot: u32| !self.deleted[slot as usize] && accepts(filter, self.ids[slot as usize]);
-        let found = self.search_layer(&query, &[nearest], ef_search.max(k), 0, &accept);
+        let found = self.search_layer(query, &[nearest], ef_search.max(k), 0, &accept);
         let mut top = TopK::new(k);
         for scored in found {
             top.push(scored.key, self.ids[scored.slot as usize]);
         }
-        Ok(self.metric.hits(top.into_sorted()))
+        self.metric.hits(top.into_sorted())
     }
+}
+
+/// Inserts into `index`, compiled for AVX2/FMA and AVX besides the baseline, chosen at run time:
+/// the distance computations of the graph walk are inlined into it.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn insert_node(index: &mut HnswIndex, id: u64, vector: &[f32]) {
+    index.insert_here(id, vector);
+}
+
+/// Searches `index`, compiled like [`insert_node`].
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn search_graph(
+    index: &HnswIndex,
+    query: &[f32],
+    k: usize,
+    ef_search: usize,
+    filter: Option<Filter>,
+) -> Vec<Hit> {
+    index.search_here(query, k, ef_search, filter)
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 use crate::flat::{FlatIndex, accepts};
+use multiversion::multiversion;
 use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
@@ -153,6 +154,9 @@ struct Trained {
     lists: Vec<List>,
     /// Where each id is: (list, position).
     positions: HashMap<u64, (usize, usize)>,
+    /// The codebooks by dimension, `[sub][d][code]`, so a query's table is built with
+    /// contiguous, vectorized loops over the 256 codes.
+    by_dimension: Vec<f32>,
     /// L2 only, `nlist * m * CODEBOOK`: the query-independent part of each code's score in each
     /// list, `-(|r|^2 + 2 <c, r>)` for codeword `r` of list centroid `c` (see `search`).
     l2_terms: Vec<f32>,
@@ -224,6 +228,7 @@ impl IvfPqIndex {
                     .sum::<usize>()
                 + trained.positions.capacity() * 25
                 + trained.l2_terms.capacity() * 4
+                + trained.by_dimension.capacity() * 4
         });
         self.vectors.memory_bytes() + trained
     }
@@ -278,7 +283,9 @@ impl IvfPqIndex {
         } else {
             Vec::new()
         };
+        let by_dimension = by_dimension(&quantizers.codebooks, self.dimension() / self.params.m);
         self.trained = Some(Trained {
+            by_dimension,
             coarse: quantizers.coarse,
             codebooks: quantizers.codebooks,
             lists: vec![List::default(); self.params.nlist],
@@ -351,13 +358,26 @@ impl IvfPqIndex {
             return Err(VectorError::InvalidK);
         }
         let query = self.vectors.prepare(query)?;
+        Ok(search_lists(self, trained, &query, k, options, filter))
+    }
+
+    /// [`IvfPqIndex::search`] of a prepared query on the trained structure.
+    #[inline(always)]
+    fn search_here(
+        &self,
+        trained: &Trained,
+        query: &[f32],
+        k: usize,
+        options: IvfPqSearch,
+        filter: Option<Filter>,
+    ) -> Vec<Hit> {
         let metric = self.vectors.metric();
         let dimension = self.vectors.dimension();
         let m = self.params.m;
         // The lists to probe: nearest centroids by the index's metric.
         let mut probe = TopK::new(options.nprobe.clamp(1, self.params.nlist));
         for (list, centroid) in trained.coarse.chunks_exact(dimension).enumerate() {
-            probe.push(metric.key(&query, centroid), list as u64);
+            probe.push(metric.key(query, centroid), list as u64);
         }
         let keep = if options.rerank == 0 {
             k
@@ -371,16 +391,8 @@ impl IvfPqIndex {
         // third precomputed per list at training (as FAISS's precomputed tables do).
         let inner = matches!(metric, Metric::InnerProduct | Metric::Cosine);
         let mut table = vec![0.0f32; m * CODEBOOK];
-        if inner {
-            fill_table(&mut table, &trained.codebooks, metric, &query, m);
-        } else {
-            fill_table(
-                &mut table,
-                &trained.codebooks,
-                Metric::InnerProduct,
-                &query,
-                m,
-            );
+        fill_table(&mut table, &trained.by_dimension, query, m);
+        if !inner {
             table.iter_mut().for_each(|value| *value *= 2.0);
         }
         for (centroid_key, list) in probe.into_sorted() {
@@ -417,13 +429,13 @@ impl IvfPqIndex {
                 approximate
             } else {
                 match self.vectors.get(id) {
-                    Some(vector) => metric.key(&query, vector),
+                    Some(vector) => metric.key(query, vector),
                     None => continue,
                 }
             };
             top.push(score, id);
         }
-        Ok(metric.hits(top.into_sorted()))
+        metric.hits(top.into_sorted())
     }
 
     /// Adds `id` (already in `vectors`) to its list.
@@ -475,17 +487,49 @@ impl IvfPqIndex {
     }
 }
 
-/// The score of every codebook entry of every sub-space against `target`'s sub-vectors, larger
-/// is better: `table[sub * CODEBOOK + code]`.
-fn fill_table(table: &mut [f32], codebooks: &[f32], metric: Metric, target: &[f32], m: usize) {
+/// The inner product of every codebook entry of every sub-space with `target`'s sub-vectors:
+/// `table[sub * CODEBOOK + code]`, from the codebooks laid out by dimension ([`by_dimension`]).
+#[inline(always)]
+fn fill_table(table: &mut [f32], by_dimension: &[f32], target: &[f32], m: usize) {
     let dsub = target.len() / m;
     for sub in 0..m {
-        let part = &target[sub * dsub..(sub + 1) * dsub];
-        let book = &codebooks[sub * CODEBOOK * dsub..(sub + 1) * CODEBOOK * dsub];
-        for (code, centre) in book.chunks_exact(dsub).enumerate() {
-            table[sub * CODEBOOK + code] = metric.key(part, centre);
+        let row = &mut table[sub * CODEBOOK..(sub + 1) * CODEBOOK];
+        row.fill(0.0);
+        for d in 0..dsub {
+            let value = target[sub * dsub + d];
+            let codes = &by_dimension[(sub * dsub + d) * CODEBOOK..(sub * dsub + d + 1) * CODEBOOK];
+            for (entry, &code) in row.iter_mut().zip(codes) {
+                *entry += value * code;
+            }
         }
     }
+}
+
+/// The codebooks (`[sub][code][d]`) laid out `[sub][d][code]`.
+fn by_dimension(codebooks: &[f32], dsub: usize) -> Vec<f32> {
+    let mut out = vec![0.0; codebooks.len()];
+    for (sub, book) in codebooks.chunks_exact(CODEBOOK * dsub).enumerate() {
+        for (code, entry) in book.chunks_exact(dsub).enumerate() {
+            for (d, &value) in entry.iter().enumerate() {
+                out[(sub * dsub + d) * CODEBOOK + code] = value;
+            }
+        }
+    }
+    out
+}
+
+/// Searches the lists of `index`, compiled for AVX2/FMA and AVX besides the baseline and chosen
+/// at run time.
+#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+fn search_lists(
+    index: &IvfPqIndex,
+    trained: &Trained,
+    query: &[f32],
+    k: usize,
+    options: IvfPqSearch,
+    filter: Option<Filter>,
+) -> Vec<Hit> {
+    index.search_here(trained, query, k, options, filter)
 }
 
 /// The query-independent L2 terms of every code in every list: `-(|r|^2 + 2 <c_j, r>)` for
