@@ -6,12 +6,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
 
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
 use pharos_store::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
-use pharos_store::follow::{Follower, follow};
+use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
 use pharos_store::now_micros;
 
 use crate::cache::ConfigCache;
@@ -130,66 +129,15 @@ impl Replicator {
         self.metrics.apply_lag.record(lag, &[]);
     }
 
-    /// Spawns the tasks that keep this replica current: the NOTIFY listener
-    /// (PostgreSQL), the periodic catch-up, and change-log compaction.
-    pub fn spawn_tasks(
-        self: &Arc<Self>,
-        catch_up_interval: Duration,
-        compaction_interval: Duration,
-        retention: Duration,
-        shutdown: Shutdown,
-    ) {
+    /// Spawns the task that keeps this replica current (see [`replicate`]): NOTIFY on
+    /// PostgreSQL, the periodic catch-up check and change-log compaction.
+    pub fn spawn_tasks(self: &Arc<Self>, intervals: ReplicaIntervals, shutdown: Shutdown) {
         let replicator = self.clone();
-        let stop = shutdown.clone();
         tokio::spawn(async move {
+            let store = replicator.repository.store().clone();
             tokio::select! {
-                () = follow(replicator.repository.store(), CHANGES_CHANNEL, &*replicator) => {}
-                () = stop.wait() => {}
-            }
-        });
-
-        let replicator = self.clone();
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(catch_up_interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = stop.wait() => break,
-                }
-                match replicator.repository.revisions().await {
-                    Ok(revisions) if revisions.current > replicator.applied_revision() => {
-                        if let Err(error) = replicator.catch_up().await {
-                            tracing::warn!(%error, "catch-up from the change log failed");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "cannot read the revision counter"),
-                }
-            }
-        });
-
-        let repository = self.repository.clone();
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(compaction_interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = shutdown.wait() => break,
-                }
-                let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-                match repository
-                    .compact(now_micros().saturating_sub(retention_micros))
-                    .await
-                {
-                    Ok(Some(upto)) => {
-                        tracing::info!(compacted_revision = upto, "change log compacted")
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "change log compaction failed"),
-                }
+                () = replicate(&store, CHANGES_CHANNEL, &*replicator, intervals) => {}
+                () = shutdown.wait() => {}
             }
         });
     }
@@ -224,5 +172,17 @@ impl Follower for Replicator {
 
     fn set_listening(&self, listening: bool) {
         self.listening.store(listening, Ordering::Relaxed);
+    }
+
+    fn applied_revision(&self) -> i64 {
+        Replicator::applied_revision(self)
+    }
+
+    fn committed_revision(&self) -> BoxFuture<'_, pharos_store::Result<i64>> {
+        Box::pin(async { Ok(self.repository.revisions().await?.current) })
+    }
+
+    fn compact(&self, before_micros: i64) -> BoxFuture<'_, pharos_store::Result<Option<i64>>> {
+        Box::pin(self.repository.compact(before_micros))
     }
 }

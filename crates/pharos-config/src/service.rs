@@ -61,9 +61,11 @@ impl ConfigService {
         )
         .await?;
         replicator.spawn_tasks(
-            settings.catch_up_interval,
-            settings.compaction_interval,
-            settings.change_log_retention,
+            pharos_store::follow::ReplicaIntervals {
+                catch_up: settings.catch_up_interval,
+                compaction: settings.compaction_interval,
+                retention: settings.change_log_retention,
+            },
             shutdown.clone(),
         );
         let service = Arc::new(Self {

@@ -12,8 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
-use pharos_store::follow::{Follower, follow};
-use pharos_store::now_micros;
+use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
 use pharos_store::vectors::{
     CHANGES_CHANNEL, Change, ChangeKind, Loaded, VectorRepository, VectorRow,
 };
@@ -160,12 +159,6 @@ impl Catalog {
         self.catch_up_locked(&mut last).await
     }
 
-    /// Applies every committed change after the last applied one.
-    pub async fn catch_up(&self) -> Result<()> {
-        let mut last = self.last_applied.lock().await;
-        self.catch_up_locked(&mut last).await
-    }
-
     async fn catch_up_locked(&self, last: &mut i64) -> Result<()> {
         loop {
             let changes = self.repository.changes_after(*last, CATCH_UP_PAGE).await?;
@@ -268,63 +261,20 @@ impl Catalog {
         });
     }
 
-    /// Spawns the tasks that keep this replica current: the NOTIFY listener (PostgreSQL), the
-    /// periodic catch-up, and change-log compaction.
+    /// Spawns the task that keeps this replica current (see [`replicate`]): NOTIFY on
+    /// PostgreSQL, the periodic catch-up check and change-log compaction.
     pub fn spawn_tasks(self: &Arc<Self>, settings: &SearchSettings, shutdown: Shutdown) {
         let catalog = self.clone();
-        let stop = shutdown.clone();
+        let intervals = ReplicaIntervals {
+            catch_up: settings.catch_up_interval,
+            compaction: settings.compaction_interval,
+            retention: settings.change_log_retention,
+        };
         tokio::spawn(async move {
+            let store = catalog.repository.store().clone();
             tokio::select! {
-                () = follow(catalog.repository.store(), CHANGES_CHANNEL, &*catalog) => {}
-                () = stop.wait() => {}
-            }
-        });
-
-        let catalog = self.clone();
-        let stop = shutdown.clone();
-        let interval = settings.catch_up_interval;
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = stop.wait() => break,
-                }
-                match catalog.repository.revisions().await {
-                    Ok((current, _)) if current > catalog.applied_revision() => {
-                        if let Err(error) = catalog.catch_up().await {
-                            tracing::warn!(%error, "vector catch-up from the change log failed");
-                        }
-                    }
-                    Ok(_) => {}
-                    Err(error) => tracing::warn!(%error, "cannot read the vector revision"),
-                }
-            }
-        });
-
-        let repository = self.repository.clone();
-        let retention = settings.change_log_retention;
-        let interval = settings.compaction_interval;
-        tokio::spawn(async move {
-            let mut ticker = tokio::time::interval(interval);
-            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                tokio::select! {
-                    _ = ticker.tick() => {}
-                    () = shutdown.wait() => break,
-                }
-                let retention_micros = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
-                match repository
-                    .compact(now_micros().saturating_sub(retention_micros))
-                    .await
-                {
-                    Ok(Some(upto)) => {
-                        tracing::info!(compacted_revision = upto, "vector change log compacted")
-                    }
-                    Ok(None) => {}
-                    Err(error) => tracing::warn!(%error, "vector change log compaction failed"),
-                }
+                () = replicate(&store, CHANGES_CHANNEL, &*catalog, intervals) => {}
+                () = shutdown.wait() => {}
             }
         });
     }
@@ -359,6 +309,18 @@ impl Follower for Catalog {
 
     fn set_listening(&self, listening: bool) {
         self.listening.store(listening, Ordering::Relaxed);
+    }
+
+    fn applied_revision(&self) -> i64 {
+        Catalog::applied_revision(self)
+    }
+
+    fn committed_revision(&self) -> BoxFuture<'_, pharos_store::Result<i64>> {
+        Box::pin(async { Ok(self.repository.revisions().await?.0) })
+    }
+
+    fn compact(&self, before_micros: i64) -> BoxFuture<'_, pharos_store::Result<Option<i64>>> {
+        Box::pin(self.repository.compact(before_micros))
     }
 }
 

@@ -481,18 +481,20 @@ impl SearchService {
 /// Searches one index: on the calling worker when small, else off the async workers.
 async fn search_one(live: Arc<LiveIndex>, vector: Vec<f32>, query: Query) -> Result<Vec<pb::Hit>> {
     let snapshot = live.snapshot();
-    let work = snapshot.engine.len() * live.definition.dimension();
-    drop(snapshot);
-    if work <= INLINE_SEARCH_WORK {
-        return search_now(&live, &vector, &query);
+    if snapshot.engine.len() * live.definition.dimension() <= INLINE_SEARCH_WORK {
+        return search_now(&live, &snapshot, &vector, &query);
     }
-    run_blocking(move || search_now(&live, &vector, &query)).await?
+    run_blocking(move || search_now(&live, &snapshot, &vector, &query)).await?
 }
 
-fn search_now(live: &LiveIndex, vector: &[f32], query: &Query) -> Result<Vec<pb::Hit>> {
-    let snapshot = live.snapshot();
+fn search_now(
+    live: &LiveIndex,
+    snapshot: &IndexCopy,
+    vector: &[f32],
+    query: &Query,
+) -> Result<Vec<pb::Hit>> {
     let started = Instant::now();
-    let accept = |id: u64| query.filter.accepts(&snapshot, id);
+    let accept = |id: u64| query.filter.accepts(snapshot, id);
     let filter: Option<&(dyn Fn(u64) -> bool + Sync)> =
         (!query.filter.is_empty()).then_some(&accept);
     let hits = snapshot
@@ -500,7 +502,7 @@ fn search_now(live: &LiveIndex, vector: &[f32], query: &Query) -> Result<Vec<pb:
         .search(vector, query.k, query.params, filter)
         .map_err(|error| engine_error(error, &live.name))?;
     live.record(started.elapsed(), query.params);
-    Ok(to_hits(&snapshot, hits))
+    Ok(to_hits(snapshot, hits))
 }
 
 fn to_hits(copy: &IndexCopy, hits: Vec<Hit>) -> Vec<pb::Hit> {

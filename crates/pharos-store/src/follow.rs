@@ -1,14 +1,17 @@
-//! [`follow`]: how a replica follows the changes other replicas commit. It listens on a
-//! PostgreSQL NOTIFY channel, hands each payload to its [`Follower`], and asks it to catch up
-//! from its change log whenever notifications may have been missed (after LISTEN takes effect
-//! and after a reconnect). A lost connection is retried with backoff. On SQLite it returns at
-//! once: one process owns the file, so changes travel in memory.
+//! How a replica follows the changes other replicas commit. [`follow`] listens on a PostgreSQL
+//! NOTIFY channel, hands each payload to its [`Follower`], and asks it to catch up from its
+//! change log whenever notifications may have been missed (after LISTEN takes effect and after a
+//! reconnect); a lost connection is retried with backoff; on SQLite it returns at once, since one
+//! process owns the file and changes travel in memory. [`replicate`] runs it together with the
+//! two periodic tasks every replica needs: a catch-up check (a safety net for missed
+//! notifications) and the pruning of the change log.
 
 use std::time::Duration;
 
 use futures::future::BoxFuture;
 
 use crate::backend::{Notification, Store};
+use crate::error::Result;
 
 /// What a replica does with the changes of one channel.
 pub trait Follower: Send + Sync {
@@ -20,6 +23,70 @@ pub trait Follower: Send + Sync {
     fn notified<'a>(&'a self, payload: &'a str) -> BoxFuture<'a, ()>;
     /// Whether notifications currently flow, for health reports.
     fn set_listening(&self, listening: bool);
+    /// The newest revision applied here.
+    fn applied_revision(&self) -> i64;
+    /// The newest revision committed in the store.
+    fn committed_revision(&self) -> BoxFuture<'_, Result<i64>>;
+    /// Prunes the change log of changes older than `before_micros`; returns the new compacted
+    /// revision, if any.
+    fn compact(&self, before_micros: i64) -> BoxFuture<'_, Result<Option<i64>>>;
+}
+
+/// How often a replica checks for missed changes and prunes its change log, and how long the
+/// log keeps changes.
+#[derive(Debug, Clone, Copy)]
+pub struct ReplicaIntervals {
+    pub catch_up: Duration,
+    pub compaction: Duration,
+    pub retention: Duration,
+}
+
+/// Keeps `follower` current until the returned future is dropped: [`follow`] on `channel`, a
+/// catch-up whenever the store's revision is ahead of the applied one (checked every
+/// `intervals.catch_up`), and change-log pruning every `intervals.compaction`.
+pub async fn replicate(
+    store: &Store,
+    channel: &str,
+    follower: &dyn Follower,
+    intervals: ReplicaIntervals,
+) {
+    let subject = follower.subject();
+    let check = every(intervals.catch_up, || async {
+        match follower.committed_revision().await {
+            Ok(committed) if committed > follower.applied_revision() => follower.catch_up().await,
+            Ok(_) => {}
+            Err(error) => tracing::warn!(%error, "cannot read the revision of {subject}"),
+        }
+    });
+    let prune = every(intervals.compaction, || async {
+        let retention = i64::try_from(intervals.retention.as_micros()).unwrap_or(i64::MAX);
+        match follower
+            .compact(crate::now_micros().saturating_sub(retention))
+            .await
+        {
+            Ok(Some(upto)) => {
+                tracing::info!(
+                    compacted_revision = upto,
+                    "change log of {subject} compacted"
+                )
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(%error, "compaction of the change log of {subject} failed")
+            }
+        }
+    });
+    tokio::join!(follow(store, channel, follower), check, prune);
+}
+
+/// Runs `task` every `interval` (the first time at once), forever.
+async fn every<F: Future<Output = ()>>(interval: Duration, task: impl Fn() -> F) {
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        task().await;
+    }
 }
 
 /// Follows `channel` for `follower` until the returned future is dropped; returns at once on
