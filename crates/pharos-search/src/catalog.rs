@@ -4,6 +4,11 @@
 //! one revision after another: this replica's own writes at once, other replicas' writes on
 //! PostgreSQL NOTIFY, and anything missed from the change log (on a gap, a lost connection or
 //! a periodic check). A replica that fell behind the change log's retention reloads everything.
+//!
+//! With snapshots on, the start reads the indexes from the last snapshot in the data directory
+//! (see [`crate::snapshot`]) and replays only the changes after it; a snapshot is written
+//! periodically when something changed, and at shutdown. Every index is pre-warmed (searched
+//! once) before the service answers.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -16,12 +21,13 @@ use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
 use pharos_store::vectors::{
     CHANGES_CHANNEL, Change, ChangeKind, Loaded, VectorRepository, VectorRow,
 };
-use pharos_vector::{IvfPqParams, Quantizers, TrainStage, VectorIndex};
+use pharos_vector::{IvfPqParams, Quantizers, SearchParams, TrainStage, VectorIndex};
 
 use crate::definition::{IndexDefinition, KindDefinition};
 use crate::error::{Result, SearchError};
 use crate::live::{IndexCopy, LiveIndex, Op, Payload};
 use crate::settings::SearchSettings;
+use crate::snapshot::{IndexToWrite, Manifest, SnapshotDir};
 
 /// Changes read from the log per query while catching up.
 const CATCH_UP_PAGE: usize = 256;
@@ -36,6 +42,16 @@ pub struct Catalog {
     listening: AtomicBool,
     auto_train: bool,
     train_seed: u64,
+    snapshots: Option<Snapshots>,
+    /// The revision of the snapshot this replica started from (`None`: loaded from the store).
+    started_from: Option<i64>,
+}
+
+/// The snapshot directory and the last snapshot written or read (held while writing, so
+/// that one snapshot is written at a time).
+struct Snapshots {
+    dir: SnapshotDir,
+    last: tokio::sync::Mutex<Option<Manifest>>,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -47,12 +63,24 @@ impl std::fmt::Debug for Catalog {
 }
 
 impl Catalog {
-    /// Loads every index from the store and trains those that should be.
+    /// Loads every index (from the last snapshot and the changes since, or from the store),
+    /// trains those that should be and pre-warms them all.
     pub async fn load(
         repository: VectorRepository,
         settings: &SearchSettings,
     ) -> Result<Arc<Self>> {
-        let (revision, indexes) = load_indexes(&repository).await?;
+        let dir = settings.snapshot_dir().cloned().map(SnapshotDir::new);
+        let from_snapshot = match &dir {
+            Some(dir) => read_snapshot(&repository, dir).await,
+            None => None,
+        };
+        let (revision, indexes, manifest) = match from_snapshot {
+            Some((manifest, indexes)) => (manifest.revision, indexes, Some(manifest)),
+            None => {
+                let (revision, indexes) = load_indexes(&repository).await?;
+                (revision, indexes, None)
+            }
+        };
         let catalog = Arc::new(Self {
             repository,
             indexes: ArcSwap::from_pointee(indexes),
@@ -61,9 +89,106 @@ impl Catalog {
             listening: AtomicBool::new(true),
             auto_train: settings.auto_train,
             train_seed: settings.train_seed,
+            started_from: manifest.as_ref().map(|manifest| manifest.revision),
+            snapshots: dir.map(|dir| Snapshots {
+                dir,
+                last: tokio::sync::Mutex::new(manifest),
+            }),
         });
+        {
+            let mut last = catalog.last_applied.lock().await;
+            catalog.catch_up_locked(&mut last).await?;
+            if *last > revision {
+                tracing::info!(
+                    from = revision,
+                    to = *last,
+                    "changes after the snapshot replayed from the store"
+                );
+            }
+        }
         catalog.train_due().await?;
+        catalog.warm().await?;
         Ok(catalog)
+    }
+
+    /// Searches every index once, so that its memory is touched and the kernels chosen for
+    /// this CPU are resolved before the first caller's search.
+    async fn warm(&self) -> Result<()> {
+        let indexes = self.all();
+        let started = std::time::Instant::now();
+        let count = indexes.len();
+        run_blocking(move || {
+            for live in indexes {
+                let copy = live.snapshot();
+                if copy.engine.is_empty() {
+                    continue;
+                }
+                let query = vec![1.0; copy.engine.dimension()];
+                if let Err(error) = copy
+                    .engine
+                    .search(&query, 10, SearchParams::default(), None)
+                {
+                    tracing::warn!(index = %live.name, %error, "pre-warming search failed");
+                }
+            }
+        })
+        .await?;
+        tracing::info!(
+            indexes = count,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "indexes pre-warmed"
+        );
+        Ok(())
+    }
+
+    /// Writes a snapshot of every index at the revision applied, unless one at that revision
+    /// was already written (see [`crate::snapshot`]). Does nothing when snapshots are off.
+    pub async fn write_snapshot(&self) -> Result<()> {
+        let Some(snapshots) = &self.snapshots else {
+            return Ok(());
+        };
+        let mut last = snapshots.last.lock().await;
+        let identity = self.repository.identity().await?;
+        let (revision, indexes) = {
+            let applied = self.last_applied.lock().await;
+            let indexes: Vec<IndexToWrite> = self
+                .all()
+                .into_iter()
+                .map(|live| IndexToWrite {
+                    name: live.name.clone(),
+                    definition: live.definition,
+                    copy: live.snapshot(),
+                    changed: live.changed(),
+                })
+                .collect();
+            (*applied, indexes)
+        };
+        let current = last
+            .as_ref()
+            .is_some_and(|last| last.revision == revision && last.store_id == identity.store_id);
+        if current {
+            return Ok(());
+        }
+        let started = std::time::Instant::now();
+        let dir = snapshots.dir.clone();
+        let previous = last.clone();
+        let manifest = run_blocking(move || {
+            dir.write(&identity.store_id, revision, indexes, previous.as_ref())
+        })
+        .await?
+        .map_err(|error| {
+            SearchError::Internal(format!("cannot write the index snapshot: {error}"))
+        })?;
+        tracing::info!(
+            revision,
+            indexes = manifest.indexes.len(),
+            bytes = manifest.indexes.values().map(|entry| entry.bytes).sum::<u64>(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            dir = %snapshots.dir.path().display(),
+            "index snapshot written"
+        );
+        *last = Some(manifest);
+        Ok(())
     }
 
     /// Trains, before serving them, the loaded indexes that hold enough vectors but were never
@@ -139,6 +264,12 @@ impl Catalog {
         self.applied.load(Ordering::Acquire)
     }
 
+    /// The revision of the snapshot this replica started from; `None` when it loaded every
+    /// index from the store.
+    pub fn started_from_snapshot(&self) -> Option<i64> {
+        self.started_from
+    }
+
     pub fn is_listening(&self) -> bool {
         self.listening.load(Ordering::Relaxed)
     }
@@ -192,7 +323,7 @@ impl Catalog {
         match change.kind {
             ChangeKind::CreateIndex => {
                 let definition = IndexDefinition::from_json(&change.definition)?;
-                let live = LiveIndex::empty(change.index.clone(), definition)?;
+                let live = LiveIndex::empty(change.index.clone(), definition, change.revision)?;
                 self.replace(&change.index, Some(Arc::new(live)));
             }
             ChangeKind::DropIndex => self.replace(&change.index, None),
@@ -208,6 +339,7 @@ impl Catalog {
                     .into_iter()
                     .map(upsert_op)
                     .collect::<Result<Vec<_>>>()?;
+                live.mark_changed(change.revision);
                 run_blocking(move || live.apply(&ops)).await?;
             }
             ChangeKind::Trained => {
@@ -218,6 +350,7 @@ impl Catalog {
                     return Ok(());
                 };
                 let quantizers = quantizers_of(&live.definition, &bytes)?;
+                live.mark_changed(change.revision);
                 run_blocking(move || live.install(&quantizers)).await?;
             }
             ChangeKind::Delete => {
@@ -225,6 +358,7 @@ impl Catalog {
                     return Ok(());
                 };
                 let ops: Vec<Op> = change.ids.iter().map(|&id| Op::Delete(id)).collect();
+                live.mark_changed(change.revision);
                 run_blocking(move || live.apply(&ops)).await?;
             }
         }
@@ -270,11 +404,34 @@ impl Catalog {
             compaction: settings.compaction_interval,
             retention: settings.change_log_retention,
         };
+        let replica = catalog.clone();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
-            let store = catalog.repository.store().clone();
+            let store = replica.repository.store().clone();
             tokio::select! {
-                () = replicate(&store, CHANGES_CHANNEL, &*catalog, intervals) => {}
-                () = shutdown.wait() => {}
+                () = replicate(&store, CHANGES_CHANNEL, &*replica, intervals) => {}
+                () = stop.wait() => {}
+            }
+        });
+        if catalog.snapshots.is_none() {
+            return;
+        }
+        let every = settings
+            .snapshot_interval
+            .max(std::time::Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut ticker = tokio::time::interval(every);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker.tick().await;
+            loop {
+                tokio::select! {
+                    _ = ticker.tick() => {
+                        if let Err(error) = catalog.write_snapshot().await {
+                            tracing::warn!(%error, "the index snapshot was not written; the next try is in one interval");
+                        }
+                    }
+                    () = shutdown.wait() => return,
+                }
             }
         });
     }
@@ -357,6 +514,78 @@ pub async fn run_blocking<T: Send + 'static>(
         .map_err(|error| SearchError::Internal(format!("a search task failed: {error}")))
 }
 
+/// The indexes of the last snapshot in `dir`, when it was taken from this store and the
+/// change log still holds every change after it; `None` (with the reason logged) otherwise,
+/// and the caller loads from the store.
+async fn read_snapshot(
+    repository: &VectorRepository,
+    dir: &SnapshotDir,
+) -> Option<(Manifest, BTreeMap<String, Arc<LiveIndex>>)> {
+    let shown = dir.path().display().to_string();
+    let manifest = match dir.manifest() {
+        Ok(Some(manifest)) => manifest,
+        Ok(None) => {
+            tracing::info!(dir = %shown, "no index snapshot: loading the indexes from the store");
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "the index snapshot is unreadable: loading the indexes from the store");
+            return None;
+        }
+    };
+    let identity = match repository.identity().await {
+        Ok(identity) => identity,
+        Err(error) => {
+            tracing::warn!(%error, "cannot check the index snapshot against the store");
+            return None;
+        }
+    };
+    let usable = if manifest.store_id != identity.store_id {
+        Err("it was taken from another store")
+    } else if manifest.revision > identity.revision {
+        Err("it is ahead of the store (was the database restored from a backup?)")
+    } else if manifest.revision < identity.compacted_revision {
+        Err("the change log no longer reaches back to it")
+    } else {
+        Ok(())
+    };
+    if let Err(reason) = usable {
+        tracing::info!(dir = %shown, revision = manifest.revision, reason, "the index snapshot is not used: loading the indexes from the store");
+        return None;
+    }
+    let started = std::time::Instant::now();
+    let reading = dir.clone();
+    let wanted = manifest.clone();
+    let read = run_blocking(move || reading.read(&wanted)).await;
+    let indexes = match read {
+        Ok(Ok(indexes)) => indexes,
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "the index snapshot is not used: loading the indexes from the store");
+            return None;
+        }
+        Err(error) => {
+            tracing::warn!(%error, "reading the index snapshot failed");
+            return None;
+        }
+    };
+    let indexes: BTreeMap<String, Arc<LiveIndex>> = indexes
+        .into_iter()
+        .map(|index| {
+            tracing::info!(index = %index.name, vectors = index.copy.engine.len(), "index read from the snapshot");
+            let live = LiveIndex::new(index.name.clone(), index.definition, index.copy, index.changed);
+            (index.name, Arc::new(live))
+        })
+        .collect();
+    tracing::info!(
+        dir = %shown,
+        revision = manifest.revision,
+        indexes = indexes.len(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "indexes read from the snapshot; replaying the changes after it"
+    );
+    Some((manifest, indexes))
+}
+
 /// Reads every index from the store in one consistent snapshot.
 async fn load_indexes(
     repository: &VectorRepository,
@@ -408,7 +637,7 @@ async fn load_indexes(
         tracing::info!(index = %name, vectors = count, "index loaded");
         indexes.insert(
             name.clone(),
-            Arc::new(LiveIndex::new(name, definition, copy)),
+            Arc::new(LiveIndex::new(name, definition, copy, revision)),
         );
     }
     tracing::info!(

@@ -149,7 +149,13 @@ impl IndexDefinition {
 
     /// An empty engine index of this definition.
     pub fn new_index(&self) -> Result<VectorIndex> {
-        let kind = match self.kind {
+        VectorIndex::new(self.dimension(), self.metric(), self.index_kind())
+            .map_err(|error: VectorError| SearchError::Internal(error.to_string()))
+    }
+
+    /// The engine's kind and build parameters.
+    pub fn index_kind(&self) -> IndexKind {
+        match self.kind {
             KindDefinition::Flat => IndexKind::Flat,
             KindDefinition::IvfPq { nlist, m, .. } => IndexKind::IvfPq(IvfPqParams {
                 nlist: nlist as usize,
@@ -159,9 +165,7 @@ impl IndexDefinition {
                 m: m as usize,
                 ef_construction: ef_construction as usize,
             }),
-        };
-        VectorIndex::new(self.dimension(), self.metric(), kind)
-            .map_err(|error: VectorError| SearchError::Internal(error.to_string()))
+        }
     }
 
     /// The definition as the API shows it.

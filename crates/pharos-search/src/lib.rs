@@ -1,8 +1,9 @@
-//! The search service: named vector indexes (exact flat and IVF-PQ, from `pharos-vector`)
-//! served over gRPC. Vectors and payloads are committed to the store, the source of truth;
-//! every replica loads them at start and applies each later change in revision order
-//! ([`catalog`]), so all replicas on one PostgreSQL serve the same data. Searches read an
-//! immutable copy and never wait for writes ([`live`]).
+//! The search service: named vector indexes (exact flat, IVF-PQ and HNSW, from
+//! `pharos-vector`) served over gRPC. Vectors and payloads are committed to the store, the
+//! source of truth; every replica loads them at start (from its last snapshot in the data
+//! directory and the changes since, [`snapshot`]) and applies each later change in revision
+//! order ([`catalog`]), so all replicas on one PostgreSQL serve the same data. Searches read
+//! an immutable copy and never wait for writes ([`live`]).
 
 pub mod catalog;
 pub mod definition;
@@ -12,6 +13,7 @@ pub mod grpc;
 pub mod live;
 pub mod service;
 pub mod settings;
+pub mod snapshot;
 
 pub use error::SearchError;
 pub use service::SearchService;

@@ -6,7 +6,7 @@
 //! copy of the published one). Reads cost one atomic load; memory is twice the index.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,6 +137,9 @@ pub struct LiveIndex {
     /// The largest nprobe asked of this index, for recommendations.
     largest_nprobe: AtomicU32,
     training: AtomicBool,
+    /// The last revision that changed the index, so that a snapshot can keep an unchanged
+    /// index's file.
+    changed: AtomicI64,
 }
 
 impl std::fmt::Debug for LiveIndex {
@@ -149,8 +152,9 @@ impl std::fmt::Debug for LiveIndex {
 }
 
 impl LiveIndex {
-    /// An index serving `copy` (built by the caller, e.g. from the store at start).
-    pub fn new(name: String, definition: IndexDefinition, copy: IndexCopy) -> Self {
+    /// An index serving `copy` (built by the caller, e.g. from the store at start) as of
+    /// revision `changed`.
+    pub fn new(name: String, definition: IndexDefinition, copy: IndexCopy, changed: i64) -> Self {
         Self {
             name,
             definition,
@@ -159,16 +163,27 @@ impl LiveIndex {
             latency: Mutex::new(new_histogram()),
             largest_nprobe: AtomicU32::new(0),
             training: AtomicBool::new(false),
+            changed: AtomicI64::new(changed),
         }
     }
 
-    /// An empty index of `definition`.
-    pub fn empty(name: String, definition: IndexDefinition) -> Result<Self> {
+    /// An empty index of `definition`, created by change `revision`.
+    pub fn empty(name: String, definition: IndexDefinition, revision: i64) -> Result<Self> {
         let copy = IndexCopy {
             engine: definition.new_index()?,
             payloads: HashMap::new(),
         };
-        Ok(Self::new(name, definition, copy))
+        Ok(Self::new(name, definition, copy, revision))
+    }
+
+    /// The last revision that changed the index.
+    pub fn changed(&self) -> i64 {
+        self.changed.load(Ordering::Acquire)
+    }
+
+    /// Records that change `revision` was applied to the index.
+    pub fn mark_changed(&self, revision: i64) {
+        self.changed.fetch_max(revision, Ordering::AcqRel);
     }
 
     /// The copy to search: immutable, never waited for.

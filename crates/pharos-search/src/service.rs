@@ -49,7 +49,8 @@ struct Query {
 }
 
 impl SearchService {
-    /// Loads every index from the store (training those due) and starts following changes.
+    /// Loads every index (from the last snapshot and the store), trains those due, pre-warms
+    /// them, and starts following changes and writing snapshots.
     pub async fn start(
         store: Store,
         settings: SearchSettings,
@@ -65,8 +66,21 @@ impl SearchService {
         }))
     }
 
+    /// Writes a last index snapshot (when snapshots are on and something changed since the
+    /// previous one), so that the next start replays nothing. Called once the server drained.
+    pub async fn stop(&self) {
+        if let Err(error) = self.catalog.write_snapshot().await {
+            tracing::warn!(%error, "no index snapshot at shutdown: the next start replays the changes since the last one");
+        }
+    }
+
     pub fn health_checks(self: &Arc<Self>) -> Vec<Arc<dyn HealthCheck>> {
         vec![Arc::new(SearchHealth(self.clone()))]
+    }
+
+    /// The revision of the snapshot this replica started from (`None`: loaded from the store).
+    pub fn started_from_snapshot(&self) -> Option<i64> {
+        self.catalog.started_from_snapshot()
     }
 
     /// The revision of the store this replica has applied.

@@ -1,6 +1,7 @@
-//! The `search` section of the settings: request limits, search threads, training and how
-//! replicas keep current.
+//! The `search` section of the settings: request limits, search threads, training, index
+//! snapshots and how replicas keep current.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -27,6 +28,13 @@ pub struct SearchSettings {
     /// missed (a safety net; notifications are the fast path).
     #[serde(with = "humantime_serde")]
     pub catch_up_interval: Duration,
+    /// Write index snapshots, read at start so that indexes need not be rebuilt from the store.
+    pub snapshots: bool,
+    /// Where snapshots go; unset: `<data_dir>/search`.
+    pub snapshot_dir: Option<PathBuf>,
+    /// How often a snapshot is written when indexes changed (and once more at shutdown).
+    #[serde(with = "humantime_serde")]
+    pub snapshot_interval: Duration,
 }
 
 impl Default for SearchSettings {
@@ -39,6 +47,9 @@ impl Default for SearchSettings {
             change_log_retention: Duration::from_secs(24 * 3600),
             compaction_interval: Duration::from_secs(600),
             catch_up_interval: Duration::from_secs(1),
+            snapshots: true,
+            snapshot_dir: None,
+            snapshot_interval: Duration::from_secs(300),
         }
     }
 }
@@ -77,6 +88,11 @@ impl Default for SearchLimits {
 }
 
 impl SearchSettings {
+    /// The snapshot directory, when snapshots are on and a directory is set.
+    pub fn snapshot_dir(&self) -> Option<&PathBuf> {
+        self.snapshot_dir.as_ref().filter(|_| self.snapshots)
+    }
+
     /// The threads of a batch: the setting, or one per core.
     pub fn threads(&self) -> usize {
         if self.batch_threads > 0 {

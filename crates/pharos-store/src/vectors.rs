@@ -120,6 +120,8 @@ struct VectorRecord {
 const NEXT_REVISION: &str =
     "UPDATE vector_meta SET revision = revision + 1 WHERE id = 1 RETURNING revision";
 const REVISIONS: &str = "SELECT revision, compacted_revision FROM vector_meta WHERE id = 1";
+const IDENTITY: &str =
+    "SELECT store_id, revision, compacted_revision FROM vector_meta WHERE id = 1";
 const SELECT_DEFINITION: &str = "SELECT definition FROM vector_indexes WHERE name = $1";
 const INSERT_INDEX: &str =
     "INSERT INTO vector_indexes (name, definition, revision, created_at) VALUES ($1, $2, $3, $4)";
@@ -153,6 +155,16 @@ const COMPACTION: ChangeLogCompaction = ChangeLogCompaction {
 };
 const SET_COMPACTED: &str =
     "UPDATE vector_meta SET compacted_revision = $1 WHERE id = 1 AND compacted_revision < $1";
+
+/// Which store this is and how far its change log reaches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreIdentity {
+    pub store_id: String,
+    /// The latest change.
+    pub revision: i64,
+    /// Changes up to this one were pruned from the log.
+    pub compacted_revision: i64,
+}
 
 /// The vector repository of a [`Store`].
 #[derive(Debug, Clone)]
@@ -393,6 +405,20 @@ impl VectorRepository {
         Ok(with_pool!(self.store, |pool| {
             sqlx::query_as(REVISIONS).fetch_one(pool).await?
         }))
+    }
+
+    /// The store's identity (random, made with the schema) with its current and compacted
+    /// revisions: what an index snapshot must match to be brought current from the change log.
+    pub async fn identity(&self) -> Result<StoreIdentity> {
+        let (store_id, revision, compacted_revision): (String, i64, i64) =
+            with_pool!(self.store, |pool| {
+                sqlx::query_as(IDENTITY).fetch_one(pool).await?
+            });
+        Ok(StoreIdentity {
+            store_id,
+            revision,
+            compacted_revision,
+        })
     }
 
     /// Up to `limit` changes after `revision`, in revision order.

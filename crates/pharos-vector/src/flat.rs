@@ -14,6 +14,7 @@ use ndarray::linalg::general_mat_mul;
 use ndarray::{Array2, ArrayView2, Axis, Slice};
 
 use crate::kernel::{dot, normalized};
+use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
 
@@ -240,6 +241,38 @@ impl FlatIndex {
 
     fn hits(&self, top: TopK) -> Vec<Hit> {
         self.metric.hits(top.into_sorted())
+    }
+}
+
+impl FlatIndex {
+    /// Writes the ids and vectors (see [`crate::persist`]).
+    pub(crate) fn encode(&self, out: &mut Encoder) {
+        out.usize(self.dimension);
+        out.metric(self.metric);
+        out.u64s(&self.ids);
+        out.f32s(&self.data);
+    }
+
+    /// Reads what [`FlatIndex::encode`] wrote; the norms and the id map are rebuilt.
+    pub(crate) fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        let mut index = Self::new(input.usize()?, input.metric()?)?;
+        index.ids = input.u64s()?;
+        index.data = input.f32s()?;
+        if index.data.len() != index.ids.len() * index.dimension {
+            return Err(corrupt("flat vectors do not match their ids"));
+        }
+        index.norms = index
+            .data
+            .chunks_exact(index.dimension)
+            .map(|row| dot(row, row))
+            .collect();
+        index.rows.reserve(index.ids.len());
+        for (row, &id) in index.ids.iter().enumerate() {
+            if index.rows.insert(id, row).is_some() {
+                return Err(corrupt(format!("id {id} is stored twice")));
+            }
+        }
+        Ok(index)
     }
 }
 

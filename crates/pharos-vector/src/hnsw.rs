@@ -14,11 +14,10 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
 use multiversion::multiversion;
-use rand::rngs::SmallRng;
-use rand::{Rng, SeedableRng};
 
 use crate::flat::accepts;
 use crate::kernel::normalized;
+use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
 
@@ -33,7 +32,7 @@ pub struct HnswParams {
 
 /// Tombstones tolerated before a rebuild, beyond the number of live vectors.
 const REBUILD_SLACK: usize = 1_000;
-/// The random seed of level assignment.
+/// The seed of level assignment.
 const SEED: u64 = 0x5eed_4e55;
 
 /// A node's score against a query: larger is closer.
@@ -99,7 +98,6 @@ pub struct HnswIndex {
     slot_of: HashMap<u64, u32>,
     entry: Option<u32>,
     max_level: usize,
-    random: SmallRng,
 }
 
 impl HnswIndex {
@@ -127,7 +125,6 @@ impl HnswIndex {
             slot_of: HashMap::new(),
             entry: None,
             max_level: 0,
-            random: SmallRng::seed_from_u64(SEED),
         })
     }
 
@@ -137,6 +134,10 @@ impl HnswIndex {
 
     pub fn dimension(&self) -> usize {
         self.dimension
+    }
+
+    pub fn metric(&self) -> Metric {
+        self.metric
     }
 
     /// Live vectors.
@@ -253,10 +254,8 @@ impl HnswIndex {
             .filter(|&slot| !self.deleted[slot as usize])
             .map(|slot| (self.ids[slot as usize], self.vector(slot).to_vec()))
             .collect();
-        let mut fresh = Self {
-            random: SmallRng::seed_from_u64(SEED),
-            ..Self::new(self.dimension, self.metric, self.params).unwrap_or_else(|_| self.clone())
-        };
+        let mut fresh =
+            Self::new(self.dimension, self.metric, self.params).unwrap_or_else(|_| self.clone());
         fresh.vectors.clear();
         for (id, vector) in live {
             fresh.insert(id, &vector);
@@ -264,9 +263,13 @@ impl HnswIndex {
         *self = fresh;
     }
 
-    fn random_level(&mut self) -> usize {
+    /// The level of the node in `slot`: geometrically distributed, drawn from a hash of the
+    /// slot (so that it needs no generator state, and a graph read back from a file goes on
+    /// exactly as the one written).
+    fn level_of(&self, slot: u32) -> usize {
         let scale = 1.0 / (self.params.m as f64).ln();
-        let uniform: f64 = self.random.random_range(f64::MIN_POSITIVE..1.0);
+        let bits = splitmix64(SEED ^ u64::from(slot)) >> 11;
+        let uniform = (bits as f64 / (1u64 << 53) as f64).max(f64::MIN_POSITIVE);
         ((-uniform.ln() * scale) as usize).min(u8::MAX as usize)
     }
 
@@ -280,7 +283,7 @@ impl HnswIndex {
     #[inline(always)]
     fn insert_here(&mut self, id: u64, vector: &[f32]) {
         let slot = self.ids.len() as u32;
-        let level = self.random_level();
+        let level = self.level_of(slot);
         self.vectors.extend_from_slice(vector);
         self.ids.push(id);
         self.deleted.push(false);
@@ -495,11 +498,124 @@ fn search_graph(
     index.search_here(query, k, ef_search, filter)
 }
 
+/// SplitMix64's finalizer: a well-mixed 64-bit hash of `value`.
+fn splitmix64(value: u64) -> u64 {
+    let mut z = value.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+impl HnswIndex {
+    /// Writes the graph as it is, tombstones included (see [`crate::persist`]).
+    pub(crate) fn encode(&self, out: &mut Encoder) {
+        out.usize(self.dimension);
+        out.metric(self.metric);
+        out.usize(self.params.m);
+        out.usize(self.params.ef_construction);
+        out.f32s(&self.vectors);
+        out.u64s(&self.ids);
+        let deleted: Vec<u8> = self
+            .deleted
+            .iter()
+            .map(|&deleted| u8::from(deleted))
+            .collect();
+        out.bytes(&deleted);
+        out.bytes(&self.levels);
+        out.u32s(&self.layer0);
+        out.u16s(&self.layer0_len);
+        for levels in &self.upper {
+            for neighbours in levels {
+                out.u32s(neighbours);
+            }
+        }
+        out.u64(self.entry.map_or(u64::MAX, u64::from));
+        out.usize(self.max_level);
+    }
+
+    /// Reads a graph [`HnswIndex::encode`] wrote, checking that every part fits the others
+    /// (lengths, neighbour slots, levels), so that a search of it cannot go out of bounds.
+    pub(crate) fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        let dimension = input.usize()?;
+        let metric = input.metric()?;
+        let params = HnswParams {
+            m: input.usize()?,
+            ef_construction: input.usize()?,
+        };
+        let mut index = Self::new(dimension, metric, params)?;
+        index.vectors = input.f32s()?;
+        index.ids = input.u64s()?;
+        let slots = index.ids.len();
+        index.deleted = input.bytes()?.iter().map(|&byte| byte != 0).collect();
+        index.levels = input.bytes()?.to_vec();
+        index.layer0 = input.u32s()?;
+        index.layer0_len = input.u16s()?;
+        let width = index.max_layer0();
+        if slots > u32::MAX as usize
+            || index.vectors.len() != slots * dimension
+            || index.deleted.len() != slots
+            || index.levels.len() != slots
+            || index.layer0.len() != slots * width
+            || index.layer0_len.len() != slots
+            || index.layer0_len.iter().any(|&len| len as usize > width)
+            || index.layer0.iter().any(|&slot| slot as usize >= slots)
+        {
+            return Err(corrupt("HNSW layer 0 does not fit its nodes"));
+        }
+        index.upper = Vec::with_capacity(slots);
+        for &level in &index.levels {
+            let mut levels = Vec::with_capacity(level as usize);
+            for _ in 0..level {
+                let neighbours = input.u32s()?;
+                if neighbours.len() > params.m
+                    || neighbours.iter().any(|&slot| slot as usize >= slots)
+                {
+                    return Err(corrupt("HNSW upper layers do not fit their nodes"));
+                }
+                levels.push(neighbours);
+            }
+            index.upper.push(levels);
+        }
+        let entry = input.u64()?;
+        index.max_level = input.usize()?;
+        index.entry = match entry {
+            u64::MAX if slots == 0 => None,
+            entry
+                if (entry as usize) < slots
+                    && index.levels[entry as usize] as usize == index.max_level =>
+            {
+                Some(entry as u32)
+            }
+            _ => return Err(corrupt("the HNSW entry point is not a top node")),
+        };
+        // A neighbour on layer `l` must itself reach layer `l`, or a search would read past
+        // its layers.
+        let below = index.upper.iter().any(|levels| {
+            levels.iter().enumerate().any(|(layer, neighbours)| {
+                neighbours
+                    .iter()
+                    .any(|&slot| (index.levels[slot as usize] as usize) < layer + 1)
+            })
+        });
+        if below {
+            return Err(corrupt("HNSW upper layers name nodes below them"));
+        }
+        index.slot_of.reserve(slots);
+        for (slot, (&id, &deleted)) in index.ids.iter().zip(&index.deleted).enumerate() {
+            if !deleted && index.slot_of.insert(id, slot as u32).is_some() {
+                return Err(corrupt(format!("id {id} is live twice in the HNSW graph")));
+            }
+        }
+        Ok(index)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::flat::FlatIndex;
-    use rand::Rng;
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
 
     fn clustered(count: usize, dimension: usize, seed: u64) -> Vec<Vec<f32>> {
         let mut random = SmallRng::seed_from_u64(seed);

@@ -74,6 +74,22 @@ impl VectorIndex {
         self.len() == 0
     }
 
+    pub fn dimension(&self) -> usize {
+        match self {
+            VectorIndex::Flat(index) => index.dimension(),
+            VectorIndex::IvfPq(index) => index.dimension(),
+            VectorIndex::Hnsw(index) => index.dimension(),
+        }
+    }
+
+    pub fn metric(&self) -> Metric {
+        match self {
+            VectorIndex::Flat(index) => index.metric(),
+            VectorIndex::IvfPq(index) => index.metric(),
+            VectorIndex::Hnsw(index) => index.metric(),
+        }
+    }
+
     pub fn memory_bytes(&self) -> usize {
         match self {
             VectorIndex::Flat(index) => index.memory_bytes(),

@@ -18,6 +18,7 @@ use rand::seq::index::sample;
 
 use crate::kernel::dot;
 use crate::kmeans;
+use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, Metric, Result, VectorError};
 
@@ -255,6 +256,10 @@ impl IvfPqIndex {
         self.vectors.dimension()
     }
 
+    pub fn metric(&self) -> Metric {
+        self.vectors.metric()
+    }
+
     /// The vectors training reads: at most 256 per list, drawn by `seed` from the vectors held
     /// in id order (so the draw does not depend on the order they came in), row-major.
     pub fn training_sample(&self, seed: u64) -> Vec<f32> {
@@ -278,6 +283,12 @@ impl IvfPqIndex {
     /// Replaces the quantizers with `quantizers` (fitted for this index's dimension and
     /// parameters) and encodes every vector held with them.
     pub fn install(&mut self, quantizers: Quantizers) {
+        self.install_quantizers(quantizers);
+        self.encode_all();
+    }
+
+    /// Sets `quantizers` and the tables derived from them, with empty lists.
+    fn install_quantizers(&mut self, quantizers: Quantizers) {
         let l2_terms = if self.vectors.metric() == Metric::L2 {
             l2_terms(&quantizers, self.dimension(), self.params.m)
         } else {
@@ -292,7 +303,20 @@ impl IvfPqIndex {
             positions: HashMap::new(),
             l2_terms,
         });
-        self.encode_all();
+    }
+
+    /// Installs `quantizers` with lists already encoded by them (read back from a file).
+    fn install_encoded(
+        &mut self,
+        quantizers: Quantizers,
+        lists: Vec<List>,
+        positions: HashMap<u64, (usize, usize)>,
+    ) {
+        self.install_quantizers(quantizers);
+        if let Some(trained) = &mut self.trained {
+            trained.lists = lists;
+            trained.positions = positions;
+        }
     }
 
     /// Puts every vector held into its list, in id order: the coarse lists and the codes of all
@@ -484,6 +508,77 @@ impl IvfPqIndex {
         }
         entries.ids.pop();
         entries.codes.truncate(last * m);
+    }
+}
+
+impl IvfPqIndex {
+    /// Writes the vectors and, when trained, the quantizers and every list's ids and codes
+    /// (see [`crate::persist`]).
+    pub(crate) fn encode(&self, out: &mut Encoder) {
+        out.usize(self.params.nlist);
+        out.usize(self.params.m);
+        self.vectors.encode(out);
+        match &self.trained {
+            None => out.u8(0),
+            Some(trained) => {
+                out.u8(1);
+                out.f32s(&trained.coarse);
+                out.f32s(&trained.codebooks);
+                for list in &trained.lists {
+                    out.u64s(&list.ids);
+                    out.bytes(&list.codes);
+                }
+            }
+        }
+    }
+
+    /// Reads what [`IvfPqIndex::encode`] wrote; the lookup layouts and positions are rebuilt,
+    /// and every listed id must be a stored vector listed once.
+    pub(crate) fn decode(input: &mut Decoder<'_>) -> Result<Self> {
+        let params = IvfPqParams {
+            nlist: input.usize()?,
+            m: input.usize()?,
+        };
+        let vectors = FlatIndex::decode(input)?;
+        let mut index = Self::new(vectors.dimension(), vectors.metric(), params)?;
+        index.vectors = vectors;
+        if input.u8()? == 0 {
+            return Ok(index);
+        }
+        let dimension = index.dimension();
+        let quantizers = Quantizers {
+            coarse: input.f32s()?,
+            codebooks: input.f32s()?,
+        };
+        if quantizers.coarse.len() != params.nlist * dimension
+            || quantizers.codebooks.len() != CODEBOOK * dimension
+        {
+            return Err(corrupt("IVF-PQ quantizers do not fit the index"));
+        }
+        let mut lists = Vec::with_capacity(params.nlist.min(1 << 20));
+        let mut positions = HashMap::with_capacity(index.len());
+        for list in 0..params.nlist {
+            let ids = input.u64s()?;
+            let codes = input.bytes()?.to_vec();
+            if codes.len() != ids.len() * params.m {
+                return Err(corrupt("IVF-PQ codes do not match their ids"));
+            }
+            for (position, &id) in ids.iter().enumerate() {
+                if index.vectors.get(id).is_none()
+                    || positions.insert(id, (list, position)).is_some()
+                {
+                    return Err(corrupt(format!(
+                        "IVF-PQ list entry {id} is not one stored vector"
+                    )));
+                }
+            }
+            lists.push(List { ids, codes });
+        }
+        if positions.len() != index.len() {
+            return Err(corrupt("IVF-PQ lists miss stored vectors"));
+        }
+        index.install_encoded(quantizers, lists, positions);
+        Ok(index)
     }
 }
 

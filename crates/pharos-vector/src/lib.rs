@@ -13,6 +13,7 @@ pub mod index;
 pub mod ivfpq;
 pub mod kernel;
 pub mod kmeans;
+pub mod persist;
 pub mod topk;
 
 pub use flat::FlatIndex;
@@ -91,6 +92,8 @@ pub enum VectorError {
     InvalidK,
     #[error("invalid parameters: {0}")]
     InvalidParams(String),
+    #[error("the encoded index is damaged or of another layout: {0}")]
+    Corrupt(String),
 }
 
 pub type Result<T, E = VectorError> = std::result::Result<T, E>;

@@ -51,6 +51,8 @@ pub async fn run(
         path: settings.data_dir.clone(),
     }));
 
+    // Services with work to finish once the server has drained.
+    let mut stopping: Vec<Arc<pharos_search::SearchService>> = Vec::new();
     // The in-process config service, for the live settings of the others.
     let mut local_config: Option<pharos_config::ConfigClient> = None;
     for service in &services {
@@ -114,9 +116,13 @@ pub async fn run(
                 grpc.add_descriptor_set(opentelemetry_proto::DESCRIPTORS);
             }
             Target::Search => {
+                let mut search_settings = settings.search.clone();
+                if search_settings.snapshot_dir.is_none() {
+                    search_settings.snapshot_dir = Some(settings.data_dir.join("search"));
+                }
                 let search = pharos_search::SearchService::start(
                     store.clone(),
-                    settings.search.clone(),
+                    search_settings,
                     shutdown.clone(),
                 )
                 .await
@@ -125,9 +131,10 @@ pub async fn run(
                     health.register(check);
                 }
                 grpc.add_service(pharos_search::grpc::server(
-                    search,
+                    search.clone(),
                     settings.server.limits.max_message_bytes,
                 ));
+                stopping.push(search);
             }
             other => anyhow::bail!("target `{other}` is not built yet"),
         }
@@ -140,6 +147,9 @@ pub async fn run(
     ));
     let served = grpc.serve(grpc_listener, shutdown.clone()).await;
     shutdown.trigger();
+    for service in stopping {
+        service.stop().await;
+    }
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "http server failed"),

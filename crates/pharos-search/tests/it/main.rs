@@ -4,6 +4,7 @@
 //! on one PostgreSQL database.
 
 mod replicas;
+mod snapshots;
 mod support;
 
 use std::collections::HashSet;
@@ -12,6 +13,7 @@ use std::time::Duration;
 use pharos_proto::search::v1 as pb;
 use pharos_search::SearchSettings;
 use pharos_store::testing::TestDatabase;
+use snapshots::restart_reads_the_snapshot_and_replays_later_changes;
 use support::*;
 use tokio_stream::StreamExt as _;
 use tonic::Code;
@@ -26,6 +28,7 @@ pharos_store::backend_tests!(
     restart_keeps_every_vector_and_the_same_answers,
     concurrent_upserts_and_searches,
     train_streams_progress_and_describe_reports,
+    restart_reads_the_snapshot_and_replays_later_changes,
 );
 
 async fn flat_search_is_exact_and_returns_payloads(database: &TestDatabase) {
@@ -159,12 +162,8 @@ async fn recall_at_10_for_each_kind_and_metric(database: &TestDatabase) {
             let mut found = 0;
             for query in &queries {
                 let truth = exact(metric, &base, query, 10, |_| true);
-                let mut request = search(name, query, 10);
-                request.nprobe = 8;
-                request.rerank = 10;
-                request.ef_search = 64;
                 let hits = client
-                    .search(request)
+                    .search(tuned_search(name, query, 10))
                     .await
                     .expect("search")
                     .into_inner()

@@ -63,12 +63,15 @@ impl TestServer {
             .max_encoding_message_size(64 << 20)
     }
 
+    /// Stops as `pharos serve` does: the server drains, then the service finishes (writing its
+    /// last snapshot when snapshots are on).
     pub async fn stop(self) {
         self.shutdown.trigger();
         tokio::time::timeout(Duration::from_secs(15), self.handle)
             .await
             .expect("server stops within the grace period")
             .expect("server task");
+        self.service.stop().await;
     }
 }
 
@@ -219,5 +222,15 @@ pub async fn until_trained(client: &mut Client, index: &str) {
             "{index} trained within 60 s"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// [`search`] with the approximate kinds tuned for recall: nprobe 8, rerank 10, ef_search 64.
+pub fn tuned_search(index: &str, query: &[f32], k: u32) -> pb::SearchRequest {
+    pb::SearchRequest {
+        nprobe: 8,
+        rerank: 10,
+        ef_search: 64,
+        ..search(index, query, k)
     }
 }

@@ -396,23 +396,30 @@ async fn search_cli_reads_every_format_and_answers() {
     );
     assert!(search(&["upsert", "docs", &jsonl]).contains("upserted 1 vectors"));
 
-    let hits: serde_json::Value = serde_json::from_str(&search(&[
-        "query",
-        "docs",
-        "--vector",
-        "3.4,1,0,1",
-        "-k",
-        "2",
-        "--json",
-    ]))
-    .expect("json hits");
-    let ids: Vec<u64> = hits
-        .as_array()
-        .expect("array")
-        .iter()
-        .map(|hit| hit["id"].as_u64().expect("id"))
-        .collect();
-    assert_eq!(ids, [1003, 1002]);
+    // The two nearest ids to one query, asked through the CLI of the server at `endpoint`.
+    let nearest_two = |endpoint: &str| -> Vec<u64> {
+        let (ok, out, err) = cli_of(
+            "search",
+            endpoint,
+            &[
+                "query",
+                "docs",
+                "--vector",
+                "3.4,1,0,1",
+                "-k",
+                "2",
+                "--json",
+            ],
+        );
+        assert!(ok, "pharos search query failed: {err}");
+        let hits: serde_json::Value = serde_json::from_str(&out).expect("json hits");
+        hits.as_array()
+            .expect("array")
+            .iter()
+            .map(|hit| hit["id"].as_u64().expect("id"))
+            .collect()
+    };
+    assert_eq!(nearest_two(&endpoint), [1003, 1002]);
     let filtered = search(&[
         "query",
         "docs",
@@ -445,6 +452,16 @@ async fn search_cli_reads_every_format_and_answers() {
     );
     let (ok, _, err) = cli_of("search", &endpoint, &["upsert", "docs", "rows.csv"]);
     assert!(!ok && err.contains("--format npy|fvecs|jsonl"), "{err}");
+    server.terminate();
+
+    // Stopping wrote a snapshot to the data directory; the next start reads it.
+    assert!(dir.path().join("data/search/manifest.json").is_file());
+    let server = Process::spawn(dir.path(), &["--target", "search"]);
+    server.wait_serving().await;
+    let log = server.log();
+    assert!(log.contains("indexes read from the snapshot"), "{log}");
+    assert!(log.contains("indexes pre-warmed"), "{log}");
+    assert_eq!(nearest_two(&server.endpoint()), [1003, 1002]);
     server.terminate();
 }
 
