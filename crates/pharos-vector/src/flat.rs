@@ -1,19 +1,17 @@
 //! [`FlatIndex`]: exact search over every stored vector. Vectors live in one contiguous
 //! row-major buffer; ids are the caller's (`u64`), and upserting an existing id replaces its
 //! vector in place. A single query is one scan, compiled for AVX2/FMA and AVX besides the
-//! baseline and chosen at run time. A batch of 8 queries or more is answered with matrix
-//! products of the queries against blocks of the base (cache-blocked kernels from
-//! `matrixmultiply`, through ndarray); smaller batches read each block of the base once for a
-//! group of queries, four queries per load of a base vector.
+//! baseline and chosen at run time, eight rows per step. Rows are padded with zeros to a
+//! multiple of eight values, so no kernel has a scalar tail. A batch of 8 queries or more is
+//! answered with matrix products of the queries against blocks of the base (faer's
+//! cache-blocked GEMM, [`kernel::products`]); smaller batches read each block of the base once
+//! for a group of queries, four queries per load of a base vector.
 
 use std::collections::HashMap;
 
 use multiversion::multiversion;
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis, Slice};
-
-use crate::kernel::{dot, normalized};
+use crate::kernel::{self, dot, normalized};
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
@@ -25,14 +23,17 @@ const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
 const MATRIX_BATCH: usize = 8;
 /// Base rows per matrix product.
-const MATRIX_BLOCK: usize = 1024;
+const MATRIX_BLOCK: usize = 512;
 
 #[derive(Debug, Clone)]
 pub struct FlatIndex {
     dimension: usize,
+    /// The length of a stored row: the dimension rounded up to a multiple of 8 with zeros, so
+    /// that every kernel runs whole vector registers with no scalar tail.
+    stride: usize,
     metric: Metric,
     ids: Vec<u64>,
-    /// `ids.len() * dimension` values, row `i` belonging to `ids[i]`.
+    /// `ids.len() * stride` values, row `i` belonging to `ids[i]`.
     data: Vec<f32>,
     rows: HashMap<u64, usize>,
     /// The squared norm of each row, for L2 batches computed as matrix products.
@@ -46,6 +47,7 @@ impl FlatIndex {
         }
         Ok(Self {
             dimension,
+            stride: dimension.next_multiple_of(8),
             metric,
             ids: Vec::new(),
             data: Vec::new(),
@@ -79,11 +81,10 @@ impl FlatIndex {
 
     /// Stores `vector` under `id`, replacing what `id` held.
     pub fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<()> {
-        let stored = self.prepare(vector)?;
+        let stored = self.padded(vector)?;
         match self.rows.get(&id) {
             Some(&row) => {
-                self.data[row * self.dimension..(row + 1) * self.dimension]
-                    .copy_from_slice(&stored);
+                self.data[row * self.stride..(row + 1) * self.stride].copy_from_slice(&stored);
                 self.norms[row] = dot(&stored, &stored);
             }
             None => {
@@ -106,20 +107,21 @@ impl FlatIndex {
             let moved = self.ids[last];
             self.ids[row] = moved;
             self.rows.insert(moved, row);
-            let (head, tail) = self.data.split_at_mut(last * self.dimension);
-            head[row * self.dimension..(row + 1) * self.dimension].copy_from_slice(tail);
+            let (head, tail) = self.data.split_at_mut(last * self.stride);
+            head[row * self.stride..(row + 1) * self.stride].copy_from_slice(tail);
             self.norms[row] = self.norms[last];
         }
         self.ids.pop();
         self.norms.pop();
-        self.data.truncate(last * self.dimension);
+        self.data.truncate(last * self.stride);
         true
     }
 
     /// The vector stored under `id` (normalized, for cosine).
     pub fn get(&self, id: u64) -> Option<&[f32]> {
         let row = *self.rows.get(&id)?;
-        Some(&self.data[row * self.dimension..(row + 1) * self.dimension])
+        let start = row * self.stride;
+        Some(&self.data[start..start + self.dimension])
     }
 
     /// The `k` nearest vectors to `query` among those `filter` accepts, best first.
@@ -127,7 +129,7 @@ impl FlatIndex {
         if k == 0 {
             return Err(VectorError::InvalidK);
         }
-        let query = self.prepare(query)?;
+        let query = self.padded(query)?;
         let mut top = TopK::new(k.min(self.len()));
         scan(self.metric, &query, &self.data, &self.ids, &mut top, filter);
         Ok(self.hits(top))
@@ -146,7 +148,7 @@ impl FlatIndex {
         }
         let prepared: Vec<Vec<f32>> = queries
             .iter()
-            .map(|query| self.prepare(query))
+            .map(|query| self.padded(query))
             .collect::<Result<_>>()?;
         if prepared.len() >= MATRIX_BATCH {
             return self.search_batch_by_matrix(&prepared, k, filter);
@@ -154,7 +156,7 @@ impl FlatIndex {
         let mut answers = Vec::with_capacity(prepared.len());
         for group in prepared.chunks(QUERY_GROUP) {
             let mut tops: Vec<TopK> = group.iter().map(|_| TopK::new(k.min(self.len()))).collect();
-            for (block, vectors) in self.data.chunks(BASE_BLOCK * self.dimension).enumerate() {
+            for (block, vectors) in self.data.chunks(BASE_BLOCK * self.stride).enumerate() {
                 let ids = &self.ids[block * BASE_BLOCK..];
                 scan_block(self.metric, group, &mut tops, ids, vectors, filter);
             }
@@ -164,7 +166,7 @@ impl FlatIndex {
     }
 
     /// A batch as matrix products: the scores of all queries against a block of the base are one
-    /// `queries x block^T` product (matrixmultiply's packed, cache-blocked kernels, chosen for
+    /// `queries x block^T` product ([`kernel::products`]: faer's packed, cache-blocked kernels, chosen for
     /// the CPU at run time), then each row of scores feeds its query's top-k. L2 uses
     /// `|q - b|^2 = |q|^2 + |b|^2 - 2 <q, b>` with the norms kept per row.
     fn search_batch_by_matrix(
@@ -173,27 +175,24 @@ impl FlatIndex {
         k: usize,
         filter: Option<Filter>,
     ) -> Result<Vec<Vec<Hit>>> {
-        let dimension = self.dimension;
+        // Padded rows and queries: the zeros add nothing to the products.
+        let dimension = self.stride;
         let flat: Vec<f32> = queries.concat();
-        let shape_error =
-            |_| VectorError::InvalidParams("inconsistent query dimensions".to_owned());
-        let query_matrix =
-            ArrayView2::from_shape((queries.len(), dimension), &flat).map_err(shape_error)?;
         let l2 = self.metric == Metric::L2;
         let mut tops: Vec<TopK> = queries
             .iter()
             .map(|_| TopK::new(k.min(self.len())))
             .collect();
-        let mut scores = Array2::<f32>::zeros((queries.len(), MATRIX_BLOCK.min(self.len().max(1))));
+        let width = MATRIX_BLOCK.min(self.len().max(1));
+        let mut scores = vec![0.0f32; queries.len() * width];
         for (block, vectors) in self.data.chunks(MATRIX_BLOCK * dimension).enumerate() {
             let rows = vectors.len() / dimension;
             let first = block * MATRIX_BLOCK;
-            let base = ArrayView2::from_shape((rows, dimension), vectors).map_err(shape_error)?;
-            let mut products = scores.slice_axis_mut(Axis(1), Slice::from(..rows));
-            general_mat_mul(1.0, &query_matrix, &base.t(), 0.0, &mut products);
+            let products = &mut scores[..queries.len() * rows];
+            kernel::products(&flat, vectors, dimension, products);
             let ids = &self.ids[first..first + rows];
             let norms = &self.norms[first..first + rows];
-            for (products, top) in products.outer_iter().zip(&mut tops) {
+            for (products, top) in products.chunks_exact(rows).zip(&mut tops) {
                 for ((&product, &id), &norm) in products.iter().zip(ids).zip(norms) {
                     // L2 without |q|^2, the same for every row: added back below.
                     let key = if l2 { 2.0 * product - norm } else { product };
@@ -224,10 +223,11 @@ impl FlatIndex {
 
     /// Every (id, vector) held, in storage order.
     pub fn rows(&self) -> impl Iterator<Item = (u64, &[f32])> + '_ {
-        self.ids
-            .iter()
-            .copied()
-            .zip(self.data.chunks_exact(self.dimension))
+        self.ids.iter().copied().zip(
+            self.data
+                .chunks_exact(self.stride)
+                .map(|row| &row[..self.dimension]),
+        )
     }
 
     /// A checked copy of `vector` as stored and compared: normalized for cosine.
@@ -237,6 +237,13 @@ impl FlatIndex {
             Metric::Cosine => normalized(vector).ok_or(VectorError::ZeroVector),
             Metric::InnerProduct | Metric::L2 => Ok(vector.to_vec()),
         }
+    }
+
+    /// [`FlatIndex::prepare`] padded with zeros to the stride of a stored row.
+    fn padded(&self, vector: &[f32]) -> Result<Vec<f32>> {
+        let mut prepared = self.prepare(vector)?;
+        prepared.resize(self.stride, 0.0);
+        Ok(prepared)
     }
 
     fn hits(&self, top: TopK) -> Vec<Hit> {
@@ -250,22 +257,30 @@ impl FlatIndex {
         out.usize(self.dimension);
         out.metric(self.metric);
         out.u64s(&self.ids);
-        out.f32s(&self.data);
+        let rows: Vec<f32> = self
+            .rows()
+            .flat_map(|(_, row)| row.iter().copied())
+            .collect();
+        out.f32s(&rows);
     }
 
     /// Reads what [`FlatIndex::encode`] wrote; the norms and the id map are rebuilt.
     pub(crate) fn decode(input: &mut Decoder<'_>) -> Result<Self> {
         let mut index = Self::new(input.usize()?, input.metric()?)?;
         index.ids = input.u64s()?;
-        index.data = input.f32s()?;
-        if index.data.len() != index.ids.len() * index.dimension {
+        let rows = input.f32s()?;
+        if rows.len() != index.ids.len() * index.dimension {
             return Err(corrupt("flat vectors do not match their ids"));
         }
-        index.norms = index
-            .data
-            .chunks_exact(index.dimension)
-            .map(|row| dot(row, row))
-            .collect();
+        index.data = Vec::with_capacity(index.ids.len() * index.stride);
+        index.norms = Vec::with_capacity(index.ids.len());
+        for row in rows.chunks_exact(index.dimension) {
+            index.data.extend_from_slice(row);
+            index
+                .data
+                .resize(index.data.len() + index.stride - index.dimension, 0.0);
+            index.norms.push(dot(row, row));
+        }
         index.rows.reserve(index.ids.len());
         for (row, &id) in index.ids.iter().enumerate() {
             if index.rows.insert(id, row).is_some() {
@@ -287,7 +302,23 @@ fn scan(
     top: &mut TopK,
     filter: Option<Filter>,
 ) {
-    for (vector, &id) in data.chunks_exact(query.len()).zip(ids) {
+    let dimension = query.len();
+    let eights = data.chunks_exact(8 * dimension);
+    let rest = eights.remainder();
+    for (rows, ids) in eights.zip(ids.chunks_exact(8)) {
+        let keys = metric.key_rows8(query, rows);
+        let threshold = top.threshold();
+        if keys.iter().all(|&key| key <= threshold) {
+            continue;
+        }
+        for (&key, &id) in keys.iter().zip(ids) {
+            if key > top.threshold() && accepts(filter, id) {
+                top.push(key, id);
+            }
+        }
+    }
+    let first = (data.len() - rest.len()) / dimension.max(1);
+    for (vector, &id) in rest.chunks_exact(dimension).zip(&ids[first..]) {
         let key = metric.key(query, vector);
         if key > top.threshold() && accepts(filter, id) {
             top.push(key, id);

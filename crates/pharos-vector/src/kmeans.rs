@@ -10,10 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use multiversion::multiversion;
 
-use ndarray::linalg::general_mat_mul;
-use ndarray::{Array2, ArrayView2, Axis, Slice};
-
-use crate::kernel::{dot, l2_squared};
+use crate::kernel::{dot, l2_squared, products};
 
 /// Training points used per centroid at most.
 pub(crate) const SAMPLE_PER_CENTROID: usize = 256;
@@ -119,24 +116,20 @@ const ASSIGN_BLOCK: usize = 1024;
 pub fn assign(points: &[f32], dimension: usize, centroids: &[f32]) -> Vec<u32> {
     let count = points.len() / dimension;
     let k = centroids.len() / dimension;
-    let (Ok(centre_matrix), true) = (ArrayView2::from_shape((k, dimension), centroids), k > 0)
-    else {
+    if k == 0 || dimension == 0 {
         return vec![0; count];
-    };
+    }
     let centre_norms: Vec<f32> = centroids
         .chunks_exact(dimension)
         .map(|centre| dot(centre, centre))
         .collect();
     let mut nearest = Vec::with_capacity(count);
-    let mut products = Array2::<f32>::zeros((ASSIGN_BLOCK.min(count.max(1)), k));
+    let mut scores = vec![0.0f32; ASSIGN_BLOCK.min(count.max(1)) * k];
     for block in points.chunks(ASSIGN_BLOCK * dimension) {
         let rows = block.len() / dimension;
-        let Ok(point_matrix) = ArrayView2::from_shape((rows, dimension), block) else {
-            break;
-        };
-        let mut scores = products.slice_axis_mut(Axis(0), Slice::from(..rows));
-        general_mat_mul(1.0, &point_matrix, &centre_matrix.t(), 0.0, &mut scores);
-        for row in scores.outer_iter() {
+        let scores = &mut scores[..rows * k];
+        products(block, centroids, dimension, scores);
+        for row in scores.chunks_exact(k) {
             let mut best = (f32::INFINITY, 0u32);
             for (centre, (&product, &norm)) in row.iter().zip(&centre_norms).enumerate() {
                 let distance = norm - 2.0 * product;
