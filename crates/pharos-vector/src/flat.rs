@@ -18,6 +18,10 @@ use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vecto
 
 /// Base vectors scored per block of a batch (about 64 KiB of base at dimension 128).
 const BASE_BLOCK: usize = 128;
+/// The dimension from which a single query reads one row at a time (one memory stream, scored
+/// with explicit SIMD) rather than eight rows per step: 3x faster on 200k x 128, where eight
+/// interleaved streams ran at a third of the memory bandwidth; slower on short rows.
+const LONG_ROWS: usize = 64;
 /// Queries that share one pass over a base block.
 const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
@@ -303,6 +307,16 @@ fn scan(
     filter: Option<Filter>,
 ) {
     let dimension = query.len();
+    if dimension >= LONG_ROWS {
+        let l2 = metric == Metric::L2;
+        for (vector, &id) in data.chunks_exact(dimension).zip(ids) {
+            let key = kernel::key_simd(l2, query, vector);
+            if key > top.threshold() && accepts(filter, id) {
+                top.push(key, id);
+            }
+        }
+        return;
+    }
     let eights = data.chunks_exact(8 * dimension);
     let rest = eights.remainder();
     for (rows, ids) in eights.zip(ids.chunks_exact(8)) {
@@ -404,7 +418,13 @@ mod tests {
 
     #[test]
     fn search_is_exact_for_every_metric_one_by_one_and_in_batches() {
-        let dimension = 52;
+        // 52: eight rows per step, padded; 100: one long row at a time, padded.
+        for dimension in [52, 100] {
+            exact_for_every_metric(dimension);
+        }
+    }
+
+    fn exact_for_every_metric(dimension: usize) {
         let vectors = random_vectors(1_000, dimension, 7);
         let queries = random_vectors(40, dimension, 8);
         for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {

@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn kernels_match_the_definitions_for_every_length() {
-        for length in [1, 3, 7, 8, 9, 16, 52, 128, 131] {
+        for length in [1, 3, 7, 8, 9, 16, 17, 33, 52, 64, 128, 131, 200] {
             let a: Vec<f32> = (0..length).map(|i| (i as f32 * 0.37).sin()).collect();
             let b: Vec<f32> = (0..length).map(|i| (i as f32 * 0.11).cos()).collect();
             let dot_naive: f32 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
@@ -227,6 +227,14 @@ mod tests {
             assert!(
                 (l2_squared(&a, &b) - l2_naive).abs() < 1e-4,
                 "l2, length {length}"
+            );
+            assert!(
+                (key_simd(false, &a, &b) - dot_naive).abs() < 1e-4,
+                "simd dot, length {length}"
+            );
+            assert!(
+                (key_simd(true, &a, &b) + l2_naive).abs() < 1e-4,
+                "simd l2, length {length}"
             );
         }
         let queries: Vec<Vec<f32>> = (0..4)
