@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
-use crate::kernel::dot;
+use crate::kernel::{self, dot};
 use crate::kmeans;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
@@ -85,10 +85,13 @@ impl Quantizers {
         });
         let coarse = kmeans::train(sample, dimension, params.nlist, TRAIN_ITERATIONS, seed);
         let dsub = dimension / params.m;
+        // Every sample point's list at once, as matrix products, not one point at a time.
+        let lists = kmeans::assign(sample, dimension, &coarse);
         let residuals: Vec<f32> = sample
             .chunks_exact(dimension)
-            .flat_map(|vector| {
-                let list = kmeans::nearest(&coarse, dimension, vector);
+            .zip(&lists)
+            .flat_map(|(vector, &list)| {
+                let list = list as usize;
                 residual(vector, &coarse[list * dimension..(list + 1) * dimension])
             })
             .collect();
@@ -400,8 +403,9 @@ impl IvfPqIndex {
         let m = self.params.m;
         // The lists to probe: nearest centroids by the index's metric.
         let mut probe = TopK::new(options.nprobe.clamp(1, self.params.nlist));
+        let l2 = metric == Metric::L2;
         for (list, centroid) in trained.coarse.chunks_exact(dimension).enumerate() {
-            probe.push(metric.key(query, centroid), list as u64);
+            probe.push(kernel::key_simd(l2, query, centroid), list as u64);
         }
         let keep = if options.rerank == 0 {
             k
@@ -419,29 +423,29 @@ impl IvfPqIndex {
         if !inner {
             table.iter_mut().for_each(|value| *value *= 2.0);
         }
+        // L2: the query's table and the list's terms summed once per probed list, so that the
+        // scan does one lookup per code.
+        let mut fused = if inner {
+            Vec::new()
+        } else {
+            vec![0.0f32; m * CODEBOOK]
+        };
         for (centroid_key, list) in probe.into_sorted() {
             let list_index = list as usize;
             let entries = &trained.lists[list_index];
-            let terms = if inner {
-                None
+            let tables: &[f32] = if inner {
+                &table
             } else {
-                Some(&trained.l2_terms[list_index * m * CODEBOOK..(list_index + 1) * m * CODEBOOK])
-            };
-            for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
-                let mut score = centroid_key;
-                match terms {
-                    None => {
-                        for (sub, &code) in codes.iter().enumerate() {
-                            score += table[sub * CODEBOOK + code as usize];
-                        }
-                    }
-                    Some(terms) => {
-                        for (sub, &code) in codes.iter().enumerate() {
-                            let at = sub * CODEBOOK + code as usize;
-                            score += table[at] + terms[at];
-                        }
-                    }
+                let terms =
+                    &trained.l2_terms[list_index * m * CODEBOOK..(list_index + 1) * m * CODEBOOK];
+                for ((sum, &query_part), &list_part) in fused.iter_mut().zip(&table).zip(terms) {
+                    *sum = query_part + list_part;
                 }
+                &fused
+            };
+            let (tables, _) = tables.as_chunks::<CODEBOOK>();
+            for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
+                let score = centroid_key + code_score(codes, tables);
                 if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
                     candidates.push(score, entries.ids[position]);
                 }
@@ -611,6 +615,25 @@ fn by_dimension(codebooks: &[f32], dsub: usize) -> Vec<f32> {
         }
     }
     out
+}
+
+/// The sum of `tables[sub][codes[sub]]` over the sub-spaces: an index by a byte into a table of
+/// 256 needs no bounds check, and four partial sums keep the additions from waiting on each
+/// other.
+#[inline(always)]
+fn code_score(codes: &[u8], tables: &[[f32; CODEBOOK]]) -> f32 {
+    let mut sums = [0.0f32; 4];
+    let (code_quads, code_rest) = codes.as_chunks::<4>();
+    let (table_quads, table_rest) = tables.as_chunks::<4>();
+    for (codes, tables) in code_quads.iter().zip(table_quads) {
+        for lane in 0..4 {
+            sums[lane] += tables[lane][codes[lane] as usize];
+        }
+    }
+    for (&code, table) in code_rest.iter().zip(table_rest) {
+        sums[0] += table[code as usize];
+    }
+    (sums[0] + sums[2]) + (sums[1] + sums[3])
 }
 
 /// Searches the lists of `index`, compiled for AVX2/FMA and AVX besides the baseline and chosen
