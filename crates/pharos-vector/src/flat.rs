@@ -26,6 +26,8 @@ const LONG_ROWS: usize = 64;
 const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
 const MATRIX_BATCH: usize = 8;
+/// Batches smaller than this are multiplied base-first (see `search_batch_by_matrix`).
+const FEW_QUERIES: usize = 96;
 /// Base rows per matrix product.
 const MATRIX_BLOCK: usize = 512;
 
@@ -193,15 +195,31 @@ impl FlatIndex {
             let rows = vectors.len() / dimension;
             let first = block * MATRIX_BLOCK;
             let products = &mut scores[..queries.len() * rows];
-            kernel::products(&flat, vectors, dimension, products);
             let ids = &self.ids[first..first + rows];
             let norms = &self.norms[first..first + rows];
-            for (products, top) in products.chunks_exact(rows).zip(&mut tops) {
-                for ((&product, &id), &norm) in products.iter().zip(ids).zip(norms) {
-                    // L2 without |q|^2, the same for every row: added back below.
-                    let key = if l2 { 2.0 * product - norm } else { product };
-                    if key > top.threshold() && accepts(filter, id) {
-                        top.push(key, id);
+            // L2 without |q|^2, the same for every row: added back below.
+            let key_of = |product: f32, norm: f32| if l2 { 2.0 * product - norm } else { product };
+            if queries.len() < FEW_QUERIES {
+                // Base rows by queries (`block x queriesᵀ`): the many base rows fill the GEMM's
+                // tall micro-kernel, which a few dozen queries would leave mostly empty.
+                kernel::products(vectors, &flat, dimension, products);
+                for ((row, &id), &norm) in products.chunks_exact(queries.len()).zip(ids).zip(norms)
+                {
+                    for (&product, top) in row.iter().zip(&mut tops) {
+                        let key = key_of(product, norm);
+                        if key > top.threshold() && accepts(filter, id) {
+                            top.push(key, id);
+                        }
+                    }
+                }
+            } else {
+                kernel::products(&flat, vectors, dimension, products);
+                for (products, top) in products.chunks_exact(rows).zip(&mut tops) {
+                    for ((&product, &id), &norm) in products.iter().zip(ids).zip(norms) {
+                        let key = key_of(product, norm);
+                        if key > top.threshold() && accepts(filter, id) {
+                            top.push(key, id);
+                        }
                     }
                 }
             }
@@ -426,7 +444,8 @@ mod tests {
 
     fn exact_for_every_metric(dimension: usize) {
         let vectors = random_vectors(1_000, dimension, 7);
-        let queries = random_vectors(40, dimension, 8);
+        // 100 queries: one batch multiplied queries-first; its first 40, base-first.
+        let queries = random_vectors(100, dimension, 8);
         for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
             let mut index = FlatIndex::new(dimension, metric).expect("index");
             let base: Vec<(u64, Vec<f32>)> = vectors
@@ -438,6 +457,18 @@ mod tests {
                 index.upsert(*id, vector).expect("upsert");
             }
             let batch = index.search_batch(&queries, 10, None).expect("batch");
+            let few = index.search_batch(&queries[..40], 10, None).expect("batch");
+            let ids_of = |answers: &[Vec<Hit>]| -> Vec<Vec<u64>> {
+                answers
+                    .iter()
+                    .map(|hits| hits.iter().map(|hit| hit.id).collect())
+                    .collect()
+            };
+            assert_eq!(
+                ids_of(&few),
+                ids_of(&batch[..40]),
+                "{metric:?}: both orientations agree"
+            );
             for (query, batch_hits) in queries.iter().zip(&batch) {
                 let expected = brute_force(metric, &base, query, 10);
                 let hits = index.search(query, 10, None).expect("search");
