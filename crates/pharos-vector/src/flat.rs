@@ -326,9 +326,8 @@ fn scan(
 ) {
     let dimension = query.len();
     if dimension >= LONG_ROWS {
-        let l2 = metric == Metric::L2;
         for (vector, &id) in data.chunks_exact(dimension).zip(ids) {
-            let key = kernel::key_simd(l2, query, vector);
+            let key = metric.key_simd(query, vector);
             if key > top.threshold() && accepts(filter, id) {
                 top.push(key, id);
             }

@@ -13,9 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use multiversion::multiversion;
-
-use crate::kernel::{self, normalized};
+use crate::kernel::normalized;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
@@ -183,7 +181,7 @@ impl HnswIndex {
     #[inline(always)]
     fn score(&self, query: &[f32], slot: u32) -> Scored {
         Scored {
-            key: graph_key(self.metric, query, self.vector(slot)),
+            key: self.metric.key_simd(query, self.vector(slot)),
             slot,
         }
     }
@@ -273,15 +271,8 @@ impl HnswIndex {
         ((-uniform.ln() * scale) as usize).min(u8::MAX as usize)
     }
 
-    /// Adds a node for `vector` (prepared) under `id`, through [`insert_node`], which runs the
-    /// instruction set chosen at run time.
-    fn insert(&mut self, id: u64, vector: &[f32]) {
-        insert_node(self, id, vector);
-    }
-
     /// Adds a node for `vector` (prepared) under `id`.
-    #[inline(always)]
-    fn insert_here(&mut self, id: u64, vector: &[f32]) {
+    fn insert(&mut self, id: u64, vector: &[f32]) {
         let slot = self.ids.len() as u32;
         let level = self.level_of(slot);
         self.vectors.extend_from_slice(vector);
@@ -449,20 +440,9 @@ impl HnswIndex {
             return Err(VectorError::InvalidK);
         }
         let query = self.prepare(query)?;
-        Ok(search_graph(self, &query, k, ef_search, filter))
-    }
-
-    /// [`HnswIndex::search`] of a prepared query.
-    #[inline(always)]
-    fn search_here(
-        &self,
-        query: &[f32],
-        k: usize,
-        ef_search: usize,
-        filter: Option<Filter>,
-    ) -> Vec<Hit> {
+        let query = query.as_slice();
         let Some(entry) = self.entry else {
-            return Vec::new();
+            return Ok(Vec::new());
         };
         let mut nearest = self.score(query, entry);
         for layer in (1..=self.max_level).rev() {
@@ -479,33 +459,8 @@ impl HnswIndex {
         for scored in found {
             top.push(scored.key, self.ids[scored.slot as usize]);
         }
-        self.metric.hits(top.into_sorted())
+        Ok(self.metric.hits(top.into_sorted()))
     }
-}
-
-/// Inserts into `index`, compiled for AVX2/FMA and AVX besides the baseline, chosen at run time:
-/// the distance computations of the graph walk are inlined into it.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
-fn insert_node(index: &mut HnswIndex, id: u64, vector: &[f32]) {
-    index.insert_here(id, vector);
-}
-
-/// [`Metric::key`] for the graph walk, with explicit SIMD ([`kernel::key_simd`]).
-#[inline(always)]
-fn graph_key(metric: Metric, query: &[f32], vector: &[f32]) -> f32 {
-    kernel::key_simd(metric == Metric::L2, query, vector)
-}
-
-/// Searches `index`, compiled like [`insert_node`].
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
-fn search_graph(
-    index: &HnswIndex,
-    query: &[f32],
-    k: usize,
-    ef_search: usize,
-    filter: Option<Filter>,
-) -> Vec<Hit> {
-    index.search_here(query, k, ef_search, filter)
 }
 
 /// SplitMix64's finalizer: a well-mixed 64-bit hash of `value`.

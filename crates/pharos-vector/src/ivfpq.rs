@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
-use crate::kernel::{self, dot};
+use crate::kernel::dot;
 use crate::kmeans;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
@@ -407,9 +407,8 @@ impl IvfPqIndex {
         let m = self.params.m;
         // The lists to probe: nearest centroids by the index's metric.
         let mut probe = TopK::new(options.nprobe.clamp(1, self.params.nlist));
-        let l2 = metric == Metric::L2;
         for (list, centroid) in trained.coarse.chunks_exact(dimension).enumerate() {
-            probe.push(kernel::key_simd(l2, query, centroid), list as u64);
+            probe.push(metric.key_simd(query, centroid), list as u64);
         }
         let keep = if options.rerank == 0 {
             k
@@ -443,8 +442,7 @@ impl IvfPqIndex {
                     *value = 2.0 * *value + norm;
                 }
             }
-            let tables: &[f32] = &table;
-            let (tables, _) = tables.as_chunks::<CODEBOOK>();
+            let (tables, _) = table.as_chunks::<CODEBOOK>();
             for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
                 let score = centroid_key + code_score(codes, tables);
                 if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
@@ -466,9 +464,8 @@ impl IvfPqIndex {
             .iter()
             .filter_map(|&(_, id)| self.vectors.get(id).map(|vector| (id, vector)))
             .collect();
-        let l2 = metric == Metric::L2;
         for (id, vector) in rows {
-            top.push(kernel::key_simd(l2, query, vector), id);
+            top.push(metric.key_simd(query, vector), id);
         }
         metric.hits(top.into_sorted())
     }

@@ -29,54 +29,58 @@ fn sum_of_terms(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     total
 }
 
-/// [`Metric::key`](crate::Metric) for one vector with explicit SIMD (pulp, dispatched at run
-/// time to AVX2/FMA where the CPU has it): LLVM compiles the one-row loops above to 128-bit
-/// operations, which costs the graph walk, one vector at a time, about a fifth of its speed.
-pub fn key_simd(l2: bool, query: &[f32], vector: &[f32]) -> f32 {
-    pulp::Arch::new().dispatch(KeySimd { l2, query, vector })
+/// [`dot`] with explicit SIMD (pulp, dispatched at run time to AVX2/FMA where the CPU has it):
+/// LLVM compiles the portable one-row loop above to 128-bit operations, which costs paths that
+/// score one vector at a time (graph walks, probes, re-ranking, long rows) much of their speed.
+pub fn dot_simd(a: &[f32], b: &[f32]) -> f32 {
+    pulp::Arch::new().dispatch(SumSimd { l2: false, a, b })
 }
 
-struct KeySimd<'a> {
+/// [`l2_squared`] with explicit SIMD, like [`dot_simd`].
+pub fn l2_squared_simd(a: &[f32], b: &[f32]) -> f32 {
+    pulp::Arch::new().dispatch(SumSimd { l2: true, a, b })
+}
+
+/// The sum of `a[i] * b[i]` or of `(a[i] - b[i])^2`, in two vector accumulators.
+struct SumSimd<'a> {
     l2: bool,
-    query: &'a [f32],
-    vector: &'a [f32],
+    a: &'a [f32],
+    b: &'a [f32],
 }
 
-impl pulp::WithSimd for KeySimd<'_> {
+impl pulp::WithSimd for SumSimd<'_> {
     type Output = f32;
 
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) -> f32 {
-        let length = self.query.len().min(self.vector.len());
-        let (a, a_tail) = S::as_simd_f32s(&self.query[..length]);
-        let (b, b_tail) = S::as_simd_f32s(&self.vector[..length]);
+        let l2 = self.l2;
+        let length = self.a.len().min(self.b.len());
+        let (a, a_tail) = S::as_simd_f32s(&self.a[..length]);
+        let (b, b_tail) = S::as_simd_f32s(&self.b[..length]);
+        let add_term = |x, y, sum| {
+            if l2 {
+                let difference = simd.sub_f32s(x, y);
+                simd.mul_add_e_f32s(difference, difference, sum)
+            } else {
+                simd.mul_add_e_f32s(x, y, sum)
+            }
+        };
         let mut first = simd.splat_f32s(0.0);
         let mut second = simd.splat_f32s(0.0);
         let (a_pairs, b_pairs) = (a.chunks_exact(2), b.chunks_exact(2));
         let (a_last, b_last) = (a_pairs.remainder(), b_pairs.remainder());
         for (x, y) in a_pairs.zip(b_pairs) {
-            if self.l2 {
-                let (d0, d1) = (simd.sub_f32s(x[0], y[0]), simd.sub_f32s(x[1], y[1]));
-                first = simd.mul_add_e_f32s(d0, d0, first);
-                second = simd.mul_add_e_f32s(d1, d1, second);
-            } else {
-                first = simd.mul_add_e_f32s(x[0], y[0], first);
-                second = simd.mul_add_e_f32s(x[1], y[1], second);
-            }
+            first = add_term(x[0], y[0], first);
+            second = add_term(x[1], y[1], second);
         }
         for (&x, &y) in a_last.iter().zip(b_last) {
-            if self.l2 {
-                let d = simd.sub_f32s(x, y);
-                first = simd.mul_add_e_f32s(d, d, first);
-            } else {
-                first = simd.mul_add_e_f32s(x, y, first);
-            }
+            first = add_term(x, y, first);
         }
         let mut total = simd.reduce_sum_f32s(simd.add_f32s(first, second));
         for (&x, &y) in a_tail.iter().zip(b_tail) {
-            total += if self.l2 { (x - y) * (x - y) } else { x * y };
+            total += if l2 { (x - y) * (x - y) } else { x * y };
         }
-        if self.l2 { -total } else { total }
+        total
     }
 }
 
@@ -229,11 +233,11 @@ mod tests {
                 "l2, length {length}"
             );
             assert!(
-                (key_simd(false, &a, &b) - dot_naive).abs() < 1e-4,
+                (dot_simd(&a, &b) - dot_naive).abs() < 1e-4,
                 "simd dot, length {length}"
             );
             assert!(
-                (key_simd(true, &a, &b) + l2_naive).abs() < 1e-4,
+                (l2_squared_simd(&a, &b) - l2_naive).abs() < 1e-4,
                 "simd l2, length {length}"
             );
         }

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 
 use multiversion::multiversion;
 
-use crate::kernel::{dot, key_simd, products};
+use crate::kernel::{dot, l2_squared_simd, products};
 
 /// Training points used per centroid at most.
 pub(crate) const SAMPLE_PER_CENTROID: usize = 256;
@@ -40,7 +40,7 @@ pub fn train(data: &[f32], dimension: usize, k: usize, iterations: usize, seed: 
     centroids.extend_from_slice(row(first));
     let mut closest: Vec<f32> = training
         .iter()
-        .map(|&point| -key_simd(true, row(point), row(first)))
+        .map(|&point| l2_squared_simd(row(point), row(first)))
         .collect();
     while centroids.len() < k * dimension {
         let total: f64 = closest.iter().map(|&d| f64::from(d)).sum();
@@ -103,7 +103,7 @@ pub fn train(data: &[f32], dimension: usize, k: usize, iterations: usize, seed: 
 #[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
 fn lower_distances(points: &[f32], centroid: &[f32], closest: &mut [f32]) {
     for (distance, point) in closest.iter_mut().zip(points.chunks_exact(centroid.len())) {
-        *distance = distance.min(-key_simd(true, point, centroid));
+        *distance = distance.min(l2_squared_simd(point, centroid));
     }
 }
 
@@ -179,7 +179,7 @@ fn nearest_of_products(products: &[f32], norms: &[f32], nearest: &mut Vec<u32>) 
 pub fn nearest(centroids: &[f32], dimension: usize, point: &[f32]) -> usize {
     let mut best = (f32::INFINITY, 0);
     for (index, centroid) in centroids.chunks_exact(dimension).enumerate() {
-        let distance = -key_simd(true, point, centroid);
+        let distance = l2_squared_simd(point, centroid);
         if distance < best.0 {
             best = (distance, index);
         }

@@ -49,6 +49,16 @@ impl Metric {
         }
     }
 
+    /// [`Metric::key`] with explicit SIMD ([`kernel::dot_simd`]), for paths that score one
+    /// vector at a time.
+    #[inline(always)]
+    pub(crate) fn key_simd(self, query: &[f32], vector: &[f32]) -> f32 {
+        match self {
+            Metric::InnerProduct | Metric::Cosine => kernel::dot_simd(query, vector),
+            Metric::L2 => -kernel::l2_squared_simd(query, vector),
+        }
+    }
+
     /// [`Metric::key`] of one query against eight consecutive rows of `rows`.
     #[inline(always)]
     pub(crate) fn key_rows8(self, query: &[f32], rows: &[f32]) -> [f32; 8] {
