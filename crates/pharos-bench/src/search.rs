@@ -4,6 +4,7 @@
 //! `pharos serve --target search` over gRPC for the documents' case, then runs
 //! `python/search_reference.py` (FAISS and hnswlib on the same files) and prints the ratios.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -22,8 +23,11 @@ use crate::Common;
 use crate::process::{channel, start_pharos};
 use crate::stats::{Latencies, Table, Value};
 
-/// ef_search of HNSW on the documents' case.
-const DOC_HNSW_EF: usize = 64;
+/// ef_search settings of HNSW on the documents' case; the fastest reaching the recall floor
+/// is shown, as for the large set.
+const DOC_HNSW_EFS: [usize; 3] = [16, 32, 64];
+/// The recall@10 an HNSW setting must reach to be shown.
+const HNSW_RECALL_FLOOR: f64 = 0.95;
 const K: usize = 10;
 const DOC_COUNT: usize = 6_574;
 const DOC_DIMENSION: usize = 52;
@@ -190,22 +194,46 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     for (id, row) in doc_base.rows().enumerate() {
         doc_graph.upsert(id as u64, row)?;
     }
-    let mut doc_hnsw_latency = Latencies::new();
-    let mut doc_hnsw_found = Vec::with_capacity(doc_query_vecs.len());
-    let mut doc_truth = Vec::with_capacity(doc_query_vecs.len());
-    for query in &doc_query_vecs {
-        let started = Instant::now();
-        let hits = doc_graph.search(query, K, DOC_HNSW_EF, None)?;
-        doc_hnsw_latency.record(started.elapsed());
-        doc_hnsw_found.push(hits.iter().map(|hit| hit.id).collect::<Vec<_>>());
-        doc_truth.push(
-            doc.search(query, K, None)?
+    let doc_truth: Vec<Vec<u64>> = doc_query_vecs
+        .iter()
+        .map(|query| {
+            Ok(doc
+                .search(query, K, None)?
                 .iter()
                 .map(|hit| hit.id)
-                .collect::<Vec<_>>(),
+                .collect())
+        })
+        .collect::<anyhow::Result<_>>()?;
+    // (ef_search, latencies, recall) of the fastest setting reaching the floor, else of the
+    // most accurate.
+    let mut doc_hnsw: Option<(usize, Latencies, f64)> = None;
+    for ef in DOC_HNSW_EFS {
+        let mut latencies = Latencies::new();
+        let mut found = Vec::with_capacity(doc_query_vecs.len());
+        for query in &doc_query_vecs {
+            let started = Instant::now();
+            let hits = doc_graph.search(query, K, ef, None)?;
+            latencies.record(started.elapsed());
+            found.push(hits.iter().map(|hit| hit.id).collect::<Vec<_>>());
+        }
+        let reached = recall(&found, &doc_truth);
+        eprintln!(
+            "  pharos HNSW ef_search {ef}: recall@10 {reached:.3}, p50 {:?}",
+            latencies.p50()
         );
+        let better = match &doc_hnsw {
+            None => true,
+            Some((_, shown, shown_recall)) if *shown_recall >= HNSW_RECALL_FLOOR => {
+                reached >= HNSW_RECALL_FLOOR && latencies.p50() < shown.p50()
+            }
+            Some((_, _, shown_recall)) => reached > *shown_recall,
+        };
+        if better {
+            doc_hnsw = Some((ef, latencies, reached));
+        }
     }
-    let doc_hnsw_recall = recall(&doc_hnsw_found, &doc_truth);
+    let (doc_hnsw_ef, doc_hnsw_latency, doc_hnsw_recall) =
+        doc_hnsw.context("no ef_search setting was measured")?;
     drop(doc_graph);
 
     eprintln!("pharos: flat inner product on {big_count} x {BIG_DIMENSION}");
@@ -302,7 +330,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
             rate,
             reached,
             setting,
-            0.95,
+            HNSW_RECALL_FLOOR,
         );
     }
     let hnsw_memory = graph.memory_bytes();
@@ -338,7 +366,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     );
     table.row(
         &format!(
-            "documents' case, HNSW ef_search {DOC_HNSW_EF} in process p50 (recall {doc_hnsw_recall:.3}; pharos only)"
+            "documents' case, HNSW ef_search {doc_hnsw_ef} in process p50 (recall {doc_hnsw_recall:.3}; pharos only)"
         ),
         Value::Time(doc_hnsw_latency.p50()),
         Value::Missing,
@@ -408,7 +436,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         let measured = &reference[key];
         table.row(
             &format!(
-                "HNSW QPS at recall >= 0.95 vs {name} (pharos {hnsw_setting}: {hnsw_recall:.3}; {}: {:.3})",
+                "HNSW QPS at recall >= {HNSW_RECALL_FLOOR} vs {name} (pharos {hnsw_setting}: {hnsw_recall:.3}; {}: {:.3})",
                 measured["setting"].as_str().unwrap_or("-"),
                 number(&measured["recall"])
             ),
@@ -452,8 +480,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
          around each call: pharos-vector in this process, FAISS {} and hnswlib through their \
          Python bindings (numpy arrays, no copies). IVF-PQ: nlist {nlist}, m {IVF_M}, 8-bit \
          codes, exact re-ranking of rerank x k candidates (FAISS IndexRefineFlat); the fastest \
-         setting reaching the recall is shown. gRPC: one tonic client, sequential calls on \
-         loopback.",
+         setting reaching the recall is shown. gRPC: one tonic client on its own single-thread \
+         runtime, sequential calls on loopback.",
         reference["faiss"].as_str().unwrap_or("?")
     );
     Ok(())
@@ -550,25 +578,44 @@ async fn grpc_documents_case(
     if base.len() != DOC_COUNT {
         bail!("the documents' set has {} vectors", base.len());
     }
-    let request = |query: &Vec<f32>| pb::SearchRequest {
-        index: "documents".into(),
-        vector: query.clone(),
-        k: K as u32,
-        ..pb::SearchRequest::default()
-    };
-    for query in queries.iter().take(200) {
-        client.search(request(query)).await?;
-    }
-    let mut latencies = Latencies::new();
-    for _ in 0..2 {
-        for query in queries {
-            let started = Instant::now();
-            client.search(request(query)).await?;
-            latencies.record(started.elapsed());
-        }
-    }
+    let queries = queries.to_vec();
+    let latencies = tokio::task::spawn_blocking(move || sequential_searches(addr, &queries))
+        .await
+        .context("the gRPC latency probe stopped")??;
     server.stop().await?;
     Ok(latencies)
+}
+
+/// Sequential searches of `queries` (twice, after 200 to warm up) from a client on its own
+/// single-thread runtime, as a latency probe runs: the figures are the server's and the
+/// loopback's, not this harness's thread hand-offs (a multi-thread client runtime adds about
+/// 100 us per call on two cores).
+fn sequential_searches(addr: SocketAddr, queries: &[Vec<f32>]) -> anyhow::Result<Latencies> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the probe's runtime")?;
+    runtime.block_on(async {
+        let mut client = SearchServiceClient::new(channel(addr).await?);
+        let request = |query: &Vec<f32>| pb::SearchRequest {
+            index: "documents".into(),
+            vector: query.clone(),
+            k: K as u32,
+            ..pb::SearchRequest::default()
+        };
+        for query in queries.iter().take(200) {
+            client.search(request(query)).await?;
+        }
+        let mut latencies = Latencies::new();
+        for _ in 0..2 {
+            for query in queries {
+                let started = Instant::now();
+                client.search(request(query)).await?;
+                latencies.record(started.elapsed());
+            }
+        }
+        Ok(latencies)
+    })
 }
 
 fn run_reference(args: &Args, dir: &Path, threads: usize) -> anyhow::Result<Json> {

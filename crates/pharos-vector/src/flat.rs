@@ -1,8 +1,10 @@
 //! [`FlatIndex`]: exact search over every stored vector. Vectors live in one contiguous
 //! row-major buffer; ids are the caller's (`u64`), and upserting an existing id replaces its
-//! vector in place. A single query is one scan, compiled for AVX2/FMA and AVX besides the
-//! baseline and chosen at run time, eight rows per step. Rows are padded with zeros to a
-//! multiple of eight values, so no kernel has a scalar tail. A batch of 8 queries or more is
+//! vector in place. Rows are padded with zeros to a multiple of eight values, so no kernel has a
+//! scalar tail. A single query over long rows is one scan, one row at a time with explicit SIMD.
+//! Short rows (under 64 values, the documents' 52 among them) are also kept in tiles of 16 rows
+//! stored dimension by dimension: a query value multiplies 16 rows in two registers, with no
+//! sum across a register and no padding read. A batch of 8 queries or more is
 //! answered with matrix products of the queries against blocks of the base (faer's
 //! cache-blocked GEMM, [`kernel::products`]); smaller batches read each block of the base once
 //! for a group of queries, four queries per load of a base vector.
@@ -19,9 +21,13 @@ use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vecto
 /// Base vectors scored per block of a batch (about 64 KiB of base at dimension 128).
 const BASE_BLOCK: usize = 128;
 /// The dimension from which a single query reads one row at a time (one memory stream, scored
-/// with explicit SIMD) rather than eight rows per step: 3x faster on 200k x 128, where eight
-/// interleaved streams ran at a third of the memory bandwidth; slower on short rows.
+/// with explicit SIMD) and no tiles are kept: on 200k x 128 the rows stream at the memory's
+/// bandwidth, while on short rows the sum across each register costs as much as the reads.
 const LONG_ROWS: usize = 64;
+/// Rows per tile of the short-row layout (see [`Tiles`]).
+const TILE_ROWS: usize = 16;
+/// Tiles scored together: their sums are independent chains of multiply-adds.
+const TILE_GROUP: usize = 4;
 /// Queries that share one pass over a base block.
 const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
@@ -44,6 +50,54 @@ pub struct FlatIndex {
     rows: HashMap<u64, usize>,
     /// The squared norm of each row, for L2 batches computed as matrix products.
     norms: Vec<f32>,
+    /// Short rows only: the same vectors in tiles, for single queries.
+    tiles: Option<Tiles>,
+}
+
+/// The vectors of a [`FlatIndex`] with short rows, by tiles of [`TILE_ROWS`] rows stored
+/// dimension by dimension: value `d` of row `r` is at `tile(r) + d * TILE_ROWS + r % TILE_ROWS`.
+/// Slots past the last row are zero. Costs a second copy of the vectors, which at these
+/// dimensions is what it takes to score at the speed of reading them.
+#[derive(Debug, Clone, Default)]
+struct Tiles {
+    values: Vec<f32>,
+}
+
+impl Tiles {
+    /// Writes `vector` as row `row`, adding a tile when the row starts one.
+    fn write(&mut self, row: usize, vector: &[f32]) {
+        let dimension = vector.len();
+        let start = row / TILE_ROWS * TILE_ROWS * dimension;
+        if self.values.len() < start + TILE_ROWS * dimension {
+            self.values.resize(start + TILE_ROWS * dimension, 0.0);
+        }
+        let tile = &mut self.values[start..start + TILE_ROWS * dimension];
+        for (slot, &value) in tile
+            .iter_mut()
+            .skip(row % TILE_ROWS)
+            .step_by(TILE_ROWS)
+            .zip(vector)
+        {
+            *slot = value;
+        }
+    }
+
+    /// Keeps `rows` rows, the row just after them having been the last: zeroes its slots and
+    /// drops a tile left empty.
+    fn truncate(&mut self, rows: usize, dimension: usize) {
+        let start = rows / TILE_ROWS * TILE_ROWS * dimension;
+        if rows.is_multiple_of(TILE_ROWS) {
+            self.values.truncate(start);
+            return;
+        }
+        for slot in self.values[start..]
+            .iter_mut()
+            .skip(rows % TILE_ROWS)
+            .step_by(TILE_ROWS)
+        {
+            *slot = 0.0;
+        }
+    }
 }
 
 impl FlatIndex {
@@ -59,7 +113,16 @@ impl FlatIndex {
             data: Vec::new(),
             rows: HashMap::new(),
             norms: Vec::new(),
+            tiles: (dimension < LONG_ROWS).then(Tiles::default),
         })
+    }
+
+    /// An index that only stores vectors (IVF-PQ's, for training and re-ranking): no tiles, so
+    /// the vectors are held once; a search reads the rows.
+    pub(crate) fn storage(dimension: usize, metric: Metric) -> Result<Self> {
+        let mut index = Self::new(dimension, metric)?;
+        index.tiles = None;
+        Ok(index)
     }
 
     pub fn dimension(&self) -> usize {
@@ -80,7 +143,11 @@ impl FlatIndex {
 
     /// Bytes held by the vectors and ids.
     pub fn memory_bytes(&self) -> usize {
-        (self.data.capacity() + self.norms.capacity()) * std::mem::size_of::<f32>()
+        let tiles = self
+            .tiles
+            .as_ref()
+            .map_or(0, |tiles| tiles.values.capacity());
+        (self.data.capacity() + self.norms.capacity() + tiles) * std::mem::size_of::<f32>()
             + self.ids.capacity() * std::mem::size_of::<u64>()
             + self.rows.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
     }
@@ -88,17 +155,22 @@ impl FlatIndex {
     /// Stores `vector` under `id`, replacing what `id` held.
     pub fn upsert(&mut self, id: u64, vector: &[f32]) -> Result<()> {
         let stored = self.padded(vector)?;
-        match self.rows.get(&id) {
+        let row = match self.rows.get(&id) {
             Some(&row) => {
                 self.data[row * self.stride..(row + 1) * self.stride].copy_from_slice(&stored);
                 self.norms[row] = dot(&stored, &stored);
+                row
             }
             None => {
                 self.rows.insert(id, self.ids.len());
                 self.ids.push(id);
                 self.norms.push(dot(&stored, &stored));
                 self.data.extend_from_slice(&stored);
+                self.ids.len() - 1
             }
+        };
+        if let Some(tiles) = &mut self.tiles {
+            tiles.write(row, &stored[..self.dimension]);
         }
         Ok(())
     }
@@ -116,10 +188,16 @@ impl FlatIndex {
             let (head, tail) = self.data.split_at_mut(last * self.stride);
             head[row * self.stride..(row + 1) * self.stride].copy_from_slice(tail);
             self.norms[row] = self.norms[last];
+            if let Some(tiles) = &mut self.tiles {
+                tiles.write(row, &tail[..self.dimension]);
+            }
         }
         self.ids.pop();
         self.norms.pop();
         self.data.truncate(last * self.stride);
+        if let Some(tiles) = &mut self.tiles {
+            tiles.truncate(last, self.dimension);
+        }
         true
     }
 
@@ -137,7 +215,17 @@ impl FlatIndex {
         }
         let query = self.padded(query)?;
         let mut top = TopK::new(k.min(self.len()));
-        scan(self.metric, &query, &self.data, &self.ids, &mut top, filter);
+        match &self.tiles {
+            Some(tiles) => pulp::Arch::new().dispatch(TileScan {
+                l2: self.metric == Metric::L2,
+                query: &query[..self.dimension],
+                tiles: &tiles.values,
+                ids: &self.ids,
+                top: &mut top,
+                filter,
+            }),
+            None => scan(self.metric, &query, &self.data, &self.ids, &mut top, filter),
+        }
         Ok(self.hits(top))
     }
 
@@ -286,9 +374,22 @@ impl FlatIndex {
         out.f32s(&rows);
     }
 
-    /// Reads what [`FlatIndex::encode`] wrote; the norms and the id map are rebuilt.
+    /// Reads what [`FlatIndex::encode`] wrote; the norms, tiles and id map are rebuilt.
     pub(crate) fn decode(input: &mut Decoder<'_>) -> Result<Self> {
         let mut index = Self::new(input.usize()?, input.metric()?)?;
+        index.decode_rows(input)?;
+        Ok(index)
+    }
+
+    /// [`FlatIndex::decode`] of an index written as [`FlatIndex::storage`].
+    pub(crate) fn decode_storage(input: &mut Decoder<'_>) -> Result<Self> {
+        let mut index = Self::storage(input.usize()?, input.metric()?)?;
+        index.decode_rows(input)?;
+        Ok(index)
+    }
+
+    fn decode_rows(&mut self, input: &mut Decoder<'_>) -> Result<()> {
+        let index = self;
         index.ids = input.u64s()?;
         let rows = input.f32s()?;
         if rows.len() != index.ids.len() * index.dimension {
@@ -296,7 +397,10 @@ impl FlatIndex {
         }
         index.data = Vec::with_capacity(index.ids.len() * index.stride);
         index.norms = Vec::with_capacity(index.ids.len());
-        for row in rows.chunks_exact(index.dimension) {
+        for (number, row) in rows.chunks_exact(index.dimension).enumerate() {
+            if let Some(tiles) = &mut index.tiles {
+                tiles.write(number, row);
+            }
             index.data.extend_from_slice(row);
             index
                 .data
@@ -309,13 +413,12 @@ impl FlatIndex {
                 return Err(corrupt(format!("id {id} is stored twice")));
             }
         }
-        Ok(index)
+        Ok(())
     }
 }
 
-/// Scores every row of `data` (row-major, `ids[i]` owning row `i`) against `query` into `top`.
-/// Compiled for AVX2 with FMA and for AVX besides the baseline, chosen at run time.
-#[multiversion(targets("x86_64+avx2+fma", "x86_64+avx"))]
+/// Scores every row of `data` (row-major, `ids[i]` owning row `i`) against `query` into `top`,
+/// one row at a time with explicit SIMD.
 fn scan(
     metric: Metric,
     query: &[f32],
@@ -324,37 +427,109 @@ fn scan(
     top: &mut TopK,
     filter: Option<Filter>,
 ) {
-    let dimension = query.len();
-    if dimension >= LONG_ROWS {
-        for (vector, &id) in data.chunks_exact(dimension).zip(ids) {
-            let key = metric.key_simd(query, vector);
-            if key > top.threshold() && accepts(filter, id) {
-                top.push(key, id);
-            }
-        }
-        return;
-    }
-    let eights = data.chunks_exact(8 * dimension);
-    let rest = eights.remainder();
-    for (rows, ids) in eights.zip(ids.chunks_exact(8)) {
-        let keys = metric.key_rows8(query, rows);
-        let threshold = top.threshold();
-        if keys.iter().all(|&key| key <= threshold) {
-            continue;
-        }
-        for (&key, &id) in keys.iter().zip(ids) {
-            if key > top.threshold() && accepts(filter, id) {
-                top.push(key, id);
-            }
-        }
-    }
-    let first = (data.len() - rest.len()) / dimension.max(1);
-    for (vector, &id) in rest.chunks_exact(dimension).zip(&ids[first..]) {
-        let key = metric.key(query, vector);
+    for (vector, &id) in data.chunks_exact(query.len()).zip(ids) {
+        let key = metric.key_simd(query, vector);
         if key > top.threshold() && accepts(filter, id) {
             top.push(key, id);
         }
     }
+}
+
+/// A single query against [`Tiles`] into `top`, with explicit SIMD (pulp, dispatched at run
+/// time): [`TILE_GROUP`] tiles at a time, each value of the query broadcast and multiplied with
+/// the value of every row of the group at that dimension. A group whose best key does not beat
+/// the top-k's threshold is dismissed with one comparison.
+struct TileScan<'a> {
+    l2: bool,
+    /// The query, unpadded.
+    query: &'a [f32],
+    tiles: &'a [f32],
+    /// Row `r` of the tiles belongs to `ids[r]`; slots past the end are padding.
+    ids: &'a [u64],
+    top: &'a mut TopK,
+    filter: Option<Filter<'a>>,
+}
+
+impl pulp::WithSimd for TileScan<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self {
+            l2,
+            query,
+            tiles,
+            ids,
+            top,
+            filter,
+        } = self;
+        let tile_len = TILE_ROWS * query.len();
+        let mut keys = [0.0f32; TILE_GROUP * TILE_ROWS];
+        let groups = tiles.chunks_exact(TILE_GROUP * tile_len);
+        let rest = groups.remainder();
+        let mut first_row = 0;
+        let mut offer = |keys: &[f32], best: f32, first_row: usize| {
+            if best <= top.threshold() {
+                return;
+            }
+            for (&key, &id) in keys.iter().zip(ids.get(first_row..).unwrap_or_default()) {
+                if key > top.threshold() && accepts(filter, id) {
+                    top.push(key, id);
+                }
+            }
+        };
+        for group in groups {
+            let best = tile_keys::<S, TILE_GROUP>(simd, l2, query, group, &mut keys);
+            offer(&keys, best, first_row);
+            first_row += TILE_GROUP * TILE_ROWS;
+        }
+        for tile in rest.chunks_exact(tile_len) {
+            let keys = &mut keys[..TILE_ROWS];
+            let best = tile_keys::<S, 1>(simd, l2, query, tile, keys);
+            offer(keys, best, first_row);
+            first_row += TILE_ROWS;
+        }
+    }
+}
+
+/// The keys of the `TILES` tiles in `tiles` (row by row into `keys`) and the best of them.
+#[inline(always)]
+fn tile_keys<S: pulp::Simd, const TILES: usize>(
+    simd: S,
+    l2: bool,
+    query: &[f32],
+    tiles: &[f32],
+    keys: &mut [f32],
+) -> f32 {
+    // A tile's slice of one dimension is TILE_ROWS / lanes registers (2 with AVX2).
+    let per_tile = TILE_ROWS / (std::mem::size_of::<S::f32s>() / std::mem::size_of::<f32>());
+    let tile_len = TILE_ROWS * query.len();
+    let mut sums = [[simd.splat_f32s(0.0); TILE_ROWS]; TILES];
+    for (d, &value) in query.iter().enumerate() {
+        let value = simd.splat_f32s(value);
+        for (tile, tile_sums) in sums.iter_mut().enumerate() {
+            let (rows, _) = S::as_simd_f32s(&tiles[tile * tile_len + d * TILE_ROWS..][..TILE_ROWS]);
+            for (sum, &row) in tile_sums[..per_tile].iter_mut().zip(rows) {
+                *sum = if l2 {
+                    let difference = simd.sub_f32s(row, value);
+                    simd.mul_add_e_f32s(difference, difference, *sum)
+                } else {
+                    simd.mul_add_e_f32s(value, row, *sum)
+                };
+            }
+        }
+    }
+    let mut best = simd.splat_f32s(f32::NEG_INFINITY);
+    for (tile, tile_sums) in sums.iter().enumerate() {
+        let (out, _) = S::as_mut_simd_f32s(&mut keys[tile * TILE_ROWS..][..TILE_ROWS]);
+        for (slot, &sum) in out.iter_mut().zip(&tile_sums[..per_tile]) {
+            // L2 distances become keys by negation: larger is closer.
+            let key = if l2 { simd.neg_f32s(sum) } else { sum };
+            best = simd.max_f32s(best, key);
+            *slot = key;
+        }
+    }
+    simd.reduce_max_f32s(best)
 }
 
 /// Scores one block of the base (`ids[i]` owning row `i` of `vectors`) against a group of
@@ -435,7 +610,8 @@ mod tests {
 
     #[test]
     fn search_is_exact_for_every_metric_one_by_one_and_in_batches() {
-        // 52: eight rows per step, padded; 100: one long row at a time, padded.
+        // 52: tiles of 16 rows (1,000 rows: whole groups, lone tiles and a part-filled last
+        // tile); 100: one long row at a time, padded.
         for dimension in [52, 100] {
             exact_for_every_metric(dimension);
         }
@@ -517,6 +693,65 @@ mod tests {
             .map(|hit| hit.id)
             .collect();
         assert_eq!(ids, [1, 3], "k above the count returns them all");
+    }
+
+    #[test]
+    fn tiles_follow_replacements_and_removals() {
+        let dimension = 20;
+        let vectors = random_vectors(300, dimension, 11);
+        let replacements = random_vectors(40, dimension, 12);
+        let queries = random_vectors(20, dimension, 13);
+        for metric in [Metric::InnerProduct, Metric::L2] {
+            let mut tiled = FlatIndex::new(dimension, metric).expect("index");
+            let mut rows_only = FlatIndex::storage(dimension, metric).expect("index");
+            let mut base: Vec<(u64, Vec<f32>)> = vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| (i as u64, v.clone()))
+                .collect();
+            for index in [&mut tiled, &mut rows_only] {
+                for (id, vector) in &base {
+                    index.upsert(*id, vector).expect("upsert");
+                }
+            }
+            // Every third removed (last rows move into the holes), 40 replaced in place, and
+            // the count left not a multiple of the tile.
+            base.retain(|(id, _)| id % 3 != 0 || *id >= 297);
+            for index in [&mut tiled, &mut rows_only] {
+                for id in (0..297).step_by(3) {
+                    assert!(index.remove(id));
+                }
+            }
+            for ((id, vector), replacement) in base.iter_mut().skip(5).step_by(4).zip(&replacements)
+            {
+                *vector = replacement.clone();
+                tiled.upsert(*id, replacement).expect("replace");
+                rows_only.upsert(*id, replacement).expect("replace");
+            }
+            assert_eq!(tiled.len(), base.len());
+            for query in &queries {
+                let expected = brute_force(metric, &base, query, 10);
+                for index in [&tiled, &rows_only] {
+                    let ids: Vec<u64> = index
+                        .search(query, 10, None)
+                        .expect("search")
+                        .iter()
+                        .map(|hit| hit.id)
+                        .collect();
+                    assert_eq!(ids, expected, "{metric:?}");
+                }
+                let even = |id: u64| id.is_multiple_of(2);
+                let filtered: Vec<u64> = tiled
+                    .search(query, 5, Some(&even))
+                    .expect("search")
+                    .iter()
+                    .map(|hit| hit.id)
+                    .collect();
+                let even_base: Vec<(u64, Vec<f32>)> =
+                    base.iter().filter(|(id, _)| even(*id)).cloned().collect();
+                assert_eq!(filtered, brute_force(metric, &even_base, query, 5));
+            }
+        }
     }
 
     #[test]

@@ -175,7 +175,7 @@ pub struct IvfPqIndex {
 
 impl IvfPqIndex {
     pub fn new(dimension: usize, metric: Metric, params: IvfPqParams) -> Result<Self> {
-        let vectors = FlatIndex::new(dimension, metric)?;
+        let vectors = FlatIndex::storage(dimension, metric)?;
         if params.nlist == 0 || params.m == 0 || !dimension.is_multiple_of(params.m) {
             return Err(VectorError::InvalidParams(format!(
                 "nlist must be at least 1 and m must divide the dimension {dimension} (nlist {}, m {})",
@@ -547,7 +547,7 @@ impl IvfPqIndex {
             nlist: input.usize()?,
             m: input.usize()?,
         };
-        let vectors = FlatIndex::decode(input)?;
+        let vectors = FlatIndex::decode_storage(input)?;
         let mut index = Self::new(vectors.dimension(), vectors.metric(), params)?;
         index.vectors = vectors;
         if input.u8()? == 0 {

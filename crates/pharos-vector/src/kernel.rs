@@ -142,23 +142,10 @@ fn four_sums_of_terms(
     totals
 }
 
-/// The inner products of `query` with each of eight consecutive rows of `rows`.
-#[inline(always)]
-pub fn dot_rows8(query: &[f32], rows: &[f32]) -> [f32; 8] {
-    rows_sums_of_terms::<8>(query, rows, |x, y| x * y)
-}
-
-/// The squared Euclidean distances of `query` to each of eight consecutive rows of `rows`.
-#[inline(always)]
-pub fn l2_squared_rows8(query: &[f32], rows: &[f32]) -> [f32; 8] {
-    rows_sums_of_terms::<8>(query, rows, |x, y| (x - y) * (x - y))
-}
-
-/// [`sum_of_terms`] of one query against eight rows (each of the query's length, one after
-/// the other in `rows`): each chunk of the query is loaded once for all eight, the eight
-/// partial sums stay in registers, and each is reduced by halves, so that no row waits on a
-/// long chain of dependent additions. A single-query scan runs at about twice the speed of
-/// one row at a time.
+/// [`sum_of_terms`] of one query against `R` rows (each of the query's length, one after the
+/// other in `rows`): each chunk of the query is loaded once for all of them, the partial sums
+/// stay in registers, and each is reduced by halves, so that no row waits on a long chain of
+/// dependent additions.
 #[inline(always)]
 fn rows_sums_of_terms<const R: usize>(
     query: &[f32],

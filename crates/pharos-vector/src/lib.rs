@@ -59,15 +59,6 @@ impl Metric {
         }
     }
 
-    /// [`Metric::key`] of one query against eight consecutive rows of `rows`.
-    #[inline(always)]
-    pub(crate) fn key_rows8(self, query: &[f32], rows: &[f32]) -> [f32; 8] {
-        match self {
-            Metric::InnerProduct | Metric::Cosine => kernel::dot_rows8(query, rows),
-            Metric::L2 => kernel::l2_squared_rows8(query, rows).map(|distance| -distance),
-        }
-    }
-
     /// [`Metric::key`] of four queries against one vector, read once.
     #[inline(always)]
     pub(crate) fn key4(self, queries: [&[f32]; 4], vector: &[f32]) -> [f32; 4] {
