@@ -28,6 +28,8 @@ const LONG_ROWS: usize = 64;
 const TILE_ROWS: usize = 16;
 /// Tiles scored together: their sums are independent chains of multiply-adds.
 const TILE_GROUP: usize = 4;
+/// Keys of a batch's products dismissed together when none beats the threshold.
+const OFFER_CHUNK: usize = 16;
 /// Queries that share one pass over a base block.
 const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
@@ -302,13 +304,15 @@ impl FlatIndex {
                 }
             } else {
                 kernel::products(&flat, vectors, dimension, products);
+                let arch = pulp::Arch::new();
                 for (products, top) in products.chunks_exact(rows).zip(&mut tops) {
-                    for ((&product, &id), &norm) in products.iter().zip(ids).zip(norms) {
-                        let key = key_of(product, norm);
-                        if key > top.threshold() && accepts(filter, id) {
-                            top.push(key, id);
-                        }
-                    }
+                    arch.dispatch(OfferProducts {
+                        products,
+                        norms: l2.then_some(norms),
+                        ids,
+                        top,
+                        filter,
+                    });
                 }
             }
         }
@@ -431,6 +435,69 @@ fn scan(
         let key = metric.key_simd(query, vector);
         if key > top.threshold() && accepts(filter, id) {
             top.push(key, id);
+        }
+    }
+}
+
+/// One query's products with a block of the base into its top-k, with explicit SIMD: 16 keys
+/// at a time are formed (for L2, `2 <q, b> - |b|^2`, see `search_batch_by_matrix`) and dismissed
+/// together when the best of them does not beat the threshold, which after the first blocks is
+/// nearly always.
+struct OfferProducts<'a> {
+    products: &'a [f32],
+    /// L2 only: the squared norm of each row of the block.
+    norms: Option<&'a [f32]>,
+    ids: &'a [u64],
+    top: &'a mut TopK,
+    filter: Option<Filter<'a>>,
+}
+
+impl pulp::WithSimd for OfferProducts<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self {
+            products,
+            norms,
+            ids,
+            top,
+            filter,
+        } = self;
+        let mut keys = [0.0f32; OFFER_CHUNK];
+        let mut first = 0;
+        while first < products.len() {
+            let end = (first + OFFER_CHUNK).min(products.len());
+            let keys = &mut keys[..end - first];
+            match norms {
+                Some(norms) => {
+                    for ((key, &product), &norm) in keys
+                        .iter_mut()
+                        .zip(&products[first..end])
+                        .zip(&norms[first..end])
+                    {
+                        *key = 2.0 * product - norm;
+                    }
+                }
+                None => keys.copy_from_slice(&products[first..end]),
+            }
+            let (whole, tail) = S::as_simd_f32s(keys);
+            let best = whole
+                .iter()
+                .fold(simd.splat_f32s(f32::NEG_INFINITY), |best, &key| {
+                    simd.max_f32s(best, key)
+                });
+            let best = tail
+                .iter()
+                .fold(simd.reduce_max_f32s(best), |best, &key| best.max(key));
+            if best > top.threshold() {
+                for (&key, &id) in keys.iter().zip(&ids[first..end]) {
+                    if key > top.threshold() && accepts(filter, id) {
+                        top.push(key, id);
+                    }
+                }
+            }
+            first = end;
         }
     }
 }
