@@ -481,15 +481,16 @@ impl pulp::WithSimd for OfferProducts<'_> {
                 }
                 None => keys.copy_from_slice(&products[first..end]),
             }
+            // Plain loops: a closure would be compiled without the instruction set chosen here.
             let (whole, tail) = S::as_simd_f32s(keys);
-            let best = whole
-                .iter()
-                .fold(simd.splat_f32s(f32::NEG_INFINITY), |best, &key| {
-                    simd.max_f32s(best, key)
-                });
-            let best = tail
-                .iter()
-                .fold(simd.reduce_max_f32s(best), |best, &key| best.max(key));
+            let mut best = simd.splat_f32s(f32::NEG_INFINITY);
+            for &key in whole {
+                best = simd.max_f32s(best, key);
+            }
+            let mut best = simd.reduce_max_f32s(best);
+            for &key in tail {
+                best = best.max(key);
+            }
             if best > top.threshold() {
                 for (&key, &id) in keys.iter().zip(&ids[first..end]) {
                     if key > top.threshold() && accepts(filter, id) {

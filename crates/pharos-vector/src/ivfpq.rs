@@ -443,11 +443,25 @@ impl IvfPqIndex {
                 }
             }
             let (tables, _) = table.as_chunks::<CODEBOOK>();
-            for (position, codes) in entries.codes.chunks_exact(m).enumerate() {
-                let score = centroid_key + code_score(codes, tables);
+            let mut offer = |position: usize, score: f32| {
+                let score = centroid_key + score;
                 if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
                     candidates.push(score, entries.ids[position]);
                 }
+            };
+            let pairs = entries.codes.chunks_exact(2 * m);
+            let last = pairs.remainder();
+            let mut position = 0;
+            for pair in pairs {
+                let (first, second) = pair.split_at(m);
+                let [a, b] = code_scores([first, second], tables);
+                offer(position, a);
+                offer(position + 1, b);
+                position += 2;
+            }
+            if !last.is_empty() {
+                let [a, _] = code_scores([last, last], tables);
+                offer(position, a);
             }
         }
         let mut top = TopK::new(k);
@@ -621,23 +635,26 @@ fn by_dimension(codebooks: &[f32], dsub: usize) -> Vec<f32> {
     out
 }
 
-/// The sum of `tables[sub][codes[sub]]` over the sub-spaces: an index by a byte into a table of
-/// 256 needs no bounds check, and four partial sums keep the additions from waiting on each
-/// other.
+/// For each of two codes, the sum of `tables[sub][code[sub]]` over the sub-spaces: an index by
+/// a byte into a table of 256 needs no bounds check, and two codes with four partial sums each
+/// keep eight lookups in flight instead of waiting on each other.
 #[inline(always)]
-fn code_score(codes: &[u8], tables: &[[f32; CODEBOOK]]) -> f32 {
-    let mut sums = [0.0f32; 4];
-    let (code_quads, code_rest) = codes.as_chunks::<4>();
+fn code_scores(codes: [&[u8]; 2], tables: &[[f32; CODEBOOK]]) -> [f32; 2] {
+    let mut sums = [[0.0f32; 4]; 2];
     let (table_quads, table_rest) = tables.as_chunks::<4>();
-    for (codes, tables) in code_quads.iter().zip(table_quads) {
+    let (first_quads, first_rest) = codes[0].as_chunks::<4>();
+    let (second_quads, second_rest) = codes[1].as_chunks::<4>();
+    for ((first, second), tables) in first_quads.iter().zip(second_quads).zip(table_quads) {
         for lane in 0..4 {
-            sums[lane] += tables[lane][codes[lane] as usize];
+            sums[0][lane] += tables[lane][first[lane] as usize];
+            sums[1][lane] += tables[lane][second[lane] as usize];
         }
     }
-    for (&code, table) in code_rest.iter().zip(table_rest) {
-        sums[0] += table[code as usize];
+    for ((&first, &second), table) in first_rest.iter().zip(second_rest).zip(table_rest) {
+        sums[0][0] += table[first as usize];
+        sums[1][0] += table[second as usize];
     }
-    (sums[0] + sums[2]) + (sums[1] + sums[3])
+    sums.map(|sums| (sums[0] + sums[2]) + (sums[1] + sums[3]))
 }
 
 /// Searches the lists of `index`, compiled for AVX2/FMA and AVX besides the baseline and chosen
