@@ -279,6 +279,8 @@ impl FlatIndex {
             .iter()
             .map(|_| TopK::new(k.min(self.len())))
             .collect();
+        // Each query's threshold, kept beside its top-k for the base-first pass (`OfferRows`).
+        let mut thresholds = vec![f32::NEG_INFINITY; queries.len()];
         let width = MATRIX_BLOCK.min(self.len().max(1));
         let mut scores = vec![0.0f32; queries.len() * width];
         for (block, vectors) in self.data.chunks(MATRIX_BLOCK * dimension).enumerate() {
@@ -287,21 +289,20 @@ impl FlatIndex {
             let products = &mut scores[..queries.len() * rows];
             let ids = &self.ids[first..first + rows];
             let norms = &self.norms[first..first + rows];
-            // L2 without |q|^2, the same for every row: added back below.
-            let key_of = |product: f32, norm: f32| if l2 { 2.0 * product - norm } else { product };
+            // Keys for L2 leave out |q|^2, the same for every row: added back below.
             if queries.len() < FEW_QUERIES {
                 // Base rows by queries (`block x queriesᵀ`): the many base rows fill the GEMM's
                 // tall micro-kernel, which a few dozen queries would leave mostly empty.
                 kernel::products(vectors, &flat, dimension, products);
-                for ((row, &id), &norm) in products.chunks_exact(queries.len()).zip(ids).zip(norms)
-                {
-                    for (&product, top) in row.iter().zip(&mut tops) {
-                        let key = key_of(product, norm);
-                        if key > top.threshold() && accepts(filter, id) {
-                            top.push(key, id);
-                        }
-                    }
-                }
+                pulp::Arch::new().dispatch(OfferRows {
+                    products,
+                    l2,
+                    norms,
+                    ids,
+                    tops: &mut tops,
+                    thresholds: &mut thresholds,
+                    filter,
+                });
             } else {
                 kernel::products(&flat, vectors, dimension, products);
                 let arch = pulp::Arch::new();
@@ -499,6 +500,73 @@ impl pulp::WithSimd for OfferProducts<'_> {
                 }
             }
             first = end;
+        }
+    }
+}
+
+/// A block's products with a few dozen queries, base row by base row (`block x queriesᵀ`), into
+/// the queries' top-ks with explicit SIMD: a row's keys are compared with every query's
+/// threshold a register at a time, and only a row where some key beats its threshold is looked
+/// at query by query.
+struct OfferRows<'a> {
+    /// Row `r` holds the products of base row `r` with every query.
+    products: &'a [f32],
+    l2: bool,
+    /// The squared norm of each base row (L2 keys are `2 <q, b> - |b|^2`).
+    norms: &'a [f32],
+    ids: &'a [u64],
+    tops: &'a mut [TopK],
+    /// `tops[q].threshold()`, refreshed whenever `tops[q]` changes.
+    thresholds: &'a mut [f32],
+    filter: Option<Filter<'a>>,
+}
+
+impl pulp::WithSimd for OfferRows<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self {
+            products,
+            l2,
+            norms,
+            ids,
+            tops,
+            thresholds,
+            filter,
+        } = self;
+        let two = simd.splat_f32s(2.0);
+        for ((row, &id), &norm) in products.chunks_exact(tops.len()).zip(ids).zip(norms) {
+            let key_of = |product: f32| if l2 { 2.0 * product - norm } else { product };
+            // Plain loops: a closure would be compiled without the instruction set chosen here.
+            let (row_chunks, row_tail) = S::as_simd_f32s(row);
+            let (threshold_chunks, threshold_tail) = S::as_simd_f32s(thresholds);
+            let minus_norm = simd.splat_f32s(-norm);
+            let mut margin = simd.splat_f32s(f32::NEG_INFINITY);
+            for (&product, &threshold) in row_chunks.iter().zip(threshold_chunks) {
+                let key = if l2 {
+                    simd.mul_add_e_f32s(two, product, minus_norm)
+                } else {
+                    product
+                };
+                margin = simd.max_f32s(margin, simd.sub_f32s(key, threshold));
+            }
+            let mut beaten = simd.reduce_max_f32s(margin) > 0.0;
+            for (&product, &threshold) in row_tail.iter().zip(threshold_tail) {
+                beaten |= key_of(product) > threshold;
+            }
+            if !beaten {
+                continue;
+            }
+            for ((&product, top), threshold) in
+                row.iter().zip(tops.iter_mut()).zip(thresholds.iter_mut())
+            {
+                let key = key_of(product);
+                if key > *threshold && accepts(filter, id) {
+                    top.push(key, id);
+                    *threshold = top.threshold();
+                }
+            }
         }
     }
 }
@@ -712,6 +780,18 @@ mod tests {
                 ids_of(&batch[..40]),
                 "{metric:?}: both orientations agree"
             );
+            // Filters apply in both orientations.
+            let odd = |id: u64| !id.is_multiple_of(2);
+            let odd_base: Vec<(u64, Vec<f32>)> =
+                base.iter().filter(|(id, _)| odd(*id)).cloned().collect();
+            for batch_size in [40, 100] {
+                let filtered = index
+                    .search_batch(&queries[..batch_size], 10, Some(&odd))
+                    .expect("batch");
+                for (query, ids) in queries.iter().zip(ids_of(&filtered)).step_by(7) {
+                    assert_eq!(ids, brute_force(metric, &odd_base, query, 10), "{metric:?}");
+                }
+            }
             for (query, batch_hits) in queries.iter().zip(&batch) {
                 let expected = brute_force(metric, &base, query, 10);
                 let hits = index.search(query, 10, None).expect("search");
