@@ -28,14 +28,10 @@ const LONG_ROWS: usize = 64;
 const TILE_ROWS: usize = 16;
 /// Tiles scored together: their sums are independent chains of multiply-adds.
 const TILE_GROUP: usize = 4;
-/// Keys of a batch's products dismissed together when none beats the threshold.
-const OFFER_CHUNK: usize = 16;
 /// Queries that share one pass over a base block.
 const QUERY_GROUP: usize = 16;
 /// Queries from which a batch is answered with matrix products.
 const MATRIX_BATCH: usize = 8;
-/// Batches smaller than this are multiplied base-first (see `search_batch_by_matrix`).
-const FEW_QUERIES: usize = 96;
 /// Base rows per matrix product.
 const MATRIX_BLOCK: usize = 512;
 
@@ -262,9 +258,10 @@ impl FlatIndex {
     }
 
     /// A batch as matrix products: the scores of all queries against a block of the base are one
-    /// `queries x block^T` product ([`kernel::products`]: faer's packed, cache-blocked kernels, chosen for
-    /// the CPU at run time), then each row of scores feeds its query's top-k. L2 uses
-    /// `|q - b|^2 = |q|^2 + |b|^2 - 2 <q, b>` with the norms kept per row.
+    /// `block x queries^T` product ([`kernel::products`]: faer's packed, cache-blocked kernels,
+    /// chosen for the CPU at run time), then each row of scores is offered to the queries'
+    /// top-ks ([`OfferRows`]). L2 uses `|q - b|^2 = |q|^2 + |b|^2 - 2 <q, b>` with the norms
+    /// kept per row.
     fn search_batch_by_matrix(
         &self,
         queries: &[Vec<f32>],
@@ -279,7 +276,7 @@ impl FlatIndex {
             .iter()
             .map(|_| TopK::new(k.min(self.len())))
             .collect();
-        // Each query's threshold, kept beside its top-k for the base-first pass (`OfferRows`).
+        // Each query's threshold, kept beside its top-k (see `OfferRows`).
         let mut thresholds = vec![f32::NEG_INFINITY; queries.len()];
         let width = MATRIX_BLOCK.min(self.len().max(1));
         let mut scores = vec![0.0f32; queries.len() * width];
@@ -289,33 +286,20 @@ impl FlatIndex {
             let products = &mut scores[..queries.len() * rows];
             let ids = &self.ids[first..first + rows];
             let norms = &self.norms[first..first + rows];
-            // Keys for L2 leave out |q|^2, the same for every row: added back below.
-            if queries.len() < FEW_QUERIES {
-                // Base rows by queries (`block x queriesᵀ`): the many base rows fill the GEMM's
-                // tall micro-kernel, which a few dozen queries would leave mostly empty.
-                kernel::products(vectors, &flat, dimension, products);
-                pulp::Arch::new().dispatch(OfferRows {
-                    products,
-                    l2,
-                    norms,
-                    ids,
-                    tops: &mut tops,
-                    thresholds: &mut thresholds,
-                    filter,
-                });
-            } else {
-                kernel::products(&flat, vectors, dimension, products);
-                let arch = pulp::Arch::new();
-                for (products, top) in products.chunks_exact(rows).zip(&mut tops) {
-                    arch.dispatch(OfferProducts {
-                        products,
-                        norms: l2.then_some(norms),
-                        ids,
-                        top,
-                        filter,
-                    });
-                }
-            }
+            // Base rows by queries (`block x queriesᵀ`): the many base rows fill the GEMM's tall
+            // micro-kernel, which a few dozen queries would leave mostly empty; with hundreds of
+            // queries the other orientation measured the same. Keys for L2 leave out |q|^2, the
+            // same for every row: added back below.
+            kernel::products(vectors, &flat, dimension, products);
+            pulp::Arch::new().dispatch(OfferRows {
+                products,
+                l2,
+                norms,
+                ids,
+                tops: &mut tops,
+                thresholds: &mut thresholds,
+                filter,
+            });
         }
         Ok(tops
             .into_iter()
@@ -440,71 +424,7 @@ fn scan(
     }
 }
 
-/// One query's products with a block of the base into its top-k, with explicit SIMD: 16 keys
-/// at a time are formed (for L2, `2 <q, b> - |b|^2`, see `search_batch_by_matrix`) and dismissed
-/// together when the best of them does not beat the threshold, which after the first blocks is
-/// nearly always.
-struct OfferProducts<'a> {
-    products: &'a [f32],
-    /// L2 only: the squared norm of each row of the block.
-    norms: Option<&'a [f32]>,
-    ids: &'a [u64],
-    top: &'a mut TopK,
-    filter: Option<Filter<'a>>,
-}
-
-impl pulp::WithSimd for OfferProducts<'_> {
-    type Output = ();
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let Self {
-            products,
-            norms,
-            ids,
-            top,
-            filter,
-        } = self;
-        let mut keys = [0.0f32; OFFER_CHUNK];
-        let mut first = 0;
-        while first < products.len() {
-            let end = (first + OFFER_CHUNK).min(products.len());
-            let keys = &mut keys[..end - first];
-            match norms {
-                Some(norms) => {
-                    for ((key, &product), &norm) in keys
-                        .iter_mut()
-                        .zip(&products[first..end])
-                        .zip(&norms[first..end])
-                    {
-                        *key = 2.0 * product - norm;
-                    }
-                }
-                None => keys.copy_from_slice(&products[first..end]),
-            }
-            // Plain loops: a closure would be compiled without the instruction set chosen here.
-            let (whole, tail) = S::as_simd_f32s(keys);
-            let mut best = simd.splat_f32s(f32::NEG_INFINITY);
-            for &key in whole {
-                best = simd.max_f32s(best, key);
-            }
-            let mut best = simd.reduce_max_f32s(best);
-            for &key in tail {
-                best = best.max(key);
-            }
-            if best > top.threshold() {
-                for (&key, &id) in keys.iter().zip(&ids[first..end]) {
-                    if key > top.threshold() && accepts(filter, id) {
-                        top.push(key, id);
-                    }
-                }
-            }
-            first = end;
-        }
-    }
-}
-
-/// A block's products with a few dozen queries, base row by base row (`block x queriesᵀ`), into
+/// A block's products with a batch of queries, base row by base row (`block x queriesᵀ`), into
 /// the queries' top-ks with explicit SIMD: a row's keys are compared with every query's
 /// threshold a register at a time, and only a row where some key beats its threshold is looked
 /// at query by query.
@@ -755,7 +675,7 @@ mod tests {
 
     fn exact_for_every_metric(dimension: usize) {
         let vectors = random_vectors(1_000, dimension, 7);
-        // 100 queries: one batch multiplied queries-first; its first 40, base-first.
+        // 100 queries in one batch, and its first 40 in another: the same answers.
         let queries = random_vectors(100, dimension, 8);
         for metric in [Metric::InnerProduct, Metric::L2, Metric::Cosine] {
             let mut index = FlatIndex::new(dimension, metric).expect("index");
