@@ -13,7 +13,7 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use crate::kernel::normalized;
+use crate::kernel::{Prefetch, normalized};
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
@@ -400,9 +400,14 @@ impl HnswIndex {
                 }
             }
         }
+        let prefetch = Prefetch::new();
         while let Some(candidate) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|worst| candidate < worst.0) {
                 break;
+            }
+            // The next candidate's neighbour list loads while this one's neighbours are scored.
+            if let Some(next) = candidates.peek() {
+                prefetch.fetch(self.neighbours(next.slot, layer));
             }
             for &neighbour in self.neighbours(candidate.slot, layer) {
                 if !visited.insert(neighbour) {

@@ -194,6 +194,41 @@ pub fn products(a: &[f32], b: &[f32], dimension: usize, out: &mut [f32]) {
     matmul(out, Accum::Replace, a, b.transpose(), 1.0, Par::Seq);
 }
 
+/// Asks the CPU to start loading data into its caches, so that a graph walk fetches what it
+/// reads next while it works on what it has (as hnswlib does). A hint: it never faults and
+/// changes no result; it does nothing off x86-64. Safe through pulp's `Sse` token.
+#[derive(Debug, Clone, Copy)]
+pub struct Prefetch {
+    #[cfg(target_arch = "x86_64")]
+    sse: Option<pulp::core_arch::x86::Sse>,
+}
+
+impl Prefetch {
+    pub fn new() -> Self {
+        Self {
+            #[cfg(target_arch = "x86_64")]
+            sse: pulp::core_arch::x86::Sse::try_new(),
+        }
+    }
+
+    /// The first 64-byte line of `values`.
+    #[inline(always)]
+    pub fn fetch<T>(self, values: &[T]) {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(sse) = self.sse {
+            sse._mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(values.as_ptr().cast());
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = values;
+    }
+}
+
+impl Default for Prefetch {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 /// `vector` scaled to unit length, or `None` for a zero vector.
 pub fn normalized(vector: &[f32]) -> Option<Vec<f32>> {
     let norm = dot(vector, vector).sqrt();
