@@ -16,7 +16,7 @@ use rand::SeedableRng;
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 
-use crate::kernel::dot;
+use crate::kernel::{self, dot};
 use crate::kmeans;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
@@ -472,12 +472,19 @@ impl IvfPqIndex {
             }
             return metric.hits(top.into_sorted());
         }
-        // Every candidate's row first, then every distance: the lookups, and then the reads of
-        // the vectors (each a miss to memory), overlap instead of waiting one after another.
+        // Every candidate's row first, each asked to load, then every distance: the lookups, and
+        // then the reads of the vectors (each a miss to memory), overlap instead of waiting one
+        // after another.
+        let prefetch = kernel::Prefetch::new();
         let rows: Vec<(u64, &[f32])> = candidates
             .iter()
             .filter_map(|&(_, id)| self.vectors.get(id).map(|vector| (id, vector)))
             .collect();
+        for (_, vector) in &rows {
+            for line in vector.chunks(16) {
+                prefetch.fetch(line);
+            }
+        }
         for (id, vector) in rows {
             top.push(metric.key_simd(query, vector), id);
         }
