@@ -21,11 +21,23 @@ pub fn l2_squared(a: &[f32], b: &[f32]) -> f32 {
     sum_of_terms(a, b, |x, y| (x - y) * (x - y))
 }
 
-/// The sum of `term(a[i], b[i])`, in `LANES` independent partial sums that vectorize.
+/// The sum of `term(a[i], b[i])`, in `LANES` independent partial sums that vectorize, reduced
+/// by halves so that no sum waits on a long chain of dependent additions.
 #[inline(always)]
 fn sum_of_terms(a: &[f32], b: &[f32], term: impl Fn(f32, f32) -> f32) -> f32 {
     let length = a.len().min(b.len());
-    let [total] = rows_sums_of_terms::<1>(&a[..length], &b[..length], term);
+    let (a_chunks, a_tail) = a[..length].as_chunks::<LANES>();
+    let (b_chunks, b_tail) = b[..length].as_chunks::<LANES>();
+    let mut partial = [0.0f32; LANES];
+    for (x, y) in a_chunks.iter().zip(b_chunks) {
+        for lane in 0..LANES {
+            partial[lane] += term(x[lane], y[lane]);
+        }
+    }
+    let mut total = halving_sum(partial);
+    for (&x, &y) in a_tail.iter().zip(b_tail) {
+        total += term(x, y);
+    }
     total
 }
 
@@ -137,47 +149,6 @@ fn four_sums_of_terms(
         *total = halving_sum(*partial);
         for index in chunks * LANES..length {
             *total += term(query[index], vector[index]);
-        }
-    }
-    totals
-}
-
-/// [`sum_of_terms`] of one query against `R` rows (each of the query's length, one after the
-/// other in `rows`): each chunk of the query is loaded once for all of them, the partial sums
-/// stay in registers, and each is reduced by halves, so that no row waits on a long chain of
-/// dependent additions.
-#[inline(always)]
-fn rows_sums_of_terms<const R: usize>(
-    query: &[f32],
-    rows: &[f32],
-    term: impl Fn(f32, f32) -> f32,
-) -> [f32; R] {
-    let length = query.len();
-    let rows = &rows[..R * length];
-    let (query_chunks, query_tail) = query.as_chunks::<LANES>();
-    let chunks = query_chunks.len();
-    // Every row cut to the query's whole chunks, so that indexing them needs no checks.
-    let row_chunks: [&[[f32; LANES]]; R] = std::array::from_fn(|r| {
-        let row = &rows[r * length..(r + 1) * length];
-        &row.as_chunks::<LANES>().0[..chunks]
-    });
-    let mut sums = [[0.0f32; LANES]; R];
-    for (chunk, x) in query_chunks.iter().enumerate() {
-        // A copy, so that the chunk stays in a register for all eight rows.
-        let x = *x;
-        for (partial, row) in sums.iter_mut().zip(&row_chunks) {
-            let y = &row[chunk];
-            for lane in 0..LANES {
-                partial[lane] += term(x[lane], y[lane]);
-            }
-        }
-    }
-    let mut totals = [0.0f32; R];
-    for (r, (total, partial)) in totals.iter_mut().zip(&sums).enumerate() {
-        *total = halving_sum(*partial);
-        let row_tail = &rows[r * length + chunks * LANES..(r + 1) * length];
-        for (&x, &y) in query_tail.iter().zip(row_tail) {
-            *total += term(x, y);
         }
     }
     totals

@@ -5,6 +5,8 @@
 //! its cost does not grow with the index. Points are
 //! assigned to centroids with matrix products ([`assign`]), as FAISS does with BLAS.
 
+use std::borrow::Cow;
+
 use rand::rngs::SmallRng;
 use rand::seq::index::sample;
 use rand::{Rng, SeedableRng};
@@ -35,15 +37,22 @@ pub fn train(data: &[f32], dimension: usize, k: usize, iterations: usize, seed: 
     // k-means++ over a pool of at most SEED_POOL_PER_CENTROID points per centroid: it reads
     // the pool once per centroid chosen, which over the whole sample (200k x 128 for 1,024
     // lists) was a third of IVF training; Lloyd's iterations below refine on the whole sample.
-    let pool: Vec<usize> = if training.len() > k * SEED_POOL_PER_CENTROID {
-        sample(&mut random, training.len(), k * SEED_POOL_PER_CENTROID)
-            .into_iter()
-            .map(|slot| training[slot])
-            .collect()
-    } else {
-        training.clone()
-    };
-    let pool_points: Vec<f32> = pool.iter().flat_map(|&point| row(point)).copied().collect();
+    let points: Vec<f32> = training
+        .iter()
+        .flat_map(|&point| row(point))
+        .copied()
+        .collect();
+    let (pool, pool_points): (Vec<usize>, Cow<[f32]>) =
+        if training.len() > k * SEED_POOL_PER_CENTROID {
+            let pool: Vec<usize> = sample(&mut random, training.len(), k * SEED_POOL_PER_CENTROID)
+                .into_iter()
+                .map(|slot| training[slot])
+                .collect();
+            let pool_points = pool.iter().flat_map(|&point| row(point)).copied().collect();
+            (pool, Cow::Owned(pool_points))
+        } else {
+            (training.clone(), Cow::Borrowed(&points))
+        };
     let mut centroids = Vec::with_capacity(k * dimension);
     let first = pool[random.random_range(0..pool.len())];
     centroids.extend_from_slice(row(first));
@@ -71,11 +80,6 @@ pub fn train(data: &[f32], dimension: usize, k: usize, iterations: usize, seed: 
         centroids.extend_from_slice(centroid);
         lower_distances(&pool_points, centroid, &mut closest);
     }
-    let points: Vec<f32> = training
-        .iter()
-        .flat_map(|&point| row(point))
-        .copied()
-        .collect();
     for _ in 0..iterations {
         let assignment = assign(&points, dimension, &centroids);
         let mut sums = vec![0.0f64; k * dimension];
