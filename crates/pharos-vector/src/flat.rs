@@ -199,11 +199,25 @@ impl FlatIndex {
         true
     }
 
+    /// The row holding `id`; rows stay put until a removal moves the last row into a gap.
+    pub(crate) fn row_of(&self, id: u64) -> Option<usize> {
+        self.rows.get(&id).copied()
+    }
+
+    /// The id in `row`, if there is one.
+    pub(crate) fn id_at(&self, row: usize) -> Option<u64> {
+        self.ids.get(row).copied()
+    }
+
+    /// The vector in `row` (see [`FlatIndex::row_of`]).
+    pub(crate) fn row(&self, row: usize) -> &[f32] {
+        let start = row * self.stride;
+        &self.data[start..start + self.dimension]
+    }
+
     /// The vector stored under `id` (normalized, for cosine).
     pub fn get(&self, id: u64) -> Option<&[f32]> {
-        let row = *self.rows.get(&id)?;
-        let start = row * self.stride;
-        Some(&self.data[start..start + self.dimension])
+        Some(self.row(self.row_of(id)?))
     }
 
     /// The `k` nearest vectors to `query` among those `filter` accepts, best first.

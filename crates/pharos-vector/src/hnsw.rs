@@ -516,10 +516,10 @@ impl HnswIndex {
         out.usize(self.params.m);
         out.usize(self.params.ef_construction);
         let slots = self.ids.len() as u32;
-        let vectors: Vec<f32> = (0..slots)
-            .flat_map(|slot| self.vector(slot).iter().copied())
-            .collect();
-        out.f32s(&vectors);
+        out.f32s_in_parts(
+            slots as usize * self.dimension,
+            (0..slots).map(|slot| self.vector(slot)),
+        );
         out.u64s(&self.ids);
         let deleted: Vec<u8> = self
             .deleted
@@ -528,16 +528,16 @@ impl HnswIndex {
             .collect();
         out.bytes(&deleted);
         out.bytes(&self.levels);
-        let width = self.max_layer0();
-        let (mut layer0, mut layer0_len) = (Vec::with_capacity(slots as usize * width), Vec::new());
-        for slot in 0..slots {
-            let neighbours = self.neighbours(slot, 0);
-            layer0.extend_from_slice(neighbours);
-            layer0.extend(std::iter::repeat_n(0, width - neighbours.len()));
-            layer0_len.push(neighbours.len() as u16);
-        }
-        out.u32s(&layer0);
-        out.u16s(&layer0_len);
+        // Layer 0 as `2m` slots per node (the first `length` in use), then the lengths.
+        let (dimension, width) = (self.dimension, self.max_layer0());
+        out.u32s_in_parts(
+            slots as usize * width,
+            (0..slots).map(|slot| &self.node(slot)[dimension + 1..][..width]),
+        );
+        let lengths: Vec<u16> = (0..slots)
+            .map(|slot| self.neighbours(slot, 0).len() as u16)
+            .collect();
+        out.u16s(&lengths);
         for levels in &self.upper {
             for neighbours in levels {
                 out.u32s(neighbours);

@@ -58,6 +58,9 @@ pub enum TrainStage {
 #[derive(Debug, Clone, Default)]
 struct List {
     ids: Vec<u64>,
+    /// Where each entry's full vector is in `vectors` ([`FlatIndex::row_of`]), so that
+    /// re-ranking reads it without looking the id up.
+    rows: Vec<usize>,
     /// `ids.len() * m` bytes.
     codes: Vec<u8>,
 }
@@ -213,7 +216,17 @@ impl IvfPqIndex {
 
     pub fn remove(&mut self, id: u64) -> bool {
         self.unlist(id);
-        self.vectors.remove(id)
+        let Some(row) = self.vectors.row_of(id) else {
+            return false;
+        };
+        self.vectors.remove(id);
+        // The last vector moved into the gap: its list entry follows it.
+        if let (Some(moved), Some(trained)) = (self.vectors.id_at(row), &mut self.trained)
+            && let Some(&(list, position)) = trained.positions.get(&moved)
+        {
+            trained.lists[list].rows[position] = row;
+        }
+        true
     }
 
     pub fn params(&self) -> IvfPqParams {
@@ -227,7 +240,9 @@ impl IvfPqIndex {
                 + trained
                     .lists
                     .iter()
-                    .map(|list| list.ids.capacity() * 8 + list.codes.capacity())
+                    .map(|list| {
+                        (list.ids.capacity() + list.rows.capacity()) * 8 + list.codes.capacity()
+                    })
                     .sum::<usize>()
                 + trained.positions.capacity() * 25
                 + trained.code_norms.capacity() * 4
@@ -335,11 +350,16 @@ impl IvfPqIndex {
         let dimension = self.vectors.dimension();
         let m = self.params.m;
         let dsub = dimension / m;
-        let mut rows: Vec<(u64, &[f32])> = self.vectors.rows().collect();
-        rows.sort_unstable_by_key(|(id, _)| *id);
+        let mut rows: Vec<(u64, usize, &[f32])> = self
+            .vectors
+            .rows()
+            .enumerate()
+            .map(|(row, (id, vector))| (id, row, vector))
+            .collect();
+        rows.sort_unstable_by_key(|(id, _, _)| *id);
         let data: Vec<f32> = rows
             .iter()
-            .flat_map(|(_, vector)| vector.iter().copied())
+            .flat_map(|(_, _, vector)| vector.iter().copied())
             .collect();
         let lists = kmeans::assign(&data, dimension, &trained.coarse);
         let residuals: Vec<f32> = data
@@ -364,12 +384,13 @@ impl IvfPqIndex {
                 codes[row * m + sub] = code as u8;
             }
         }
-        for (((id, _), &list), code) in rows.iter().zip(&lists).zip(codes.chunks_exact(m)) {
+        for (((id, row, _), &list), code) in rows.iter().zip(&lists).zip(codes.chunks_exact(m)) {
             let entries = &mut trained.lists[list as usize];
             trained
                 .positions
                 .insert(*id, (list as usize, entries.ids.len()));
             entries.ids.push(*id);
+            entries.rows.push(*row);
             entries.codes.extend_from_slice(code);
         }
     }
@@ -415,7 +436,8 @@ impl IvfPqIndex {
         } else {
             k.saturating_mul(options.rerank)
         };
-        let mut candidates = TopK::new(keep);
+        // Candidates carry their row in `vectors`, for re-ranking.
+        let mut candidates = TopK::with_extras(keep);
         // Inner product: <q, c + r> = <q, c> + sum of <q_j, r_j>, so one table serves every list.
         // L2: -|q - c - r|^2 = -|q - c|^2 + sum of (2 <(q - c)_j, r_j> - |r_j|^2): the first term
         // is the list's key from the probe; the rest is one table per probed list, computed from
@@ -425,7 +447,7 @@ impl IvfPqIndex {
         let inner = matches!(metric, Metric::InnerProduct | Metric::Cosine);
         let mut table = vec![0.0f32; m * CODEBOOK];
         if inner {
-            fill_table(&mut table, &trained.by_dimension, query, m);
+            fill_table(&mut table, &trained.by_dimension, query, m, 1.0, None);
         }
         let mut residual_query = vec![0.0f32; dimension];
         for (centroid_key, list) in probe.into_sorted() {
@@ -437,56 +459,69 @@ impl IvfPqIndex {
                 for ((rest, &q), &c) in residual_query.iter_mut().zip(query).zip(centroid) {
                     *rest = q - c;
                 }
-                fill_table(&mut table, &trained.by_dimension, &residual_query, m);
-                for (value, &norm) in table.iter_mut().zip(&trained.code_norms) {
-                    *value = 2.0 * *value + norm;
-                }
+                fill_table(
+                    &mut table,
+                    &trained.by_dimension,
+                    &residual_query,
+                    m,
+                    2.0,
+                    Some(&trained.code_norms),
+                );
             }
             let (tables, _) = table.as_chunks::<CODEBOOK>();
+            // Most codes score below the worst kept candidate: they cost one comparison with a
+            // bar held in a register (in code-score units, the list's key taken off), and only
+            // the rest reach the heap, which then raises the bar.
             let mut offer = |position: usize, score: f32| {
-                let score = centroid_key + score;
-                if score > candidates.threshold() && accepts(filter, entries.ids[position]) {
-                    candidates.push(score, entries.ids[position]);
+                if accepts(filter, entries.ids[position]) {
+                    candidates.push_with(
+                        centroid_key + score,
+                        entries.ids[position],
+                        entries.rows[position],
+                    );
                 }
+                candidates.threshold() - centroid_key
             };
+            let mut bar = f32::NEG_INFINITY;
             let pairs = entries.codes.chunks_exact(2 * m);
             let last = pairs.remainder();
             let mut position = 0;
             for pair in pairs {
                 let (first, second) = pair.split_at(m);
                 let [a, b] = code_scores([first, second], tables);
-                offer(position, a);
-                offer(position + 1, b);
+                if a > bar {
+                    bar = offer(position, a);
+                }
+                if b > bar {
+                    bar = offer(position + 1, b);
+                }
                 position += 2;
             }
             if !last.is_empty() {
                 let [a, _] = code_scores([last, last], tables);
-                offer(position, a);
+                if a > bar {
+                    offer(position, a);
+                }
             }
         }
         let mut top = TopK::new(k);
-        let candidates = candidates.into_sorted();
+        let candidates = candidates.into_sorted_with();
         if options.rerank == 0 {
-            for (approximate, id) in candidates {
+            for (approximate, id, _) in candidates {
                 top.push(approximate, id);
             }
             return metric.hits(top.into_sorted());
         }
-        // Every candidate's row first, each asked to load, then every distance: the lookups, and
-        // then the reads of the vectors (each a miss to memory), overlap instead of waiting one
-        // after another.
+        // Every candidate's vector asked to load first, then every distance: the reads (each a
+        // miss to memory) overlap instead of waiting one after another.
         let prefetch = kernel::Prefetch::new();
-        let rows: Vec<(u64, &[f32])> = candidates
-            .iter()
-            .filter_map(|&(_, id)| self.vectors.get(id).map(|vector| (id, vector)))
-            .collect();
-        for (_, vector) in &rows {
-            for line in vector.chunks(16) {
+        for &(_, _, row) in &candidates {
+            for line in self.vectors.row(row).chunks(16) {
                 prefetch.fetch(line);
             }
         }
-        for (id, vector) in rows {
-            top.push(metric.key_simd(query, vector), id);
+        for (_, id, row) in candidates {
+            top.push(metric.key_simd(query, self.vectors.row(row)), id);
         }
         metric.hits(top.into_sorted())
     }
@@ -496,9 +531,10 @@ impl IvfPqIndex {
         let Some(trained) = &mut self.trained else {
             return;
         };
-        let Some(vector) = self.vectors.get(id) else {
+        let Some(row) = self.vectors.row_of(id) else {
             return;
         };
+        let vector = self.vectors.row(row);
         let dimension = vector.len();
         let dsub = dimension / self.params.m;
         let list = kmeans::nearest(&trained.coarse, dimension, vector);
@@ -514,6 +550,7 @@ impl IvfPqIndex {
         }
         trained.positions.insert(id, (list, entries.ids.len()));
         entries.ids.push(id);
+        entries.rows.push(row);
     }
 
     /// Removes `id` from its list; the list's last entry moves into its place.
@@ -530,12 +567,14 @@ impl IvfPqIndex {
         if position != last {
             let moved = entries.ids[last];
             entries.ids[position] = moved;
+            entries.rows[position] = entries.rows[last];
             entries
                 .codes
                 .copy_within(last * m..(last + 1) * m, position * m);
             trained.positions.insert(moved, (list, position));
         }
         entries.ids.pop();
+        entries.rows.pop();
         entries.codes.truncate(last * m);
     }
 }
@@ -592,16 +631,18 @@ impl IvfPqIndex {
             if codes.len() != ids.len() * params.m {
                 return Err(corrupt("IVF-PQ codes do not match their ids"));
             }
+            let mut rows = Vec::with_capacity(ids.len());
             for (position, &id) in ids.iter().enumerate() {
-                if index.vectors.get(id).is_none()
-                    || positions.insert(id, (list, position)).is_some()
-                {
-                    return Err(corrupt(format!(
-                        "IVF-PQ list entry {id} is not one stored vector"
-                    )));
+                match index.vectors.row_of(id) {
+                    Some(row) if positions.insert(id, (list, position)).is_none() => rows.push(row),
+                    _ => {
+                        return Err(corrupt(format!(
+                            "IVF-PQ list entry {id} is not one stored vector"
+                        )));
+                    }
                 }
             }
-            lists.push(List { ids, codes });
+            lists.push(List { ids, rows, codes });
         }
         if positions.len() != index.len() {
             return Err(corrupt("IVF-PQ lists miss stored vectors"));
@@ -611,17 +652,48 @@ impl IvfPqIndex {
     }
 }
 
-/// The inner product of every codebook entry of every sub-space with `target`'s sub-vectors:
-/// `table[sub * CODEBOOK + code]`, from the codebooks laid out by dimension ([`by_dimension`]).
+/// The inner product of every codebook entry of every sub-space with `target`'s sub-vectors,
+/// times `scale`, plus `start[entry]` (zero when `None`): `table[sub * CODEBOOK + code]`, from
+/// the codebooks laid out by dimension ([`by_dimension`]), one pass over a row per dimension.
 #[inline(always)]
-fn fill_table(table: &mut [f32], by_dimension: &[f32], target: &[f32], m: usize) {
+fn fill_table(
+    table: &mut [f32],
+    by_dimension: &[f32],
+    target: &[f32],
+    m: usize,
+    scale: f32,
+    start: Option<&[f32]>,
+) {
     let dsub = target.len() / m;
-    for sub in 0..m {
-        let row = &mut table[sub * CODEBOOK..(sub + 1) * CODEBOOK];
-        row.fill(0.0);
-        for d in 0..dsub {
-            let value = target[sub * dsub + d];
-            let codes = &by_dimension[(sub * dsub + d) * CODEBOOK..(sub * dsub + d + 1) * CODEBOOK];
+    for (sub, (row, (values, columns))) in table
+        .chunks_exact_mut(CODEBOOK)
+        .zip(
+            target
+                .chunks_exact(dsub)
+                .zip(by_dimension.chunks_exact(dsub * CODEBOOK)),
+        )
+        .enumerate()
+    {
+        let mut columns = columns.chunks_exact(CODEBOOK);
+        // The first dimension writes the row (over `start`), the others add to it.
+        if let (Some(&value), Some(codes)) = (values.first(), columns.next()) {
+            let value = scale * value;
+            match start {
+                Some(start) => {
+                    let start = &start[sub * CODEBOOK..(sub + 1) * CODEBOOK];
+                    for ((entry, &code), &base) in row.iter_mut().zip(codes).zip(start) {
+                        *entry = base + value * code;
+                    }
+                }
+                None => {
+                    for (entry, &code) in row.iter_mut().zip(codes) {
+                        *entry = value * code;
+                    }
+                }
+            }
+        }
+        for (&value, codes) in values.iter().skip(1).zip(columns) {
+            let value = scale * value;
             for (entry, &code) in row.iter_mut().zip(codes) {
                 *entry += value * code;
             }
@@ -742,16 +814,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn upserts_after_training_are_encoded_and_found() {
-        let dimension = 16;
-        let base = clustered(1_000, dimension, 21);
-        let params = IvfPqParams { nlist: 8, m: 4 };
+    /// An L2 index of `count` clustered vectors (ids 0..count), trained with `train_seed`.
+    fn trained_l2(
+        dimension: usize,
+        params: IvfPqParams,
+        count: usize,
+        data_seed: u64,
+        train_seed: u64,
+    ) -> (Vec<Vec<f32>>, IvfPqIndex) {
+        let base = clustered(count, dimension, data_seed);
         let mut index = IvfPqIndex::new(dimension, Metric::L2, params).expect("ivfpq");
         for (id, vector) in base.iter().enumerate() {
             index.upsert(id as u64, vector).expect("upsert");
         }
-        index.train(1, &mut |_| {});
+        index.train(train_seed, &mut |_| {});
+        (base, index)
+    }
+
+    #[test]
+    fn upserts_after_training_are_encoded_and_found() {
+        let (dimension, params) = (16, IvfPqParams { nlist: 8, m: 4 });
+        let (_, mut index) = trained_l2(dimension, params, 1_000, 21, 1);
         let probe = vec![5.0f32; dimension];
         index.upsert(99_999, &probe).expect("upsert");
         let options = IvfPqSearch {
@@ -773,5 +856,48 @@ mod tests {
             IvfPqIndex::new(30, Metric::L2, IvfPqParams { nlist: 4, m: 7 }).err().map(|e| e.to_string()),
             Some("invalid parameters: nlist must be at least 1 and m must divide the dimension 30 (nlist 4, m 7)".to_owned())
         );
+    }
+
+    #[test]
+    fn reranking_reads_each_candidates_own_vector_after_removals_move_rows() {
+        let (base, mut index) = trained_l2(16, IvfPqParams { nlist: 8, m: 4 }, 1_200, 5, 3);
+        // Removals move the last stored vector into each gap; replacements keep their row.
+        for id in (0..1_200u64).step_by(3) {
+            assert!(index.remove(id));
+        }
+        for id in (1..1_200u64).step_by(7).filter(|id| id % 3 != 0) {
+            index
+                .upsert(id, &base[(id as usize + 1) % 1_200])
+                .expect("replace");
+        }
+        let options = IvfPqSearch {
+            nprobe: 8,
+            rerank: 50,
+        };
+        let expected = |id: u64| {
+            if id % 7 == 1 {
+                &base[(id as usize + 1) % 1_200]
+            } else {
+                &base[id as usize]
+            }
+        };
+        let read_back = {
+            let mut out = Encoder::default();
+            index.encode(&mut out);
+            let bytes = out.into_bytes();
+            IvfPqIndex::decode(&mut Decoder::new(&bytes)).expect("decode")
+        };
+        for index in [&index, &read_back] {
+            assert_eq!(index.len(), 800);
+            for id in (0..1_200u64).filter(|id| id % 3 != 0).step_by(5) {
+                let hits = index
+                    .search(expected(id), 1, options, None)
+                    .expect("search");
+                // Its own vector, re-ranked exactly: distance zero (ties with an equal vector
+                // stored under another id are possible, so the score is what is checked).
+                assert_eq!(hits[0].score, 0.0, "id {id}: {hits:?}");
+                assert!(hits[0].id % 3 != 0, "a removed id came back: {hits:?}");
+            }
+        }
     }
 }

@@ -72,13 +72,42 @@ impl Encoder {
         self.numbers(values, u16::to_le_bytes);
     }
 
+    /// [`Encoder::f32s`] of the concatenation of `parts`, which hold `count` values in all,
+    /// without gathering them first.
+    pub fn f32s_in_parts<'v>(&mut self, count: usize, parts: impl Iterator<Item = &'v [f32]>) {
+        self.numbers_in_parts(count, parts, f32::to_le_bytes);
+    }
+
+    /// [`Encoder::u32s`] of the concatenation of `parts`, like [`Encoder::f32s_in_parts`].
+    pub fn u32s_in_parts<'v>(&mut self, count: usize, parts: impl Iterator<Item = &'v [u32]>) {
+        self.numbers_in_parts(count, parts, u32::to_le_bytes);
+    }
+
     /// A length, then each of `values` as `N` little-endian bytes.
     fn numbers<T: Copy, const N: usize>(&mut self, values: &[T], bytes_of: fn(T) -> [u8; N]) {
-        self.usize(values.len());
-        self.bytes.reserve(values.len() * N);
-        for &value in values {
-            self.bytes.extend_from_slice(&bytes_of(value));
+        self.numbers_in_parts(values.len(), std::iter::once(values), bytes_of);
+    }
+
+    /// [`Encoder::numbers`] of the concatenation of `parts`, `count` values in all.
+    fn numbers_in_parts<'v, T: Copy + 'v, const N: usize>(
+        &mut self,
+        count: usize,
+        parts: impl Iterator<Item = &'v [T]>,
+        bytes_of: fn(T) -> [u8; N],
+    ) {
+        self.usize(count);
+        self.bytes.reserve(count * N);
+        let before = self.bytes.len();
+        for part in parts {
+            for &value in part {
+                self.bytes.extend_from_slice(&bytes_of(value));
+            }
         }
+        debug_assert_eq!(
+            self.bytes.len() - before,
+            count * N,
+            "parts hold `count` values"
+        );
     }
 
     pub(crate) fn metric(&mut self, metric: Metric) {
