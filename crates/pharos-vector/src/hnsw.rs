@@ -557,12 +557,12 @@ impl HnswIndex {
             ef_construction: input.usize()?,
         };
         let mut index = Self::new(dimension, metric, params)?;
-        let vectors = input.f32s()?;
+        let vectors = input.words()?;
         index.ids = input.u64s()?;
         let slots = index.ids.len();
         index.deleted = input.bytes()?.iter().map(|&byte| byte != 0).collect();
         index.levels = input.bytes()?.to_vec();
-        let layer0 = input.u32s()?;
+        let layer0 = input.words()?;
         let layer0_len = input.u16s()?;
         let width = index.max_layer0();
         if slots > u32::MAX as usize
@@ -572,20 +572,28 @@ impl HnswIndex {
             || layer0.len() != slots * width
             || layer0_len.len() != slots
             || layer0_len.iter().any(|&len| len as usize > width)
-            || layer0.iter().any(|&slot| slot as usize >= slots)
+            || layer0
+                .iter()
+                .any(|&slot| u32::from_le_bytes(slot) as usize >= slots)
         {
             return Err(corrupt("HNSW layer 0 does not fit its nodes"));
         }
+        // The words go straight into the node blocks (a vector's as its values' bits).
         index.nodes = vec![Line::zeroed(); slots * index.node_lines];
         for (slot, (vector, neighbours)) in vectors
             .chunks_exact(dimension)
             .zip(layer0.chunks_exact(width))
             .enumerate()
         {
-            let node = index.node_mut(slot as u32);
-            node[..dimension].copy_from_slice(bytemuck::cast_slice(vector));
-            node[dimension] = u32::from(layer0_len[slot]);
-            node[dimension + 1..][..width].copy_from_slice(neighbours);
+            let place = |words: &mut [u32], from: &[[u8; 4]]| {
+                for (word, &bytes) in words.iter_mut().zip(from) {
+                    *word = u32::from_le_bytes(bytes);
+                }
+            };
+            let (vector_words, rest) = index.node_mut(slot as u32).split_at_mut(dimension);
+            place(vector_words, vector);
+            rest[0] = u32::from(layer0_len[slot]);
+            place(&mut rest[1..], neighbours);
         }
         index.upper = Vec::with_capacity(slots);
         for &level in &index.levels {

@@ -206,6 +206,13 @@ impl<'a> Decoder<'a> {
         self.numbers(u16::from_le_bytes)
     }
 
+    /// What [`Encoder::f32s`] or [`Encoder::u32s`] wrote, left as little-endian words for the
+    /// caller to place where they belong (`u32::from_le_bytes` of an `f32` gives its bits).
+    pub fn words(&mut self) -> Result<&'a [[u8; 4]]> {
+        let count = self.length(4)?;
+        Ok(self.take(count * 4)?.as_chunks::<4>().0)
+    }
+
     /// What [`Encoder::numbers`] wrote: a length, then that many `N`-byte numbers.
     fn numbers<T, const N: usize>(&mut self, from_bytes: fn([u8; N]) -> T) -> Result<Vec<T>> {
         let count = self.length(N)?;
