@@ -489,9 +489,7 @@ impl pulp::WithSimd for OfferRows<'_> {
         let mut next_rows = next.chunks(dimension.max(1));
         for ((row, &id), &norm) in products.chunks_exact(tops.len()).zip(ids).zip(norms) {
             if let Some(upcoming) = next_rows.next() {
-                for line in upcoming.chunks(16) {
-                    prefetch.fetch(line);
-                }
+                prefetch.fetch_lines(upcoming);
             }
             let key_of = |product: f32| if l2 { 2.0 * product - norm } else { product };
             // Plain loops: a closure would be compiled without the instruction set chosen here.

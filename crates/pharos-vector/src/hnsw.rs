@@ -580,16 +580,16 @@ impl HnswIndex {
         }
         // The words go straight into the node blocks (a vector's as its values' bits).
         index.nodes = vec![Line::zeroed(); slots * index.node_lines];
+        let place = |words: &mut [u32], from: &[[u8; 4]]| {
+            for (word, &bytes) in words.iter_mut().zip(from) {
+                *word = u32::from_le_bytes(bytes);
+            }
+        };
         for (slot, (vector, neighbours)) in vectors
             .chunks_exact(dimension)
             .zip(layer0.chunks_exact(width))
             .enumerate()
         {
-            let place = |words: &mut [u32], from: &[[u8; 4]]| {
-                for (word, &bytes) in words.iter_mut().zip(from) {
-                    *word = u32::from_le_bytes(bytes);
-                }
-            };
             let (vector_words, rest) = index.node_mut(slot as u32).split_at_mut(dimension);
             place(vector_words, vector);
             rest[0] = u32::from(layer0_len[slot]);

@@ -516,9 +516,7 @@ impl IvfPqIndex {
         // miss to memory) overlap instead of waiting one after another.
         let prefetch = kernel::Prefetch::new();
         for &(_, _, row) in &candidates {
-            for line in self.vectors.row(row).chunks(16) {
-                prefetch.fetch(line);
-            }
+            prefetch.fetch_lines(self.vectors.row(row));
         }
         for (_, id, row) in candidates {
             top.push(metric.key_simd(query, self.vectors.row(row)), id);

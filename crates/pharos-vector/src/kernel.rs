@@ -192,6 +192,14 @@ impl Prefetch {
         #[cfg(not(target_arch = "x86_64"))]
         let _ = values;
     }
+
+    /// Every 64-byte line of `values`.
+    #[inline(always)]
+    pub fn fetch_lines(self, values: &[f32]) {
+        for line in values.chunks(16) {
+            self.fetch(line);
+        }
+    }
 }
 
 impl Default for Prefetch {
