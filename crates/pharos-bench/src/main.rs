@@ -7,6 +7,7 @@ mod database;
 mod ingest;
 mod process;
 mod search;
+mod search_reference;
 mod stats;
 mod systems;
 

@@ -1,8 +1,9 @@
 //! `pharos-bench search`: vector search beside FAISS (faiss-cpu) and hnswlib, on the same data
 //! and thread count in the same run. The harness generates clustered data, writes it to files,
-//! computes the exact neighbours, measures the `pharos-vector` engine in this process, measures
-//! `pharos serve --target search` over gRPC for the documents' case, then runs
-//! `python/search_reference.py` (FAISS and hnswlib on the same files) and prints the ratios.
+//! computes the exact neighbours, and measures the `pharos-vector` engine in this process and
+//! FAISS and hnswlib in `python/search_reference.py` (on the same files) in turns of a quarter
+//! second each, then `pharos serve --target search` over gRPC for the documents' case, and
+//! prints the ratios.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -12,8 +13,8 @@ use anyhow::{Context, bail};
 use pharos_proto::search::v1 as pb;
 use pharos_proto::search::v1::search_service_client::SearchServiceClient;
 use pharos_vector::{
-    FlatIndex, HnswIndex, HnswParams, IndexKind, IvfPqIndex, IvfPqParams, IvfPqSearch, Metric,
-    VectorIndex,
+    FlatIndex, Hit, HnswIndex, HnswParams, IndexKind, IvfPqIndex, IvfPqParams, IvfPqSearch, Metric,
+    VectorError, VectorIndex,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -21,6 +22,7 @@ use serde_json::Value as Json;
 
 use crate::Common;
 use crate::process::{channel, start_pharos};
+use crate::search_reference::Reference;
 use crate::stats::{Latencies, Table, Value};
 
 /// ef_search settings of HNSW on the documents' case; the fastest reaching the recall floor
@@ -28,6 +30,8 @@ use crate::stats::{Latencies, Table, Value};
 const DOC_HNSW_EFS: [usize; 3] = [16, 32, 64];
 /// The recall@10 an HNSW setting must reach to be shown.
 const HNSW_RECALL_FLOOR: f64 = 0.95;
+/// The recall@10 an IVF-PQ setting must reach to be shown.
+const IVF_RECALL_FLOOR: f64 = 0.9;
 const K: usize = 10;
 const DOC_COUNT: usize = 6_574;
 const DOC_DIMENSION: usize = 52;
@@ -159,28 +163,47 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     });
     std::fs::write(dir.join("meta.json"), meta.to_string())?;
 
-    let budget = Duration::from_millis(if quick { 500 } else { 2_000 });
+    let timing = if quick {
+        Timing {
+            slice: Duration::from_millis(150),
+            rounds: 2,
+        }
+    } else {
+        Timing {
+            slice: Duration::from_millis(250),
+            rounds: 10,
+        }
+    };
     let mut table = Table::new(
         &format!("Vector search, {threads} thread(s), k = {K}"),
         "reference",
     );
+    eprintln!("reference: starting FAISS and hnswlib ({threads} thread(s))");
+    let mut reference = Reference::start(&args.python, &args.reference_script, dir, threads)?;
+    let versions = reference.versions()?;
 
-    // Pharos in process.
-    eprintln!("pharos: the documents' case in process");
+    eprintln!("the documents' case in process, flat inner product, pharos and FAISS in turns");
     let mut doc = FlatIndex::new(DOC_DIMENSION, Metric::InnerProduct)?;
     for (id, row) in doc_base.rows().enumerate() {
         doc.upsert(id as u64, row)?;
     }
+    reference.build("doc_flat")?;
     let doc_query_vecs = doc_queries.to_vecs();
     for query in doc_query_vecs.iter().take(100) {
         doc.search(query, K, None)?;
     }
+    reference.latencies("doc_flat", &mut Latencies::new())?; // warm
     let mut doc_latency = Latencies::new();
-    for query in &doc_query_vecs {
-        let started = Instant::now();
-        doc.search(query, K, None)?;
-        doc_latency.record(started.elapsed());
+    let mut reference_doc = Latencies::new();
+    for _ in 0..timing.rounds {
+        for query in &doc_query_vecs {
+            let started = Instant::now();
+            doc.search(query, K, None)?;
+            doc_latency.record(started.elapsed());
+        }
+        reference.latencies("doc_flat", &mut reference_doc)?;
     }
+    reference.drop_index("doc_flat")?;
 
     eprintln!("pharos: the documents' case with HNSW in process");
     let mut doc_graph = HnswIndex::new(
@@ -236,27 +259,37 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         doc_hnsw.context("no ef_search setting was measured")?;
     drop(doc_graph);
 
-    eprintln!("pharos: flat inner product on {big_count} x {BIG_DIMENSION}");
+    eprintln!("flat inner product on {big_count} x {BIG_DIMENSION}");
     let mut flat = FlatIndex::new(BIG_DIMENSION, Metric::InnerProduct)?;
     for (id, row) in big_base.rows().enumerate() {
         flat.upsert(id as u64, row)?;
     }
+    reference.build("flat")?;
     let mut flat_qps = Vec::new();
     for batch in [1usize, 32, 128, 1000] {
-        let rate = qps(&queries, batch, budget, |part| {
-            if batch == 1 {
-                flat.search(&part[0], K, None).map(|_| ())
-            } else {
-                flat.search_batch(part, K, None).map(|_| ())
-            }
-        })?;
-        eprintln!("  pharos flat batch {batch}: {rate:.0} QPS");
-        flat_qps.push((batch, rate));
+        eprintln!("  batch {batch}");
+        let (rate, references) = in_turns(
+            &mut reference,
+            &timing,
+            batch,
+            &mut |slice| {
+                qps(&queries, batch, slice, |part| {
+                    if batch == 1 {
+                        flat.search(&part[0], K, None).map(|_| ())
+                    } else {
+                        flat.search_batch(part, K, None).map(|_| ())
+                    }
+                })
+            },
+            &[("flat", &Json::Null)],
+        )?;
+        flat_qps.push((batch, rate, references[0]));
     }
     let flat_memory = flat.memory_bytes();
     drop(flat);
+    reference.drop_index("flat")?;
 
-    eprintln!("pharos: IVF-PQ (nlist {nlist}, m {IVF_M}): training");
+    eprintln!("IVF-PQ (nlist {nlist}, m {IVF_M}): training pharos, then FAISS");
     let params = IvfPqParams { nlist, m: IVF_M };
     let mut ivf = IvfPqIndex::new(BIG_DIMENSION, Metric::L2, params)?;
     let started = Instant::now();
@@ -265,38 +298,42 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     ivf.train(42, &mut |stage| eprintln!("  {stage:?}"));
     let ivf_build = started.elapsed();
-    let mut ivf_best: Option<(f64, f64, String)> = None;
-    let mut ivf_most_accurate: Option<(f64, f64, String)> = None;
-    for &nprobe in nprobes {
-        for &rerank in reranks {
-            let options = IvfPqSearch { nprobe, rerank };
-            let found: Vec<Vec<u64>> = queries
+    let faiss_ivf_build = reference.build("ivf")?;
+    let ivf_settings: Vec<IvfPqSearch> = nprobes
+        .iter()
+        .flat_map(|&nprobe| {
+            reranks
                 .iter()
-                .map(|q| {
-                    ivf.search(q, K, options, None)
-                        .map(|hits| hits.iter().map(|h| h.id).collect())
-                })
-                .collect::<Result<_, _>>()?;
-            let reached = recall(&found, &truth);
-            let rate = qps(&queries, 1, budget, |part| {
-                ivf.search(&part[0], K, options, None).map(|_| ())
-            })?;
-            let setting = format!("nprobe {nprobe} rerank {rerank}");
-            eprintln!("  pharos IVF-PQ {setting}: recall@10 {reached:.3}, {rate:.0} QPS");
-            keep_best(
-                &mut ivf_best,
-                &mut ivf_most_accurate,
-                rate,
-                reached,
-                setting,
-                0.9,
-            );
-        }
-    }
+                .map(move |&rerank| IvfPqSearch { nprobe, rerank })
+        })
+        .collect();
+    let ivf_label = |at: usize| {
+        let options = ivf_settings[at];
+        format!("nprobe {} rerank {}", options.nprobe, options.rerank)
+    };
+    let settings: Vec<Setting> = ivf_settings
+        .iter()
+        .enumerate()
+        .map(|(at, options)| Setting {
+            label: ivf_label(at),
+            reference: serde_json::json!({"nprobe": options.nprobe, "rerank": options.rerank}),
+        })
+        .collect();
+    let ivf_compared = compare_at_recall(
+        &mut reference,
+        &timing,
+        (&queries, &truth),
+        (&settings, IVF_RECALL_FLOOR),
+        &["ivf"],
+        &|at, query| ivf.search(query, K, ivf_settings[at], None),
+    )?;
     let ivf_memory = ivf.memory_bytes();
     drop(ivf);
+    reference.drop_index("ivf")?;
 
-    eprintln!("pharos: HNSW (m {HNSW_M}, ef_construction {HNSW_EF_CONSTRUCTION}): building");
+    eprintln!(
+        "HNSW (m {HNSW_M}, ef_construction {HNSW_EF_CONSTRUCTION}): building pharos, FAISS HNSWFlat, hnswlib"
+    );
     let params = HnswParams {
         m: HNSW_M,
         ef_construction: HNSW_EF_CONSTRUCTION,
@@ -307,32 +344,30 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         graph.upsert(id as u64, row)?;
     }
     let hnsw_build = started.elapsed();
-    let mut hnsw_best: Option<(f64, f64, String)> = None;
-    let mut hnsw_most_accurate: Option<(f64, f64, String)> = None;
-    for &ef in efs {
-        let found: Vec<Vec<u64>> = queries
-            .iter()
-            .map(|q| {
-                graph
-                    .search(q, K, ef, None)
-                    .map(|hits| hits.iter().map(|h| h.id).collect())
-            })
-            .collect::<Result<_, _>>()?;
-        let reached = recall(&found, &truth);
-        let rate = qps(&queries, 1, budget, |part| {
-            graph.search(&part[0], K, ef, None).map(|_| ())
-        })?;
-        let setting = format!("ef_search {ef}");
-        eprintln!("  pharos HNSW {setting}: recall@10 {reached:.3}, {rate:.0} QPS");
-        keep_best(
-            &mut hnsw_best,
-            &mut hnsw_most_accurate,
-            rate,
-            reached,
-            setting,
-            HNSW_RECALL_FLOOR,
-        );
+    const HNSW_REFERENCES: [&str; 2] = ["faiss_hnsw", "hnswlib"];
+    let mut reference_builds = Vec::new();
+    for index in HNSW_REFERENCES {
+        reference_builds.push(reference.build(index)?);
     }
+    let settings: Vec<Setting> = efs
+        .iter()
+        .map(|ef| Setting {
+            label: format!("ef_search {ef}"),
+            reference: serde_json::json!({ "ef": ef }),
+        })
+        .collect();
+    let hnsw_compared = compare_at_recall(
+        &mut reference,
+        &timing,
+        (&queries, &truth),
+        (&settings, HNSW_RECALL_FLOOR),
+        &HNSW_REFERENCES,
+        &|at, query| graph.search(query, K, efs[at], None),
+    )?;
+    for index in HNSW_REFERENCES {
+        reference.drop_index(index)?;
+    }
+    drop(reference);
     let hnsw_memory = graph.memory_bytes();
     // What a restart costs with a snapshot: the graph read back instead of rebuilt.
     let graph = VectorIndex::Hnsw(graph);
@@ -354,10 +389,6 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     eprintln!("pharos: the documents' case over gRPC (pharos serve --target search, SQLite)");
     let grpc_latency = grpc_documents_case(&args, dir, &doc_base, &doc_query_vecs).await?;
 
-    eprintln!("reference: FAISS {threads} thread(s) and hnswlib (this takes a few minutes)");
-    let reference = run_reference(&args, dir, threads)?;
-
-    let reference_doc = latencies_of(&reference["doc_flat_us"]);
     table.percentiles(
         "documents' case, flat IP in process",
         &doc_latency,
@@ -384,7 +415,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Value::Missing,
         "< 0.5 ms",
     );
-    for (batch, rate) in flat_qps {
+    for (batch, rate, reference_rate) in flat_qps {
         let aim = if batch == 32 || batch == 128 {
             ">= 5x"
         } else {
@@ -393,7 +424,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         table.row(
             &format!("flat IP QPS, batch {batch}"),
             Value::Rate(rate),
-            Value::Rate(number(&reference["flat_qps"][batch.to_string()])),
+            Value::Rate(reference_rate),
             aim,
         );
     }
@@ -403,22 +434,28 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Value::Missing,
         "",
     );
-    let (ivf_rate, ivf_recall, ivf_setting) = ivf_best.or(ivf_most_accurate).unwrap_or_default();
-    let faiss_ivf = &reference["ivf"];
+    let [faiss_ivf] = &ivf_compared.references[..] else {
+        bail!(
+            "IVF-PQ was compared with {} references",
+            ivf_compared.references.len()
+        );
+    };
     table.row(
         &format!(
-            "IVF-PQ QPS at recall >= 0.9 (pharos {ivf_setting}: {ivf_recall:.3}; FAISS {}: {:.3})",
-            faiss_ivf["setting"].as_str().unwrap_or("-"),
-            number(&faiss_ivf["recall"])
+            "IVF-PQ QPS at recall >= {IVF_RECALL_FLOOR} (pharos {}: {:.3}; FAISS {}: {:.3})",
+            ivf_label(ivf_compared.pharos.setting),
+            ivf_compared.pharos.recall,
+            ivf_label(faiss_ivf.setting),
+            faiss_ivf.recall,
         ),
-        Value::Rate(ivf_rate),
-        Value::Rate(number(&faiss_ivf["qps"])),
+        Value::Rate(ivf_compared.pharos.rate),
+        Value::Rate(faiss_ivf.rate),
         ">= 1x",
     );
     table.row(
         "IVF-PQ build (train + add)",
         Value::Time(ivf_build),
-        Value::Time(Duration::from_secs_f64(number(&reference["ivf_build_s"]))),
+        Value::Time(faiss_ivf_build),
         "",
     );
     table.row(
@@ -427,27 +464,25 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         Value::Missing,
         "",
     );
-    let (hnsw_rate, hnsw_recall, hnsw_setting) =
-        hnsw_best.or(hnsw_most_accurate).unwrap_or_default();
-    for (name, key, build) in [
-        ("FAISS HNSWFlat", "faiss_hnsw", "faiss_hnsw_build_s"),
-        ("hnswlib", "hnswlib", "hnswlib_build_s"),
-    ] {
-        let measured = &reference[key];
+    let pharos_hnsw = &hnsw_compared.pharos;
+    for ((name, chosen), build) in ["FAISS HNSWFlat", "hnswlib"]
+        .into_iter()
+        .zip(&hnsw_compared.references)
+        .zip(reference_builds)
+    {
         table.row(
             &format!(
-                "HNSW QPS at recall >= {HNSW_RECALL_FLOOR} vs {name} (pharos {hnsw_setting}: {hnsw_recall:.3}; {}: {:.3})",
-                measured["setting"].as_str().unwrap_or("-"),
-                number(&measured["recall"])
+                "HNSW QPS at recall >= {HNSW_RECALL_FLOOR} vs {name} (pharos ef_search {}: {:.3}; {name} ef_search {}: {:.3})",
+                efs[pharos_hnsw.setting], pharos_hnsw.recall, efs[chosen.setting], chosen.recall
             ),
-            Value::Rate(hnsw_rate),
-            Value::Rate(number(&measured["qps"])),
+            Value::Rate(pharos_hnsw.rate),
+            Value::Rate(chosen.rate),
             ">= 1x",
         );
         table.row(
             &format!("HNSW build vs {name}"),
             Value::Time(hnsw_build),
-            Value::Time(Duration::from_secs_f64(number(&reference[build]))),
+            Value::Time(build),
             "",
         );
     }
@@ -477,14 +512,190 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         "\nratio = pharos / reference. Data: {DOC_COUNT} x {DOC_DIMENSION} (50 clusters) for the \
          documents' case; {big_count} x {BIG_DIMENSION} (256 clusters) with {query_count} queries \
          for the rest, L2 ground truth for recall. Both systems on {threads} thread(s), timed \
-         around each call: pharos-vector in this process, FAISS {} and hnswlib through their \
-         Python bindings (numpy arrays, no copies). IVF-PQ: nlist {nlist}, m {IVF_M}, 8-bit \
-         codes, exact re-ranking of rerank x k candidates (FAISS IndexRefineFlat); the fastest \
-         setting reaching the recall is shown. gRPC: one tonic client on its own single-thread \
+         around each call: pharos-vector in this process, FAISS {} and hnswlib {} through their \
+         Python bindings (numpy arrays, no copies; the reference answers all queries of an \
+         IVF-PQ or HNSW measurement in one call). The systems take turns: every QPS row is the \
+         mean of {} slices of {} ms per system, alternating, so a drift in this machine's speed \
+         reaches both alike; settings are swept with one slice each and the fastest reaching \
+         the recall is shown. The documents' case alternates all {query_count} queries per \
+         turn. IVF-PQ: nlist {nlist}, m {IVF_M}, 8-bit codes, exact re-ranking of rerank x k \
+         candidates (FAISS IndexRefineFlat). gRPC: one tonic client on its own single-thread \
          runtime, sequential calls on loopback.",
-        reference["faiss"].as_str().unwrap_or("?")
+        versions["faiss"].as_str().unwrap_or("?"),
+        versions["hnswlib"].as_str().unwrap_or("?"),
+        timing.rounds,
+        timing.slice.as_millis(),
     );
     Ok(())
+}
+
+/// How long each system answers queries before the next takes its turn, and how many turns
+/// each gets for a row of the table.
+struct Timing {
+    slice: Duration,
+    rounds: usize,
+}
+
+impl Timing {
+    /// One turn each: enough to choose a setting, not to report it.
+    fn sweep(&self) -> Timing {
+        Timing {
+            slice: self.slice,
+            rounds: 1,
+        }
+    }
+}
+
+/// Queries per second of Pharos (`pharos` measures one slice) and of each reference index at
+/// its setting (`references`, in batches of `batch`), in `timing.rounds` rounds in which each
+/// takes a slice in turn, so a drift in the machine's speed reaches all of them alike. Each
+/// rate is the mean over the rounds.
+fn in_turns(
+    reference: &mut Reference,
+    timing: &Timing,
+    batch: usize,
+    pharos: &mut dyn FnMut(Duration) -> anyhow::Result<f64>,
+    references: &[(&str, &Json)],
+) -> anyhow::Result<(f64, Vec<f64>)> {
+    let mut pharos_total = 0.0;
+    let mut totals = vec![0.0; references.len()];
+    for _ in 0..timing.rounds {
+        let rate = pharos(timing.slice)?;
+        pharos_total += rate;
+        let mut line = format!("    pharos {rate:.0} QPS");
+        for ((index, setting), total) in references.iter().zip(&mut totals) {
+            let theirs = reference.qps(index, setting, batch, timing.slice)?;
+            *total += theirs;
+            line += &format!(", {index} {theirs:.0} ({:.2}x)", rate / theirs);
+        }
+        if timing.rounds > 1 {
+            eprintln!("{line}");
+        }
+    }
+    let rounds = timing.rounds as f64;
+    Ok((
+        pharos_total / rounds,
+        totals.into_iter().map(|total| total / rounds).collect(),
+    ))
+}
+
+/// Pharos's approximate index answering a query at a position in the settings swept.
+type Searcher<'a> = dyn Fn(usize, &[f32]) -> Result<Vec<Hit>, VectorError> + 'a;
+
+/// One setting of an approximate index: how the harness shows it and how the reference gets it.
+struct Setting {
+    label: String,
+    reference: Json,
+}
+
+/// The setting a system was measured at, with its recall@10 and queries per second.
+struct Chosen {
+    setting: usize,
+    recall: f64,
+    rate: f64,
+}
+
+/// Pharos and one or more reference indexes, each at its own fastest setting reaching the floor.
+struct Compared {
+    pharos: Chosen,
+    references: Vec<Chosen>,
+}
+
+/// Compares Pharos's approximate index (`search` answers a query at a position in `settings`)
+/// with the reference's `references` at a recall floor: every setting's recall@10 and one
+/// slice of QPS each in turns, then each system's fastest setting reaching `floor` (else its
+/// most accurate) measured again over `timing.rounds` turns. Queries go one per call to Pharos
+/// and all at once to the reference.
+fn compare_at_recall(
+    reference: &mut Reference,
+    timing: &Timing,
+    (queries, truth): (&[Vec<f32>], &[Vec<u64>]),
+    (settings, floor): (&[Setting], f64),
+    references: &[&str],
+    search: &Searcher<'_>,
+) -> anyhow::Result<Compared> {
+    let mut pharos_sweep = Vec::new();
+    let mut reference_sweeps = vec![Vec::new(); references.len()];
+    for (at, setting) in settings.iter().enumerate() {
+        let found: Vec<Vec<u64>> = queries
+            .iter()
+            .map(|query| search(at, query).map(|hits| hits.iter().map(|hit| hit.id).collect()))
+            .collect::<Result<_, _>>()?;
+        let reached = recall(&found, truth);
+        let turns: Vec<(&str, &Json)> = references
+            .iter()
+            .map(|index| (*index, &setting.reference))
+            .collect();
+        let (rate, rates) = in_turns(
+            reference,
+            &timing.sweep(),
+            queries.len(),
+            &mut |slice| qps(queries, 1, slice, |part| search(at, &part[0]).map(drop)),
+            &turns,
+        )?;
+        let mut line = format!(
+            "  {}: pharos recall@10 {reached:.3} {rate:.0} QPS",
+            setting.label
+        );
+        pharos_sweep.push((reached, rate));
+        for ((index, sweep), rate) in references.iter().zip(&mut reference_sweeps).zip(rates) {
+            let reached = reference.recall(index, &setting.reference)?;
+            line += &format!(", {index} {reached:.3} {rate:.0} QPS");
+            sweep.push((reached, rate));
+        }
+        eprintln!("{line}");
+    }
+    let pharos_at = fastest_reaching(&pharos_sweep, floor);
+    let reference_at: Vec<usize> = reference_sweeps
+        .iter()
+        .map(|sweep| fastest_reaching(sweep, floor))
+        .collect();
+    eprintln!("  the chosen settings in turns");
+    let turns: Vec<(&str, &Json)> = references
+        .iter()
+        .zip(&reference_at)
+        .map(|(index, &at)| (*index, &settings[at].reference))
+        .collect();
+    let (rate, rates) = in_turns(
+        reference,
+        timing,
+        queries.len(),
+        &mut |slice| {
+            qps(queries, 1, slice, |part| {
+                search(pharos_at, &part[0]).map(drop)
+            })
+        },
+        &turns,
+    )?;
+    Ok(Compared {
+        pharos: Chosen {
+            setting: pharos_at,
+            recall: pharos_sweep[pharos_at].0,
+            rate,
+        },
+        references: reference_at
+            .iter()
+            .zip(&reference_sweeps)
+            .zip(rates)
+            .map(|((&at, sweep), rate)| Chosen {
+                setting: at,
+                recall: sweep[at].0,
+                rate,
+            })
+            .collect(),
+    })
+}
+
+/// The position in `sweep` ((recall, rate) per setting) of the fastest setting whose recall
+/// reaches `floor`, else of the most accurate one.
+fn fastest_reaching(sweep: &[(f64, f64)], floor: f64) -> usize {
+    let positions = 0..sweep.len();
+    positions
+        .clone()
+        .filter(|&at| sweep[at].0 >= floor)
+        .max_by(|&a, &b| sweep[a].1.total_cmp(&sweep[b].1))
+        .or_else(|| positions.max_by(|&a, &b| sweep[a].0.total_cmp(&sweep[b].0)))
+        .unwrap_or(0)
 }
 
 /// Queries per second answering `queries` in parts of `batch` for about `budget`.
@@ -514,22 +725,6 @@ fn recall(found: &[Vec<u64>], truth: &[Vec<u64>]) -> f64 {
         .map(|(got, expected)| got.iter().filter(|id| expected.contains(id)).count())
         .sum();
     hits as f64 / (truth.len() * K) as f64
-}
-
-fn keep_best(
-    best: &mut Option<(f64, f64, String)>,
-    most_accurate: &mut Option<(f64, f64, String)>,
-    rate: f64,
-    reached: f64,
-    setting: String,
-    floor: f64,
-) {
-    if most_accurate.as_ref().is_none_or(|(_, r, _)| reached > *r) {
-        *most_accurate = Some((rate, reached, setting.clone()));
-    }
-    if reached >= floor && best.as_ref().is_none_or(|(q, _, _)| rate > *q) {
-        *best = Some((rate, reached, setting));
-    }
 }
 
 /// `pharos serve --target search` on SQLite, the documents' set upserted, sequential searches.
@@ -616,38 +811,4 @@ fn sequential_searches(addr: SocketAddr, queries: &[Vec<f32>]) -> anyhow::Result
         }
         Ok(latencies)
     })
-}
-
-fn run_reference(args: &Args, dir: &Path, threads: usize) -> anyhow::Result<Json> {
-    let mut command = std::process::Command::new(&args.python);
-    command
-        .arg(&args.reference_script)
-        .arg("--dir")
-        .arg(dir)
-        .arg("--threads")
-        .arg(threads.to_string())
-        .env("OMP_NUM_THREADS", threads.to_string())
-        .stderr(std::process::Stdio::inherit());
-    if args.common.quick {
-        command.arg("--quick");
-    }
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {}", args.python.display()))?;
-    if !output.status.success() {
-        bail!("the FAISS/hnswlib reference failed ({})", output.status);
-    }
-    serde_json::from_slice(&output.stdout).context("the reference printed no JSON result")
-}
-
-fn number(value: &Json) -> f64 {
-    value.as_f64().unwrap_or(0.0)
-}
-
-fn latencies_of(values: &Json) -> Latencies {
-    let mut latencies = Latencies::new();
-    for micros in values.as_array().into_iter().flatten() {
-        latencies.record(Duration::from_secs_f64(number(micros) / 1e6));
-    }
-    latencies
 }
