@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use multiversion::multiversion;
 
 use crate::kernel::{self, dot, normalized};
+use crate::pages::Pages;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
@@ -44,7 +45,7 @@ pub struct FlatIndex {
     metric: Metric,
     ids: Vec<u64>,
     /// `ids.len() * stride` values, row `i` belonging to `ids[i]`.
-    data: Vec<f32>,
+    data: Pages<f32>,
     rows: HashMap<u64, usize>,
     /// The squared norm of each row, for L2 batches computed as matrix products.
     norms: Vec<f32>,
@@ -58,7 +59,7 @@ pub struct FlatIndex {
 /// dimensions is what it takes to score at the speed of reading them.
 #[derive(Debug, Clone, Default)]
 struct Tiles {
-    values: Vec<f32>,
+    values: Pages<f32>,
 }
 
 impl Tiles {
@@ -108,7 +109,7 @@ impl FlatIndex {
             stride: dimension.next_multiple_of(8),
             metric,
             ids: Vec::new(),
-            data: Vec::new(),
+            data: Pages::new(),
             rows: HashMap::new(),
             norms: Vec::new(),
             tiles: (dimension < LONG_ROWS).then(Tiles::default),
@@ -144,8 +145,10 @@ impl FlatIndex {
         let tiles = self
             .tiles
             .as_ref()
-            .map_or(0, |tiles| tiles.values.capacity());
-        (self.data.capacity() + self.norms.capacity() + tiles) * std::mem::size_of::<f32>()
+            .map_or(0, |tiles| tiles.values.memory_bytes());
+        self.data.memory_bytes()
+            + tiles
+            + self.norms.capacity() * std::mem::size_of::<f32>()
             + self.ids.capacity() * std::mem::size_of::<u64>()
             + self.rows.capacity() * (std::mem::size_of::<(u64, usize)>() + 1)
     }
@@ -408,7 +411,7 @@ impl FlatIndex {
         if rows.len() != index.ids.len() * index.dimension {
             return Err(corrupt("flat vectors do not match their ids"));
         }
-        index.data = Vec::with_capacity(index.ids.len() * index.stride);
+        index.data = Pages::with_capacity(index.ids.len() * index.stride);
         index.norms = Vec::with_capacity(index.ids.len());
         for (number, row) in rows.chunks_exact(index.dimension).enumerate() {
             if let Some(tiles) = &mut index.tiles {

@@ -21,6 +21,7 @@ use std::collections::{BinaryHeap, HashMap};
 use bytemuck::{Pod, Zeroable};
 
 use crate::kernel::{Prefetch, normalized};
+use crate::pages::Pages;
 use crate::persist::{Decoder, Encoder, corrupt};
 use crate::topk::TopK;
 use crate::{Filter, Hit, MAX_DIMENSION, Metric, Result, VectorError, check_vector};
@@ -102,7 +103,7 @@ pub struct HnswIndex {
     /// length of its layer-0 neighbour list, then room for `2m` neighbours. A search reads a
     /// node's neighbours right after its vector, so they share pages and the hardware's stream
     /// prefetch; the block starts on a cache line, so a vector spans no more lines than it must.
-    nodes: Vec<Line>,
+    nodes: Pages<Line>,
     node_lines: usize,
     ids: Vec<u64>,
     deleted: Vec<bool>,
@@ -129,7 +130,7 @@ impl HnswIndex {
             dimension,
             metric,
             params,
-            nodes: Vec::new(),
+            nodes: Pages::new(),
             node_lines: (dimension + 1 + params.m * 2).div_ceil(LINE_WORDS),
             ids: Vec::new(),
             deleted: Vec::new(),
@@ -173,7 +174,7 @@ impl HnswIndex {
             .iter()
             .map(|levels| levels.iter().map(|l| l.capacity() * 4 + 24).sum::<usize>() + 24)
             .sum();
-        self.nodes.capacity() * size_of::<Line>()
+        self.nodes.memory_bytes()
             + self.ids.capacity() * 8
             + self.deleted.capacity()
             + self.levels.capacity()
@@ -301,7 +302,7 @@ impl HnswIndex {
         let slot = self.ids.len() as u32;
         let level = self.level_of(slot);
         self.nodes
-            .extend(std::iter::repeat_n(Line::zeroed(), self.node_lines));
+            .resize(self.nodes.len() + self.node_lines, Line::zeroed());
         let dimension = self.dimension;
         self.node_mut(slot)[..dimension].copy_from_slice(bytemuck::cast_slice(vector));
         self.ids.push(id);
@@ -579,7 +580,7 @@ impl HnswIndex {
             return Err(corrupt("HNSW layer 0 does not fit its nodes"));
         }
         // The words go straight into the node blocks (a vector's as its values' bits).
-        index.nodes = vec![Line::zeroed(); slots * index.node_lines];
+        index.nodes = Pages::filled(slots * index.node_lines, Line::zeroed());
         let place = |words: &mut [u32], from: &[[u8; 4]]| {
             for (word, &bytes) in words.iter_mut().zip(from) {
                 *word = u32::from_le_bytes(bytes);

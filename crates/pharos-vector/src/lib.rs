@@ -13,6 +13,7 @@ pub mod index;
 pub mod ivfpq;
 pub mod kernel;
 pub mod kmeans;
+pub mod pages;
 pub mod persist;
 pub mod topk;
 
