@@ -66,9 +66,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
-/// The workspace root, whatever directory cargo was started in.
+/// The workspace root, whatever directory cargo was started in. `cargo xtask` (`cargo run`)
+/// sets `CARGO_MANIFEST_DIR` when it starts the binary; that comes first, because the path compiled in goes stale when a clone elsewhere
+/// shares the target directory: cargo keeps a built binary when the same sources move.
 fn project_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
+    manifest_dir
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."))
