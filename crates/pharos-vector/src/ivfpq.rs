@@ -450,8 +450,7 @@ impl IvfPqIndex {
             fill_table(&mut table, &trained.by_dimension, query, m, 1.0, None);
         }
         let mut residual_query = vec![0.0f32; dimension];
-        for (centroid_key, list) in probe.into_sorted() {
-            let list_index = list as usize;
+        let mut scan = |candidates: &mut TopK<usize>, centroid_key: f32, list_index: usize| {
             let entries = &trained.lists[list_index];
             if !inner {
                 let centroid =
@@ -502,6 +501,29 @@ impl IvfPqIndex {
                 if a > bar {
                     offer(position, a);
                 }
+            }
+        };
+        let probed = probe.into_sorted();
+        for &(centroid_key, list) in &probed {
+            scan(&mut candidates, centroid_key, list as usize);
+        }
+        if filter.is_some() && candidates.len() < k {
+            // A selective filter left fewer than k candidates in the nearest `nprobe` lists:
+            // the next nearest lists are read, nearest first, until k are found or every list
+            // has been, so a filter narrows the answer without cutting it short.
+            let mut rest: Vec<(f32, usize)> = trained
+                .coarse
+                .chunks_exact(dimension)
+                .enumerate()
+                .filter(|(list, _)| !probed.iter().any(|&(_, done)| done as usize == *list))
+                .map(|(list, centroid)| (metric.key_simd(query, centroid), list))
+                .collect();
+            rest.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            for (centroid_key, list) in rest {
+                if candidates.len() >= k {
+                    break;
+                }
+                scan(&mut candidates, centroid_key, list);
             }
         }
         let mut top = TopK::new(k);
@@ -854,6 +876,33 @@ mod tests {
             IvfPqIndex::new(30, Metric::L2, IvfPqParams { nlist: 4, m: 7 }).err().map(|e| e.to_string()),
             Some("invalid parameters: nlist must be at least 1 and m must divide the dimension 30 (nlist 4, m 7)".to_owned())
         );
+    }
+
+    #[test]
+    fn a_selective_filter_reads_further_lists_until_k_are_found() {
+        let (dimension, params) = (16, IvfPqParams { nlist: 16, m: 4 });
+        let (base, index) = trained_l2(dimension, params, 2_000, 5, 1);
+        // One vector in 100 passes: the nearest list alone holds one or two of them.
+        let accept = |id: u64| id.is_multiple_of(100);
+        let options = IvfPqSearch {
+            nprobe: 1,
+            rerank: 4,
+        };
+        for query in [&base[7], &base[1_234], &vec![0.0; dimension]] {
+            let hits = index
+                .search(query, 10, options, Some(&accept))
+                .expect("search");
+            let ids: std::collections::HashSet<u64> = hits.iter().map(|hit| hit.id).collect();
+            assert_eq!(ids.len(), 10, "{hits:?}");
+            assert!(ids.iter().all(|&id| accept(id)), "{hits:?}");
+            assert!(hits.windows(2).all(|pair| pair[0].score <= pair[1].score));
+        }
+        // Fewer matches than k: every list is read and all of them come back.
+        let rare = |id: u64| id.is_multiple_of(400);
+        let hits = index
+            .search(&base[7], 10, options, Some(&rare))
+            .expect("search");
+        assert_eq!(hits.len(), 5, "{hits:?}");
     }
 
     #[test]

@@ -74,6 +74,15 @@ impl<T: Copy> TopK<T> {
 
     /// The key a candidate must beat to be kept, once `k` are kept.
     #[inline]
+    /// Candidates kept so far (at most k).
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.heap.is_empty()
+    }
+
     pub fn threshold(&self) -> f32 {
         if self.heap.len() < self.k {
             f32::NEG_INFINITY
