@@ -69,7 +69,12 @@ impl Catalog {
         repository: VectorRepository,
         settings: &SearchSettings,
     ) -> Result<Arc<Self>> {
-        let dir = settings.snapshot_dir().cloned().map(SnapshotDir::new);
+        let dir = settings
+            .snapshot_dir()
+            .cloned()
+            .map(SnapshotDir::open)
+            .transpose()
+            .map_err(|error| SearchError::FailedPrecondition(error.to_string()))?;
         let from_snapshot = match &dir {
             Some(dir) => read_snapshot(&repository, dir).await,
             None => None,

@@ -43,6 +43,11 @@ pub enum SnapshotError {
     },
     #[error("{path} is damaged or of another layout: {reason}")]
     Damaged { path: PathBuf, reason: String },
+    #[error(
+        "the snapshot directory {path} is in use by another Pharos process; give each search \
+         replica its own data_dir (or search.snapshot_dir)"
+    )]
+    InUse { path: PathBuf },
 }
 
 type Result<T, E = SnapshotError> = std::result::Result<T, E>;
@@ -84,15 +89,43 @@ pub struct IndexToWrite {
     pub changed: i64,
 }
 
-/// The snapshot directory of one replica.
+/// The file in a snapshot directory that its process holds locked.
+const LOCK: &str = "lock";
+
+/// The snapshot directory of one replica, held for this process: two replicas writing one
+/// directory would replace each other's files under each other's manifests.
 #[derive(Debug, Clone)]
 pub struct SnapshotDir {
     path: PathBuf,
+    /// `<path>/lock`, locked exclusively (`flock`) while any clone of this lives; the kernel
+    /// releases it when the process ends, however it ends.
+    _lock: Arc<std::fs::File>,
 }
 
 impl SnapshotDir {
-    pub fn new(path: PathBuf) -> Self {
-        Self { path }
+    /// Creates the directory if needed and locks it for this process; a directory another
+    /// process holds is refused.
+    pub fn open(path: PathBuf) -> Result<Self> {
+        let io = |path: &Path, source| SnapshotError::Io {
+            path: path.to_owned(),
+            source,
+        };
+        std::fs::create_dir_all(&path).map_err(|source| io(&path, source))?;
+        let lock_path = path.join(LOCK);
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|source| io(&lock_path, source))?;
+        match lock.try_lock() {
+            Ok(()) => Ok(Self {
+                path,
+                _lock: Arc::new(lock),
+            }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(SnapshotError::InUse { path }),
+            Err(std::fs::TryLockError::Error(source)) => Err(io(&lock_path, source)),
+        }
     }
 
     pub fn path(&self) -> &Path {
@@ -321,4 +354,31 @@ fn decode_index(name: &str, bytes: &[u8], changed: i64) -> Result<SnapshotIndex,
 /// `name` in lowercase hex: a file name whatever the index is called.
 fn hex(name: &str) -> String {
     name.bytes().map(|byte| format!("{byte:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_is_held_by_one_opener_until_it_lets_go() {
+        let root = tempfile::tempdir().expect("tempdir");
+        let path = root.path().join("search");
+        let held = SnapshotDir::open(path.clone()).expect("first open");
+        let clone = held.clone();
+        // flock conflicts between open files even in one process, as between two processes.
+        let refused = SnapshotDir::open(path.clone()).expect_err("second open");
+        assert!(matches!(refused, SnapshotError::InUse { .. }), "{refused}");
+        assert!(
+            refused.to_string().contains("its own data_dir"),
+            "{refused}"
+        );
+        drop(held);
+        assert!(
+            SnapshotDir::open(path.clone()).is_err(),
+            "a clone still holds it"
+        );
+        drop(clone);
+        SnapshotDir::open(path).expect("open after the holder let go");
+    }
 }
