@@ -72,8 +72,6 @@ impl<T: Copy> TopK<T> {
         }
     }
 
-    /// The key a candidate must beat to be kept, once `k` are kept.
-    #[inline]
     /// Candidates kept so far (at most k).
     pub fn len(&self) -> usize {
         self.heap.len()
@@ -83,6 +81,8 @@ impl<T: Copy> TopK<T> {
         self.heap.is_empty()
     }
 
+    /// The key a candidate must beat to be kept, once `k` are kept.
+    #[inline]
     pub fn threshold(&self) -> f32 {
         if self.heap.len() < self.k {
             f32::NEG_INFINITY
