@@ -13,8 +13,7 @@ use tonic::{Request, Response, Status};
 
 use crate::service::ConfigService;
 
-/// The metadata key a caller without a named token may use to say who it is.
-pub const ACTOR_METADATA: &str = "x-pharos-actor";
+pub use pharos_api::client::ACTOR_METADATA;
 
 /// The tonic service over a [`ConfigService`].
 #[derive(Clone)]

@@ -3,25 +3,26 @@
 //! moka read cache, and Watch streams fed by one ordered change log so that a
 //! change reaches every watcher on every replica, exactly once and in order.
 //!
-//! The core is [`ConfigService`]; [`grpc::ConfigGrpc`] exposes it over tonic,
-//! [`ConfigClient`] calls it in-process or over a channel, and
-//! [`live::watch_settings`] lets any service apply `pharos.<service>.*` keys
-//! without a restart.
+//! The core is [`ConfigService`]; [`grpc::ConfigGrpc`] exposes it over tonic, [`client`]
+//! serves it as `pharos_api::ConfigApi` to the other services of its process (other processes
+//! use `pharos_api::RemoteConfig`), and [`module::ConfigModule`] registers it as target
+//! `config`. Its own cache TTLs follow live keys ([`own_settings`]).
 
 pub mod cache;
 pub mod client;
 mod convert;
 pub mod error;
 pub mod grpc;
-pub mod live;
 mod metrics;
+pub mod module;
+mod own_settings;
 mod replication;
 pub mod service;
 pub mod settings;
 pub mod value;
 pub mod watch;
 
-pub use client::ConfigClient;
 pub use error::ConfigError;
+pub use module::ConfigModule;
 pub use service::ConfigService;
 pub use settings::ConfigSettings;

@@ -133,7 +133,9 @@ impl Replicator {
     /// PostgreSQL, the periodic catch-up check and change-log compaction.
     pub fn spawn_tasks(self: &Arc<Self>, intervals: ReplicaIntervals, shutdown: Shutdown) {
         let replicator = self.clone();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let shutdown = stop;
             let store = replicator.repository.store().clone();
             tokio::select! {
                 () = replicate(&store, CHANGES_CHANNEL, &*replicator, intervals) => {}

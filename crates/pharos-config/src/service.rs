@@ -77,7 +77,7 @@ impl ConfigService {
             shutdown,
         });
         service.warm_configured().await?;
-        crate::live::follow_own_settings(&service);
+        crate::own_settings::follow(&service);
         Ok(service)
     }
 

@@ -60,7 +60,9 @@ impl Feed {
         });
         if let Some(mut notifications) = store.notifications(FEED_CHANNEL).await? {
             let weak = Arc::downgrade(&feed);
-            tokio::spawn(async move {
+            let stop = shutdown.clone();
+            shutdown.spawn(async move {
+                let shutdown = stop;
                 loop {
                     let next = tokio::select! {
                         () = shutdown.wait() => break,

@@ -2,10 +2,8 @@
 //! statuses; and the client-streaming `Write`, which writes the batches of a stream as they
 //! arrive, several at a time, and answers once all are committed.
 
-use std::collections::{HashMap, HashSet};
-use std::pin::Pin;
+use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::stream::{FuturesOrdered, StreamExt as _};
 use pharos_proto::ingest::v1 as pb;
@@ -13,8 +11,7 @@ use pharos_proto::ingest::v1::ingest_service_server::{self, IngestServiceServer}
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use pharos_store::feed::FeedSignal;
-use tokio_stream::Stream;
+use pharos_api::feed::{FeedApi, FeedItems};
 
 use crate::service::{IngestService, Outcome};
 
@@ -26,6 +23,7 @@ const STREAM_REJECTIONS_LISTED: usize = 1_000;
 #[derive(Clone)]
 pub struct IngestGrpc {
     service: Arc<IngestService>,
+    feed: Arc<dyn FeedApi>,
 }
 
 /// The mountable server, with the process's message size limit; gzip accepted both ways.
@@ -33,7 +31,8 @@ pub fn server(
     service: Arc<IngestService>,
     max_message_bytes: usize,
 ) -> IngestServiceServer<IngestGrpc> {
-    IngestServiceServer::new(IngestGrpc { service })
+    let feed = crate::client::feed_api(service.clone());
+    IngestServiceServer::new(IngestGrpc { service, feed })
         .max_decoding_message_size(max_message_bytes)
         .max_encoding_message_size(max_message_bytes)
         .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
@@ -70,53 +69,15 @@ impl IngestGrpc {
 
 #[tonic::async_trait]
 impl ingest_service_server::IngestService for IngestGrpc {
-    type SubscribeStream =
-        Pin<Box<dyn Stream<Item = Result<pb::SubscribeResponse, Status>> + Send + 'static>>;
+    type SubscribeStream = FeedItems;
 
     async fn subscribe(
         &self,
         request: Request<pb::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let request = request.into_inner();
-        let mut signals = HashSet::new();
-        for (index, code) in request.signals.iter().enumerate() {
-            let signal = i16::try_from(*code).ok().and_then(FeedSignal::from_code).ok_or_else(|| {
-                pharos_runtime::error::invalid_argument(&[pharos_runtime::error::FieldViolation::new(
-                    format!("signals[{index}]"),
-                    format!("{code} is not a feed signal: use FEED_SIGNAL_METRICS or FEED_SIGNAL_SECURITY_EVENTS"),
-                )])
-            })?;
-            signals.insert(signal);
-        }
-        let after = request
-            .after_position
-            .map(|position| i64::try_from(position).unwrap_or(i64::MAX));
-        let feed = self.service.feed().clone();
-        let mut items = feed.subscribe(signals, after);
-        let (sender, receiver) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(async move {
-            let mut described = HashSet::new();
-            while let Some(item) = items.recv().await {
-                let response = match item {
-                    Ok(item) => feed.to_response(item, &mut described).await,
-                    Err(error) => Err(error),
-                };
-                let response = response.map_err(|error| {
-                    tracing::warn!(%error, "feed subscription ended");
-                    pharos_runtime::error::unavailable(
-                        "the feed could not be read; subscribe again after your last position",
-                        Duration::from_secs(1),
-                    )
-                });
-                let failed = response.is_err();
-                if sender.send(response).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-        Ok(Response::new(Box::pin(
-            tokio_stream::wrappers::ReceiverStream::new(receiver),
-        )))
+        Ok(Response::new(
+            self.feed.subscribe(request.into_inner()).await?,
+        ))
     }
 
     async fn write_metrics(

@@ -6,12 +6,14 @@
 //! and the client-streaming `Write`) and OTLP/gRPC; committed metric points and security events
 //! go out on the committed-data feed (`Subscribe`); retention and metric rollups run inside.
 
+pub mod client;
 pub mod convert;
 pub mod error;
 pub mod feed;
 pub mod grpc;
-pub mod live;
+pub mod live_settings;
 mod metrics;
+pub mod module;
 pub mod otlp;
 pub mod records;
 pub mod series;
@@ -21,5 +23,6 @@ pub mod validate;
 pub mod writer;
 
 pub use error::IngestError;
+pub use module::IngestModule;
 pub use service::{IngestService, Outcome};
 pub use settings::IngestSettings;

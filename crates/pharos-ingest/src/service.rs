@@ -236,8 +236,9 @@ impl IngestService {
         task: fn(Arc<Self>) -> BoxFuture<'static, Result<(), StoreError>>,
     ) {
         let weak = Arc::downgrade(self);
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let shutdown = stop;
             while let Some(every) = weak
                 .upgrade()
                 .map(|service| interval(&service.settings.load()))

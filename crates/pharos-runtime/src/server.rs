@@ -88,8 +88,12 @@ impl GrpcServer {
     }
 
     /// Registers an encoded `FileDescriptorSet` for server reflection.
+    /// Several services may register the same set; it is kept once. Reflection lists only the
+    /// services mounted, whatever else the sets describe.
     pub fn add_descriptor_set(&mut self, encoded: &'static [u8]) -> &mut Self {
-        self.descriptor_sets.push(encoded);
+        if !self.descriptor_sets.contains(&encoded) {
+            self.descriptor_sets.push(encoded);
+        }
         self
     }
 
@@ -111,6 +115,17 @@ impl GrpcServer {
         for set in &self.descriptor_sets {
             reflection_v1 = reflection_v1.register_encoded_file_descriptor_set(set);
             reflection_v1alpha = reflection_v1alpha.register_encoded_file_descriptor_set(set);
+        }
+        // List exactly what is served: a set also describes services this process does not
+        // mount (another target's, or OTLP's ProfilesService).
+        let served = self.service_names.iter().copied().chain([
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+        ]);
+        for name in served {
+            reflection_v1 = reflection_v1.with_service_name(name);
+            reflection_v1alpha = reflection_v1alpha.with_service_name(name);
         }
 
         let mut routes = self.routes;

@@ -25,7 +25,7 @@ use pharos_vector::{IvfPqParams, Quantizers, SearchParams, TrainStage, VectorInd
 
 use crate::definition::{IndexDefinition, KindDefinition};
 use crate::error::{Result, SearchError};
-use crate::live::{IndexCopy, LiveIndex, Op, Payload};
+use crate::live_index::{IndexCopy, LiveIndex, Op, Payload};
 use crate::settings::SearchSettings;
 use crate::snapshot::{IndexToWrite, Manifest, SnapshotDir};
 
@@ -52,6 +52,8 @@ pub struct Catalog {
 struct Snapshots {
     dir: SnapshotDir,
     last: tokio::sync::Mutex<Option<Manifest>>,
+    /// Set by [`Catalog::close`]: the directory is released and no snapshot is written again.
+    closed: AtomicBool,
 }
 
 impl std::fmt::Debug for Catalog {
@@ -98,6 +100,7 @@ impl Catalog {
             snapshots: dir.map(|dir| Snapshots {
                 dir,
                 last: tokio::sync::Mutex::new(manifest),
+                closed: AtomicBool::new(false),
             }),
         });
         {
@@ -153,6 +156,9 @@ impl Catalog {
             return Ok(());
         };
         let mut last = snapshots.last.lock().await;
+        if snapshots.closed.load(Ordering::Acquire) {
+            return Ok(());
+        }
         let identity = self.repository.identity().await?;
         let (revision, indexes) = {
             let applied = self.last_applied.lock().await;
@@ -194,6 +200,19 @@ impl Catalog {
         );
         *last = Some(manifest);
         Ok(())
+    }
+
+    /// Writes the last snapshot and releases the snapshot directory, once no other snapshot is
+    /// being written; later snapshot writes do nothing. Called when the service stops.
+    pub async fn close(&self) -> Result<()> {
+        let written = self.write_snapshot().await;
+        if let Some(snapshots) = &self.snapshots {
+            let _writing = snapshots.last.lock().await;
+            if !snapshots.closed.swap(true, Ordering::AcqRel) {
+                snapshots.dir.unlock();
+            }
+        }
+        written
     }
 
     /// Trains, before serving them, the loaded indexes that hold enough vectors but were never
@@ -411,7 +430,7 @@ impl Catalog {
         };
         let replica = catalog.clone();
         let stop = shutdown.clone();
-        tokio::spawn(async move {
+        shutdown.spawn(async move {
             let store = replica.repository.store().clone();
             tokio::select! {
                 () = replicate(&store, CHANGES_CHANNEL, &*replica, intervals) => {}
@@ -424,7 +443,9 @@ impl Catalog {
         let every = settings
             .snapshot_interval
             .max(std::time::Duration::from_secs(1));
-        tokio::spawn(async move {
+        let stop = shutdown.clone();
+        shutdown.spawn(async move {
+            let shutdown = stop;
             let mut ticker = tokio::time::interval(every);
             ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             ticker.tick().await;

@@ -2,7 +2,7 @@
 //! recommendations in plain words, from the index's kind, size, parameters and latency.
 
 use crate::definition::KindDefinition;
-use crate::live::{IndexCopy, LiveIndex};
+use crate::live_index::{IndexCopy, LiveIndex};
 
 /// p95 upper bounds in microseconds of grades A to D; F above. A is the documents' target
 /// (under 0.2 ms per search).

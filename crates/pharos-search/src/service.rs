@@ -20,7 +20,7 @@ use crate::catalog::{Catalog, run_blocking};
 use crate::definition::{IndexDefinition, KindDefinition};
 use crate::describe;
 use crate::error::{Result, SearchError};
-use crate::live::{IndexCopy, LiveIndex, Payload, PayloadFilter};
+use crate::live_index::{IndexCopy, LiveIndex, Payload, PayloadFilter};
 use crate::settings::SearchSettings;
 
 /// k when a request leaves it 0.
@@ -67,9 +67,11 @@ impl SearchService {
     }
 
     /// Writes a last index snapshot (when snapshots are on and something changed since the
-    /// previous one), so that the next start replays nothing. Called once the server drained.
+    /// previous one), so that the next start replays nothing, and releases the snapshot
+    /// directory: when this returns, another service may open it. Called once the server
+    /// drained.
     pub async fn stop(&self) {
-        if let Err(error) = self.catalog.write_snapshot().await {
+        if let Err(error) = self.catalog.close().await {
             tracing::warn!(%error, "no index snapshot at shutdown: the next start replays the changes since the last one");
         }
     }

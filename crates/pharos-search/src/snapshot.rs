@@ -25,7 +25,7 @@ use pharos_vector::persist::{Decoder, Encoder};
 use serde::{Deserialize, Serialize};
 
 use crate::definition::IndexDefinition;
-use crate::live::{IndexCopy, Payload};
+use crate::live_index::{IndexCopy, Payload};
 
 /// The first bytes of an index file.
 const MAGIC: &[u8; 8] = b"PHRSSNAP";
@@ -130,6 +130,14 @@ impl SnapshotDir {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Releases the directory now, whatever clones still live (a stopped service must not
+    /// keep it from the next one). Nothing may be written to it afterwards.
+    pub fn unlock(&self) {
+        if let Err(error) = self._lock.unlock() {
+            tracing::warn!(path = %self.path.display(), %error, "cannot unlock the snapshot directory");
+        }
     }
 
     /// The manifest, if there is one of this layout.

@@ -10,11 +10,11 @@ use std::time::{Duration, UNIX_EPOCH};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use futures::StreamExt as _;
-use pharos_config::ConfigClient;
+use pharos_api::{ClientSettings, ConfigApi as _, RemoteConfig};
 use pharos_proto::config::v1 as pb;
 
 use crate::settings::Overrides;
-use crate::target::Target;
+use pharos_api::Target;
 
 /// Pharos: telemetry ingest, query, configuration, vector search and alerting.
 #[derive(Debug, Parser)]
@@ -83,9 +83,10 @@ impl ServeArgs {
     }
 }
 
-#[derive(Debug, Args)]
-pub struct ConfigArgs {
-    /// The server's gRPC address.
+/// How a client command reaches a server: shared by `pharos config` and `pharos search`.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// The server's gRPC address (https://... for TLS).
     #[arg(
         long,
         env = "PHAROS_ENDPOINT",
@@ -96,9 +97,42 @@ pub struct ConfigArgs {
     /// Bearer token, when the server requires one.
     #[arg(long, env = "PHAROS_TOKEN", hide_env_values = true, global = true)]
     pub token: Option<String>,
+    /// PEM CA bundle to verify the server with (default: the system's roots).
+    #[arg(long, env = "PHAROS_CA_FILE", global = true)]
+    pub ca_file: Option<PathBuf>,
+    /// PEM client certificate, for servers that require mutual TLS (with --key-file).
+    #[arg(long, env = "PHAROS_CERT_FILE", global = true)]
+    pub cert_file: Option<PathBuf>,
+    /// PEM key of --cert-file.
+    #[arg(long, env = "PHAROS_KEY_FILE", global = true)]
+    pub key_file: Option<PathBuf>,
+    /// The name to verify the server certificate against, when it differs from the host.
+    #[arg(long, env = "PHAROS_TLS_DOMAIN", global = true)]
+    pub tls_domain: Option<String>,
     /// Print JSON instead of text.
     #[arg(long, global = true)]
     pub json: bool,
+}
+
+impl ClientArgs {
+    /// The client settings, naming `actor` as the author of writes.
+    pub fn settings(&self, actor: Option<String>) -> ClientSettings {
+        ClientSettings {
+            endpoint: self.endpoint.clone(),
+            token: self.token.clone(),
+            actor,
+            ca_file: self.ca_file.clone(),
+            cert_file: self.cert_file.clone(),
+            key_file: self.key_file.clone(),
+            tls_domain: self.tls_domain.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    pub client: ClientArgs,
     #[command(subcommand)]
     pub command: ConfigCommand,
 }
@@ -191,9 +225,8 @@ pub enum ConfigCommand {
 /// Runs a `pharos config` command against a server.
 pub async fn run_config(args: ConfigArgs) -> anyhow::Result<()> {
     let user = std::env::var("USER").ok();
-    let client =
-        ConfigClient::connect(&args.endpoint, args.token.as_deref(), user.as_deref()).await?;
-    let json = args.json;
+    let client = RemoteConfig::connect(&args.client.settings(user)).await?;
+    let json = args.client.json;
     match args.command {
         ConfigCommand::Get { key, environment } => {
             let entry = client

@@ -76,12 +76,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Targets => {
-            for target in pharos::Target::ALL {
-                let state = if target.is_built() {
-                    ""
-                } else {
-                    "  (not built yet)"
-                };
+            let registry = pharos::modules::registry(&pharos::Settings::default());
+            for (target, built) in registry.listing() {
+                let state = if built { "" } else { "  (not built yet)" };
                 println!("{}{state}", target.name());
             }
             Ok(())

@@ -11,30 +11,18 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use pharos_api::client::{ClientInterceptor, ClientSettings};
 use pharos_proto::search::v1 as pb;
 use pharos_proto::search::v1::search_service_client::SearchServiceClient;
-use tonic::metadata::MetadataValue;
-use tonic::service::Interceptor;
-use tonic::transport::{Channel, Endpoint};
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
 
 use crate::cli::status_error;
 
 #[derive(Debug, Args)]
 pub struct SearchArgs {
-    /// The server's gRPC address.
-    #[arg(
-        long,
-        env = "PHAROS_ENDPOINT",
-        default_value = "http://127.0.0.1:50051",
-        global = true
-    )]
-    pub endpoint: String,
-    /// Bearer token, when the server requires one.
-    #[arg(long, env = "PHAROS_TOKEN", hide_env_values = true, global = true)]
-    pub token: Option<String>,
-    /// Print JSON instead of text.
-    #[arg(long, global = true)]
-    pub json: bool,
+    #[command(flatten)]
+    pub client: crate::cli::ClientArgs,
     #[command(subcommand)]
     pub command: SearchCommand,
 }
@@ -128,44 +116,12 @@ pub enum SearchCommand {
     },
 }
 
-/// Adds the bearer token to every call.
-#[derive(Clone)]
-struct Authorization(Option<MetadataValue<tonic::metadata::Ascii>>);
+type Client = SearchServiceClient<InterceptedService<Channel, ClientInterceptor>>;
 
-impl Interceptor for Authorization {
-    fn call(
-        &mut self,
-        mut request: tonic::Request<()>,
-    ) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(value) = &self.0 {
-            request
-                .metadata_mut()
-                .insert("authorization", value.clone());
-        }
-        Ok(request)
-    }
-}
-
-type Client =
-    SearchServiceClient<tonic::service::interceptor::InterceptedService<Channel, Authorization>>;
-
-async fn connect(endpoint: &str, token: Option<&str>) -> anyhow::Result<Client> {
-    let channel = Endpoint::from_shared(endpoint.to_owned())
-        .with_context(|| format!("{endpoint:?} is not a valid endpoint; use http://host:port"))?
-        .tcp_nodelay(true)
-        .connect()
-        .await
-        .with_context(|| {
-            format!(
-                "cannot reach the search service at {endpoint}; is `pharos serve` running there?"
-            )
-        })?;
-    let authorization = token
-        .map(|token| MetadataValue::try_from(format!("Bearer {token}")))
-        .transpose()
-        .context("the token holds characters a header cannot carry")?;
+async fn connect(settings: &ClientSettings) -> anyhow::Result<Client> {
+    let channel = settings.connect().await?;
     Ok(
-        SearchServiceClient::with_interceptor(channel, Authorization(authorization))
+        SearchServiceClient::with_interceptor(channel, settings.interceptor()?)
             .max_decoding_message_size(64 << 20)
             .max_encoding_message_size(64 << 20),
     )
@@ -173,8 +129,8 @@ async fn connect(endpoint: &str, token: Option<&str>) -> anyhow::Result<Client> 
 
 /// Runs a `pharos search` command against a server.
 pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
-    let mut client = connect(&args.endpoint, args.token.as_deref()).await?;
-    let json = args.json;
+    let mut client = connect(&args.client.settings(None)).await?;
+    let json = args.client.json;
     match args.command {
         SearchCommand::List => {
             let indexes = client

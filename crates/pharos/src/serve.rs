@@ -1,20 +1,21 @@
-//! [`run`]: connects the store, applies migrations, starts the services of
-//! the enabled targets on one gRPC listener (with health and reflection) and
-//! the HTTP listener, and returns once a shutdown has drained them.
+//! [`run`]: connects the store, applies migrations, starts the modules of the enabled targets
+//! (in the order their needs give, see `pharos_api::module`) on one gRPC listener (with health
+//! and reflection) and the HTTP listener, and returns once a shutdown has drained them, every
+//! stop hook has run and every background task has ended.
 
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use pharos_api::module::{Base, Mounts, StopHooks};
+use pharos_clock::Clock;
 use pharos_runtime::Shutdown;
 use pharos_runtime::health::{
-    BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, HealthRegistry, ProcessMemoryCheck,
+    BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, ProcessMemoryCheck,
 };
-use pharos_runtime::server::GrpcServer;
 use pharos_store::Store;
 use tokio::net::TcpListener;
 
 use crate::settings::Settings;
-use crate::target::Target;
 
 /// Opens the store and applies pending migrations.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Store> {
@@ -38,126 +39,73 @@ pub async fn run(
     http_listener: TcpListener,
     shutdown: Shutdown,
 ) -> anyhow::Result<()> {
-    let services = Target::resolve(&settings.target)?;
+    let registry = crate::modules::registry(&settings);
+    // Refuse unknown or unbuilt targets before touching the database.
+    let targets = registry.resolve(&settings.target)?;
     let store = open_store(&settings).await?;
-    tracing::info!(backend = store.backend().name(), targets = ?services, "store ready");
+    tracing::info!(backend = store.backend().name(), targets = ?targets, "store ready");
 
-    let mut grpc = GrpcServer::new(settings.server.clone());
-    grpc.add_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET);
-    let mut health = HealthRegistry::new();
-    health.register(Arc::new(DatabaseCheck(store.clone())));
-    health.register(Arc::new(ProcessMemoryCheck));
-    health.register(Arc::new(FreeDiskCheck {
+    let mut mounts = Mounts::new(settings.server.clone());
+    mounts
+        .health
+        .register(Arc::new(DatabaseCheck(store.clone())));
+    mounts.health.register(Arc::new(ProcessMemoryCheck));
+    mounts.health.register(Arc::new(FreeDiskCheck {
         path: settings.data_dir.clone(),
     }));
-
-    // Services with work to finish once the server has drained.
-    let mut stopping: Vec<Arc<pharos_search::SearchService>> = Vec::new();
-    // The in-process config service, for the live settings of the others.
-    let mut local_config: Option<pharos_config::ConfigClient> = None;
-    for service in &services {
-        match service {
-            Target::Config => {
-                let config = pharos_config::ConfigService::start(
-                    store.clone(),
-                    settings.config.clone(),
-                    shutdown.clone(),
-                )
-                .await
-                .context("cannot start the config service")?;
-                for check in config.health_checks() {
-                    health.register(check);
-                }
-                local_config = Some(pharos_config::ConfigClient::local(config.clone()));
-                grpc.add_service(pharos_config::grpc::server(
-                    config,
-                    settings.server.limits.max_message_bytes,
-                ));
-            }
-            Target::Ingest => {
-                let ingest = pharos_ingest::IngestService::start(
-                    store.clone(),
-                    settings.ingest.clone(),
-                    shutdown.clone(),
-                )
-                .await
-                .context("cannot start the ingest service")?;
-                for check in ingest.health_checks() {
-                    health.register(check);
-                }
-                match live_settings_client(
-                    local_config.clone(),
-                    &settings.ingest.config_endpoint,
-                    &settings.ingest.config_token,
-                )
-                .await
-                {
-                    Some(client) => {
-                        pharos_ingest::live::follow(ingest.clone(), client, shutdown.clone());
-                    }
-                    None => tracing::info!(
-                        "ingest live settings off: no config service in this process and no ingest.config_endpoint"
-                    ),
-                }
-                grpc.add_service(pharos_ingest::grpc::server(
-                    ingest.clone(),
-                    settings.server.limits.max_message_bytes,
-                ));
-                let max_message_bytes = settings.server.limits.max_message_bytes;
-                grpc.add_service(pharos_ingest::otlp::metrics_server(
-                    ingest.clone(),
-                    max_message_bytes,
-                ));
-                grpc.add_service(pharos_ingest::otlp::traces_server(
-                    ingest.clone(),
-                    max_message_bytes,
-                ));
-                grpc.add_service(pharos_ingest::otlp::logs_server(ingest, max_message_bytes));
-                grpc.add_descriptor_set(opentelemetry_proto::DESCRIPTORS);
-            }
-            Target::Search => {
-                let mut search_settings = settings.search.clone();
-                if search_settings.snapshot_dir.is_none() {
-                    search_settings.snapshot_dir = Some(settings.data_dir.join("search"));
-                }
-                let search = pharos_search::SearchService::start(
-                    store.clone(),
-                    search_settings,
-                    shutdown.clone(),
-                )
-                .await
-                .context("cannot start the search service")?;
-                for check in search.health_checks() {
-                    health.register(check);
-                }
-                grpc.add_service(pharos_search::grpc::server(
-                    search.clone(),
-                    settings.server.limits.max_message_bytes,
-                ));
-                stopping.push(search);
-            }
-            other => anyhow::bail!("target `{other}` is not built yet"),
-        }
+    let base = Base {
+        store: store.clone(),
+        clock: Clock::system(),
+        shutdown: shutdown.clone(),
+        server: settings.server.clone(),
+        data_dir: settings.data_dir.clone(),
+    };
+    if let Err(error) = registry.start(&settings.target, &base, &mut mounts).await {
+        stop(mounts.stop_hooks, &shutdown, &settings, &store).await;
+        return Err(error.into());
     }
 
+    let Mounts {
+        grpc,
+        health,
+        http_routes,
+        stop_hooks,
+    } = mounts;
+    let router = pharos_runtime::http::router(health, shutdown.clone()).merge(http_routes);
     let http = tokio::spawn(pharos_runtime::http::serve(
         http_listener,
-        pharos_runtime::http::router(health, shutdown.clone()),
+        router,
         shutdown.clone(),
     ));
     let served = grpc.serve(grpc_listener, shutdown.clone()).await;
     shutdown.trigger();
-    for service in stopping {
-        service.stop().await;
-    }
     match http.await {
         Ok(Ok(())) => {}
         Ok(Err(error)) => tracing::warn!(%error, "http server failed"),
         Err(error) => tracing::warn!(%error, "http server task failed"),
     }
-    store.close().await;
+    stop(stop_hooks, &shutdown, &settings, &store).await;
     served.context("the gRPC server failed")?;
     Ok(())
+}
+
+/// Runs the stop hooks, waits (up to the grace period) for every background task, then closes
+/// the store.
+async fn stop(hooks: StopHooks, shutdown: &Shutdown, settings: &Settings, store: &Store) {
+    shutdown.trigger();
+    hooks.run().await;
+    let grace = settings.server.limits.shutdown_grace;
+    if tokio::time::timeout(grace, shutdown.wait_drained())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            ?grace,
+            tasks = shutdown.running_tasks(),
+            "background tasks still running after the grace period; closing the store under them"
+        );
+    }
+    store.close().await;
 }
 
 /// A database URL without its password, for messages.
@@ -171,29 +119,6 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-/// Where a service follows its live settings: the in-process config service, else the
-/// configured endpoint (a failure to reach it leaves live settings off, never the service).
-async fn live_settings_client(
-    local: Option<pharos_config::ConfigClient>,
-    endpoint: &str,
-    token: &str,
-) -> Option<pharos_config::ConfigClient> {
-    if local.is_some() {
-        return local;
-    }
-    if endpoint.is_empty() {
-        return None;
-    }
-    let token = (!token.is_empty()).then_some(token);
-    match pharos_config::ConfigClient::connect(endpoint, token, Some("pharos-ingest")).await {
-        Ok(client) => Some(client),
-        Err(error) => {
-            tracing::warn!(%endpoint, %error, "cannot reach the config service; live settings off");
-            None
-        }
     }
 }
 

@@ -15,7 +15,7 @@ use pharos_search::SearchSettings;
 use pharos_store::StoreSettings;
 use serde::{Deserialize, Serialize};
 
-use crate::target::Target;
+use pharos_api::Target;
 
 /// The configuration of one `pharos` process.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

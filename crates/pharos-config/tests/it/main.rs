@@ -8,7 +8,8 @@ mod support;
 use std::time::Duration;
 
 use futures::StreamExt as _;
-use pharos_config::client::WatchResponses;
+use pharos_api::ConfigApi as _;
+use pharos_api::config::WatchResponses;
 use pharos_proto::config::v1 as pb;
 use pharos_store::testing::TestDatabase;
 use support::TestServer;
@@ -581,7 +582,7 @@ async fn slow_watcher_gets_coalesced_events(database: &TestDatabase) {
     };
     let server = TestServer::start_with(database.store().await, settings, Default::default()).await;
     // In-process, so nothing but the hub buffers the events.
-    let local = pharos_config::ConfigClient::local(server.service.clone());
+    let local = pharos_config::client::api(server.service.clone());
     let mut slow = local
         .watch(pb::WatchRequest {
             prefixes: vec!["hot.".into()],

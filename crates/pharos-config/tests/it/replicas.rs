@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use pharos_api::ConfigApi as _;
 use pharos_proto::config::v1 as pb;
 use pharos_store::testing::TestDatabase;
 

@@ -4,7 +4,8 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use pharos_config::{ConfigClient, ConfigService, ConfigSettings};
+use pharos_api::{ClientSettings, RemoteConfig};
+use pharos_config::{ConfigService, ConfigSettings};
 use pharos_runtime::server::GrpcServer;
 use pharos_runtime::{ServerSettings, Shutdown};
 use pharos_store::Store;
@@ -53,12 +54,17 @@ impl TestServer {
         format!("http://{}", self.addr)
     }
 
-    pub async fn client(&self) -> ConfigClient {
+    pub async fn client(&self) -> RemoteConfig {
         self.client_as(None, None).await
     }
 
-    pub async fn client_as(&self, token: Option<&str>, actor: Option<&str>) -> ConfigClient {
-        ConfigClient::connect(&self.endpoint(), token, actor)
+    pub async fn client_as(&self, token: Option<&str>, actor: Option<&str>) -> RemoteConfig {
+        let settings = ClientSettings {
+            token: token.map(str::to_owned),
+            actor: actor.map(str::to_owned),
+            ..ClientSettings::new(self.endpoint())
+        };
+        RemoteConfig::connect(&settings)
             .await
             .expect("client connects")
     }

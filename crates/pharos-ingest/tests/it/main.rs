@@ -573,12 +573,16 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
     )
     .await
     .expect("config service");
-    let local = pharos_config::ConfigClient::local(config.clone());
-    pharos_ingest::live::follow(
+    let local = pharos_config::client::api(config.clone());
+    let follower = pharos_ingest::live_settings::follow(
         server.service.clone(),
-        local.clone(),
-        server.shutdown.clone(),
-    );
+        pharos_api::module::Resolved {
+            api: local.clone(),
+            source: "in-process".to_string(),
+        },
+        &server.shutdown,
+    )
+    .expect("ingest settings can be made live");
     let set = |key: &str, value: &str| pharos_proto::config::v1::SetRequest {
         key: key.to_owned(),
         value: value.to_owned(),
@@ -604,11 +608,13 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
         0
     );
 
-    local
+    let revision = local
         .set(set("pharos.ingest.limits.max_labels", "1"))
         .await
-        .expect("set");
-    wait_until(|| server.service.settings().limits.max_labels == 1).await;
+        .expect("set")
+        .revision;
+    applied(&follower, revision).await;
+    assert_eq!(server.service.settings().limits.max_labels, 1);
     let reply = client
         .write_metrics(two_labels())
         .await
@@ -617,25 +623,31 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
     assert_eq!(reply.rejections[0].reason, "TOO_MANY_LABELS");
 
     // A value that does not fit its setting is ignored; the last good one stays.
-    local
+    let revision = local
         .set(set("pharos.ingest.metrics.max_buffered_points", "lots"))
         .await
-        .expect("set");
-    local
+        .expect("set")
+        .revision;
+    applied(&follower, revision).await;
+    let revision = local
         .set(set("pharos.ingest.metrics.max_batch_points", "500"))
         .await
-        .expect("set");
-    wait_until(|| server.service.settings().metrics.max_batch_points == 500).await;
+        .expect("set")
+        .revision;
+    applied(&follower, revision).await;
+    assert_eq!(server.service.settings().metrics.max_batch_points, 500);
     assert_eq!(
         server.service.settings().metrics.max_buffered_points,
         500_000
     );
 
-    local
+    let revision = local
         .set(set("pharos.ingest.metrics.max_buffered_points", "10"))
         .await
-        .expect("set");
-    wait_until(|| server.service.settings().metrics.max_buffered_points == 10).await;
+        .expect("set")
+        .revision;
+    applied(&follower, revision).await;
+    assert_eq!(server.service.settings().metrics.max_buffered_points, 10);
     let twenty = write(
         (0..20)
             .map(|i| point("m", &[], now_micros() - i, 1.0))
@@ -647,14 +659,16 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
         .expect_err("over the whole buffer");
     assert_eq!(status.code(), Code::InvalidArgument);
 
-    local
+    let revision = local
         .delete(pharos_proto::config::v1::DeleteRequest {
             key: "pharos.ingest.limits.max_labels".to_owned(),
             ..Default::default()
         })
         .await
-        .expect("delete");
-    wait_until(|| server.service.settings().limits.max_labels == 32).await;
+        .expect("delete")
+        .revision;
+    applied(&follower, revision).await;
+    assert_eq!(server.service.settings().limits.max_labels, 32);
     assert_eq!(
         client
             .write_metrics(two_labels())
@@ -666,16 +680,12 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
     );
 }
 
-/// Waits (up to 10 s) for a condition the live settings task makes true.
-async fn wait_until(condition: impl Fn() -> bool) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !condition() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "live setting not applied within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+/// Waits until the follower has applied `revision` (bounded, so that a lost change fails the
+/// test instead of hanging it).
+async fn applied(follower: &pharos_api::live_settings::Follower, revision: i64) {
+    tokio::time::timeout(Duration::from_secs(10), follower.applied(revision))
+        .await
+        .expect("the live setting is applied within 10 s");
 }
 
 /// Points past the raw retention go (whole day partitions on PostgreSQL); newer ones stay.

@@ -10,7 +10,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
-use pharos_config::ConfigClient;
+use pharos_api::{ClientSettings, ConfigApi as _, RemoteConfig};
 use pharos_proto::config::v1 as pb;
 use pharos_store::testing::TestDatabase;
 
@@ -118,8 +118,8 @@ impl Process {
         }
     }
 
-    async fn client(&self) -> ConfigClient {
-        ConfigClient::connect(&self.endpoint(), None, Some("e2e"))
+    async fn client(&self) -> RemoteConfig {
+        RemoteConfig::connect(&ClientSettings::new(self.endpoint()).with_actor("e2e"))
             .await
             .expect("connect")
     }

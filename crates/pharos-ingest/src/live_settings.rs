@@ -5,10 +5,10 @@
 
 use std::sync::Arc;
 
-use pharos_config::ConfigClient;
-use pharos_config::live::{LiveSettings, watch_settings};
+use pharos_api::ConfigApi;
+use pharos_api::live_settings::{self, Follower, LiveSettings};
+use pharos_api::module::Resolved;
 use pharos_runtime::Shutdown;
-use tokio::task::JoinHandle;
 
 use crate::service::IngestService;
 use crate::settings::IngestSettings;
@@ -16,23 +16,25 @@ use crate::settings::IngestSettings;
 /// The key prefix of the ingest service's live settings.
 pub const PREFIX: &str = "pharos.ingest.";
 
-/// Follows the live keys through `client` until `shutdown`.
+/// Follows the live keys through `config` until `shutdown`; `None` when the settings cannot be
+/// made live (a bug: they are plain serde structs).
 pub fn follow(
     service: Arc<IngestService>,
-    client: ConfigClient,
-    shutdown: Shutdown,
-) -> JoinHandle<()> {
+    config: Resolved<dyn ConfigApi>,
+    shutdown: &Shutdown,
+) -> Option<Follower> {
     let base: IngestSettings = service.settings().as_ref().clone();
     let mut live = match LiveSettings::new(PREFIX, &base) {
         Ok(live) => live,
         Err(error) => {
             tracing::error!(%error, "ingest settings cannot be made live");
-            return tokio::spawn(async {});
+            return None;
         }
     };
-    watch_settings(
-        client,
-        PREFIX.to_owned(),
+    Some(live_settings::follow(
+        config.api,
+        PREFIX,
+        config.source,
         shutdown,
         move |change| match live.apply(&change) {
             Ok(Some(settings)) => {
@@ -42,5 +44,5 @@ pub fn follow(
             Ok(None) => {}
             Err(reason) => tracing::warn!(%reason, "ignoring live ingest setting"),
         },
-    )
+    ))
 }

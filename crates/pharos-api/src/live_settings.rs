@@ -1,20 +1,27 @@
-//! Live settings: any Pharos service follows its `pharos.<service>.*` keys
-//! through a Watch and applies changes without a restart. The stream resumes
-//! from the last revision it saw after a disconnect, and starts over from a
-//! fresh snapshot if that revision has left the change log.
+//! Live settings: a service follows its `pharos.<service>.*` keys through a Watch on any
+//! [`ConfigApi`] (the service in this process, or a remote one) and applies each change
+//! without a restart ([`follow`]). The watch resumes from the last revision it saw after a
+//! disconnect, starts over from a fresh snapshot when that revision has left the change log,
+//! and retries with backoff while the config service cannot be reached, so the order in which
+//! processes start does not matter. [`LiveSettings`] lays the keys over a settings struct.
+//! [`Follower::health_check`] reports in `/health` whether the keys are followed.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashSet};
+use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt as _;
 use pharos_proto::config::v1 as pb;
 use pharos_runtime::Shutdown;
-use tokio::task::JoinHandle;
+use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
+use tokio::sync::watch;
 
-use crate::cache::TtlPolicy;
-use crate::client::ConfigClient;
-use crate::service::ConfigService;
+use crate::config::ConfigApi;
+
+/// The first wait after a refused or broken watch; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
 
 /// One live setting that changed: its base value, or `None` once deleted.
 /// Environment overrides are not live settings and are skipped.
@@ -25,22 +32,112 @@ pub struct LiveChange {
     pub revision: i64,
 }
 
-/// Follows every key under `prefix` and calls `apply` for each current value
-/// and each change, until `shutdown`.
-pub fn watch_settings<F>(
-    client: ConfigClient,
+/// Where a follower stands, for `/health` and for tests that wait on it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FollowState {
+    /// The watch is open and its snapshot was read.
+    pub following: bool,
+    /// The revision of the config store the applied values are current at.
+    pub revision: Option<i64>,
+    /// Why the last attempt failed, while the follower retries.
+    pub last_error: Option<String>,
+}
+
+/// A running follower: its state, and a health check that reports it.
+#[derive(Debug, Clone)]
+pub struct Follower {
     prefix: String,
-    shutdown: Shutdown,
+    source: String,
+    state: watch::Receiver<FollowState>,
+}
+
+impl Follower {
+    /// The state, which changes as the watch opens, applies changes or fails.
+    pub fn state(&self) -> watch::Receiver<FollowState> {
+        self.state.clone()
+    }
+
+    /// Waits until the follower has applied the config store up to `revision` at least.
+    pub async fn applied(&self, revision: i64) {
+        let mut state = self.state.clone();
+        // The sender lives as long as the follower task; an ended task applies nothing more.
+        let _ = state
+            .wait_for(|state| state.revision.is_some_and(|applied| applied >= revision))
+            .await;
+    }
+
+    /// A `/health` component named `name`: ok while the keys are followed, degraded while the
+    /// config service cannot be reached (the service runs on with the last values it had).
+    pub fn health_check(&self, name: impl Into<String>) -> Arc<dyn HealthCheck> {
+        Arc::new(FollowerHealth {
+            name: name.into(),
+            follower: self.clone(),
+        })
+    }
+}
+
+struct FollowerHealth {
+    name: String,
+    follower: Follower,
+}
+
+impl HealthCheck for FollowerHealth {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
+        Box::pin(async {
+            let state = self.follower.state.borrow().clone();
+            let detail = serde_json::json!({
+                "prefix": self.follower.prefix,
+                "source": self.follower.source,
+                "following": state.following,
+                "revision": state.revision,
+                "error": state.last_error,
+            });
+            if state.following {
+                ComponentHealth::ok(detail)
+            } else {
+                ComponentHealth::degraded(detail)
+            }
+        })
+    }
+}
+
+/// Follows every key under `prefix` through `config` and calls `apply` for each current value
+/// and each change, until `shutdown`. `source` says where `config` is (`in-process`, or the
+/// endpoint) for `/health` and the logs.
+pub fn follow<F>(
+    config: Arc<dyn ConfigApi>,
+    prefix: impl Into<String>,
+    source: impl Into<String>,
+    shutdown: &Shutdown,
     mut apply: F,
-) -> JoinHandle<()>
+) -> Follower
 where
     F: FnMut(LiveChange) + Send + 'static,
 {
-    tokio::spawn(async move {
+    let prefix = prefix.into();
+    let source = source.into();
+    let (state, receiver) = watch::channel(FollowState::default());
+    let follower = Follower {
+        prefix: prefix.clone(),
+        source: source.clone(),
+        state: receiver,
+    };
+    let stop = shutdown.clone();
+    shutdown.spawn(async move {
         let mut last_seen: Option<i64> = None;
-        let mut backoff = Duration::from_millis(100);
+        let mut backoff = FIRST_BACKOFF;
         let mut present = PresentKeys::default();
-        while !shutdown.is_triggered() {
+        let failed = |error: String| {
+            state.send_modify(|state| {
+                state.following = false;
+                state.last_error = Some(error);
+            });
+        };
+        while !stop.is_triggered() {
             // A fresh snapshot (first start, or a resume point the log no longer holds) may
             // lack keys deleted meanwhile: they are reported deleted when it completes.
             if last_seen.is_none() {
@@ -51,29 +148,30 @@ where
                 prefixes: vec![prefix.clone()],
                 start_revision: last_seen,
             };
-            let mut stream = match client.watch(request).await {
+            let mut stream = match config.watch(request).await {
                 Ok(stream) => stream,
                 Err(status) => {
                     if status.code() == tonic::Code::OutOfRange {
                         last_seen = None;
                     }
-                    tracing::warn!(%prefix, code = ?status.code(), message = status.message(), retry_in = ?backoff, "live settings watch refused");
+                    tracing::warn!(%prefix, %source, code = ?status.code(), message = status.message(), retry_in = ?backoff, "cannot watch live settings; retrying");
+                    failed(format!("{:?}: {}", status.code(), status.message()));
                     tokio::select! {
                         () = tokio::time::sleep(backoff) => {}
-                        () = shutdown.wait() => return,
+                        () = stop.wait() => return,
                     }
-                    backoff = (backoff * 2).min(Duration::from_secs(10));
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
                     continue;
                 }
             };
             loop {
                 let next = tokio::select! {
                     next = stream.next() => next,
-                    () = shutdown.wait() => return,
+                    () = stop.wait() => return,
                 };
                 match next {
                     Some(Ok(response)) => {
-                        backoff = Duration::from_millis(100);
+                        backoff = FIRST_BACKOFF;
                         for event in response.events {
                             let Some(entry) = event.entry else { continue };
                             if !entry.environment.is_empty() {
@@ -98,37 +196,47 @@ where
                             }
                         }
                         last_seen = Some(response.revision);
+                        state.send_modify(|state| {
+                            state.following = true;
+                            state.revision = Some(response.revision);
+                            state.last_error = None;
+                        });
                     }
                     Some(Err(status)) => {
                         if status.code() == tonic::Code::OutOfRange {
                             last_seen = None;
                         }
-                        tracing::warn!(%prefix, code = ?status.code(), message = status.message(), "live settings watch ended; resuming");
+                        tracing::warn!(%prefix, %source, code = ?status.code(), message = status.message(), "live settings watch ended; resuming");
+                        failed(format!("{:?}: {}", status.code(), status.message()));
                         break;
                     }
-                    None => break,
+                    None => {
+                        failed("the watch stream ended".to_string());
+                        break;
+                    }
                 }
             }
             tokio::select! {
                 () = tokio::time::sleep(backoff) => {}
-                () = shutdown.wait() => return,
+                () = stop.wait() => return,
             }
         }
-    })
+    });
+    follower
 }
 
 /// The keys that currently have a value, so that a fresh snapshot can tell which ones were
 /// deleted while the watch was away.
 #[derive(Debug, Default)]
 struct PresentKeys {
-    present: std::collections::HashSet<String>,
+    present: HashSet<String>,
     /// Keys seen since the current snapshot began, while one is being read.
-    in_snapshot: Option<std::collections::HashSet<String>>,
+    in_snapshot: Option<HashSet<String>>,
 }
 
 impl PresentKeys {
     fn begin_snapshot(&mut self) {
-        self.in_snapshot = Some(std::collections::HashSet::new());
+        self.in_snapshot = Some(HashSet::new());
     }
 
     fn record(&mut self, change: &LiveChange) {
@@ -165,8 +273,8 @@ impl PresentKeys {
 pub struct LiveSettings<T> {
     prefix: String,
     base: serde_json::Value,
-    overrides: std::collections::BTreeMap<String, serde_json::Value>,
-    _settings: std::marker::PhantomData<T>,
+    overrides: BTreeMap<String, serde_json::Value>,
+    _settings: PhantomData<T>,
 }
 
 impl<T: serde::Serialize + serde::de::DeserializeOwned> LiveSettings<T> {
@@ -174,8 +282,8 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> LiveSettings<T> {
         Ok(Self {
             prefix: prefix.into(),
             base: serde_json::to_value(base)?,
-            overrides: std::collections::BTreeMap::new(),
-            _settings: std::marker::PhantomData,
+            overrides: BTreeMap::new(),
+            _settings: PhantomData,
         })
     }
 
@@ -219,59 +327,6 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> LiveSettings<T> {
         }
         serde_json::from_value(merged).map_err(|error| error.to_string())
     }
-}
-
-/// The live keys of the configuration service's own cache.
-pub const DEFAULT_CHANGE_PERIOD_KEY: &str = "pharos.config.cache.default_change_period";
-pub const CHANGE_PERIOD_KEY_PREFIX: &str = "pharos.config.cache.change_period.";
-
-/// Applies `pharos.config.cache.*` keys to the service's TTL rule.
-pub(crate) fn follow_own_settings(service: &Arc<ConfigService>) {
-    let base = TtlPolicy::from_settings(&service.settings().cache);
-    let mut overrides: HashMap<String, Duration> = HashMap::new();
-    // The watch task ends with the service's shutdown, so holding the service here is fine.
-    let client = ConfigClient::local(service.clone());
-    let service = service.clone();
-    watch_settings(
-        client,
-        "pharos.config.".to_string(),
-        service.shutdown().clone(),
-        move |change| {
-            let relevant = change.key == DEFAULT_CHANGE_PERIOD_KEY
-                || change.key.starts_with(CHANGE_PERIOD_KEY_PREFIX);
-            if !relevant {
-                return;
-            }
-            match change
-                .value
-                .as_deref()
-                .map(|text| humantime::parse_duration(text.trim()))
-            {
-                Some(Ok(period)) => {
-                    overrides.insert(change.key.clone(), period);
-                }
-                Some(Err(error)) => {
-                    tracing::warn!(key = %change.key, %error, "ignoring live setting that is not a duration");
-                    return;
-                }
-                None => {
-                    overrides.remove(&change.key);
-                }
-            }
-            let mut policy = base.clone();
-            for (key, period) in &overrides {
-                if key == DEFAULT_CHANGE_PERIOD_KEY {
-                    policy.default_period = *period;
-                } else if let Some(category) = key.strip_prefix(CHANGE_PERIOD_KEY_PREFIX) {
-                    policy
-                        .category_periods
-                        .insert(category.to_string(), *period);
-                }
-            }
-            tracing::info!(key = %change.key, "live cache setting applied");
-            service.set_ttl_policy(policy);
-        },
-    );
 }
 
 #[cfg(test)]

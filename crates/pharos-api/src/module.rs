@@ -1,0 +1,575 @@
+//! The module registry, after Loki's module manager: each service registers one [`Module`]
+//! that declares its [`Target`], the interfaces it serves to other services in the same
+//! process ([`Interface`]) and the ones it needs ([`Need`]), and how it starts: what it mounts
+//! on the process's gRPC server, `/health` and HTTP listener, and what it does when the
+//! process stops. [`Registry::start`] resolves a target list to modules, orders them so that
+//! every provider starts before the modules that use it, hands each need the local provider
+//! or a lazily connected remote client, and starts them. Adding a service is one
+//! registration in `pharos`'s `serve`, never a new branch there.
+
+use std::collections::BTreeSet;
+use std::convert::Infallible;
+use std::fmt;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use pharos_clock::Clock;
+use pharos_runtime::health::{HealthCheck, HealthRegistry};
+use pharos_runtime::server::GrpcServer;
+use pharos_runtime::{ServerSettings, Shutdown};
+use pharos_store::Store;
+use serde::{Deserialize, Serialize};
+use tonic::body::Body;
+use tonic::server::NamedService;
+
+use crate::client::{ClientSettings, ConnectError};
+use crate::config::{ConfigApi, RemoteConfig};
+use crate::feed::{FeedApi, RemoteFeed};
+
+/// Any error a module's start may fail with; the registry names the target in front of it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// One target of `pharos serve --target`: `all`, or one service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Target {
+    All,
+    Config,
+    Ingest,
+    Query,
+    Search,
+    Alert,
+}
+
+impl Target {
+    /// Every target, in the order listings show them.
+    pub const ALL: [Target; 6] = [
+        Target::All,
+        Target::Config,
+        Target::Ingest,
+        Target::Query,
+        Target::Search,
+        Target::Alert,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Target::All => "all",
+            Target::Config => "config",
+            Target::Ingest => "ingest",
+            Target::Query => "query",
+            Target::Search => "search",
+            Target::Alert => "alert",
+        }
+    }
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Target {
+    type Err = TargetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Target::ALL
+            .iter()
+            .copied()
+            .find(|target| target.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| TargetError::Unknown {
+                name: text.to_string(),
+                targets: Target::ALL
+                    .iter()
+                    .map(|t| t.name())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+}
+
+/// Why a target list cannot be served.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TargetError {
+    #[error("unknown target {name:?}; targets are: {targets}")]
+    Unknown { name: String, targets: String },
+    #[error(
+        "target `{target}` is not built yet in this version of Pharos; targets available now: {built}"
+    )]
+    NotBuilt { target: Target, built: String },
+    #[error("no target given; targets available now: {built}")]
+    Empty { built: String },
+}
+
+/// What a module can serve to the other modules of its process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Interface {
+    /// [`ConfigApi`]: values, watches (live settings).
+    Config,
+    /// [`FeedApi`]: ingest's committed-data feed.
+    Feed,
+}
+
+impl fmt::Display for Interface {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Interface::Config => "the config service",
+            Interface::Feed => "the ingest feed",
+        })
+    }
+}
+
+/// An interface a module uses: from the module of this process that provides it, else from
+/// `remote` (another process), else absent: an error at start when `required`, otherwise the
+/// module runs without it (and says so).
+#[derive(Debug, Clone)]
+pub struct Need {
+    pub interface: Interface,
+    pub required: bool,
+    /// Where the interface is when no module of this process provides it.
+    pub remote: Option<ClientSettings>,
+    /// The setting that holds `remote`, for messages (like `ingest.config_endpoint`).
+    pub remote_setting: &'static str,
+}
+
+impl Need {
+    /// The module works without `interface`, with less (live settings off, say).
+    pub fn optional(interface: Interface, remote_setting: &'static str) -> Self {
+        Self {
+            interface,
+            required: false,
+            remote: None,
+            remote_setting,
+        }
+    }
+
+    /// The module cannot start without `interface`.
+    pub fn required(interface: Interface, remote_setting: &'static str) -> Self {
+        Self {
+            required: true,
+            ..Self::optional(interface, remote_setting)
+        }
+    }
+
+    /// Where to reach the interface when it is not in this process (ignored when `remote`'s
+    /// endpoint is empty).
+    pub fn or_remote(mut self, remote: ClientSettings) -> Self {
+        self.remote = remote.is_set().then_some(remote);
+        self
+    }
+}
+
+/// An interface handed to a module, and where it lives (for `/health` and the logs).
+pub struct Resolved<T: ?Sized> {
+    pub api: Arc<T>,
+    /// `in-process`, or the remote endpoint.
+    pub source: String,
+}
+
+impl<T: ?Sized> Clone for Resolved<T> {
+    fn clone(&self) -> Self {
+        Self {
+            api: self.api.clone(),
+            source: self.source.clone(),
+        }
+    }
+}
+
+/// The interfaces modules serve or were handed.
+#[derive(Default)]
+struct Interfaces {
+    config: Option<Resolved<dyn ConfigApi>>,
+    feed: Option<Resolved<dyn FeedApi>>,
+}
+
+type StopHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// What the started modules mount on the process: its one gRPC server, `/health`, extra HTTP
+/// routes, and the hooks run once the servers have drained.
+pub struct Mounts {
+    pub grpc: GrpcServer,
+    pub health: HealthRegistry,
+    pub http_routes: axum::Router,
+    pub stop_hooks: StopHooks,
+}
+
+impl Mounts {
+    pub fn new(server: ServerSettings) -> Self {
+        Self {
+            grpc: GrpcServer::new(server),
+            health: HealthRegistry::new(),
+            http_routes: axum::Router::new(),
+            stop_hooks: StopHooks::default(),
+        }
+    }
+}
+
+/// What the started modules do once the servers have drained.
+#[derive(Default)]
+pub struct StopHooks {
+    hooks: Vec<(Target, StopHook)>,
+}
+
+impl StopHooks {
+    /// Runs the hooks, the last started module's first.
+    pub async fn run(mut self) {
+        while let Some((target, hook)) = self.hooks.pop() {
+            tracing::debug!(%target, "stopping");
+            hook().await;
+        }
+    }
+}
+
+/// What a module gets to start with, and where it puts what it serves.
+pub struct ModuleContext<'a> {
+    pub store: Store,
+    pub clock: Clock,
+    pub shutdown: Shutdown,
+    pub server: ServerSettings,
+    /// The process's data directory (snapshots, the SQLite file).
+    pub data_dir: PathBuf,
+    target: Target,
+    /// What this module declared it needs, resolved.
+    handed: Interfaces,
+    /// What the modules of this process serve to the ones started after them.
+    provided: &'a mut Interfaces,
+    mounts: &'a mut Mounts,
+}
+
+impl ModuleContext<'_> {
+    /// The config service, if this module declared the need and it is reachable.
+    pub fn config(&self) -> Option<Resolved<dyn ConfigApi>> {
+        self.handed.config.clone()
+    }
+
+    /// Ingest's feed, if this module declared the need and it is reachable.
+    pub fn feed(&self) -> Option<Resolved<dyn FeedApi>> {
+        self.handed.feed.clone()
+    }
+
+    /// Serves the config interface to the modules that start after this one.
+    pub fn provide_config(&mut self, api: Arc<dyn ConfigApi>) {
+        self.provided.config = Some(local(api));
+    }
+
+    /// Serves the feed interface to the modules that start after this one.
+    pub fn provide_feed(&mut self, api: Arc<dyn FeedApi>) {
+        self.provided.feed = Some(local(api));
+    }
+
+    /// The largest gRPC message this process accepts or sends.
+    pub fn max_message_bytes(&self) -> usize {
+        self.server.limits.max_message_bytes
+    }
+
+    /// Mounts a tonic service on the process's gRPC listener.
+    pub fn serve_grpc<S>(&mut self, service: S)
+    where
+        S: tower::Service<http::Request<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.mounts.grpc.add_service(service);
+    }
+
+    /// Registers an encoded `FileDescriptorSet` for server reflection.
+    pub fn describe_grpc(&mut self, encoded: &'static [u8]) {
+        self.mounts.grpc.add_descriptor_set(encoded);
+    }
+
+    /// Adds a `/health` component.
+    pub fn add_health_check(&mut self, check: Arc<dyn HealthCheck>) {
+        self.mounts.health.register(check);
+    }
+
+    /// Merges routes into the process's HTTP listener (beside `/metrics`, `/health`, `/ready`).
+    pub fn serve_http(&mut self, routes: axum::Router) {
+        let current = std::mem::take(&mut self.mounts.http_routes);
+        self.mounts.http_routes = current.merge(routes);
+    }
+
+    /// Runs `hook` once the servers have drained, before the store closes; hooks run in the
+    /// reverse order of the modules' start.
+    pub fn on_stop<F, Fut>(&mut self, hook: F)
+    where
+        F: FnOnce() -> Fut + Send + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.mounts
+            .stop_hooks
+            .hooks
+            .push((self.target, Box::new(move || Box::pin(hook()))));
+    }
+}
+
+fn local<T: ?Sized>(api: Arc<T>) -> Resolved<T> {
+    Resolved {
+        api,
+        source: "in-process".to_string(),
+    }
+}
+
+/// One service, as the registry sees it.
+#[async_trait::async_trait]
+pub trait Module: Send + Sync {
+    /// The target that runs this module.
+    fn target(&self) -> Target;
+
+    /// The interfaces this module serves to the modules started after it.
+    fn provides(&self) -> &'static [Interface] {
+        &[]
+    }
+
+    /// The interfaces this module uses.
+    fn needs(&self) -> Vec<Need> {
+        Vec::new()
+    }
+
+    /// Starts the service: spawns its tasks through `context.shutdown`, mounts what it serves,
+    /// provides what it declared, and registers its stop hook.
+    async fn start(&self, context: &mut ModuleContext<'_>) -> Result<(), BoxError>;
+}
+
+/// Why the modules could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Target(#[from] TargetError),
+    #[error("target `{target}` needs {interface}: run its target in this process or set {setting}")]
+    Missing {
+        target: Target,
+        interface: Interface,
+        setting: &'static str,
+    },
+    #[error("target `{target}`: cannot use {interface} at {setting}: {source}")]
+    Remote {
+        target: Target,
+        interface: Interface,
+        setting: &'static str,
+        source: ConnectError,
+    },
+    #[error("the modules' needs form a cycle: {0}")]
+    Cycle(String),
+    #[error("cannot start the {target} service: {source}")]
+    Module { target: Target, source: BoxError },
+}
+
+/// What every module starts with.
+#[derive(Clone)]
+pub struct Base {
+    pub store: Store,
+    pub clock: Clock,
+    pub shutdown: Shutdown,
+    pub server: ServerSettings,
+    pub data_dir: PathBuf,
+}
+
+/// Every service this build of Pharos has, one module each.
+#[derive(Default)]
+pub struct Registry {
+    modules: Vec<Box<dyn Module>>,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers a service's module.
+    pub fn register(&mut self, module: impl Module + 'static) -> &mut Self {
+        self.modules.push(Box::new(module));
+        self
+    }
+
+    /// Whether this build runs `target`.
+    pub fn is_built(&self, target: Target) -> bool {
+        target == Target::All || self.modules.iter().any(|module| module.target() == target)
+    }
+
+    /// The targets this build runs, comma-separated.
+    pub fn built_listing(&self) -> String {
+        Target::ALL
+            .iter()
+            .filter(|target| self.is_built(**target))
+            .map(|target| target.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Every target, with those not built marked.
+    pub fn listing(&self) -> Vec<(Target, bool)> {
+        Target::ALL
+            .iter()
+            .map(|target| (*target, self.is_built(*target)))
+            .collect()
+    }
+
+    /// The targets a list runs (`all` stands for every built one), refusing those not built.
+    pub fn resolve(&self, targets: &[Target]) -> Result<BTreeSet<Target>, TargetError> {
+        let mut resolved = BTreeSet::new();
+        for &target in targets {
+            if !self.is_built(target) {
+                return Err(TargetError::NotBuilt {
+                    target,
+                    built: self.built_listing(),
+                });
+            }
+            if target == Target::All {
+                resolved.extend(self.modules.iter().map(|module| module.target()));
+            } else {
+                resolved.insert(target);
+            }
+        }
+        if resolved.is_empty() {
+            return Err(TargetError::Empty {
+                built: self.built_listing(),
+            });
+        }
+        Ok(resolved)
+    }
+
+    /// The modules of `targets` in start order: a module that provides an interface starts
+    /// before every module of the process that needs it; otherwise in target order.
+    fn ordered(&self, targets: &BTreeSet<Target>) -> Result<Vec<&dyn Module>, StartError> {
+        let mut waiting: Vec<&dyn Module> = self
+            .modules
+            .iter()
+            .map(|module| module.as_ref())
+            .filter(|module| targets.contains(&module.target()))
+            .collect();
+        waiting.sort_by_key(|module| module.target());
+        let mut ordered = Vec::with_capacity(waiting.len());
+        while !waiting.is_empty() {
+            let ready = waiting.iter().position(|module| {
+                module.needs().iter().all(|need| {
+                    !waiting.iter().any(|other| {
+                        other.target() != module.target()
+                            && other.provides().contains(&need.interface)
+                    })
+                })
+            });
+            match ready {
+                Some(index) => ordered.push(waiting.remove(index)),
+                None => {
+                    let names: Vec<&str> = waiting.iter().map(|m| m.target().name()).collect();
+                    return Err(StartError::Cycle(names.join(", ")));
+                }
+            }
+        }
+        Ok(ordered)
+    }
+
+    /// Starts the modules of `targets` in dependency order, mounting what they serve on
+    /// `mounts`. On an error the modules started so far are stopped by the caller through
+    /// [`Mounts::stop`] after `base.shutdown` fires.
+    pub async fn start(
+        &self,
+        targets: &[Target],
+        base: &Base,
+        mounts: &mut Mounts,
+    ) -> Result<BTreeSet<Target>, StartError> {
+        let targets = self.resolve(targets)?;
+        let mut provided = Interfaces::default();
+        for module in self.ordered(&targets)? {
+            let target = module.target();
+            let mut handed = Interfaces::default();
+            for need in module.needs() {
+                resolve_need(target, &need, &provided, &mut handed)?;
+            }
+            let mut context = ModuleContext {
+                store: base.store.clone(),
+                clock: base.clock.clone(),
+                shutdown: base.shutdown.clone(),
+                server: base.server.clone(),
+                data_dir: base.data_dir.clone(),
+                target,
+                handed,
+                provided: &mut provided,
+                mounts,
+            };
+            module
+                .start(&mut context)
+                .await
+                .map_err(|source| StartError::Module { target, source })?;
+            for interface in module.provides() {
+                let served = match interface {
+                    Interface::Config => provided.config.is_some(),
+                    Interface::Feed => provided.feed.is_some(),
+                };
+                if !served {
+                    return Err(StartError::Module {
+                        target,
+                        source: format!("declared that it provides {interface} but did not").into(),
+                    });
+                }
+            }
+            tracing::info!(%target, "started");
+        }
+        Ok(targets)
+    }
+}
+
+/// Hands `need` to a module: the provider of this process, else a lazy remote client, else
+/// nothing (an error when required).
+fn resolve_need(
+    target: Target,
+    need: &Need,
+    provided: &Interfaces,
+    handed: &mut Interfaces,
+) -> Result<(), StartError> {
+    let remote_error = |source| StartError::Remote {
+        target,
+        interface: need.interface,
+        setting: need.remote_setting,
+        source,
+    };
+    let found = match need.interface {
+        Interface::Config => {
+            handed.config =
+                choose(&provided.config, need, RemoteConfig::lazy).map_err(remote_error)?;
+            handed.config.is_some()
+        }
+        Interface::Feed => {
+            handed.feed = choose(&provided.feed, need, RemoteFeed::lazy).map_err(remote_error)?;
+            handed.feed.is_some()
+        }
+    };
+    if found { Ok(()) } else { absent(target, need) }
+}
+
+/// The provider of this process when there is one, else a lazy client of `need.remote`.
+fn choose<T: ?Sized>(
+    local: &Option<Resolved<T>>,
+    need: &Need,
+    connect: fn(&ClientSettings) -> Result<Arc<T>, ConnectError>,
+) -> Result<Option<Resolved<T>>, ConnectError> {
+    match (local, &need.remote) {
+        (Some(local), _) => Ok(Some(Resolved::clone(local))),
+        (None, Some(settings)) => Ok(Some(Resolved {
+            api: connect(settings)?,
+            source: settings.endpoint.trim().to_string(),
+        })),
+        (None, None) => Ok(None),
+    }
+}
+
+fn absent(target: Target, need: &Need) -> Result<(), StartError> {
+    if need.required {
+        return Err(StartError::Missing {
+            target,
+            interface: need.interface,
+            setting: need.remote_setting,
+        });
+    }
+    tracing::info!(%target, interface = %need.interface, setting = need.remote_setting, "not in this process and no endpoint set; running without it");
+    Ok(())
+}

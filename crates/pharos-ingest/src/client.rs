@@ -1,0 +1,80 @@
+//! The ingest service as [`FeedApi`]: the committed-data feed for the other services of its
+//! process (the alert service), with no loopback hop. The `Subscribe` RPC streams the same
+//! items to other processes, through `pharos_api::RemoteFeed`.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pharos_api::feed::{FeedApi, FeedItems};
+use pharos_proto::ingest::v1 as pb;
+use pharos_runtime::error::{FieldViolation, invalid_argument, unavailable};
+use pharos_store::feed::FeedSignal;
+use tonic::Status;
+
+use crate::service::IngestService;
+
+/// Items a subscription converts ahead of its consumer.
+const SUBSCRIPTION_AHEAD: usize = 4;
+
+/// The service as a [`FeedApi`] handle.
+pub fn feed_api(service: Arc<IngestService>) -> Arc<dyn FeedApi> {
+    Arc::new(LocalFeed(service))
+}
+
+/// The feed of this process's ingest service.
+struct LocalFeed(Arc<IngestService>);
+
+#[async_trait::async_trait]
+impl FeedApi for LocalFeed {
+    async fn subscribe(&self, request: pb::SubscribeRequest) -> Result<FeedItems, Status> {
+        let signals = signals(&request.signals)?;
+        let after = request
+            .after_position
+            .map(|position| i64::try_from(position).unwrap_or(i64::MAX));
+        let feed = self.0.feed().clone();
+        let mut items = feed.subscribe(signals, after);
+        let (sender, receiver) = tokio::sync::mpsc::channel(SUBSCRIPTION_AHEAD);
+        tokio::spawn(async move {
+            let mut described = HashSet::new();
+            while let Some(item) = items.recv().await {
+                let response = match item {
+                    Ok(item) => feed.to_response(item, &mut described).await,
+                    Err(error) => Err(error),
+                };
+                let response = response.map_err(|error| {
+                    tracing::warn!(%error, "feed subscription ended");
+                    unavailable(
+                        "the feed could not be read; subscribe again after your last position",
+                        Duration::from_secs(1),
+                    )
+                });
+                let failed = response.is_err();
+                if sender.send(response).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+        Ok(Box::pin(tokio_stream::wrappers::ReceiverStream::new(
+            receiver,
+        )))
+    }
+}
+
+/// The requested signals; empty means all.
+fn signals(codes: &[i32]) -> Result<HashSet<FeedSignal>, Status> {
+    let mut signals = HashSet::new();
+    for (index, code) in codes.iter().enumerate() {
+        let signal = i16::try_from(*code)
+            .ok()
+            .and_then(FeedSignal::from_code)
+            .ok_or_else(|| {
+                invalid_argument(&[FieldViolation::new(
+                    format!("signals[{index}]"),
+                    format!("{code} is not a feed signal: use FEED_SIGNAL_METRICS or FEED_SIGNAL_SECURITY_EVENTS"),
+                )])
+            })?;
+        signals.insert(signal);
+    }
+    Ok(signals)
+}
