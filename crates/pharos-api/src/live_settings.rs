@@ -341,7 +341,7 @@ mod live_settings_tests {
 
     #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
     struct Inner {
-        #[serde(with = "humantime_serde")]
+        #[serde(with = "pharos_clock::duration")]
         wait: Duration,
     }
 

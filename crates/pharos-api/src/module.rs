@@ -573,3 +573,153 @@ fn absent(target: Target, need: &Need) -> Result<(), StartError> {
     tracing::info!(%target, interface = %need.interface, setting = need.remote_setting, "not in this process and no endpoint set; running without it");
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A registration with the given needs and provisions; never started here.
+    struct Declared {
+        target: Target,
+        provides: &'static [Interface],
+        needs: Vec<Need>,
+    }
+
+    #[async_trait::async_trait]
+    impl Module for Declared {
+        fn target(&self) -> Target {
+            self.target
+        }
+
+        fn provides(&self) -> &'static [Interface] {
+            self.provides
+        }
+
+        fn needs(&self) -> Vec<Need> {
+            self.needs.clone()
+        }
+
+        async fn start(&self, _: &mut ModuleContext<'_>) -> Result<(), BoxError> {
+            Err("not started in these tests".into())
+        }
+    }
+
+    fn registry() -> Registry {
+        let mut registry = Registry::new();
+        // Registered consumer first, so that the order must come from the needs.
+        registry
+            .register(Declared {
+                target: Target::Alert,
+                provides: &[],
+                needs: vec![
+                    Need::required(Interface::Feed, "alert.feed_endpoint"),
+                    Need::optional(Interface::Config, "alert.config_endpoint"),
+                ],
+            })
+            .register(Declared {
+                target: Target::Ingest,
+                provides: &[Interface::Feed],
+                needs: vec![Need::optional(Interface::Config, "ingest.config_endpoint")],
+            })
+            .register(Declared {
+                target: Target::Config,
+                provides: &[Interface::Config],
+                needs: Vec::new(),
+            });
+        registry
+    }
+
+    fn order(registry: &Registry, targets: &[Target]) -> Vec<Target> {
+        let resolved = registry.resolve(targets).expect("resolves");
+        registry
+            .ordered(&resolved)
+            .expect("ordered")
+            .iter()
+            .map(|module| module.target())
+            .collect()
+    }
+
+    #[test]
+    fn providers_start_before_the_modules_that_need_them() {
+        let registry = registry();
+        assert_eq!(
+            order(&registry, &[Target::All]),
+            [Target::Config, Target::Ingest, Target::Alert]
+        );
+        assert_eq!(
+            order(&registry, &[Target::Alert, Target::Ingest]),
+            [Target::Ingest, Target::Alert]
+        );
+    }
+
+    #[test]
+    fn targets_parse_and_unbuilt_ones_are_refused() {
+        let registry = registry();
+        assert_eq!("INGEST".parse::<Target>(), Ok(Target::Ingest));
+        assert!(matches!(
+            "nope".parse::<Target>(),
+            Err(TargetError::Unknown { .. })
+        ));
+        assert!(registry.is_built(Target::All));
+        assert!(!registry.is_built(Target::Search));
+        let refused = registry.resolve(&[Target::Config, Target::Search]);
+        assert_eq!(
+            refused.map_err(|error| error.to_string()),
+            Err("target `search` is not built yet in this version of Pharos; targets available now: all, config, ingest, alert".to_string())
+        );
+        assert!(matches!(
+            registry.resolve(&[]),
+            Err(TargetError::Empty { .. })
+        ));
+        assert_eq!(
+            registry
+                .listing()
+                .iter()
+                .filter(|(_, built)| *built)
+                .count(),
+            4
+        );
+    }
+
+    #[test]
+    fn needs_take_the_local_provider_then_the_remote_then_nothing() {
+        let need = Need::optional(Interface::Config, "ingest.config_endpoint");
+        let mut handed = Interfaces::default();
+        // Nothing in process, no endpoint: optional, so the module runs without it.
+        resolve_need(Target::Ingest, &need, &Interfaces::default(), &mut handed).expect("optional");
+        assert!(handed.config.is_none());
+        // A required one is an error that names the setting.
+        let required = Need::required(Interface::Feed, "alert.feed_endpoint");
+        let error = resolve_need(
+            Target::Alert,
+            &required,
+            &Interfaces::default(),
+            &mut handed,
+        )
+        .expect_err("required");
+        assert_eq!(
+            error.to_string(),
+            "target `alert` needs the ingest feed: run its target in this process or set alert.feed_endpoint"
+        );
+        // An empty endpoint counts as none.
+        let blank = need.clone().or_remote(ClientSettings::new(" "));
+        assert!(blank.remote.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_remote_need_gets_a_lazy_client_even_when_nobody_listens() {
+        let need = Need::optional(Interface::Config, "ingest.config_endpoint")
+            .or_remote(ClientSettings::new("http://127.0.0.1:1"));
+        let mut handed = Interfaces::default();
+        resolve_need(Target::Ingest, &need, &Interfaces::default(), &mut handed)
+            .expect("a lazy client does not connect at start");
+        let config = handed.config.expect("remote config");
+        assert_eq!(config.source, "http://127.0.0.1:1");
+        let status = config
+            .api
+            .get(pharos_proto::config::v1::GetRequest::default())
+            .await
+            .expect_err("nobody listens");
+        assert_eq!(status.code(), tonic::Code::Unavailable);
+    }
+}

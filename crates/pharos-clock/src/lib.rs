@@ -5,6 +5,10 @@
 //! sleeps or measures use tokio's time, which tests pause and advance (`tokio::time::pause`).
 //!
 //! clippy's `disallowed-methods` (root `clippy.toml`) refuses `SystemTime::now` everywhere else.
+//!
+//! [`duration`] reads and writes durations in settings as people write them.
+
+pub mod duration;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, Ordering};

@@ -90,7 +90,7 @@ impl TtlPolicy {
             category_periods: settings
                 .category_change_periods
                 .iter()
-                .map(|(category, period)| (category.clone(), **period))
+                .map(|(category, period)| (category.clone(), period.0))
                 .collect(),
         }
     }

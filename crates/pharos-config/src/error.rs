@@ -3,6 +3,7 @@
 //! for a revision mismatch, OUT_OF_RANGE for a compacted revision,
 //! UNAVAILABLE with RetryInfo when the database is down).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pharos_runtime::error::{self as rich, FieldViolation};
@@ -29,10 +30,11 @@ pub enum ConfigError {
         reason: String,
         retry_after: Duration,
     },
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("the configuration store is unavailable")]
+    Unavailable(#[source] Arc<StoreError>),
+    /// A bug or corrupt state: logged with its cause, sent as INTERNAL without it.
+    #[error("the configuration store failed")]
+    Internal(#[source] Arc<StoreError>),
 }
 
 pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
@@ -63,9 +65,9 @@ impl ConfigError {
 impl From<StoreError> for ConfigError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(source) => ConfigError::Unavailable(source.to_string()),
+            StoreError::Unavailable(_) => ConfigError::Unavailable(Arc::new(error)),
             StoreError::InvalidValue(reason) => ConfigError::invalid("value", reason),
-            other => ConfigError::Internal(other.to_string()),
+            other => ConfigError::Internal(Arc::new(other)),
         }
     }
 }
@@ -120,17 +122,14 @@ impl From<ConfigError> for tonic::Status {
                 reason,
                 retry_after,
             } => rich::overloaded(Code::ResourceExhausted, reason, retry_after),
-            ConfigError::Unavailable(reason) => {
-                tracing::warn!(%reason, "database unavailable");
+            ConfigError::Unavailable(source) => {
+                tracing::warn!(error = %source, "database unavailable");
                 rich::unavailable(
                     "the configuration store is unavailable; retry shortly",
                     Duration::from_secs(1),
                 )
             }
-            ConfigError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
-                tonic::Status::internal("internal error; see the server log")
-            }
+            internal @ ConfigError::Internal(_) => rich::internal(&internal),
         }
     }
 }

@@ -14,14 +14,14 @@ pub struct ConfigSettings {
     pub watch: WatchSettings,
     /// How long changes stay in the change log. A watcher resuming from an
     /// older revision gets OUT_OF_RANGE and must re-read.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub change_log_retention: Duration,
     /// How often old changes are pruned.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub compaction_interval: Duration,
     /// How often a replica checks the revision counter for changes whose
     /// notification it missed (a safety net; notifications are the fast path).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub catch_up_interval: Duration,
 }
 
@@ -46,11 +46,11 @@ pub struct CacheSettings {
     /// How often values are expected to change when their category says
     /// nothing else. The TTL is a quarter of it, clamped to 60 s..3600 s; it
     /// is only a safety net, since every change updates every replica's cache.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub default_change_period: Duration,
     /// Expected change periods per category. Live-tunable through the keys
     /// `pharos.config.cache.change_period.<category>` (type DURATION).
-    pub category_change_periods: BTreeMap<String, humantime_serde::Serde<Duration>>,
+    pub category_change_periods: BTreeMap<String, pharos_clock::duration::Readable>,
     /// Keys loaded into the cache at start.
     pub warm_keys: Vec<String>,
     /// Key prefixes loaded into the cache at start.

@@ -1,4 +1,8 @@
-//! The ingest service's errors and their gRPC statuses.
+//! The ingest service's errors and their one mapping to gRPC statuses: INVALID_ARGUMENT with
+//! field violations, RESOURCE_EXHAUSTED with RetryInfo for a full buffer, UNAVAILABLE with
+//! RetryInfo when the database cannot take a batch now (or the replica is stopping), and
+//! INTERNAL, without a retry hint, when the store refused a batch for a reason that retrying
+//! will not change (a bug: the cause is logged, not sent).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,11 +26,18 @@ pub enum IngestError {
         capacity: usize,
         retry_after: Duration,
     },
-    /// The database could not take the batch; nothing of it was stored.
-    #[error("database unavailable: {source}")]
+    /// The database could not take the batch now; nothing of it was stored.
+    #[error("database unavailable")]
     Unavailable {
+        #[source]
         source: Arc<StoreError>,
         retry_after: Duration,
+    },
+    /// The store refused the batch for a reason retrying will not change; nothing was stored.
+    #[error("the store refused the batch")]
+    Internal {
+        #[source]
+        source: Arc<StoreError>,
     },
     /// The service is shutting down.
     #[error("shutting down")]
@@ -36,10 +47,20 @@ pub enum IngestError {
 pub type Result<T, E = IngestError> = std::result::Result<T, E>;
 
 impl IngestError {
-    pub fn unavailable(source: StoreError, retry_after: Duration) -> Self {
-        IngestError::Unavailable {
-            source: Arc::new(source),
-            retry_after,
+    /// A store failure: UNAVAILABLE (retry after `retry_after`) when the database could not be
+    /// reached or was too busy, INTERNAL for anything else.
+    pub fn store(source: StoreError, retry_after: Duration) -> Self {
+        Self::from_shared_store(Arc::new(source), retry_after)
+    }
+
+    /// [`Self::store`] for an error several callers share (one failed batch, many writers).
+    pub fn from_shared_store(source: Arc<StoreError>, retry_after: Duration) -> Self {
+        match source.as_ref() {
+            StoreError::Unavailable(_) => IngestError::Unavailable {
+                source,
+                retry_after,
+            },
+            _ => IngestError::Internal { source },
         }
     }
 }
@@ -66,7 +87,7 @@ impl From<IngestError> for Status {
                 source,
                 retry_after,
             } => {
-                tracing::warn!(error = %source, "batch not written");
+                tracing::warn!(error = %source, "batch not written: database unavailable");
                 pharos_runtime::error::unavailable(
                     "the database did not take the batch; nothing of it was stored; retry after the suggested delay",
                     retry_after,
@@ -76,6 +97,39 @@ impl From<IngestError> for Status {
                 "this ingest replica is shutting down; retry (on another replica)",
                 retry_after,
             ),
+            IngestError::Internal { source } => pharos_runtime::error::internal(source.as_ref()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tonic_types::StatusExt as _;
+
+    #[test]
+    fn only_an_unreachable_database_asks_for_a_retry() {
+        let retry_after = Duration::from_millis(300);
+        let down = Status::from(IngestError::store(
+            StoreError::Unavailable(sqlx::Error::PoolTimedOut),
+            retry_after,
+        ));
+        assert_eq!(down.code(), Code::Unavailable);
+        assert_eq!(
+            down.get_error_details()
+                .retry_info()
+                .and_then(|retry| retry.retry_delay),
+            Some(retry_after)
+        );
+        let bug = Status::from(IngestError::store(
+            StoreError::Database(sqlx::Error::Protocol("syntax error".into())),
+            retry_after,
+        ));
+        assert_eq!(bug.code(), Code::Internal);
+        assert!(bug.get_error_details().retry_info().is_none());
+        assert!(
+            !bug.message().contains("syntax"),
+            "causes are logged, not sent"
+        );
     }
 }

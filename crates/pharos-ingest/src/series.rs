@@ -43,7 +43,7 @@ impl SeriesResolver {
         let counts = repository
             .series_counts()
             .await
-            .map_err(|source| IngestError::unavailable(source, retry_after))?;
+            .map_err(|source| IngestError::store(source, retry_after))?;
         Ok(Self {
             repository,
             cache: moka::sync::Cache::builder()
@@ -162,7 +162,7 @@ impl SeriesResolver {
     }
 
     fn unavailable(&self, source: pharos_store::StoreError) -> IngestError {
-        IngestError::unavailable(source, self.retry_after)
+        IngestError::store(source, self.retry_after)
     }
 
     /// Changes the cardinality limit; series already stored stay.

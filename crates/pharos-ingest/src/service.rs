@@ -129,7 +129,7 @@ impl IngestService {
         let security_repository = SecurityEventsRepository::new(store.clone());
         let feed = Feed::start(store, shutdown.clone())
             .await
-            .map_err(|source| IngestError::unavailable(source, settings.retry_after))?;
+            .map_err(|source| IngestError::store(source, settings.retry_after))?;
         let metrics = IngestMetrics::new();
         let series = SeriesResolver::load(
             metrics_repository.clone(),
@@ -191,7 +191,7 @@ impl IngestService {
         service
             .prepare_partitions()
             .await
-            .map_err(|source| IngestError::unavailable(source, retry_after))?;
+            .map_err(|source| IngestError::store(source, retry_after))?;
         service.spawn_every(
             &shutdown,
             |_| PARTITION_INTERVAL,

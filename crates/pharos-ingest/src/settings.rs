@@ -18,7 +18,7 @@ pub struct IngestSettings {
     pub retention: RetentionSettings,
     pub feed: FeedSettings,
     /// What RetryInfo tells a caller refused under overload to wait.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub retry_after: Duration,
     /// The config service to follow `pharos.ingest.*` live settings from (`http://host:port`)
     /// when it does not run in this process. Empty: live settings only with an in-process
@@ -60,10 +60,10 @@ pub struct LimitSettings {
     /// Bytes in a label value.
     pub max_label_value_bytes: usize,
     /// How old a point may be when it arrives.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub max_age: Duration,
     /// How far ahead of the server's clock a point may be.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub max_future: Duration,
     /// Distinct label sets (series) per metric name; new series past it are rejected.
     pub max_series_per_metric: u64,
@@ -114,7 +114,7 @@ pub struct BufferSettings {
     pub max_batch_points: usize,
     /// How long a writer waits for more points before writing a batch that is not full. Zero
     /// writes as soon as the previous batch is done (group commit: batches grow with load).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub linger: Duration,
     /// Batches written at once, each on its own connection.
     pub writers: usize,
@@ -145,7 +145,7 @@ pub struct RecordBufferSettings {
     /// Bytes written in one transaction at most.
     pub max_batch_bytes: usize,
     /// How long a writer waits for more items before writing a batch that is not full.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub linger: Duration,
     /// Batches written at once, each on its own connection.
     pub writers: usize,
@@ -167,34 +167,34 @@ impl Default for RecordBufferSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct RetentionSettings {
     /// Raw metric points older than this are removed (on PostgreSQL by whole day partitions).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub metrics_raw: Duration,
     /// Hourly rollups (count, sum, min, max per series and hour).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub metrics_hourly: Duration,
     /// Daily rollups.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub metrics_daily: Duration,
     /// Spans, by start time.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub traces: Duration,
     /// Spans of traces holding an error span.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub traces_with_errors: Duration,
     /// Log records.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub logs: Duration,
     /// Security events of severity high (critical ones are kept forever).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub security_high: Duration,
     /// Security events below high.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub security_other: Duration,
     /// How often pending hours are rolled up.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub rollup_interval: Duration,
     /// How often expiry runs.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub interval: Duration,
 }
 
@@ -224,7 +224,7 @@ pub struct FeedSettings {
     /// Publish committed security events.
     pub security_events: bool,
     /// How long committed batches stay available for catch-up.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub retention: Duration,
 }
 

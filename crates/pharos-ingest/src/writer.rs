@@ -8,7 +8,7 @@
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use pharos_proto::ingest::v1 as pb;
 use pharos_store::feed::{FeedEntry, FeedSignal, encode_points};
@@ -254,10 +254,7 @@ impl<S: Sink> BatchWriter<S> {
             })?;
         match answer.await {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(source)) => Err(IngestError::Unavailable {
-                source,
-                retry_after: self.retry_after,
-            }),
+            Ok(Err(source)) => Err(IngestError::from_shared_store(source, self.retry_after)),
             Err(_) => Err(IngestError::ShuttingDown {
                 retry_after: self.retry_after,
             }),
@@ -372,7 +369,7 @@ impl<S: Sink> WriterTask<S> {
     }
 
     async fn write(&self, mut batch: Vec<Pending<S::Row>>) {
-        let started = Instant::now();
+        let started = tokio::time::Instant::now();
         let total: usize = batch.iter().map(|pending| pending.rows.len()).sum();
         let mut rows = Vec::with_capacity(total);
         for pending in &mut batch {

@@ -77,10 +77,23 @@ pub fn overloaded(code: Code, message: impl Into<String>, retry_after: Duration)
     Status::with_error_details(code, message, details)
 }
 
-/// INTERNAL without the cause: the cause is logged here, never sent.
+/// INTERNAL without the cause: the cause, with its whole chain of sources, is logged here,
+/// never sent.
 pub fn internal(error: &dyn std::error::Error) -> Status {
-    tracing::error!(error = %error, "internal error");
+    tracing::error!(error = %chain(error), "internal error");
     Status::internal("internal error; see the server log")
+}
+
+/// `error: its source: that one's source...`, for logs.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(source) = cause {
+        text.push_str(": ");
+        text.push_str(&source.to_string());
+        cause = source.source();
+    }
+    text
 }
 
 #[cfg(test)]
@@ -102,6 +115,18 @@ mod tests {
         let bad_request = details.bad_request().expect("bad request detail");
         assert_eq!(bad_request.field_violations.len(), 2);
         assert_eq!(bad_request.field_violations[1].field, "value");
+    }
+
+    #[test]
+    fn internal_errors_keep_their_cause_out_of_the_status() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("the store failed")]
+        struct Outer(#[source] std::io::Error);
+        let error = Outer(std::io::Error::other("disk on fire"));
+        assert_eq!(chain(&error), "the store failed: disk on fire");
+        let status = internal(&error);
+        assert_eq!(status.code(), Code::Internal);
+        assert!(!status.message().contains("fire"));
     }
 
     #[test]

@@ -78,17 +78,17 @@ pub struct LimitSettings {
     pub max_in_flight: usize,
     /// How long a unary call may run before it ends with DEADLINE_EXCEEDED
     /// (a shorter `grpc-timeout` from the client wins).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub request_timeout: Duration,
     /// The largest gRPC message accepted or sent, in bytes.
     pub max_message_bytes: usize,
     /// Concurrent HTTP/2 streams per connection.
     pub max_concurrent_streams: u32,
     /// The delay suggested to clients refused for overload.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub retry_after: Duration,
     /// How long shutdown waits for in-flight calls before it closes them.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub shutdown_grace: Duration,
 }
 

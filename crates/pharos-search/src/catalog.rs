@@ -123,7 +123,7 @@ impl Catalog {
     /// this CPU are resolved before the first caller's search.
     async fn warm(&self) -> Result<()> {
         let indexes = self.all();
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let count = indexes.len();
         run_blocking(move || {
             for live in indexes {
@@ -180,16 +180,14 @@ impl Catalog {
         if current {
             return Ok(());
         }
-        let started = std::time::Instant::now();
+        let started = tokio::time::Instant::now();
         let dir = snapshots.dir.clone();
         let previous = last.clone();
         let manifest = run_blocking(move || {
             dir.write(&identity.store_id, revision, indexes, previous.as_ref())
         })
         .await?
-        .map_err(|error| {
-            SearchError::Internal(format!("cannot write the index snapshot: {error}"))
-        })?;
+        .map_err(|error| SearchError::internal_from("cannot write the index snapshot", error))?;
         tracing::info!(
             revision,
             indexes = manifest.indexes.len(),
@@ -519,16 +517,17 @@ fn is_due(live: &LiveIndex) -> bool {
 /// Stored quantizers of an index of `definition`.
 fn quantizers_of(definition: &IndexDefinition, bytes: &[u8]) -> Result<Quantizers> {
     let KindDefinition::IvfPq { nlist, m, .. } = definition.kind else {
-        return Err(SearchError::Internal(
-            "quantizers stored for an index that is not IVF_PQ".to_owned(),
+        return Err(SearchError::internal(
+            "quantizers stored for an index that is not IVF_PQ",
         ));
     };
     let params = IvfPqParams {
         nlist: nlist as usize,
         m: m as usize,
     };
-    Quantizers::from_bytes(bytes, definition.dimension(), params)
-        .map_err(|error| SearchError::Internal(error.to_string()))
+    Quantizers::from_bytes(bytes, definition.dimension(), params).map_err(|error| {
+        SearchError::internal_from("stored quantizers do not fit the index", error)
+    })
 }
 
 /// Runs CPU-bound `work` off the async workers.
@@ -537,7 +536,7 @@ pub async fn run_blocking<T: Send + 'static>(
 ) -> Result<T> {
     tokio::task::spawn_blocking(work)
         .await
-        .map_err(|error| SearchError::Internal(format!("a search task failed: {error}")))
+        .map_err(|error| SearchError::internal_from("a search task failed", error))
 }
 
 /// The indexes of the last snapshot in `dir`, when it was taken from this store and the
@@ -579,7 +578,7 @@ async fn read_snapshot(
         tracing::info!(dir = %shown, revision = manifest.revision, reason, "the index snapshot is not used: loading the indexes from the store");
         return None;
     }
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let reading = dir.clone();
     let wanted = manifest.clone();
     let read = run_blocking(move || reading.read(&wanted)).await;
@@ -619,7 +618,7 @@ async fn load_indexes(
     let mut building: BTreeMap<String, (IndexDefinition, IndexCopy, Option<Vec<u8>>)> =
         BTreeMap::new();
     let mut failure: Option<SearchError> = None;
-    let started = std::time::Instant::now();
+    let started = tokio::time::Instant::now();
     let revision = repository
         .load(&mut |item| {
             if failure.is_some() {
@@ -658,7 +657,9 @@ async fn load_indexes(
             let quantizers = quantizers_of(&definition, &bytes)?;
             copy = run_blocking(move || copy.engine.install(quantizers).map(|()| copy))
                 .await?
-                .map_err(|error| SearchError::Internal(error.to_string()))?;
+                .map_err(|error| {
+                    SearchError::internal_from("stored quantizers cannot be installed", error)
+                })?;
         }
         tracing::info!(index = %name, vectors = count, "index loaded");
         indexes.insert(
@@ -681,10 +682,10 @@ fn upsert_op(row: VectorRow) -> Result<Op> {
         BTreeMap::new()
     } else {
         serde_json::from_str(&row.payload).map_err(|error| {
-            SearchError::Internal(format!(
-                "the stored payload of vector {} does not parse: {error}",
-                row.id
-            ))
+            SearchError::internal_from(
+                format!("the stored payload of vector {} does not parse", row.id),
+                error,
+            )
         })?
     };
     Ok(Op::Upsert {

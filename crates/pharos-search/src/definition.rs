@@ -131,7 +131,7 @@ impl IndexDefinition {
 
     pub fn from_json(text: &str) -> Result<IndexDefinition> {
         serde_json::from_str(text).map_err(|error| {
-            SearchError::Internal(format!("a stored index definition does not parse: {error}"))
+            SearchError::internal_from("a stored index definition does not parse", error)
         })
     }
 
@@ -149,8 +149,11 @@ impl IndexDefinition {
 
     /// An empty engine index of this definition.
     pub fn new_index(&self) -> Result<VectorIndex> {
-        VectorIndex::new(self.dimension(), self.metric(), self.index_kind())
-            .map_err(|error: VectorError| SearchError::Internal(error.to_string()))
+        VectorIndex::new(self.dimension(), self.metric(), self.index_kind()).map_err(
+            |error: VectorError| {
+                SearchError::internal_from("the vector engine refused the index", error)
+            },
+        )
     }
 
     /// The engine's kind and build parameters.

@@ -2,6 +2,7 @@
 //! with field violations, NOT_FOUND and ALREADY_EXISTS naming the index, FAILED_PRECONDITION,
 //! UNAVAILABLE with RetryInfo when the store is down.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use pharos_runtime::error::{self as rich, FieldViolation};
@@ -19,10 +20,15 @@ pub enum SearchError {
     IndexExists(String),
     #[error("{0}")]
     FailedPrecondition(String),
-    #[error("unavailable: {0}")]
-    Unavailable(String),
-    #[error("internal: {0}")]
-    Internal(String),
+    #[error("the store is unavailable")]
+    Unavailable(#[source] Arc<StoreError>),
+    /// A bug or corrupt state: logged with its cause, sent as INTERNAL without it.
+    #[error("{context}")]
+    Internal {
+        context: String,
+        #[source]
+        source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 pub type Result<T, E = SearchError> = std::result::Result<T, E>;
@@ -30,6 +36,25 @@ pub type Result<T, E = SearchError> = std::result::Result<T, E>;
 impl SearchError {
     pub fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         SearchError::InvalidArgument(vec![FieldViolation::new(field, reason)])
+    }
+
+    /// An internal error with no underlying cause.
+    pub fn internal(context: impl Into<String>) -> Self {
+        SearchError::Internal {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// An internal error caused by `source`.
+    pub fn internal_from(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        SearchError::Internal {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
     }
 
     /// Maps a store error of an operation on index `name`.
@@ -46,8 +71,8 @@ impl SearchError {
 impl From<StoreError> for SearchError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(source) => SearchError::Unavailable(source.to_string()),
-            other => SearchError::Internal(other.to_string()),
+            StoreError::Unavailable(_) => SearchError::Unavailable(Arc::new(error)),
+            other => SearchError::internal_from("the store failed", other),
         }
     }
 }
@@ -69,17 +94,14 @@ impl From<SearchError> for tonic::Status {
                 [("index".to_owned(), name)],
             ),
             SearchError::FailedPrecondition(message) => tonic::Status::failed_precondition(message),
-            SearchError::Unavailable(reason) => {
-                tracing::warn!(%reason, "vector store unavailable");
+            SearchError::Unavailable(source) => {
+                tracing::warn!(error = %source, "vector store unavailable");
                 rich::unavailable(
                     "the vector store is unavailable; retry shortly",
                     Duration::from_secs(1),
                 )
             }
-            SearchError::Internal(reason) => {
-                tracing::error!(%reason, "internal error");
-                tonic::Status::internal("internal error; see the server log")
-            }
+            internal @ SearchError::Internal { .. } => rich::internal(&internal),
         }
     }
 }

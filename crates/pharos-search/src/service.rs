@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::time::Instant;
+use tokio::time::Instant;
 
 use pharos_proto::search::v1 as pb;
 use pharos_runtime::Shutdown;
@@ -310,9 +310,9 @@ impl SearchService {
         }
         let mut results = Vec::with_capacity(searches.len());
         for (name, search) in request.indexes.into_iter().zip(searches) {
-            let hits = search.await.map_err(|error| {
-                SearchError::Internal(format!("a search task failed: {error}"))
-            })??;
+            let hits = search
+                .await
+                .map_err(|error| SearchError::internal_from("a search task failed", error))??;
             results.push(pb::IndexHits { index: name, hits });
         }
         Ok(results)
@@ -568,7 +568,7 @@ fn engine_error(error: VectorError, name: &str) -> SearchError {
         | VectorError::ZeroVector => {
             SearchError::invalid("vector", format!("{error} (index {name:?})"))
         }
-        other => SearchError::Internal(other.to_string()),
+        other => SearchError::internal_from("the vector engine failed", other),
     }
 }
 

@@ -19,21 +19,21 @@ pub struct SearchSettings {
     pub train_seed: u64,
     /// How long changes stay in the change log. A replica that was away longer reloads every
     /// index from the store.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub change_log_retention: Duration,
     /// How often old changes are pruned.
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub compaction_interval: Duration,
     /// How often a replica checks the revision counter for changes whose notification it
     /// missed (a safety net; notifications are the fast path).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub catch_up_interval: Duration,
     /// Write index snapshots, read at start so that indexes need not be rebuilt from the store.
     pub snapshots: bool,
     /// Where snapshots go; unset: `<data_dir>/search`.
     pub snapshot_dir: Option<PathBuf>,
     /// How often a snapshot is written when indexes changed (and once more at shutdown).
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub snapshot_interval: Duration,
 }
 

@@ -134,6 +134,12 @@ mod tests {
         }
         assert!(printed.contains("postgres://pharos:***@db/pharos"));
         assert!(printed.contains("ci:***"));
+        // Durations print as people write them, and read back the same.
+        assert!(printed.contains("metrics_daily = \"365d\""), "{printed}");
+        assert!(
+            printed.contains("change_log_retention = \"7d\""),
+            "{printed}"
+        );
     }
 
     #[test]
