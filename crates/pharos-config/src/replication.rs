@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
-use pharos_store::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
-use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
+use pharos_store::control::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
+use pharos_store::control::follow::{Follower, ReplicaIntervals, replicate};
 use pharos_store::now_micros;
 
 use crate::cache::ConfigCache;

@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
-use pharos_store::feed::{FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points};
-use pharos_store::metrics::MetricsRepository;
+use pharos_store::signals::feed::{
+    FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points,
+};
+use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::{Notification, Store, StoreError};
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};

@@ -13,7 +13,7 @@ use pharos_proto::ingest::v1::ingest_service_server::{self, IngestServiceServer}
 use tonic::{Request, Response, Status, Streaming};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
-use pharos_store::feed::FeedSignal;
+use pharos_store::signals::feed::FeedSignal;
 use tokio_stream::Stream;
 
 use crate::service::{IngestService, Outcome};

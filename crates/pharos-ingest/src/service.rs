@@ -11,11 +11,11 @@ use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
-use pharos_store::logs::LogsRepository;
-use pharos_store::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
-use pharos_store::partitions::Expired;
-use pharos_store::security::SecurityEventsRepository;
-use pharos_store::spans::SpansRepository;
+use pharos_store::Expired;
+use pharos_store::signals::logs::LogsRepository;
+use pharos_store::signals::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
+use pharos_store::signals::security_events::SecurityEventsRepository;
+use pharos_store::signals::spans::SpansRepository;
 use pharos_store::{Store, StoreError, now_micros};
 
 use crate::error::{IngestError, Result};

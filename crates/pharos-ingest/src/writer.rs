@@ -11,11 +11,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use pharos_proto::ingest::v1 as pb;
-use pharos_store::feed::{FeedEntry, FeedSignal, encode_points};
-use pharos_store::logs::{LogRow, LogsRepository};
-use pharos_store::metrics::{MetricsRepository, PointRow};
-use pharos_store::security::{SecurityEventRow, SecurityEventsRepository};
-use pharos_store::spans::{SpanRow, SpansRepository};
+use pharos_store::signals::feed::{FeedEntry, FeedSignal, encode_points};
+use pharos_store::signals::logs::{LogRow, LogsRepository};
+use pharos_store::signals::metrics::{MetricsRepository, PointRow};
+use pharos_store::signals::security_events::{SecurityEventRow, SecurityEventsRepository};
+use pharos_store::signals::spans::{SpanRow, SpansRepository};
 use pharos_store::{StoreError, now_micros};
 use tokio::sync::{Mutex, mpsc, oneshot};
 

@@ -15,7 +15,7 @@ use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use pharos_runtime::server::GrpcServer;
 use pharos_runtime::{ServerSettings, Shutdown};
-use pharos_store::metrics::MetricsRepository;
+use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::testing::TestDatabase;
 use pharos_store::{Store, now_micros};
 use tonic::Code;

@@ -2,7 +2,7 @@
 //! a fresh PostgreSQL database, through the same repository calls.
 
 use pharos_store::StoreError;
-use pharos_store::config::{DeleteEntry, KIND_DELETE, KIND_PUT, ListQuery, PutEntry};
+use pharos_store::control::config::{DeleteEntry, KIND_DELETE, KIND_PUT, ListQuery, PutEntry};
 use pharos_store::testing::TestDatabase;
 
 pharos_store::backend_tests!(

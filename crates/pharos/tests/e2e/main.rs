@@ -663,19 +663,19 @@ async fn loadgen_reports_what_was_stored() {
     })
     .await
     .expect("open the server's store");
-    let points = pharos_store::metrics::MetricsRepository::new(store.clone())
+    let points = pharos_store::signals::metrics::MetricsRepository::new(store.clone())
         .count_points()
         .await
         .expect("count");
-    let spans = pharos_store::spans::SpansRepository::new(store.clone())
+    let spans = pharos_store::signals::spans::SpansRepository::new(store.clone())
         .count()
         .await
         .expect("count");
-    let logs = pharos_store::logs::LogsRepository::new(store.clone())
+    let logs = pharos_store::signals::logs::LogsRepository::new(store.clone())
         .count()
         .await
         .expect("count");
-    let events = pharos_store::security::SecurityEventsRepository::new(store)
+    let events = pharos_store::signals::security_events::SecurityEventsRepository::new(store)
         .count()
         .await
         .expect("count");
@@ -876,7 +876,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
     })
     .await
     .expect("open the store");
-    let metrics = pharos_store::metrics::MetricsRepository::new(store.clone());
+    let metrics = pharos_store::signals::metrics::MetricsRepository::new(store.clone());
     let series = metrics.series_of("crash_test").await.expect("series");
     let acknowledged = acknowledged.lock().expect("lock").clone();
     let total: usize = acknowledged.iter().map(Vec::len).sum();
@@ -902,7 +902,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
     }
 
     let records = records.lock().expect("lock").clone();
-    let spans = pharos_store::spans::SpansRepository::new(store.clone());
+    let spans = pharos_store::signals::spans::SpansRepository::new(store.clone());
     for trace in &records.traces {
         assert_eq!(
             spans.trace(trace).await.expect("trace").len(),
@@ -911,7 +911,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
         );
     }
     let stored_logs: std::collections::HashSet<String> =
-        pharos_store::logs::LogsRepository::new(store.clone())
+        pharos_store::signals::logs::LogsRepository::new(store.clone())
             .read(0, i64::MAX, i64::MAX)
             .await
             .expect("logs")
@@ -923,7 +923,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
         "acknowledged log records lost"
     );
     let stored_events: std::collections::HashSet<String> =
-        pharos_store::security::SecurityEventsRepository::new(store)
+        pharos_store::signals::security_events::SecurityEventsRepository::new(store)
             .read(0, i64::MAX, i64::MAX)
             .await
             .expect("events")

@@ -6,10 +6,10 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::Store;
+use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
+use crate::backend::partitions::{Expired, Partitions, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
-use crate::partitions::{Expired, Partitions, Span, TimeUnit};
 
 /// OpenTelemetry's status code for a failed operation.
 pub const STATUS_ERROR: i16 = 2;

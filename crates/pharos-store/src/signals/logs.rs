@@ -4,10 +4,10 @@
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::Store;
+use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
+use crate::backend::partitions::{Expired, Partitions, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
-use crate::partitions::{Expired, Partitions, Span, TimeUnit};
 
 const COLUMNS: &str = "time_ns, observed_ns, service, severity_number, severity_text, body, \
      attributes, resource, trace_id, span_id";

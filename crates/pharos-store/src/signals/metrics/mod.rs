@@ -9,14 +9,14 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
+use crate::backend::partitions::{DAY_US, Partitions, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
-use crate::feed::{FeedEntry, append_sqlite};
-use crate::partitions::{DAY_US, Partitions, Span, TimeUnit};
+use crate::signals::feed::{FeedEntry, append_sqlite};
 use crate::{Store, now_micros};
 
-pub use crate::partitions::Expired;
+pub use crate::backend::partitions::Expired;
 
 /// The identity of a series: its metric name and canonical label set.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

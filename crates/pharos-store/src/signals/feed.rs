@@ -162,7 +162,7 @@ impl FeedRepository {
 }
 
 /// Metric points as a feed payload: 24 bytes each, big-endian series id, time, value bits.
-pub fn encode_points(points: &[crate::metrics::PointRow]) -> Vec<u8> {
+pub fn encode_points(points: &[crate::signals::metrics::PointRow]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(points.len() * 24);
     for point in points {
         payload.extend_from_slice(&point.series_id.to_be_bytes());
@@ -173,7 +173,7 @@ pub fn encode_points(points: &[crate::metrics::PointRow]) -> Vec<u8> {
 }
 
 /// The points of a metric feed payload (a trailing partial record is ignored).
-pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
+pub fn decode_points(payload: &[u8]) -> Vec<crate::signals::metrics::PointRow> {
     payload
         .chunks_exact(24)
         .map(|chunk| {
@@ -182,7 +182,7 @@ pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
                 bytes.copy_from_slice(&chunk[at..at + 8]);
                 bytes
             };
-            crate::metrics::PointRow {
+            crate::signals::metrics::PointRow {
                 series_id: i64::from_be_bytes(field(0)),
                 time_us: i64::from_be_bytes(field(8)),
                 value: f64::from_bits(u64::from_be_bytes(field(16))),
@@ -194,7 +194,7 @@ pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::PointRow;
+    use crate::signals::metrics::PointRow;
 
     #[test]
     fn point_payloads_round_trip() {

@@ -7,11 +7,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use super::notifications::Notifications;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::settings::StoreSettings;
 use crate::error::{Result, StoreError};
-use crate::settings::StoreSettings;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,8 +42,8 @@ pub(crate) enum Pool {
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::backend::Pool::Postgres($pool) => $body,
-            $crate::backend::Pool::Sqlite($pool) => $body,
+            $crate::backend::store::Pool::Postgres($pool) => $body,
+            $crate::backend::store::Pool::Sqlite($pool) => $body,
         }
     };
 }
@@ -144,7 +146,7 @@ impl Store {
             Pool::Postgres(pool) => {
                 let mut listener = PgListener::connect_with(pool).await?;
                 listener.listen(channel).await?;
-                Ok(Some(Notifications { listener }))
+                Ok(Some(Notifications::new(listener)))
             }
             Pool::Sqlite(_) => Ok(None),
         }
@@ -191,36 +193,4 @@ pub(crate) struct ChangeLogCompaction {
     pub prunable: &'static str,
     pub prune: &'static str,
     pub set_compacted: &'static str,
-}
-
-/// What a [`Notifications`] stream yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notification {
-    /// A NOTIFY payload.
-    Payload(String),
-    /// The connection was lost and has been re-established: anything sent
-    /// meanwhile was missed, so the caller must catch up from the database.
-    Reconnected,
-}
-
-/// A PostgreSQL LISTEN connection.
-pub struct Notifications {
-    listener: PgListener,
-}
-
-impl std::fmt::Debug for Notifications {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifications").finish_non_exhaustive()
-    }
-}
-
-impl Notifications {
-    /// Waits for the next notification; reconnects by itself after a lost
-    /// connection and says so.
-    pub async fn next(&mut self) -> Result<Notification> {
-        match self.listener.try_recv().await? {
-            Some(notification) => Ok(Notification::Payload(notification.payload().to_string())),
-            None => Ok(Notification::Reconnected),
-        }
-    }
 }

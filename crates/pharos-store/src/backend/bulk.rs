@@ -4,9 +4,9 @@
 
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
+use crate::backend::partitions::Partitions;
 use crate::error::{Result, StoreError};
-use crate::feed::{FeedEntry, append_postgres};
-use crate::partitions::Partitions;
+use crate::signals::feed::{FeedEntry, append_postgres};
 
 /// Signature, flags and header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";

@@ -8,11 +8,11 @@ use std::net::IpAddr;
 use sqlx::{QueryBuilder, Sqlite};
 
 use crate::Store;
+use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
+use crate::backend::partitions::{Expired, Partitions, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
-use crate::feed::{FeedEntry, append_sqlite};
-use crate::partitions::{Expired, Partitions, Span, TimeUnit};
+use crate::signals::feed::{FeedEntry, append_sqlite};
 
 /// Severities, as stored.
 pub const SEVERITY_HIGH: i16 = 4;
