@@ -118,10 +118,7 @@ mod tests {
         assert_eq!(copy.now_nanos(), 2_500_000_000);
         hand.set_micros(-1_500_000);
         assert_eq!(clock.now_seconds(), -2);
-        assert_eq!(
-            clock.now(),
-            UNIX_EPOCH - Duration::from_micros(1_500_000)
-        );
+        assert_eq!(clock.now(), UNIX_EPOCH - Duration::from_micros(1_500_000));
     }
 
     #[test]
