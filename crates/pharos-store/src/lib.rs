@@ -14,18 +14,9 @@ mod error;
 pub mod signals;
 
 pub use backend::{
-    Backend, CopyEncoder, Expired, Notification, Notifications, Store, StoreSettings,
+    Backend, CopyEncoder, Expired, Notification, Notifications, Repository, Store, StoreSettings,
 };
 pub use error::{Result, StoreError};
-
-/// The current time in microseconds since the Unix epoch, the unit of every
-/// timestamp column.
-pub fn now_micros() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|elapsed| i64::try_from(elapsed.as_micros()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
 
 #[cfg(feature = "testing")]
 pub mod testing;

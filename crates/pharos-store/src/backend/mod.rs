@@ -12,5 +12,5 @@ pub use bulk::CopyEncoder;
 pub use notifications::{Notification, Notifications};
 pub use partitions::Expired;
 pub use settings::StoreSettings;
-pub use store::{Backend, Store};
-pub(crate) use store::{ChangeLogCompaction, Pool, with_pool};
+pub use store::{Backend, Repository, Store};
+pub(crate) use store::{ChangeLogCompaction, Pool, repository, with_pool};

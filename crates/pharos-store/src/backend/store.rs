@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
 use super::notifications::Notifications;
+use pharos_clock::Clock;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
@@ -49,10 +50,13 @@ macro_rules! with_pool {
 }
 pub(crate) use with_pool;
 
-/// A handle to the database; cheap to clone.
+/// A handle to the database and the clock its timestamps come from; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Where `changed_at`, `created_at` and `committed_us` come from, and what services read
+    /// "now" from; the system clock unless [`Store::with_clock`] replaced it.
+    clock: Clock,
     /// Serialises this process's write transactions: SQLite allows one writer,
     /// and on PostgreSQL writers queue on the revision row anyway, so waiting
     /// here keeps pool connections free for readers.
@@ -63,8 +67,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl Store {
-    /// Connects to `settings.url`; the pool is ready but the schema may not be
-    /// (see [`Store::migrate`]).
+    /// Connects to `settings.url` with the system clock; the pool is ready but the schema may
+    /// not be (see [`Store::migrate`]).
     pub async fn connect(settings: &StoreSettings) -> Result<Store> {
         let url = settings.url.as_str();
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -104,8 +108,19 @@ impl Store {
         };
         Ok(Store {
             pool,
+            clock: Clock::system(),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// The same store with its timestamps taken from `clock` (a test's manual clock).
+    pub fn with_clock(self, clock: Clock) -> Store {
+        Store { clock, ..self }
+    }
+
+    /// The clock this store stamps its rows with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn backend(&self) -> Backend {
@@ -187,6 +202,38 @@ impl Store {
         with_pool!(self, |pool| pool.close().await);
     }
 }
+
+/// What every repository offers beside its domain operations, for code generic over
+/// repositories: the store it works on, and so the clock its rows are stamped with. Every
+/// repository is had from an accessor of [`Store`] (`store.config()`, `store.metrics()`, ...).
+pub trait Repository {
+    fn store(&self) -> &Store;
+
+    /// The store's clock.
+    fn clock(&self) -> &Clock {
+        self.store().clock()
+    }
+}
+
+/// Gives a repository (a struct with a `store: Store` field) its `store()` method and its
+/// [`Repository`] implementation.
+macro_rules! repository {
+    ($repository:ty) => {
+        impl $repository {
+            /// The store this repository works on.
+            pub fn store(&self) -> &$crate::Store {
+                &self.store
+            }
+        }
+
+        impl $crate::backend::Repository for $repository {
+            fn store(&self) -> &$crate::Store {
+                &self.store
+            }
+        }
+    };
+}
+pub(crate) use repository;
 
 /// The statements that prune one change log (see [`Store::compact_log`]).
 pub(crate) struct ChangeLogCompaction {

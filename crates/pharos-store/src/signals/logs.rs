@@ -49,14 +49,19 @@ pub struct LogsRepository {
     logs: Partitions,
 }
 
-impl LogsRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
+crate::backend::repository!(LogsRepository);
+
+impl Store {
+    /// The log records.
+    pub fn logs(&self) -> LogsRepository {
+        LogsRepository {
+            store: self.clone(),
             logs: Partitions::new("logs", Span::Day, TimeUnit::Nanos),
         }
     }
+}
 
+impl LogsRepository {
     /// Creates the missing day partitions covering `from_ns..=to_ns` ahead of the data
     /// (PostgreSQL; nothing on SQLite). Returns how many it created.
     pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
@@ -84,6 +89,7 @@ impl LogsRepository {
                         data,
                         then: Vec::new(),
                         feed: None,
+                        clock: self.store.clock(),
                         partitions: vec![(&self.logs, oldest, newest)],
                     },
                 )

@@ -54,15 +54,20 @@ pub struct SecurityEventsRepository {
     other: Partitions,
 }
 
-impl SecurityEventsRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
+crate::backend::repository!(SecurityEventsRepository);
+
+impl Store {
+    /// The security events.
+    pub fn security_events(&self) -> SecurityEventsRepository {
+        SecurityEventsRepository {
+            store: self.clone(),
             high: Partitions::new("security_events_high", Span::Month, TimeUnit::Nanos),
             other: Partitions::new("security_events_other", Span::Day, TimeUnit::Nanos),
         }
     }
+}
 
+impl SecurityEventsRepository {
     /// Creates the missing partitions covering `from_ns..=to_ns` ahead of the data
     /// (PostgreSQL; nothing on SQLite). Returns how many it created.
     pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
@@ -95,6 +100,7 @@ impl SecurityEventsRepository {
                         data,
                         then: Vec::new(),
                         feed,
+                        clock: self.store.clock(),
                         partitions: vec![
                             (&self.high, oldest, newest),
                             (&self.other, oldest, newest),
@@ -122,7 +128,9 @@ impl SecurityEventsRepository {
                     insert.build().execute(&mut *transaction).await?;
                 }
                 let position = match feed {
-                    Some(entry) => Some(append_sqlite(&mut transaction, entry).await?),
+                    Some(entry) => {
+                        Some(append_sqlite(&mut transaction, entry, self.store.clock()).await?)
+                    }
                     None => None,
                 };
                 transaction.commit().await?;

@@ -66,15 +66,20 @@ pub struct SpansRepository {
     retained: Partitions,
 }
 
-impl SpansRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
+crate::backend::repository!(SpansRepository);
+
+impl Store {
+    /// The trace spans.
+    pub fn spans(&self) -> SpansRepository {
+        SpansRepository {
+            store: self.clone(),
             spans: Partitions::new("spans", Span::Day, TimeUnit::Nanos),
             retained: Partitions::new("spans_retained", Span::Day, TimeUnit::Nanos),
         }
     }
+}
 
+impl SpansRepository {
     /// Creates the missing day partitions covering `from_ns..=to_ns` ahead of the data
     /// (PostgreSQL; nothing on SQLite). Returns how many it created.
     pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
@@ -102,6 +107,7 @@ impl SpansRepository {
                         data,
                         then: Vec::new(),
                         feed: None,
+                        clock: self.store.clock(),
                         partitions: vec![(&self.spans, oldest, newest)],
                     },
                 )

@@ -292,7 +292,7 @@ async fn compaction_prunes_old_changes(database: &TestDatabase) {
             .expect("put");
     }
     let upto = repository
-        .compact(pharos_store::now_micros() + 1)
+        .compact(repository.store().clock().now_micros() + 1)
         .await
         .expect("compact");
     assert_eq!(upto, Some(3));

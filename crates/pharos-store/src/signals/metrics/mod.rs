@@ -9,12 +9,12 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
+use crate::Store;
 use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::backend::partitions::{DAY_US, Partitions, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 use crate::signals::feed::{FeedEntry, append_sqlite};
-use crate::{Store, now_micros};
 
 pub use crate::backend::partitions::Expired;
 
@@ -101,16 +101,21 @@ pub struct RolledUp {
     pub hourly_rows: u64,
 }
 
-impl MetricsRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
+crate::backend::repository!(MetricsRepository);
+
+impl Store {
+    /// Metric series, points and rollups.
+    pub fn metrics(&self) -> MetricsRepository {
+        MetricsRepository {
+            store: self.clone(),
             points: Partitions::new("metric_points", Span::Day, TimeUnit::Micros),
             hourly: Partitions::new("metric_rollups_1h", Span::Day, TimeUnit::Micros),
             daily: Partitions::new("metric_rollups_1d", Span::Month, TimeUnit::Micros),
         }
     }
+}
 
+impl MetricsRepository {
     /// Ids of `keys` that exist already (absent keys are missing from the map).
     pub async fn find_series(&self, keys: &[SeriesKey]) -> Result<HashMap<SeriesKey, i64>> {
         let mut found = HashMap::with_capacity(keys.len());
@@ -170,7 +175,7 @@ impl MetricsRepository {
             (&a.key.name, &a.key.labels_key).cmp(&(&b.key.name, &b.key.labels_key))
         });
         let series = series.as_slice();
-        let now = now_micros();
+        let now = self.store.clock().now_micros();
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let names: Vec<&str> = series.iter().map(|s| s.key.name.as_str()).collect();
@@ -269,7 +274,7 @@ impl MetricsRepository {
                 // Hours a rollup may already be reading (late points) lock their mark, so that
                 // the rollup either waits for this batch or runs again after it; marks of
                 // recent hours do not lock, so concurrent batches never queue on them.
-                let settled = now_micros() - ROLLUP_SETTLE_US;
+                let settled = self.store.clock().now_micros() - ROLLUP_SETTLE_US;
                 let (late, recent): (Vec<i64>, Vec<i64>) =
                     hours.iter().partition(|&&hour| hour + HOUR_US <= settled);
                 let mut then = Vec::new();
@@ -296,6 +301,7 @@ impl MetricsRepository {
                         then,
                         partitions: vec![(&self.points, oldest, newest)],
                         feed,
+                        clock: self.store.clock(),
                     },
                 )
                 .await
@@ -321,7 +327,9 @@ impl MetricsRepository {
                 mark.push(" ON CONFLICT DO NOTHING");
                 mark.build().execute(&mut *transaction).await?;
                 let position = match feed {
-                    Some(entry) => Some(append_sqlite(&mut transaction, entry).await?),
+                    Some(entry) => {
+                        Some(append_sqlite(&mut transaction, entry, self.store.clock()).await?)
+                    }
                     None => None,
                 };
                 transaction.commit().await?;
