@@ -2,6 +2,7 @@
 //! SQLite, migrations, health probe), PostgreSQL notifications, the binary `COPY` encoder and
 //! batch writer, time partitions, and the `database` section of the settings.
 
+pub(crate) mod append_only;
 pub(crate) mod bulk;
 pub(crate) mod notifications;
 pub(crate) mod partitions;

@@ -1,17 +1,22 @@
 //! [`LogsRepository`]: log records. Binary `COPY` into day partitions on PostgreSQL, batched
 //! inserts on SQLite; expiry drops whole days (deletes rows on SQLite).
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
+use sqlx::query_builder::Separated;
 
-use crate::Store;
-use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
-use crate::backend::partitions::{Expired, Partitions, Span, TimeUnit};
+use crate::backend::append_only::{self, AppendOnlyRow, append_only_repository};
+use crate::backend::bulk::CopyEncoder;
+use crate::backend::partitions::{Expired, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 
-const COLUMNS: &str = "time_ns, observed_ns, service, severity_number, severity_text, body, \
-     attributes, resource, trace_id, span_id";
-const SQLITE_ROWS_PER_INSERT: usize = 32_766 / 10;
+/// The columns of `logs`, in the order rows are written.
+macro_rules! columns {
+    () => {
+        "time_ns, observed_ns, service, severity_number, severity_text, body, attributes, \
+         resource, trace_id, span_id"
+    };
+}
 
 /// One log record as stored. JSON columns hold JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -43,90 +48,65 @@ impl LogRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct LogsRepository {
-    store: Store,
-    logs: Partitions,
+impl AppendOnlyRow for LogRow {
+    const COPY: &'static str = concat!("COPY logs (", columns!(), ") FROM STDIN (FORMAT binary)");
+    const INSERT: &'static str = concat!("INSERT INTO logs (", columns!(), ") ");
+    const COUNT: &'static str = "SELECT COUNT(*) FROM logs";
+    const DELETE_BEFORE: &'static str = "DELETE FROM logs WHERE time_ns < $1";
+    const COLUMNS: u8 = 10;
+    const PARTITIONS: &'static [(&'static str, Span, TimeUnit)] =
+        &[("logs", Span::Day, TimeUnit::Nanos)];
+
+    fn time(&self) -> i64 {
+        self.time_ns
+    }
+
+    fn size(&self) -> usize {
+        LogRow::size(self)
+    }
+
+    fn encode(&self, encoder: &mut CopyEncoder) {
+        encoder
+            .i64(self.time_ns)
+            .i64(self.observed_ns)
+            .text(&self.service)
+            .i16(self.severity_number)
+            .text(&self.severity_text)
+            .text(&self.body)
+            .jsonb(&self.attributes)
+            .jsonb(&self.resource)
+            .bytes_or_null(&self.trace_id)
+            .bytes_or_null(&self.span_id);
+    }
+
+    fn bind(&self, row: &mut Separated<'_, Sqlite, &'static str>) {
+        row.push_bind(self.time_ns)
+            .push_bind(self.observed_ns)
+            .push_bind(&self.service)
+            .push_bind(self.severity_number)
+            .push_bind(&self.severity_text)
+            .push_bind(&self.body)
+            .push_bind(&self.attributes)
+            .push_bind(&self.resource)
+            .push_bind((!self.trace_id.is_empty()).then_some(&self.trace_id))
+            .push_bind((!self.span_id.is_empty()).then_some(&self.span_id));
+    }
 }
 
-crate::backend::repository!(LogsRepository);
-
-impl Store {
+append_only_repository! {
     /// The log records.
-    pub fn logs(&self) -> LogsRepository {
-        LogsRepository {
-            store: self.clone(),
-            logs: Partitions::new("logs", Span::Day, TimeUnit::Nanos),
-        }
-    }
+    pub struct LogsRepository(LogRow) from Store::logs {}
 }
 
 impl LogsRepository {
-    /// Creates the missing day partitions covering `from_ns..=to_ns` ahead of the data
-    /// (PostgreSQL; nothing on SQLite). Returns how many it created.
-    pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
-        let Pool::Postgres(pool) = &self.store.pool else {
-            return Ok(0);
-        };
-        self.logs.ensure(pool, from_ns, to_ns).await
-    }
-
     /// Stores `records` in one transaction.
     pub async fn insert(&self, records: &[LogRow]) -> Result<()> {
-        if records.is_empty() {
-            return Ok(());
-        }
-        match &self.store.pool {
-            Pool::Postgres(pool) => {
-                let (oldest, newest) = time_range(records.iter().map(|record| record.time_ns));
-                let data = encode(records);
-                write_batch(
-                    pool,
-                    Batch {
-                        copy: "COPY logs (time_ns, observed_ns, service, severity_number, \
-                         severity_text, body, attributes, resource, trace_id, span_id) \
-                         FROM STDIN (FORMAT binary)",
-                        data,
-                        then: Vec::new(),
-                        feed: None,
-                        clock: self.store.clock(),
-                        partitions: vec![(&self.logs, oldest, newest)],
-                    },
-                )
-                .await
-                .map(drop)
-            }
-            Pool::Sqlite(pool) => {
-                let _writer = self.store.write_lock.lock().await;
-                let mut transaction = pool.begin().await?;
-                for chunk in records.chunks(SQLITE_ROWS_PER_INSERT) {
-                    let mut insert: QueryBuilder<Sqlite> =
-                        QueryBuilder::new(format!("INSERT INTO logs ({COLUMNS}) "));
-                    insert.push_values(chunk, |mut row, record| {
-                        row.push_bind(record.time_ns)
-                            .push_bind(record.observed_ns)
-                            .push_bind(&record.service)
-                            .push_bind(record.severity_number)
-                            .push_bind(&record.severity_text)
-                            .push_bind(&record.body)
-                            .push_bind(&record.attributes)
-                            .push_bind(&record.resource)
-                            .push_bind((!record.trace_id.is_empty()).then_some(&record.trace_id))
-                            .push_bind((!record.span_id.is_empty()).then_some(&record.span_id));
-                    });
-                    insert.build().execute(&mut *transaction).await?;
-                }
-                transaction.commit().await?;
-                Ok(())
-            }
-        }
+        self.table.insert(records, None).await.map(drop)
     }
 
     /// Removes records older than `before_ns` (whole days on PostgreSQL).
     pub async fn expire(&self, before_ns: i64) -> Result<Expired> {
-        self.store
-            .expire(&self.logs, "logs", "time_ns", before_ns)
-            .await
+        self.table.expire(before_ns).await
     }
 
     /// Records with `from_ns <= time < to_ns`, oldest first, at most `limit`.
@@ -195,32 +175,12 @@ impl LogsRepository {
 
     /// Records stored in total (for tests and diagnostics).
     pub async fn count(&self) -> Result<i64> {
-        Ok(with_pool!(self.store, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM logs")
-                .fetch_one(pool)
-                .await?
-        }))
+        self.table.count().await
     }
 }
 
 /// `records` in binary COPY format for `logs`; public so that the benchmark can load the same
 /// bytes with plain `psql` as its reference.
 pub fn encode(records: &[LogRow]) -> Vec<u8> {
-    let bytes: usize = records.iter().map(|record| record.size() + 50).sum();
-    let mut encoder = CopyEncoder::with_capacity(bytes);
-    for record in records {
-        encoder
-            .row(10)
-            .i64(record.time_ns)
-            .i64(record.observed_ns)
-            .text(&record.service)
-            .i16(record.severity_number)
-            .text(&record.severity_text)
-            .text(&record.body)
-            .jsonb(&record.attributes)
-            .jsonb(&record.resource)
-            .bytes_or_null(&record.trace_id)
-            .bytes_or_null(&record.span_id);
-    }
-    encoder.finish()
+    append_only::encode(records)
 }
