@@ -1,6 +1,7 @@
 //! The backend room: what every repository stands on. [`Store`] (the pool over PostgreSQL or
-//! SQLite, migrations, health probe), PostgreSQL notifications, the binary `COPY` encoder and
-//! batch writer, time partitions, and the `database` section of the settings.
+//! SQLite, migrations, health probe, clock, the [`Repository`] trait), PostgreSQL notifications,
+//! the binary `COPY` encoder and batch writer, time partitions, the machinery of the append-only
+//! tables (spans, logs, security events), and the `database` section of the settings.
 
 pub(crate) mod append_only;
 pub(crate) mod bulk;
