@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use pharos_loadgen::{LoadSettings, Progress, Protocol, Signal};
-use pharos_store::metrics::{PointRow, encode_copy_binary};
+use pharos_store::signals::metrics::{PointRow, encode_copy_binary};
 
 use crate::Common;
 use crate::database::BenchDatabase;

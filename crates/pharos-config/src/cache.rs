@@ -16,7 +16,7 @@ use moka::Expiry;
 use moka::future::Cache;
 use moka::notification::RemovalCause;
 use moka::ops::compute::{CompResult, Op};
-use pharos_store::config::{ChangeRow, EntryRow, KIND_DELETE};
+use pharos_store::control::config::{ChangeRow, EntryRow, KIND_DELETE};
 
 use crate::settings::CacheSettings;
 

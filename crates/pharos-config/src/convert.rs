@@ -3,7 +3,7 @@
 
 use pharos_proto::config::v1 as pb;
 use pharos_runtime::error::FieldViolation;
-use pharos_store::config::{ChangeRow, DeleteEntry, EntryRow, KIND_DELETE, PutEntry};
+use pharos_store::control::config::{ChangeRow, DeleteEntry, EntryRow, KIND_DELETE, PutEntry};
 
 use crate::error::{ConfigError, Result};
 use crate::value;

@@ -9,9 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
-use pharos_store::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
-use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
-use pharos_store::now_micros;
+use pharos_store::control::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
+use pharos_store::control::follow::{Follower, ReplicaIntervals, replicate};
 
 use crate::cache::ConfigCache;
 use crate::convert;
@@ -125,7 +124,8 @@ impl Replicator {
             environment: change.environment.clone(),
             event: convert::watch_event(change),
         }));
-        let lag = (now_micros() - change.changed_at).max(0) as f64 / 1e6;
+        let lag =
+            (self.repository.store().clock().now_micros() - change.changed_at).max(0) as f64 / 1e6;
         self.metrics.apply_lag.record(lag, &[]);
     }
 

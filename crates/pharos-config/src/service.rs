@@ -11,7 +11,7 @@ use pharos_proto::config::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Store;
-use pharos_store::config::{ChangeRow, ConfigRepository, ListQuery};
+use pharos_store::control::config::{ChangeRow, ConfigRepository, ListQuery};
 
 use crate::cache::{ConfigCache, KeyRecord, TtlPolicy};
 use crate::convert::{self, Violations};
@@ -61,7 +61,7 @@ impl ConfigService {
         )
         .await?;
         replicator.spawn_tasks(
-            pharos_store::follow::ReplicaIntervals {
+            pharos_store::control::follow::ReplicaIntervals {
                 catch_up: settings.catch_up_interval,
                 compaction: settings.compaction_interval,
                 retention: settings.change_log_retention,
@@ -375,8 +375,10 @@ impl ConfigService {
             .repository
             .snapshot(&settings.warm_keys, &settings.warm_prefixes)
             .await?;
-        let mut by_key: std::collections::BTreeMap<String, Vec<pharos_store::config::EntryRow>> =
-            std::collections::BTreeMap::new();
+        let mut by_key: std::collections::BTreeMap<
+            String,
+            Vec<pharos_store::control::config::EntryRow>,
+        > = std::collections::BTreeMap::new();
         for key in &settings.warm_keys {
             by_key.entry(key.clone()).or_default();
         }

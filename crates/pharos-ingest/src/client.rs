@@ -9,7 +9,7 @@ use std::time::Duration;
 use pharos_api::feed::{FeedApi, FeedItems};
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::error::{FieldViolation, invalid_argument, unavailable};
-use pharos_store::feed::FeedSignal;
+use pharos_store::signals::feed::FeedSignal;
 use tonic::Status;
 
 use crate::service::IngestService;

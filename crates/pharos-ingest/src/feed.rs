@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
-use pharos_store::feed::{FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points};
-use pharos_store::metrics::MetricsRepository;
+use pharos_store::signals::feed::{
+    FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points,
+};
+use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::{Notification, Store, StoreError};
 use prost::Message as _;
 use tokio::sync::{mpsc, watch};
@@ -50,11 +52,11 @@ pub struct Feed {
 impl Feed {
     /// Reads the head and, on PostgreSQL, follows the batches other replicas commit.
     pub async fn start(store: Store, shutdown: Shutdown) -> Result<Arc<Feed>, StoreError> {
-        let repository = FeedRepository::new(store.clone());
+        let repository = store.feed();
         let (head, _) = watch::channel(repository.head().await?);
         let feed = Arc::new(Feed {
             repository,
-            metrics: MetricsRepository::new(store.clone()),
+            metrics: store.metrics(),
             head,
             series: moka::sync::Cache::new(100_000),
         });
@@ -111,7 +113,13 @@ impl Feed {
     pub async fn expire(&self, retention: Duration) -> Result<u64, StoreError> {
         let age = i64::try_from(retention.as_micros()).unwrap_or(i64::MAX);
         self.repository
-            .expire(pharos_store::now_micros().saturating_sub(age))
+            .expire(
+                self.repository
+                    .store()
+                    .clock()
+                    .now_micros()
+                    .saturating_sub(age),
+            )
             .await
     }
 

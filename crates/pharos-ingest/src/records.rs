@@ -5,9 +5,9 @@
 
 use std::net::IpAddr;
 
-use pharos_store::logs::LogRow;
-use pharos_store::security::SecurityEventRow;
-use pharos_store::spans::SpanRow;
+use pharos_store::signals::logs::LogRow;
+use pharos_store::signals::security_events::SecurityEventRow;
+use pharos_store::signals::spans::SpanRow;
 use serde_json::{Map, Value};
 
 use crate::validate::{Rejection, Validator};

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use foldhash::fast::RandomState;
-use pharos_store::metrics::{MetricsRepository, NewSeries, SeriesKey};
+use pharos_store::signals::metrics::{MetricsRepository, NewSeries, SeriesKey};
 
 use crate::error::{IngestError, Result};
 

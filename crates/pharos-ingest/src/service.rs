@@ -11,12 +11,12 @@ use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
-use pharos_store::logs::LogsRepository;
-use pharos_store::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
-use pharos_store::partitions::Expired;
-use pharos_store::security::SecurityEventsRepository;
-use pharos_store::spans::SpansRepository;
-use pharos_store::{Store, StoreError, now_micros};
+use pharos_store::Expired;
+use pharos_store::signals::logs::LogsRepository;
+use pharos_store::signals::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
+use pharos_store::signals::security_events::SecurityEventsRepository;
+use pharos_store::signals::spans::SpansRepository;
+use pharos_store::{Store, StoreError};
 
 use crate::error::{IngestError, Result};
 use crate::feed::Feed;
@@ -123,10 +123,10 @@ impl IngestService {
         settings: IngestSettings,
         shutdown: Shutdown,
     ) -> Result<Arc<Self>> {
-        let metrics_repository = MetricsRepository::new(store.clone());
-        let spans_repository = SpansRepository::new(store.clone());
-        let logs_repository = LogsRepository::new(store.clone());
-        let security_repository = SecurityEventsRepository::new(store.clone());
+        let metrics_repository = store.metrics();
+        let spans_repository = store.spans();
+        let logs_repository = store.logs();
+        let security_repository = store.security_events();
         let feed = Feed::start(store, shutdown.clone())
             .await
             .map_err(|source| IngestError::store(source, settings.retry_after))?;
@@ -257,7 +257,10 @@ impl IngestService {
 
     /// Rolls up the metric hours that are complete and pending, and logs what it did.
     pub async fn roll_up(&self) -> Result<RolledUp, StoreError> {
-        let done = self.metrics_repository.roll_up(now_micros()).await?;
+        let done = self
+            .metrics_repository
+            .roll_up(self.metrics_repository.store().clock().now_micros())
+            .await?;
         if done.hours > 0 {
             tracing::info!(
                 hours = done.hours,
@@ -271,7 +274,7 @@ impl IngestService {
     /// Removes data past its retention now, and logs what went.
     pub async fn apply_retention(&self) -> Result<RetentionReport, StoreError> {
         let retention = self.settings.load().retention.clone();
-        let now_us = now_micros();
+        let now_us = self.metrics_repository.store().clock().now_micros();
         let cut_us = |age: Duration| {
             now_us.saturating_sub(i64::try_from(age.as_micros()).unwrap_or(i64::MAX))
         };
@@ -311,7 +314,7 @@ impl IngestService {
 
     /// Partitions for every day a valid item can fall in, and a few days ahead.
     async fn prepare_partitions(&self) -> Result<(), StoreError> {
-        let now = now_micros();
+        let now = self.metrics_repository.store().clock().now_micros();
         let max_age =
             i64::try_from(self.validator.load().limits().max_age.as_micros()).unwrap_or(i64::MAX);
         let (from, to) = (
@@ -353,7 +356,7 @@ impl IngestService {
             )]));
         }
         let validator = self.validator.load_full();
-        let now = now_micros();
+        let now = self.metrics_repository.store().clock().now_micros();
         let mut rejections: Vec<Rejection> = Vec::new();
         let mut valid = Vec::with_capacity(request.points.len());
         for (index, point) in request.points.into_iter().enumerate() {
@@ -388,7 +391,7 @@ impl IngestService {
     pub async fn write_spans(&self, items: Vec<SpanItem>) -> Result<Outcome> {
         self.check_count("spans", items.len())?;
         let validator = self.validator.load_full();
-        let now = now_micros();
+        let now = self.metrics_repository.store().clock().now_micros();
         let (rows, rejections) =
             validate_all(items, |index, item| validator.span(index, item, now));
         self.commit(&self.spans, rows, rejections).await
@@ -397,7 +400,7 @@ impl IngestService {
     pub async fn write_logs(&self, items: Vec<LogItem>) -> Result<Outcome> {
         self.check_count("records", items.len())?;
         let validator = self.validator.load_full();
-        let now = now_micros();
+        let now = self.metrics_repository.store().clock().now_micros();
         let (rows, rejections) =
             validate_all(items, |index, item| validator.log_record(index, item, now));
         self.commit(&self.logs, rows, rejections).await
@@ -406,7 +409,7 @@ impl IngestService {
     pub async fn write_security_events(&self, items: Vec<SecurityEventItem>) -> Result<Outcome> {
         self.check_count("events", items.len())?;
         let validator = self.validator.load_full();
-        let now = now_micros();
+        let now = self.metrics_repository.store().clock().now_micros();
         let (rows, rejections) = validate_all(items, |index, item| {
             validator.security_event(index, item, now)
         });

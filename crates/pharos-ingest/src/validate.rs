@@ -3,7 +3,7 @@
 //! naming the field and a stable reason; it never fails the rest of its batch.
 
 use pharos_proto::ingest::v1 as pb;
-use pharos_store::metrics::{NewSeries, SeriesKey};
+use pharos_store::signals::metrics::{NewSeries, SeriesKey};
 
 use crate::settings::LimitSettings;
 

@@ -11,12 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use pharos_proto::ingest::v1 as pb;
-use pharos_store::feed::{FeedEntry, FeedSignal, encode_points};
-use pharos_store::logs::{LogRow, LogsRepository};
-use pharos_store::metrics::{MetricsRepository, PointRow};
-use pharos_store::security::{SecurityEventRow, SecurityEventsRepository};
-use pharos_store::spans::{SpanRow, SpansRepository};
-use pharos_store::{StoreError, now_micros};
+use pharos_store::signals::feed::{FeedEntry, FeedSignal, encode_points};
+use pharos_store::signals::logs::{LogRow, LogsRepository};
+use pharos_store::signals::metrics::{MetricsRepository, PointRow};
+use pharos_store::signals::security_events::{SecurityEventRow, SecurityEventsRepository};
+use pharos_store::signals::spans::{SpanRow, SpansRepository};
+use pharos_store::{Repository, StoreError};
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{IngestError, Result};
@@ -24,7 +24,7 @@ use crate::feed::Feed;
 use crate::metrics::IngestMetrics;
 
 /// Where one signal's batches go.
-pub trait Sink: Clone + Send + Sync + 'static {
+pub trait Sink: Repository + Clone + Send + Sync + 'static {
     type Row: Send + Sync + 'static;
     /// The signal's name in logs, metrics and errors ("metrics", "spans", ...).
     const SIGNAL: &'static str;
@@ -394,7 +394,7 @@ impl<S: Sink> WriterTask<S> {
                 .last_error
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) =
-                Some(format!("{} at {}", error, now_micros()));
+                Some(format!("{} at {}", error, self.sink.clock().now_micros()));
             Arc::new(error)
         });
         for pending in batch {

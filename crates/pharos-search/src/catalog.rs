@@ -17,8 +17,8 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
-use pharos_store::follow::{Follower, ReplicaIntervals, replicate};
-use pharos_store::vectors::{
+use pharos_store::control::follow::{Follower, ReplicaIntervals, replicate};
+use pharos_store::control::vectors::{
     CHANGES_CHANNEL, Change, ChangeKind, Loaded, VectorRepository, VectorRow,
 };
 use pharos_vector::{IvfPqParams, Quantizers, SearchParams, TrainStage, VectorIndex};

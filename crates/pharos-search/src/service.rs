@@ -12,7 +12,7 @@ use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Store;
-use pharos_store::vectors::{VectorRepository, VectorRow};
+use pharos_store::control::vectors::{VectorRepository, VectorRow};
 use pharos_vector::{Hit, Metric, SearchParams, TrainStage, VectorError, check_vector};
 use tokio::sync::mpsc;
 

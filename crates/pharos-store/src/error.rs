@@ -34,9 +34,48 @@ impl From<sqlx::Error> for StoreError {
             | sqlx::Error::PoolClosed
             | sqlx::Error::Io(_)
             | sqlx::Error::Tls(_) => StoreError::Unavailable(error),
+            sqlx::Error::Database(ref database) if is_transient(database.code().as_deref()) => {
+                StoreError::Unavailable(error)
+            }
             other => StoreError::Database(other),
         }
     }
 }
 
+/// Whether a database error code says "not now" rather than "never": the same statement may
+/// succeed when retried. PostgreSQL SQLSTATE classes 08 (connection exception), 53
+/// (insufficient resources), 57 (operator intervention: the server shutting down or a
+/// backend terminated), 58 (system error), serialization failures and deadlocks, and 55000
+/// (a database not accepting connections); SQLite's BUSY and LOCKED (5, 6, and their
+/// extended codes).
+fn is_transient(code: Option<&str>) -> bool {
+    let Some(code) = code else { return false };
+    const CLASSES: [&str; 4] = ["08", "53", "57", "58"];
+    const CODES: [&str; 3] = ["40001", "40P01", "55000"];
+    if code.len() == 5 {
+        return CLASSES.iter().any(|class| code.starts_with(class)) || CODES.contains(&code);
+    }
+    // SQLite: the primary result code is the low byte of the extended one.
+    code.parse::<u32>()
+        .is_ok_and(|number| matches!(number & 0xff, 5 | 6))
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::is_transient;
+
+    #[test]
+    fn only_not_now_codes_are_transient() {
+        for code in [
+            "57P01", "08006", "53300", "40001", "40P01", "55000", "5", "517", "6",
+        ] {
+            assert!(is_transient(Some(code)), "{code}");
+        }
+        for code in ["42601", "23505", "22P02", "1", "19"] {
+            assert!(!is_transient(Some(code)), "{code}");
+        }
+        assert!(!is_transient(None));
+    }
+}

@@ -72,7 +72,7 @@ impl TestDatabase {
             "pharos_test_{}_{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed),
-            crate::now_micros() % 1_000_000
+            pharos_clock::Clock::system().now_micros() % 1_000_000
         );
         let create = format!("CREATE DATABASE {name}");
         if let Err(error) = sqlx::raw_sql(sqlx::AssertSqlSafe(create))
@@ -115,7 +115,13 @@ impl TestDatabase {
         }
     }
 
-    /// A connected, migrated store.
+    /// A connected, migrated store whose rows are stamped by `clock` (a manual clock, to test
+    /// retention, rollups or compaction without waiting).
+    pub async fn store_with_clock(&self, clock: pharos_clock::Clock) -> Store {
+        self.store().await.with_clock(clock)
+    }
+
+    /// A connected, migrated store on the system clock.
     pub async fn store(&self) -> Store {
         let store = match Store::connect(&self.settings()).await {
             Ok(store) => store,

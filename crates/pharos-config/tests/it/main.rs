@@ -538,7 +538,7 @@ async fn watch_refuses_compacted_revisions(database: &TestDatabase) {
     }
     store
         .config()
-        .compact(pharos_store::now_micros() + 1)
+        .compact(store.clock().now_micros() + 1)
         .await
         .expect("compact");
     let status = match client

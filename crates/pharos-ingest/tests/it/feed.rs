@@ -9,7 +9,6 @@ use std::time::Duration;
 use pharos_ingest::IngestSettings;
 use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::subscribe_response::Item;
-use pharos_store::now_micros;
 use pharos_store::testing::TestDatabase;
 use tonic::Streaming;
 
@@ -69,7 +68,7 @@ async fn every_committed_batch_arrives_once_in_order(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
     // Subscribed from now on, and not reading while the writes below run.
     let mut stream = subscribe(&server, &[], None).await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let mut writers = Vec::new();
     for writer in 0..4i64 {
         let mut client = server.client().await;
@@ -160,7 +159,7 @@ async fn every_committed_batch_arrives_once_in_order(database: &TestDatabase) {
 async fn resume_after_a_position_is_exact(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     for i in 0..5 {
         client
             .write_metrics(write(vec![point("resume_total", &[], now - i, i as f64)]))
@@ -207,7 +206,12 @@ async fn resume_after_a_position_is_exact(database: &TestDatabase) {
     restarted
         .client()
         .await
-        .write_metrics(write(vec![point("resume_total", &[], now_micros(), 9.0)]))
+        .write_metrics(write(vec![point(
+            "resume_total",
+            &[],
+            restarted.store.clock().now_micros(),
+            9.0,
+        )]))
         .await
         .expect("write");
     assert_eq!(batch(next(&mut after_six).await).position, 7);
@@ -221,7 +225,7 @@ async fn batches_past_retention_are_announced_as_missed(database: &TestDatabase)
             .write_metrics(write(vec![point(
                 "missed_total",
                 &[],
-                now_micros(),
+                server.store.clock().now_micros(),
                 f64::from(i),
             )]))
             .await
@@ -235,7 +239,12 @@ async fn batches_past_retention_are_announced_as_missed(database: &TestDatabase)
         .expect("expire");
     assert_eq!(deleted, 3);
     client
-        .write_metrics(write(vec![point("missed_total", &[], now_micros(), 3.0)]))
+        .write_metrics(write(vec![point(
+            "missed_total",
+            &[],
+            server.store.clock().now_micros(),
+            3.0,
+        )]))
         .await
         .expect("write");
 

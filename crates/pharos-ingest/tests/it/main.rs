@@ -15,9 +15,9 @@ use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use pharos_runtime::server::GrpcServer;
 use pharos_runtime::{ServerSettings, Shutdown};
-use pharos_store::metrics::MetricsRepository;
+use pharos_store::Store;
+use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::testing::TestDatabase;
-use pharos_store::{Store, now_micros};
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_types::StatusExt as _;
@@ -88,7 +88,7 @@ impl TestServer {
     }
 
     fn repository(&self) -> MetricsRepository {
-        MetricsRepository::new(self.store.clone())
+        self.store.metrics()
     }
 }
 
@@ -120,7 +120,7 @@ fn write(points: Vec<pb::MetricPoint>) -> pb::WriteMetricsRequest {
 async fn points_round_trip_exactly(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let values = [
         0.0,
         -1.5,
@@ -191,7 +191,7 @@ async fn points_round_trip_exactly(database: &TestDatabase) {
 async fn partial_success_reports_each_bad_item(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let points = vec![
         point("http_requests_total", &[("code", "200")], now, 1.0),
         point("http-requests", &[], now, 1.0),
@@ -269,7 +269,7 @@ async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
     settings.limits.max_series_per_metric = 3;
     let server = TestServer::start(database, settings.clone()).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let users: Vec<String> = (0..5).map(|user| user.to_string()).collect();
     let points: Vec<_> = users
         .iter()
@@ -323,7 +323,7 @@ async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
 
 async fn concurrent_writers_are_all_committed(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let mut tasks = Vec::new();
     for writer in 0..16 {
         let mut client = server.client().await;
@@ -378,7 +378,14 @@ async fn oversized_requests_are_invalid(database: &TestDatabase) {
     let server = TestServer::start(database, settings).await;
     let mut client = server.client().await;
     let points = (0..11)
-        .map(|index| point("m", &[], now_micros(), f64::from(index)))
+        .map(|index| {
+            point(
+                "m",
+                &[],
+                server.store.clock().now_micros(),
+                f64::from(index),
+            )
+        })
         .collect();
     let status = client
         .write_metrics(write(points))
@@ -397,7 +404,7 @@ async fn full_buffer_is_resource_exhausted_with_retry_info(database: &TestDataba
     let mut settings = IngestSettings::default();
     settings.metrics.max_buffered_points = 100;
     let server = TestServer::start(database, settings).await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let batch = |value: f64| {
         write(
             (0..80)
@@ -497,7 +504,7 @@ async fn database_outage_is_unavailable_then_recovers() {
     };
     let server = TestServer::start(&database, IngestSettings::default()).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let batch = |value: f64| {
         write(vec![point(
             "up",
@@ -594,7 +601,7 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
         write(vec![point(
             "m",
             &[("a", "1"), ("b", "2")],
-            now_micros(),
+            server.store.clock().now_micros(),
             1.0,
         )])
     };
@@ -650,7 +657,7 @@ async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
     assert_eq!(server.service.settings().metrics.max_buffered_points, 10);
     let twenty = write(
         (0..20)
-            .map(|i| point("m", &[], now_micros() - i, 1.0))
+            .map(|i| point("m", &[], server.store.clock().now_micros() - i, 1.0))
             .collect(),
     );
     let status = client
@@ -694,7 +701,7 @@ async fn retention_removes_old_points_only(database: &TestDatabase) {
     settings.retention.metrics_raw = Duration::from_secs(2 * 86_400);
     let server = TestServer::start(database, settings).await;
     let mut client = server.client().await;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     let day = 86_400_000_000;
     let points = vec![
         point("disk_used_bytes", &[], now - 5 * day, 5.0),
@@ -762,7 +769,7 @@ async fn rollups_summarize_every_hour_and_day(database: &TestDatabase) {
     let server = TestServer::start(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     const HOUR: i64 = 3_600_000_000;
-    let now = now_micros();
+    let now = server.store.clock().now_micros();
     // Two whole hours that ended well before now, and the current hour (not rolled up yet).
     let first = (now - 4 * HOUR).div_euclid(HOUR) * HOUR;
     let second = first + HOUR;

@@ -13,12 +13,9 @@ use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1 as otlp_logs;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as otlp_trace;
+use pharos_clock::Clock;
 use pharos_ingest::IngestSettings;
 use pharos_proto::ingest::v1 as pb;
-use pharos_store::logs::LogsRepository;
-use pharos_store::now_micros;
-use pharos_store::security::SecurityEventsRepository;
-use pharos_store::spans::SpansRepository;
 use pharos_store::testing::TestDatabase;
 use serde_json::{Value, json};
 use tonic::Code;
@@ -45,7 +42,7 @@ fn map(pairs: &[(&str, &str)]) -> HashMap<String, String> {
 }
 
 fn now_ns() -> i64 {
-    now_micros() * 1_000
+    Clock::system().now_micros() * 1_000
 }
 
 fn span(trace: u8, id: u8, parent: Option<u8>, start_ns: i64, error: bool) -> pb::Span {
@@ -119,10 +116,7 @@ async fn spans_round_trip_exactly(database: &TestDatabase) {
         [(1, "TRACE_ID_INVALID"), (3, "SPAN_END_BEFORE_START")]
     );
 
-    let stored = SpansRepository::new(server.store.clone())
-        .trace(&[1; 16])
-        .await
-        .expect("trace");
+    let stored = server.store.spans().trace(&[1; 16]).await.expect("trace");
     assert_eq!(stored.len(), 3);
     let root = &stored[0];
     assert_eq!(root.span_id, vec![1; 8]);
@@ -193,7 +187,9 @@ async fn logs_and_security_events_round_trip_exactly(database: &TestDatabase) {
         .into_inner();
     assert_eq!((reply.accepted, reply.rejected), (2, 1), "{reply:?}");
     assert_eq!(reply.rejections[0].reason, "BODY_TOO_LONG");
-    let logs = LogsRepository::new(server.store.clone())
+    let logs = server
+        .store
+        .logs()
         .read(time - 1, time + 10, 10)
         .await
         .expect("read");
@@ -244,7 +240,9 @@ async fn logs_and_security_events_round_trip_exactly(database: &TestDatabase) {
     assert_eq!((reply.accepted, reply.rejected), (3, 2), "{reply:?}");
     let reasons: Vec<&str> = reply.rejections.iter().map(|r| r.reason.as_str()).collect();
     assert_eq!(reasons, ["SEVERITY_INVALID", "SOURCE_IP_INVALID"]);
-    let events = SecurityEventsRepository::new(server.store.clone())
+    let events = server
+        .store
+        .security_events()
         .read(time - 1, time + 10, 10)
         .await
         .expect("read");
@@ -273,7 +271,7 @@ async fn logs_and_security_events_round_trip_exactly(database: &TestDatabase) {
 }
 
 fn metric_batch(count: usize) -> pb::WriteRequest {
-    let now = now_micros();
+    let now = Clock::system().now_micros();
     pb::WriteRequest {
         batch: Some(pb::write_request::Batch::Metrics(pb::WriteMetricsRequest {
             points: (0..count)
@@ -343,27 +341,9 @@ async fn write_stream_commits_every_batch(database: &TestDatabase) {
         server.repository().count_points().await.expect("count"),
         1_000
     );
-    assert_eq!(
-        SpansRepository::new(store.clone())
-            .count()
-            .await
-            .expect("count"),
-        10
-    );
-    assert_eq!(
-        LogsRepository::new(store.clone())
-            .count()
-            .await
-            .expect("count"),
-        10
-    );
-    assert_eq!(
-        SecurityEventsRepository::new(store)
-            .count()
-            .await
-            .expect("count"),
-        9
-    );
+    assert_eq!(store.spans().count().await.expect("count"), 10);
+    assert_eq!(store.logs().count().await.expect("count"), 10);
+    assert_eq!(store.security_events().count().await.expect("count"), 9);
 }
 
 async fn write_stream_failure_says_where_to_resume(database: &TestDatabase) {
@@ -488,7 +468,9 @@ async fn otlp_traces_and_logs_are_stored_as_sent(database: &TestDatabase) {
         partial.error_message
     );
 
-    let stored = SpansRepository::new(server.store.clone())
+    let stored = server
+        .store
+        .spans()
         .trace(&[0xab; 16])
         .await
         .expect("trace");
@@ -545,7 +527,9 @@ async fn otlp_traces_and_logs_are_stored_as_sent(database: &TestDatabase) {
     let mut logs = LogsServiceClient::connect(endpoint).await.expect("connect");
     let reply = logs.export(request).await.expect("export").into_inner();
     assert!(reply.partial_success.is_none(), "{reply:?}");
-    let stored = LogsRepository::new(server.store.clone())
+    let stored = server
+        .store
+        .logs()
         .read(start as i64, start as i64 + 1, 10)
         .await
         .expect("read");
@@ -635,7 +619,7 @@ async fn retention_keeps_error_traces_and_critical_events(database: &TestDatabas
         assert!(report.spans.partitions_dropped >= 1, "{report:?}");
         assert!(report.security_events.partitions_dropped >= 2, "{report:?}");
     }
-    let spans = SpansRepository::new(server.store.clone());
+    let spans = server.store.spans();
     assert!(spans.trace(&[1; 16]).await.expect("trace").is_empty());
     let kept: Vec<bool> = spans
         .trace(&[2; 16])
@@ -646,13 +630,17 @@ async fn retention_keeps_error_traces_and_critical_events(database: &TestDatabas
         .collect();
     assert_eq!(kept, [false, true], "the whole trace with an error stays");
     assert_eq!(spans.trace(&[3; 16]).await.expect("trace").len(), 1);
-    let logs = LogsRepository::new(server.store.clone())
+    let logs = server
+        .store
+        .logs()
         .read(0, i64::MAX, 10)
         .await
         .expect("read");
     let bodies: Vec<&str> = logs.iter().map(|log| log.body.as_str()).collect();
     assert_eq!(bodies, ["recent"]);
-    let events = SecurityEventsRepository::new(server.store.clone())
+    let events = server
+        .store
+        .security_events()
         .read(0, i64::MAX, 10)
         .await
         .expect("read");

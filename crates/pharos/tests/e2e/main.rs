@@ -663,22 +663,10 @@ async fn loadgen_reports_what_was_stored() {
     })
     .await
     .expect("open the server's store");
-    let points = pharos_store::metrics::MetricsRepository::new(store.clone())
-        .count_points()
-        .await
-        .expect("count");
-    let spans = pharos_store::spans::SpansRepository::new(store.clone())
-        .count()
-        .await
-        .expect("count");
-    let logs = pharos_store::logs::LogsRepository::new(store.clone())
-        .count()
-        .await
-        .expect("count");
-    let events = pharos_store::security::SecurityEventsRepository::new(store)
-        .count()
-        .await
-        .expect("count");
+    let points = store.metrics().count_points().await.expect("count");
+    let spans = store.spans().count().await.expect("count");
+    let logs = store.logs().count().await.expect("count");
+    let events = store.security_events().count().await.expect("count");
     let log = server.log();
     assert_eq!(
         points,
@@ -876,7 +864,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
     })
     .await
     .expect("open the store");
-    let metrics = pharos_store::metrics::MetricsRepository::new(store.clone());
+    let metrics = store.metrics();
     let series = metrics.series_of("crash_test").await.expect("series");
     let acknowledged = acknowledged.lock().expect("lock").clone();
     let total: usize = acknowledged.iter().map(Vec::len).sum();
@@ -902,7 +890,7 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
     }
 
     let records = records.lock().expect("lock").clone();
-    let spans = pharos_store::spans::SpansRepository::new(store.clone());
+    let spans = store.spans();
     for trace in &records.traces {
         assert_eq!(
             spans.trace(trace).await.expect("trace").len(),
@@ -910,26 +898,26 @@ async fn acknowledged_points_survive_kill_9(dir: &Path, args: &[&str], database_
             "an acknowledged trace lost spans"
         );
     }
-    let stored_logs: std::collections::HashSet<String> =
-        pharos_store::logs::LogsRepository::new(store.clone())
-            .read(0, i64::MAX, i64::MAX)
-            .await
-            .expect("logs")
-            .into_iter()
-            .map(|record| record.body)
-            .collect();
+    let stored_logs: std::collections::HashSet<String> = store
+        .logs()
+        .read(0, i64::MAX, i64::MAX)
+        .await
+        .expect("logs")
+        .into_iter()
+        .map(|record| record.body)
+        .collect();
     assert!(
         records.logs.iter().all(|body| stored_logs.contains(body)),
         "acknowledged log records lost"
     );
-    let stored_events: std::collections::HashSet<String> =
-        pharos_store::security::SecurityEventsRepository::new(store)
-            .read(0, i64::MAX, i64::MAX)
-            .await
-            .expect("events")
-            .into_iter()
-            .map(|event| event.user_id)
-            .collect();
+    let stored_events: std::collections::HashSet<String> = store
+        .security_events()
+        .read(0, i64::MAX, i64::MAX)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|event| event.user_id)
+        .collect();
     assert!(
         records
             .events

@@ -74,10 +74,6 @@ impl Partitions {
         }
     }
 
-    pub fn parent(&self) -> &'static str {
-        self.parent
-    }
-
     /// Creates the missing partitions covering `from..=to` (in the table's time unit); returns
     /// how many it created.
     pub(crate) async fn ensure(&self, pool: &PgPool, from: i64, to: i64) -> Result<usize> {

@@ -2,11 +2,12 @@
 //! fastest way to load rows), [`copy_in`] streams them into a table, and [`write_batch`] runs one
 //! batch transaction on a live pooled connection, creating missing time partitions first.
 
+use pharos_clock::Clock;
 use sqlx::{PgConnection, PgPool, Postgres, Transaction};
 
+use crate::backend::partitions::Partitions;
 use crate::error::{Result, StoreError};
-use crate::feed::{FeedEntry, append_postgres};
-use crate::partitions::Partitions;
+use crate::signals::feed::{FeedEntry, append_postgres};
 
 /// Signature, flags and header extension length.
 const HEADER: &[u8] = b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0";
@@ -122,6 +123,8 @@ pub(crate) struct Batch<'a> {
     pub partitions: Vec<(&'a Partitions, i64, i64)>,
     /// The batch's row of the committed-data feed, if it has one.
     pub feed: Option<&'a FeedEntry>,
+    /// The clock that stamps the feed row.
+    pub clock: &'a Clock,
 }
 
 /// Writes `batch` in one transaction on a live connection, after making sure its partitions
@@ -156,7 +159,7 @@ async fn try_write(pool: &PgPool, batch: &Batch<'_>) -> Result<Option<i64>> {
             .await?;
     }
     let position = match batch.feed {
-        Some(entry) => Some(append_postgres(&mut transaction, entry).await?),
+        Some(entry) => Some(append_postgres(&mut transaction, entry, batch.clock).await?),
         None => None,
     };
     transaction.commit().await?;

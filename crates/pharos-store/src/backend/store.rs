@@ -7,11 +7,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
+
+use super::notifications::Notifications;
+use pharos_clock::Clock;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, SqlitePool};
 
+use super::settings::StoreSettings;
 use crate::error::{Result, StoreError};
-use crate::settings::StoreSettings;
 
 /// Which database a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,17 +43,20 @@ pub(crate) enum Pool {
 macro_rules! with_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            $crate::backend::Pool::Postgres($pool) => $body,
-            $crate::backend::Pool::Sqlite($pool) => $body,
+            $crate::backend::store::Pool::Postgres($pool) => $body,
+            $crate::backend::store::Pool::Sqlite($pool) => $body,
         }
     };
 }
 pub(crate) use with_pool;
 
-/// A handle to the database; cheap to clone.
+/// A handle to the database and the clock its timestamps come from; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
     pub(crate) pool: Pool,
+    /// Where `changed_at`, `created_at` and `committed_us` come from, and what services read
+    /// "now" from; the system clock unless [`Store::with_clock`] replaced it.
+    clock: Clock,
     /// Serialises this process's write transactions: SQLite allows one writer,
     /// and on PostgreSQL writers queue on the revision row anyway, so waiting
     /// here keeps pool connections free for readers.
@@ -61,8 +67,8 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migratio
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 impl Store {
-    /// Connects to `settings.url`; the pool is ready but the schema may not be
-    /// (see [`Store::migrate`]).
+    /// Connects to `settings.url` with the system clock; the pool is ready but the schema may
+    /// not be (see [`Store::migrate`]).
     pub async fn connect(settings: &StoreSettings) -> Result<Store> {
         let url = settings.url.as_str();
         let pool = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -102,8 +108,19 @@ impl Store {
         };
         Ok(Store {
             pool,
+            clock: Clock::system(),
             write_lock: Arc::new(tokio::sync::Mutex::new(())),
         })
+    }
+
+    /// The same store with its timestamps taken from `clock` (a test's manual clock).
+    pub fn with_clock(self, clock: Clock) -> Store {
+        Store { clock, ..self }
+    }
+
+    /// The clock this store stamps its rows with.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn backend(&self) -> Backend {
@@ -144,7 +161,7 @@ impl Store {
             Pool::Postgres(pool) => {
                 let mut listener = PgListener::connect_with(pool).await?;
                 listener.listen(channel).await?;
-                Ok(Some(Notifications { listener }))
+                Ok(Some(Notifications::new(listener)))
             }
             Pool::Sqlite(_) => Ok(None),
         }
@@ -186,41 +203,41 @@ impl Store {
     }
 }
 
+/// What every repository offers beside its domain operations, for code generic over
+/// repositories: the store it works on, and so the clock its rows are stamped with. Every
+/// repository is had from an accessor of [`Store`] (`store.config()`, `store.metrics()`, ...).
+pub trait Repository {
+    fn store(&self) -> &Store;
+
+    /// The store's clock.
+    fn clock(&self) -> &Clock {
+        self.store().clock()
+    }
+}
+
+/// Gives a repository (a struct with a `store: Store` field) its `store()` method and its
+/// [`Repository`] implementation.
+macro_rules! repository {
+    ($repository:ty) => {
+        impl $repository {
+            /// The store this repository works on.
+            pub fn store(&self) -> &$crate::Store {
+                &self.store
+            }
+        }
+
+        impl $crate::backend::Repository for $repository {
+            fn store(&self) -> &$crate::Store {
+                &self.store
+            }
+        }
+    };
+}
+pub(crate) use repository;
+
 /// The statements that prune one change log (see [`Store::compact_log`]).
 pub(crate) struct ChangeLogCompaction {
     pub prunable: &'static str,
     pub prune: &'static str,
     pub set_compacted: &'static str,
-}
-
-/// What a [`Notifications`] stream yields.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Notification {
-    /// A NOTIFY payload.
-    Payload(String),
-    /// The connection was lost and has been re-established: anything sent
-    /// meanwhile was missed, so the caller must catch up from the database.
-    Reconnected,
-}
-
-/// A PostgreSQL LISTEN connection.
-pub struct Notifications {
-    listener: PgListener,
-}
-
-impl std::fmt::Debug for Notifications {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Notifications").finish_non_exhaustive()
-    }
-}
-
-impl Notifications {
-    /// Waits for the next notification; reconnects by itself after a lost
-    /// connection and says so.
-    pub async fn next(&mut self) -> Result<Notification> {
-        match self.listener.try_recv().await? {
-            Some(notification) => Ok(Notification::Payload(notification.payload().to_string())),
-            None => Ok(Notification::Reconnected),
-        }
-    }
 }

@@ -5,21 +5,26 @@
 
 use std::net::IpAddr;
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
+use sqlx::query_builder::Separated;
 
-use crate::Store;
+use crate::backend::append_only::{AppendOnlyRow, append_only_repository};
+use crate::backend::bulk::CopyEncoder;
+use crate::backend::partitions::{Expired, Span, TimeUnit};
 use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::error::Result;
-use crate::feed::{FeedEntry, append_sqlite};
-use crate::partitions::{Expired, Partitions, Span, TimeUnit};
+use crate::signals::feed::FeedEntry;
 
 /// Severities, as stored.
 pub const SEVERITY_HIGH: i16 = 4;
 pub const SEVERITY_CRITICAL: i16 = 5;
-const COLUMNS: &str =
-    "time_ns, event_type, severity, user_id, source_ip, resource, service, attributes";
-const SQLITE_ROWS_PER_INSERT: usize = 32_766 / 8;
+
+/// The columns of `security_events`, in the order rows are written.
+macro_rules! columns {
+    () => {
+        "time_ns, event_type, severity, user_id, source_ip, resource, service, attributes"
+    };
+}
 
 /// One security event as stored. `attributes` holds JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -47,32 +52,60 @@ impl SecurityEventRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SecurityEventsRepository {
-    store: Store,
-    high: Partitions,
-    other: Partitions,
+impl AppendOnlyRow for SecurityEventRow {
+    const COPY: &'static str = concat!(
+        "COPY security_events (",
+        columns!(),
+        ") FROM STDIN (FORMAT binary)"
+    );
+    const INSERT: &'static str = concat!("INSERT INTO security_events (", columns!(), ") ");
+    const COUNT: &'static str = "SELECT COUNT(*) FROM security_events";
+    const DELETE_BEFORE: &'static str = "DELETE FROM security_events WHERE time_ns < $1";
+    const COLUMNS: u8 = 8;
+    /// High events by month, the lower ones by day; critical ones live in a plain table.
+    const PARTITIONS: &'static [(&'static str, Span, TimeUnit)] = &[
+        ("security_events_high", Span::Month, TimeUnit::Nanos),
+        ("security_events_other", Span::Day, TimeUnit::Nanos),
+    ];
+
+    fn time(&self) -> i64 {
+        self.time_ns
+    }
+
+    fn size(&self) -> usize {
+        SecurityEventRow::size(self)
+    }
+
+    fn encode(&self, encoder: &mut CopyEncoder) {
+        encoder
+            .i64(self.time_ns)
+            .text(&self.event_type)
+            .i16(self.severity)
+            .text(&self.user_id)
+            .inet(self.source_ip)
+            .text(&self.resource)
+            .text(&self.service)
+            .jsonb(&self.attributes);
+    }
+
+    fn bind(&self, row: &mut Separated<'_, Sqlite, &'static str>) {
+        row.push_bind(self.time_ns)
+            .push_bind(&self.event_type)
+            .push_bind(self.severity)
+            .push_bind(&self.user_id)
+            .push_bind(self.source_ip.map(|ip| ip.to_string()))
+            .push_bind(&self.resource)
+            .push_bind(&self.service)
+            .push_bind(&self.attributes);
+    }
+}
+
+append_only_repository! {
+    /// The security events.
+    pub struct SecurityEventsRepository(SecurityEventRow) from Store::security_events {}
 }
 
 impl SecurityEventsRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
-            high: Partitions::new("security_events_high", Span::Month, TimeUnit::Nanos),
-            other: Partitions::new("security_events_other", Span::Day, TimeUnit::Nanos),
-        }
-    }
-
-    /// Creates the missing partitions covering `from_ns..=to_ns` ahead of the data
-    /// (PostgreSQL; nothing on SQLite). Returns how many it created.
-    pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
-        let Pool::Postgres(pool) = &self.store.pool else {
-            return Ok(0);
-        };
-        Ok(self.high.ensure(pool, from_ns, to_ns).await?
-            + self.other.ensure(pool, from_ns, to_ns).await?)
-    }
-
     /// Stores `events` in one transaction with, when given, the batch's feed row; returns the
     /// feed position.
     pub async fn insert(
@@ -80,55 +113,7 @@ impl SecurityEventsRepository {
         events: &[SecurityEventRow],
         feed: Option<&FeedEntry>,
     ) -> Result<Option<i64>> {
-        if events.is_empty() {
-            return Ok(None);
-        }
-        match &self.store.pool {
-            Pool::Postgres(pool) => {
-                let (oldest, newest) = time_range(events.iter().map(|event| event.time_ns));
-                let data = encode(events);
-                write_batch(
-                    pool,
-                    Batch {
-                        copy: "COPY security_events (time_ns, event_type, severity, user_id, \
-                         source_ip, resource, service, attributes) FROM STDIN (FORMAT binary)",
-                        data,
-                        then: Vec::new(),
-                        feed,
-                        partitions: vec![
-                            (&self.high, oldest, newest),
-                            (&self.other, oldest, newest),
-                        ],
-                    },
-                )
-                .await
-            }
-            Pool::Sqlite(pool) => {
-                let _writer = self.store.write_lock.lock().await;
-                let mut transaction = pool.begin().await?;
-                for chunk in events.chunks(SQLITE_ROWS_PER_INSERT) {
-                    let mut insert: QueryBuilder<Sqlite> =
-                        QueryBuilder::new(format!("INSERT INTO security_events ({COLUMNS}) "));
-                    insert.push_values(chunk, |mut row, event| {
-                        row.push_bind(event.time_ns)
-                            .push_bind(&event.event_type)
-                            .push_bind(event.severity)
-                            .push_bind(&event.user_id)
-                            .push_bind(event.source_ip.map(|ip| ip.to_string()))
-                            .push_bind(&event.resource)
-                            .push_bind(&event.service)
-                            .push_bind(&event.attributes);
-                    });
-                    insert.build().execute(&mut *transaction).await?;
-                }
-                let position = match feed {
-                    Some(entry) => Some(append_sqlite(&mut transaction, entry).await?),
-                    None => None,
-                };
-                transaction.commit().await?;
-                Ok(position)
-            }
-        }
+        self.table.insert(events, feed).await
     }
 
     /// Removes high events older than `high_before_ns` and lower ones older than
@@ -136,12 +121,9 @@ impl SecurityEventsRepository {
     pub async fn expire(&self, high_before_ns: i64, other_before_ns: i64) -> Result<Expired> {
         match &self.store.pool {
             Pool::Postgres(pool) => {
-                let high = self.high.drop_before(pool, high_before_ns).await?;
-                let other = self.other.drop_before(pool, other_before_ns).await?;
-                Ok(Expired {
-                    partitions_dropped: (high.len() + other.len()) as u64,
-                    rows_deleted: 0,
-                })
+                self.table
+                    .drop_partitions_before(pool, [high_before_ns, other_before_ns])
+                    .await
             }
             Pool::Sqlite(pool) => {
                 let _writer = self.store.write_lock.lock().await;
@@ -230,28 +212,6 @@ impl SecurityEventsRepository {
 
     /// Events stored in total (for tests and diagnostics).
     pub async fn count(&self) -> Result<i64> {
-        Ok(with_pool!(self.store, |pool| {
-            sqlx::query_scalar("SELECT COUNT(*) FROM security_events")
-                .fetch_one(pool)
-                .await?
-        }))
+        self.table.count().await
     }
-}
-
-fn encode(events: &[SecurityEventRow]) -> Vec<u8> {
-    let bytes: usize = events.iter().map(|event| event.size() + 60).sum();
-    let mut encoder = CopyEncoder::with_capacity(bytes);
-    for event in events {
-        encoder
-            .row(8)
-            .i64(event.time_ns)
-            .text(&event.event_type)
-            .i16(event.severity)
-            .text(&event.user_id)
-            .inet(event.source_ip)
-            .text(&event.resource)
-            .text(&event.service)
-            .jsonb(&event.attributes);
-    }
-    encoder.finish()
 }

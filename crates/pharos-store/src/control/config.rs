@@ -200,6 +200,8 @@ pub struct ConfigRepository {
     store: Store,
 }
 
+crate::backend::repository!(ConfigRepository);
+
 impl Store {
     pub fn config(&self) -> ConfigRepository {
         ConfigRepository {
@@ -211,10 +213,6 @@ impl Store {
 impl ConfigRepository {
     pub fn backend(&self) -> Backend {
         self.store.backend()
-    }
-
-    pub fn store(&self) -> &Store {
-        &self.store
     }
 
     /// Writes a value and records the change. `validate` checks the value
@@ -272,7 +270,7 @@ impl ConfigRepository {
                 value_type,
                 category,
                 description,
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
                 actor: put.actor,
             };
             sqlx::query(UPSERT_ENTRY)
@@ -321,7 +319,7 @@ impl ConfigRepository {
                 value_type: current.value_type,
                 category: current.category,
                 description: current.description,
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
                 actor: delete.actor,
             };
             sqlx::query(DELETE_ENTRY)

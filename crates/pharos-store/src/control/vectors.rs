@@ -172,6 +172,8 @@ pub struct VectorRepository {
     store: Store,
 }
 
+crate::backend::repository!(VectorRepository);
+
 impl Store {
     pub fn vectors(&self) -> VectorRepository {
         VectorRepository {
@@ -215,10 +217,6 @@ macro_rules! record_change {
 }
 
 impl VectorRepository {
-    pub fn store(&self) -> &Store {
-        &self.store
-    }
-
     fn is_postgres(&self) -> bool {
         self.store.backend() == Backend::Postgres
     }
@@ -250,7 +248,7 @@ impl VectorRepository {
                 definition: definition.to_owned(),
                 ids: Vec::new(),
                 count: 0,
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
             };
             sqlx::query(INSERT_INDEX)
                 .bind(name)
@@ -291,7 +289,7 @@ impl VectorRepository {
                 definition: String::new(),
                 ids: Vec::new(),
                 count: i64::try_from(count).unwrap_or(i64::MAX),
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
             };
             record_change!(tx, &change, is_postgres);
             tx.commit().await?;
@@ -317,7 +315,7 @@ impl VectorRepository {
                 definition: String::new(),
                 ids: Vec::new(),
                 count: i64::try_from(rows.len()).unwrap_or(i64::MAX),
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
             };
             tx.write_rows(name, revision, &rows).await?;
             record_change!(tx, &change, is_postgres);
@@ -348,7 +346,7 @@ impl VectorRepository {
                 definition: String::new(),
                 ids: ids.to_vec(),
                 count: i64::try_from(removed).unwrap_or(i64::MAX),
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
             };
             record_change!(tx, &change, is_postgres);
             tx.commit().await?;
@@ -381,7 +379,7 @@ impl VectorRepository {
                 definition: String::new(),
                 ids: Vec::new(),
                 count: 0,
-                changed_at: crate::now_micros(),
+                changed_at: self.store.clock().now_micros(),
             };
             record_change!(tx, &change, is_postgres);
             tx.commit().await?;

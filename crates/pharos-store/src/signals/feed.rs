@@ -8,7 +8,9 @@ use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
-use crate::{Store, now_micros};
+use pharos_clock::Clock;
+
+use crate::Store;
 
 /// The PostgreSQL NOTIFY channel a committed feed row is announced on (payload: its position).
 pub const FEED_CHANNEL: &str = "pharos_ingest_feed";
@@ -60,6 +62,7 @@ const INSERT_ROW: &str = "INSERT INTO ingest_feed (position, signal, committed_u
 pub(crate) async fn append_postgres(
     transaction: &mut Transaction<'static, Postgres>,
     entry: &FeedEntry,
+    clock: &Clock,
 ) -> Result<i64> {
     let position: i64 = sqlx::query_scalar(NEXT_POSITION)
         .fetch_one(&mut **transaction)
@@ -67,7 +70,7 @@ pub(crate) async fn append_postgres(
     sqlx::query(INSERT_ROW)
         .bind(position)
         .bind(entry.signal as i16)
-        .bind(now_micros())
+        .bind(clock.now_micros())
         .bind(entry.items)
         .bind(&entry.payload)
         .execute(&mut **transaction)
@@ -85,6 +88,7 @@ pub(crate) async fn append_postgres(
 pub(crate) async fn append_sqlite(
     transaction: &mut Transaction<'static, Sqlite>,
     entry: &FeedEntry,
+    clock: &Clock,
 ) -> Result<i64> {
     let position: i64 = sqlx::query_scalar(NEXT_POSITION)
         .fetch_one(&mut **transaction)
@@ -92,7 +96,7 @@ pub(crate) async fn append_sqlite(
     sqlx::query(INSERT_ROW)
         .bind(position)
         .bind(entry.signal as i16)
-        .bind(now_micros())
+        .bind(clock.now_micros())
         .bind(entry.items)
         .bind(&entry.payload)
         .execute(&mut **transaction)
@@ -105,11 +109,18 @@ pub struct FeedRepository {
     store: Store,
 }
 
-impl FeedRepository {
-    pub fn new(store: Store) -> Self {
-        Self { store }
-    }
+crate::backend::repository!(FeedRepository);
 
+impl Store {
+    /// The committed-data feed.
+    pub fn feed(&self) -> FeedRepository {
+        FeedRepository {
+            store: self.clone(),
+        }
+    }
+}
+
+impl FeedRepository {
     /// Rows after `position`, oldest first, at most `limit`.
     pub async fn read_after(&self, position: i64, limit: i64) -> Result<Vec<FeedRow>> {
         let rows: Vec<(i64, i16, i64, i32, Vec<u8>)> = with_pool!(self.store, |pool| {
@@ -162,7 +173,7 @@ impl FeedRepository {
 }
 
 /// Metric points as a feed payload: 24 bytes each, big-endian series id, time, value bits.
-pub fn encode_points(points: &[crate::metrics::PointRow]) -> Vec<u8> {
+pub fn encode_points(points: &[crate::signals::metrics::PointRow]) -> Vec<u8> {
     let mut payload = Vec::with_capacity(points.len() * 24);
     for point in points {
         payload.extend_from_slice(&point.series_id.to_be_bytes());
@@ -173,7 +184,7 @@ pub fn encode_points(points: &[crate::metrics::PointRow]) -> Vec<u8> {
 }
 
 /// The points of a metric feed payload (a trailing partial record is ignored).
-pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
+pub fn decode_points(payload: &[u8]) -> Vec<crate::signals::metrics::PointRow> {
     payload
         .chunks_exact(24)
         .map(|chunk| {
@@ -182,7 +193,7 @@ pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
                 bytes.copy_from_slice(&chunk[at..at + 8]);
                 bytes
             };
-            crate::metrics::PointRow {
+            crate::signals::metrics::PointRow {
                 series_id: i64::from_be_bytes(field(0)),
                 time_us: i64::from_be_bytes(field(8)),
                 value: f64::from_bits(u64::from_be_bytes(field(16))),
@@ -194,7 +205,7 @@ pub fn decode_points(payload: &[u8]) -> Vec<crate::metrics::PointRow> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metrics::PointRow;
+    use crate::signals::metrics::PointRow;
 
     #[test]
     fn point_payloads_round_trip() {

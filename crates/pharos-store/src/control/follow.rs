@@ -61,7 +61,7 @@ pub async fn replicate(
     let prune = every(intervals.compaction, || async {
         let retention = i64::try_from(intervals.retention.as_micros()).unwrap_or(i64::MAX);
         match follower
-            .compact(crate::now_micros().saturating_sub(retention))
+            .compact(store.clock().now_micros().saturating_sub(retention))
             .await
         {
             Ok(Some(upto)) => {

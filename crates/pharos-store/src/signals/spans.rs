@@ -3,22 +3,28 @@
 //! longer: on PostgreSQL, before a day of spans is dropped, the spans of its traces that hold an
 //! error are copied into `spans_retained` (partitioned the same way, with its own retention).
 
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::Sqlite;
+use sqlx::query_builder::Separated;
 
-use crate::Store;
-use crate::backend::{Pool, with_pool};
-use crate::bulk::{Batch, CopyEncoder, time_range, write_batch};
+use crate::backend::Pool;
+use crate::backend::append_only::{self, AppendOnlyRow, append_only_repository};
+use crate::backend::bulk::CopyEncoder;
+use crate::backend::partitions::{Expired, Partitions, Span, TimeUnit};
 use crate::error::Result;
-use crate::partitions::{Expired, Partitions, Span, TimeUnit};
 
 /// OpenTelemetry's status code for a failed operation.
 pub const STATUS_ERROR: i16 = 2;
 /// How far around a day of spans expiry looks for the error that keeps a trace: a trace's spans
 /// may start on both sides of midnight.
 const TRACE_REACH_NS: i64 = 3_600_000_000_000;
-const COLUMNS: &str = "trace_id, span_id, parent_span_id, trace_state, service, name, kind, \
-     start_ns, end_ns, status_code, status_message, attributes, events, links, resource";
-const SQLITE_ROWS_PER_INSERT: usize = 32_766 / 15;
+
+/// The columns of `spans` (and `spans_retained`), in the order rows are written.
+macro_rules! columns {
+    () => {
+        "trace_id, span_id, parent_span_id, trace_state, service, name, kind, start_ns, end_ns, \
+         status_code, status_message, attributes, events, links, resource"
+    };
+}
 
 /// One span as stored. JSON columns hold JSON text.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -59,86 +65,72 @@ impl SpanRow {
     }
 }
 
-#[derive(Debug, Clone)]
-pub struct SpansRepository {
-    store: Store,
-    spans: Partitions,
-    retained: Partitions,
+impl AppendOnlyRow for SpanRow {
+    const COPY: &'static str = concat!("COPY spans (", columns!(), ") FROM STDIN (FORMAT binary)");
+    const INSERT: &'static str = concat!("INSERT INTO spans (", columns!(), ") ");
+    const COUNT: &'static str = "SELECT COUNT(*) FROM spans";
+    const DELETE_BEFORE: &'static str = "DELETE FROM spans WHERE start_ns < $1";
+    const COLUMNS: u8 = 15;
+    const PARTITIONS: &'static [(&'static str, Span, TimeUnit)] =
+        &[("spans", Span::Day, TimeUnit::Nanos)];
+
+    fn time(&self) -> i64 {
+        self.start_ns
+    }
+
+    fn size(&self) -> usize {
+        SpanRow::size(self)
+    }
+
+    fn encode(&self, encoder: &mut CopyEncoder) {
+        encoder
+            .bytes_or_null(&self.trace_id)
+            .bytes_or_null(&self.span_id)
+            .bytes_or_null(&self.parent_span_id)
+            .text(&self.trace_state)
+            .text(&self.service)
+            .text(&self.name)
+            .i16(self.kind)
+            .i64(self.start_ns)
+            .i64(self.end_ns)
+            .i16(self.status_code)
+            .text(&self.status_message)
+            .jsonb(&self.attributes)
+            .jsonb(&self.events)
+            .jsonb(&self.links)
+            .jsonb(&self.resource);
+    }
+
+    fn bind(&self, row: &mut Separated<'_, Sqlite, &'static str>) {
+        row.push_bind(&self.trace_id)
+            .push_bind(&self.span_id)
+            .push_bind((!self.parent_span_id.is_empty()).then_some(&self.parent_span_id))
+            .push_bind(&self.trace_state)
+            .push_bind(&self.service)
+            .push_bind(&self.name)
+            .push_bind(self.kind)
+            .push_bind(self.start_ns)
+            .push_bind(self.end_ns)
+            .push_bind(self.status_code)
+            .push_bind(&self.status_message)
+            .push_bind(&self.attributes)
+            .push_bind(&self.events)
+            .push_bind(&self.links)
+            .push_bind(&self.resource);
+    }
+}
+
+append_only_repository! {
+    /// The trace spans, and the spans kept longer because their trace holds an error.
+    pub struct SpansRepository(SpanRow) from Store::spans {
+        retained: Partitions = Partitions::new("spans_retained", Span::Day, TimeUnit::Nanos),
+    }
 }
 
 impl SpansRepository {
-    pub fn new(store: Store) -> Self {
-        Self {
-            store,
-            spans: Partitions::new("spans", Span::Day, TimeUnit::Nanos),
-            retained: Partitions::new("spans_retained", Span::Day, TimeUnit::Nanos),
-        }
-    }
-
-    /// Creates the missing day partitions covering `from_ns..=to_ns` ahead of the data
-    /// (PostgreSQL; nothing on SQLite). Returns how many it created.
-    pub async fn ensure_partitions(&self, from_ns: i64, to_ns: i64) -> Result<usize> {
-        let Pool::Postgres(pool) = &self.store.pool else {
-            return Ok(0);
-        };
-        self.spans.ensure(pool, from_ns, to_ns).await
-    }
-
     /// Stores `spans` in one transaction.
     pub async fn insert(&self, spans: &[SpanRow]) -> Result<()> {
-        if spans.is_empty() {
-            return Ok(());
-        }
-        match &self.store.pool {
-            Pool::Postgres(pool) => {
-                let (oldest, newest) = time_range(spans.iter().map(|span| span.start_ns));
-                let data = encode(spans);
-                write_batch(
-                    pool,
-                    Batch {
-                        copy: "COPY spans (trace_id, span_id, parent_span_id, trace_state, service, \
-                         name, kind, start_ns, end_ns, status_code, status_message, attributes, \
-                         events, links, resource) FROM STDIN (FORMAT binary)",
-                        data,
-                        then: Vec::new(),
-                        feed: None,
-                        partitions: vec![(&self.spans, oldest, newest)],
-                    },
-                )
-                .await
-                .map(drop)
-            }
-            Pool::Sqlite(pool) => {
-                let _writer = self.store.write_lock.lock().await;
-                let mut transaction = pool.begin().await?;
-                for chunk in spans.chunks(SQLITE_ROWS_PER_INSERT) {
-                    let mut insert: QueryBuilder<Sqlite> =
-                        QueryBuilder::new(format!("INSERT INTO spans ({COLUMNS}) "));
-                    insert.push_values(chunk, |mut row, span| {
-                        row.push_bind(&span.trace_id)
-                            .push_bind(&span.span_id)
-                            .push_bind(
-                                (!span.parent_span_id.is_empty()).then_some(&span.parent_span_id),
-                            )
-                            .push_bind(&span.trace_state)
-                            .push_bind(&span.service)
-                            .push_bind(&span.name)
-                            .push_bind(span.kind)
-                            .push_bind(span.start_ns)
-                            .push_bind(span.end_ns)
-                            .push_bind(span.status_code)
-                            .push_bind(&span.status_message)
-                            .push_bind(&span.attributes)
-                            .push_bind(&span.events)
-                            .push_bind(&span.links)
-                            .push_bind(&span.resource);
-                    });
-                    insert.build().execute(&mut *transaction).await?;
-                }
-                transaction.commit().await?;
-                Ok(())
-            }
-        }
+        self.table.insert(spans, None).await.map(drop)
     }
 
     /// Removes spans that started before `before_ns`, except the traces with an error, which go
@@ -146,8 +138,9 @@ impl SpansRepository {
     pub async fn expire(&self, before_ns: i64, errors_before_ns: i64) -> Result<Expired> {
         match &self.store.pool {
             Pool::Postgres(pool) => {
+                let spans = self.table.first_partitions();
                 let mut expired = Expired::default();
-                for (name, lower, upper) in self.spans.wholly_before(pool, before_ns).await? {
+                for (name, lower, upper) in spans.wholly_before(pool, before_ns).await? {
                     if upper > errors_before_ns {
                         self.retained.ensure(pool, lower, upper - 1).await?;
                         let mut transaction = pool.begin().await?;
@@ -171,11 +164,11 @@ impl SpansRepository {
                         transaction.commit().await?;
                         tracing::info!(partition = %name, kept, "kept the spans of traces with errors");
                     } else {
-                        self.spans.drop_one(pool, &name).await?;
+                        spans.drop_one(pool, &name).await?;
                     }
                     expired.partitions_dropped += 1;
                 }
-                self.spans.forget();
+                spans.forget();
                 let dropped = self.retained.drop_before(pool, errors_before_ns).await?;
                 expired.partitions_dropped += dropped.len() as u64;
                 Ok(expired)
@@ -215,9 +208,11 @@ impl SpansRepository {
                 .fetch_all(pool)
                 .await?,
                 Pool::Sqlite(pool) => {
-                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                        "SELECT {COLUMNS} FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id"
-                    )))
+                    sqlx::query_as(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM spans WHERE trace_id = $1 ORDER BY start_ns, span_id"
+                    ))
                     .bind(trace_id)
                     .fetch_all(pool)
                     .await?
@@ -234,11 +229,7 @@ impl SpansRepository {
             )
             .fetch_one(pool)
             .await?),
-            Pool::Sqlite(_) => Ok(with_pool!(self.store, |pool| {
-                sqlx::query_scalar("SELECT COUNT(*) FROM spans")
-                    .fetch_one(pool)
-                    .await?
-            })),
+            Pool::Sqlite(_) => self.table.count().await,
         }
     }
 }
@@ -303,26 +294,5 @@ impl From<SpanTuple> for SpanRow {
 /// `spans` in binary COPY format for `spans`; public so that the benchmark can load the same bytes
 /// with plain `psql` as its reference.
 pub fn encode(spans: &[SpanRow]) -> Vec<u8> {
-    let bytes: usize = spans.iter().map(|span| span.size() + 80).sum();
-    let mut encoder = CopyEncoder::with_capacity(bytes);
-    for span in spans {
-        encoder
-            .row(15)
-            .bytes_or_null(&span.trace_id)
-            .bytes_or_null(&span.span_id)
-            .bytes_or_null(&span.parent_span_id)
-            .text(&span.trace_state)
-            .text(&span.service)
-            .text(&span.name)
-            .i16(span.kind)
-            .i64(span.start_ns)
-            .i64(span.end_ns)
-            .i16(span.status_code)
-            .text(&span.status_message)
-            .jsonb(&span.attributes)
-            .jsonb(&span.events)
-            .jsonb(&span.links)
-            .jsonb(&span.resource);
-    }
-    encoder.finish()
+    append_only::encode(spans)
 }

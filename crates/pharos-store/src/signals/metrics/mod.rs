@@ -1,0 +1,113 @@
+//! [`MetricsRepository`]: metric series, points and rollups. Series are looked up or created in
+//! batches; points go in with binary `COPY` on PostgreSQL (into day partitions created ahead) and
+//! with multi-row inserts on SQLite, one transaction per batch so a batch is stored whole or not
+//! at all. Each batch also marks the hours it touched as pending, in the same transaction, and
+//! [`MetricsRepository::roll_up`] turns pending hours into hourly and daily rollups (count, sum,
+//! min, max per series), so late points are never left out of a rollup.
+//!
+//! This file holds the types and the repository; its jobs live beside it: `write.rs` (series
+//! and points in), `rollup.rs`, `retention.rs` and `read.rs`.
+
+mod read;
+mod retention;
+mod rollup;
+mod write;
+
+use crate::Store;
+use crate::backend::partitions::{Partitions, Span, TimeUnit};
+
+pub use crate::backend::partitions::Expired;
+pub use write::encode_copy_binary;
+
+/// The identity of a series: its metric name and canonical label set.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SeriesKey {
+    pub name: String,
+    /// Sorted `name="value"` pairs joined by `,`.
+    pub labels_key: String,
+}
+
+/// A series to look up or create: its key and its labels, sorted by name.
+#[derive(Debug, Clone)]
+pub struct NewSeries {
+    pub key: SeriesKey,
+    pub labels: Vec<(String, String)>,
+}
+
+impl NewSeries {
+    /// The labels as a JSON object, as the `labels` column holds them. Built only for series
+    /// being created, never on the per-point path.
+    pub fn labels_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .labels
+            .iter()
+            .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    }
+}
+
+/// One point of a known series.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PointRow {
+    pub series_id: i64,
+    /// Microseconds since the Unix epoch.
+    pub time_us: i64,
+    pub value: f64,
+}
+
+/// A stored series, as read back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeriesRow {
+    pub id: i64,
+    pub name: String,
+    pub labels_key: String,
+}
+
+const HOUR_US: i64 = 3_600_000_000;
+/// An hour is rolled up once it ended this long ago, so that batches holding its last points
+/// have committed (later points mark it pending again and it is rolled up again).
+const ROLLUP_SETTLE_US: i64 = 120_000_000;
+
+/// Metric series, points and rollups; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct MetricsRepository {
+    store: Store,
+    points: Partitions,
+    hourly: Partitions,
+    daily: Partitions,
+}
+
+/// One series' aggregate over an hour or a day.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RollupRow {
+    pub series_id: i64,
+    /// Start of the bucket, microseconds since the Unix epoch.
+    pub bucket_us: i64,
+    pub count: i64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+/// What one [`MetricsRepository::roll_up`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RolledUp {
+    pub hours: u64,
+    /// Hourly rows written (one per series with points in an hour).
+    pub hourly_rows: u64,
+}
+
+crate::backend::repository!(MetricsRepository);
+
+impl Store {
+    /// Metric series, points and rollups.
+    pub fn metrics(&self) -> MetricsRepository {
+        MetricsRepository {
+            store: self.clone(),
+            points: Partitions::new("metric_points", Span::Day, TimeUnit::Micros),
+            hourly: Partitions::new("metric_rollups_1h", Span::Day, TimeUnit::Micros),
+            daily: Partitions::new("metric_rollups_1d", Span::Month, TimeUnit::Micros),
+        }
+    }
+}

@@ -1,0 +1,53 @@
+//! Metric retention: points and rollups past their age go, as whole partitions on PostgreSQL
+//! (a partial day or month stays until it is whole past the cut) and as rows on SQLite.
+
+use super::MetricsRepository;
+use crate::backend::Pool;
+use crate::backend::partitions::Expired;
+use crate::error::Result;
+
+impl MetricsRepository {
+    /// Removes every point older than `before_us`. On PostgreSQL whole day partitions go, those
+    /// entirely before the cut (a partial day stays until it is whole); on SQLite rows are deleted.
+    pub async fn expire_points(&self, before_us: i64) -> Result<Expired> {
+        self.store
+            .expire(&self.points, "metric_points", "time_us", before_us)
+            .await
+    }
+
+    /// Removes hourly rollups older than `hourly_before_us` and daily ones older than
+    /// `daily_before_us`, the same way as [`MetricsRepository::expire_points`].
+    pub async fn expire_rollups(
+        &self,
+        hourly_before_us: i64,
+        daily_before_us: i64,
+    ) -> Result<Expired> {
+        let mut expired = self
+            .store
+            .expire(
+                &self.hourly,
+                "metric_rollups_1h",
+                "bucket_us",
+                hourly_before_us,
+            )
+            .await?;
+        expired += self
+            .store
+            .expire(
+                &self.daily,
+                "metric_rollups_1d",
+                "bucket_us",
+                daily_before_us,
+            )
+            .await?;
+        Ok(expired)
+    }
+
+    /// Day partitions of `metric_points` (PostgreSQL; 0 on SQLite).
+    pub async fn partition_count(&self) -> Result<i64> {
+        let Pool::Postgres(pool) = &self.store.pool else {
+            return Ok(0);
+        };
+        Ok(self.points.count(pool).await? as i64)
+    }
+}

@@ -1,0 +1,120 @@
+//! Metric rollups: [`MetricsRepository::roll_up`] turns each pending hour that has ended into
+//! `metric_rollups_1h` rows (count, sum, min, max per series, NaN not counted) and recomputes the
+//! hour's day in `metric_rollups_1d`, one replica at a time (an advisory lock on PostgreSQL).
+
+use super::{HOUR_US, MetricsRepository, ROLLUP_SETTLE_US, RolledUp};
+use crate::backend::partitions::DAY_US;
+use crate::backend::{Pool, with_pool};
+use crate::error::Result;
+
+/// PostgreSQL advisory lock that lets one replica at a time roll up.
+const ROLLUP_LOCK: i64 = 0x7068_6172_6f73_0001;
+
+impl MetricsRepository {
+    /// Rolls up every pending hour that ended before `now_us` less a settling margin: the
+    /// hour's points become one hourly row per series, and the hour's day is recomputed from its
+    /// hourly rows. Each hour commits on its own. On PostgreSQL one replica at a time rolls up
+    /// (the others return at once).
+    pub async fn roll_up(&self, now_us: i64) -> Result<RolledUp> {
+        let before = now_us - ROLLUP_SETTLE_US - HOUR_US;
+        let mut done = RolledUp::default();
+        loop {
+            let rows = match &self.store.pool {
+                Pool::Postgres(pool) => {
+                    let mut transaction = pool.begin().await?;
+                    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+                        .bind(ROLLUP_LOCK)
+                        .fetch_one(&mut *transaction)
+                        .await?;
+                    if !locked {
+                        return Ok(done);
+                    }
+                    // Taking the mark first makes a batch that marks the hour again wait for
+                    // this rollup, whose later statements then see the batch's points.
+                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
+                        .bind(before)
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    let Some(hour) = hour else { return Ok(done) };
+                    let day = hour.div_euclid(DAY_US) * DAY_US;
+                    self.hourly.ensure(pool, hour, hour).await?;
+                    self.daily.ensure(pool, day, day).await?;
+                    let rows = sqlx::query(
+                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
+                         SELECT series_id, $1, COUNT(*), SUM(value), MIN(value), MAX(value) \
+                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+                         AND value <> 'NaN'::float8 GROUP BY series_id \
+                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = EXCLUDED.count, \
+                         sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max",
+                    )
+                    .bind(hour)
+                    .bind(hour + HOUR_US)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                    sqlx::query(ROLL_UP_DAY)
+                        .bind(day)
+                        .bind(day + DAY_US)
+                        .execute(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                    rows
+                }
+                Pool::Sqlite(pool) => {
+                    let _writer = self.store.write_lock.lock().await;
+                    let mut transaction = pool.begin().await?;
+                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
+                        .bind(before)
+                        .fetch_optional(&mut *transaction)
+                        .await?;
+                    let Some(hour) = hour else { return Ok(done) };
+                    let day = hour.div_euclid(DAY_US) * DAY_US;
+                    // NaN is stored as NULL, which the aggregates skip.
+                    let rows = sqlx::query(
+                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
+                         SELECT series_id, $1, COUNT(value), SUM(value), MIN(value), MAX(value) \
+                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+                         AND value IS NOT NULL GROUP BY series_id \
+                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
+                         sum = excluded.sum, min = excluded.min, max = excluded.max",
+                    )
+                    .bind(hour)
+                    .bind(hour + HOUR_US)
+                    .execute(&mut *transaction)
+                    .await?
+                    .rows_affected();
+                    sqlx::query(ROLL_UP_DAY)
+                        .bind(day)
+                        .bind(day + DAY_US)
+                        .execute(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                    rows
+                }
+            };
+            done.hours += 1;
+            done.hourly_rows += rows;
+        }
+    }
+
+    /// Hours waiting for their rollup, oldest first.
+    pub async fn pending_rollups(&self) -> Result<Vec<i64>> {
+        Ok(with_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT hour_us FROM metric_rollup_pending ORDER BY hour_us")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+}
+
+/// Takes the oldest pending hour that ended before `$1`.
+const TAKE_PENDING_HOUR: &str = "DELETE FROM metric_rollup_pending WHERE hour_us = \
+     (SELECT hour_us FROM metric_rollup_pending WHERE hour_us <= $1 ORDER BY hour_us LIMIT 1) \
+     RETURNING hour_us";
+
+/// Recomputes the daily rollup of the day `$1..$2` from its hourly rows.
+const ROLL_UP_DAY: &str = "INSERT INTO metric_rollups_1d (series_id, bucket_us, count, sum, min, max) \
+     SELECT series_id, $1, SUM(count), SUM(sum), MIN(min), MAX(max) FROM metric_rollups_1h \
+     WHERE bucket_us >= $1 AND bucket_us < $2 GROUP BY series_id \
+     ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
+     sum = excluded.sum, min = excluded.min, max = excluded.max";

@@ -1,0 +1,266 @@
+//! The metrics repository on both backends: series found and created in batches, points stored
+//! and read back exactly (NaN included), hourly and daily rollups driven by a manual clock, and
+//! expiry of points and rollups.
+
+use std::time::Duration;
+
+use pharos_clock::Clock;
+use pharos_store::signals::metrics::{NewSeries, PointRow, RollupRow, SeriesKey};
+use pharos_store::testing::TestDatabase;
+use pharos_store::{Backend, Store};
+
+use super::{DAY_START_US, DAY_US, HOUR_US};
+
+pharos_store::backend_tests!(
+    series_are_found_and_created_once,
+    points_round_trip_in_time_order,
+    roll_up_waits_for_the_hour_to_end,
+    expiry_removes_old_points_and_rollups,
+);
+
+fn series(name: &str, labels: &[(&str, &str)]) -> NewSeries {
+    let labels: Vec<(String, String)> = labels
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), (*value).to_owned()))
+        .collect();
+    let labels_key = labels
+        .iter()
+        .map(|(name, value)| format!("{name}=\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    NewSeries {
+        key: SeriesKey {
+            name: name.to_owned(),
+            labels_key,
+        },
+        labels,
+    }
+}
+
+async fn one_series(store: &Store) -> i64 {
+    let new = series("requests_total", &[("route", "/")]);
+    let ids = store
+        .metrics()
+        .create_series(std::slice::from_ref(&new))
+        .await
+        .expect("create");
+    ids[&new.key].0
+}
+
+async fn series_are_found_and_created_once(database: &TestDatabase) {
+    let metrics = database.store().await.metrics();
+    let get = series("http_requests", &[("method", "GET")]);
+    let post = series("http_requests", &[("method", "POST")]);
+    let up = series("up", &[]);
+    let keys = [get.key.clone(), post.key.clone()];
+    assert!(metrics.find_series(&keys).await.expect("find").is_empty());
+
+    let created = metrics
+        .create_series(&[get.clone(), post.clone()])
+        .await
+        .expect("create");
+    assert!(created.values().all(|&(_, new)| new));
+    assert_ne!(created[&get.key].0, created[&post.key].0);
+
+    let again = metrics
+        .create_series(&[post.clone(), up.clone()])
+        .await
+        .expect("create again");
+    assert_eq!(again[&post.key], (created[&post.key].0, false));
+    assert!(again[&up.key].1);
+
+    let found = metrics
+        .find_series(&[get.key.clone(), post.key.clone(), up.key.clone()])
+        .await
+        .expect("find");
+    assert_eq!(found.len(), 3);
+    assert_eq!(found[&get.key], created[&get.key].0);
+
+    let of_name = metrics.series_of("http_requests").await.expect("series of");
+    assert_eq!(
+        of_name
+            .iter()
+            .map(|row| row.labels_key.as_str())
+            .collect::<Vec<_>>(),
+        ["method=\"GET\"", "method=\"POST\""]
+    );
+    let counts = metrics.series_counts().await.expect("counts");
+    assert_eq!((counts["http_requests"], counts["up"]), (2, 1));
+    let described = metrics
+        .series_by_ids(&[found[&get.key]])
+        .await
+        .expect("by ids");
+    assert_eq!(described.len(), 1);
+    let labels: serde_json::Value = serde_json::from_str(&described[0].2).expect("json labels");
+    assert_eq!(labels, serde_json::json!({"method": "GET"}));
+}
+
+async fn points_round_trip_in_time_order(database: &TestDatabase) {
+    let store = database.store().await;
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let at = |minutes: i64| DAY_START_US + minutes * 60_000_000;
+    let points = [
+        PointRow {
+            series_id,
+            time_us: at(2),
+            value: 2.5,
+        },
+        PointRow {
+            series_id,
+            time_us: at(1),
+            value: -1.0,
+        },
+        PointRow {
+            series_id,
+            time_us: at(3),
+            value: f64::NAN,
+        },
+        PointRow {
+            series_id,
+            time_us: at(90),
+            value: 7.0,
+        },
+    ];
+    assert_eq!(
+        metrics.insert_points(&points, None).await.expect("insert"),
+        None
+    );
+    assert_eq!(metrics.count_points().await.expect("count"), 4);
+
+    let read = metrics
+        .read_points(series_id, at(1), at(90))
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 3, "the end of the range is exclusive");
+    assert_eq!((read[0], read[1]), ((at(1), -1.0), (at(2), 2.5)));
+    assert_eq!(read[2].0, at(3));
+    assert!(read[2].1.is_nan());
+    assert_eq!(
+        metrics.pending_rollups().await.expect("pending"),
+        [DAY_START_US, DAY_START_US + HOUR_US]
+    );
+    if store.backend() == Backend::Postgres {
+        assert_eq!(metrics.partition_count().await.expect("partitions"), 1);
+    }
+}
+
+async fn roll_up_waits_for_the_hour_to_end(database: &TestDatabase) {
+    let hour = DAY_START_US + 5 * HOUR_US;
+    let (clock, hand) = Clock::manual(hour + 30 * 60_000_000);
+    let store = database.store_with_clock(clock).await;
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let point = |minute: i64, value: f64| PointRow {
+        series_id,
+        time_us: hour + minute * 60_000_000,
+        value,
+    };
+    metrics
+        .insert_points(&[point(1, 1.0), point(2, 3.0), point(3, f64::NAN)], None)
+        .await
+        .expect("insert");
+
+    // Half past: the hour has not ended, nothing rolls up.
+    let now = || store.clock().now_micros();
+    assert_eq!(metrics.roll_up(now()).await.expect("roll up").hours, 0);
+    assert_eq!(metrics.pending_rollups().await.expect("pending"), [hour]);
+
+    // The hour ended and settled.
+    hand.advance(Duration::from_secs(33 * 60));
+    let done = metrics.roll_up(now()).await.expect("roll up");
+    assert_eq!((done.hours, done.hourly_rows), (1, 1));
+    let expected = RollupRow {
+        series_id,
+        bucket_us: hour,
+        count: 2,
+        sum: 4.0,
+        min: 1.0,
+        max: 3.0,
+    };
+    assert_eq!(
+        metrics.read_rollups(series_id, true).await.expect("hourly"),
+        [expected]
+    );
+    assert_eq!(
+        metrics.read_rollups(series_id, false).await.expect("daily"),
+        [RollupRow {
+            bucket_us: DAY_START_US,
+            ..expected
+        }]
+    );
+    assert!(metrics.pending_rollups().await.expect("pending").is_empty());
+
+    // A late point marks the hour again and the next pass counts it.
+    metrics
+        .insert_points(&[point(59, -2.0)], None)
+        .await
+        .expect("late insert");
+    assert_eq!(metrics.roll_up(now()).await.expect("again").hours, 1);
+    let hourly = metrics.read_rollups(series_id, true).await.expect("hourly");
+    assert_eq!(
+        (hourly[0].count, hourly[0].sum, hourly[0].min),
+        (3, 2.0, -2.0)
+    );
+    let daily = metrics.read_rollups(series_id, false).await.expect("daily");
+    assert_eq!((daily[0].count, daily[0].min), (3, -2.0));
+}
+
+async fn expiry_removes_old_points_and_rollups(database: &TestDatabase) {
+    let (clock, _hand) = Clock::manual(DAY_START_US + 3 * DAY_US);
+    let store = database.store_with_clock(clock).await;
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let old = PointRow {
+        series_id,
+        time_us: DAY_START_US + HOUR_US,
+        value: 1.0,
+    };
+    let recent = PointRow {
+        series_id,
+        time_us: DAY_START_US + 2 * DAY_US,
+        value: 2.0,
+    };
+    metrics
+        .insert_points(&[old, recent], None)
+        .await
+        .expect("insert");
+    let done = metrics
+        .roll_up(store.clock().now_micros())
+        .await
+        .expect("roll up");
+    assert_eq!(done.hours, 2);
+
+    let expired = metrics
+        .expire_points(DAY_START_US + DAY_US)
+        .await
+        .expect("expire points");
+    match store.backend() {
+        Backend::Postgres => assert_eq!(expired.partitions_dropped, 1),
+        Backend::Sqlite => assert_eq!(expired.rows_deleted, 1),
+    }
+    let left = metrics
+        .read_points(series_id, 0, i64::MAX)
+        .await
+        .expect("read");
+    assert_eq!(left, [(recent.time_us, 2.0)]);
+
+    // Hourly rollups of the first day go; daily ones are kept longer.
+    metrics
+        .expire_rollups(DAY_START_US + DAY_US, 0)
+        .await
+        .expect("expire rollups");
+    let hourly = metrics.read_rollups(series_id, true).await.expect("hourly");
+    assert_eq!(
+        hourly.iter().map(|row| row.bucket_us).collect::<Vec<_>>(),
+        [recent.time_us]
+    );
+    assert_eq!(
+        metrics
+            .read_rollups(series_id, false)
+            .await
+            .expect("daily")
+            .len(),
+        2
+    );
+}
