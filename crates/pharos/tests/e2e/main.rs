@@ -4,7 +4,8 @@
 //!   reflection, metrics and graceful shutdown;
 //! - `search_cli`: `pharos search` reading every input format;
 //! - `targets_and_settings`: refused targets, settings from file, env and flags;
-//! - `split`: one service per process on PostgreSQL (config replicas);
+//! - `split`: one service per process on PostgreSQL (config replicas; an ingest process
+//!   started before its config service);
 //! - `loadgen`: `pharos loadgen` reports what was stored;
 //! - `durability`: acknowledged ingest surviving kill -9 on both stores;
 //! - `overload`: a throttled database gives retryable overload with bounded memory.

@@ -31,7 +31,12 @@ impl Process {
 
     /// Like [`Process::spawn`], with settings given as `PHAROS_*` environment variables.
     pub fn spawn_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Process {
-        let grpc = free_addr();
+        Self::spawn_at(dir, free_addr(), extra, env)
+    }
+
+    /// Like [`Process::spawn_with_env`], serving gRPC on `grpc` (an address reserved earlier,
+    /// say one another process was told to reach).
+    pub fn spawn_at(dir: &Path, grpc: SocketAddr, extra: &[&str], env: &[(&str, &str)]) -> Process {
         let http = free_addr();
         let log = dir.join(format!("pharos-{}.log", grpc.port()));
         let log_file = std::fs::File::create(&log).expect("log file");
@@ -83,6 +88,16 @@ impl Process {
 
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `GET /health` of this process.
+    pub async fn health(&self) -> serde_json::Value {
+        reqwest::get(format!("http://{}/health", self.http))
+            .await
+            .expect("health")
+            .json()
+            .await
+            .expect("json")
     }
 
     /// Waits until gRPC health says SERVING.
