@@ -1,20 +1,44 @@
 //! The config service's registration in the module registry: target `config`; it serves the
 //! [`ConfigApi`](pharos_api::ConfigApi) to the services started after it in the same process.
 
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
 use pharos_api::module::{BoxError, Interface, Module, ModuleContext, Target};
 
 use crate::service::ConfigService;
 use crate::settings::ConfigSettings;
 
-/// Starts the config service with its section of the settings.
-#[derive(Debug, Clone)]
+/// Starts the config service with its section of the settings. Clones share the service
+/// started by any of them ([`ConfigModule::service`]).
+#[derive(Clone)]
 pub struct ConfigModule {
     settings: ConfigSettings,
+    started: Arc<OnceLock<Arc<ConfigService>>>,
 }
 
 impl ConfigModule {
     pub fn new(settings: ConfigSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            started: Arc::default(),
+        }
+    }
+
+    /// The service this module or a clone of it started (the first one, if started more than
+    /// once), `None` before that. The registry owns the registered module, so whoever needs the
+    /// service itself (a test reading its state, an embedder) registers a clone and asks here.
+    pub fn service(&self) -> Option<Arc<ConfigService>> {
+        self.started.get().cloned()
+    }
+}
+
+impl fmt::Debug for ConfigModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigModule")
+            .field("settings", &self.settings)
+            .field("started", &self.started.get().is_some())
+            .finish()
     }
 }
 
@@ -35,6 +59,7 @@ impl Module for ConfigModule {
             context.shutdown.clone(),
         )
         .await?;
+        let _ = self.started.set(service.clone());
         for check in service.health_checks() {
             context.add_health_check(check);
         }

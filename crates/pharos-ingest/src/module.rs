@@ -3,21 +3,45 @@
 //! follows its live settings through the config service of this process, or the one at
 //! `ingest.config_endpoint`.
 
+use std::fmt;
+use std::sync::{Arc, OnceLock};
+
 use pharos_api::client::ClientSettings;
 use pharos_api::module::{BoxError, Interface, Module, ModuleContext, Need, Target};
 
 use crate::service::IngestService;
 use crate::settings::IngestSettings;
 
-/// Starts the ingest service with its section of the settings.
-#[derive(Debug, Clone)]
+/// Starts the ingest service with its section of the settings. Clones share the service
+/// started by any of them ([`IngestModule::service`]).
+#[derive(Clone)]
 pub struct IngestModule {
     settings: IngestSettings,
+    started: Arc<OnceLock<Arc<IngestService>>>,
 }
 
 impl IngestModule {
     pub fn new(settings: IngestSettings) -> Self {
-        Self { settings }
+        Self {
+            settings,
+            started: Arc::default(),
+        }
+    }
+
+    /// The service this module or a clone of it started (the first one, if started more than
+    /// once), `None` before that. The registry owns the registered module, so whoever needs the
+    /// service itself (a test reading its state, an embedder) registers a clone and asks here.
+    pub fn service(&self) -> Option<Arc<IngestService>> {
+        self.started.get().cloned()
+    }
+}
+
+impl fmt::Debug for IngestModule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("IngestModule")
+            .field("settings", &self.settings)
+            .field("started", &self.started.get().is_some())
+            .finish()
     }
 }
 
@@ -47,6 +71,7 @@ impl Module for IngestModule {
             context.shutdown.clone(),
         )
         .await?;
+        let _ = self.started.set(service.clone());
         for check in service.health_checks() {
             context.add_health_check(check);
         }

@@ -12,7 +12,7 @@ use pharos_api::ConfigApi as _;
 use pharos_api::config::WatchResponses;
 use pharos_proto::config::v1 as pb;
 use pharos_store::testing::TestDatabase;
-use support::TestServer;
+use support::Clients as _;
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
@@ -87,7 +87,7 @@ pub fn summary(events: &[pb::WatchEvent]) -> Vec<(i32, String, String, i64)> {
 }
 
 async fn set_get_list_delete_history(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client_as(None, Some("alice")).await;
 
     let first = client
@@ -192,7 +192,7 @@ async fn set_get_list_delete_history(database: &TestDatabase) {
 }
 
 async fn typed_values_are_validated(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     let cases: [(pb::SetRequest, &str); 8] = [
         (set("", "x"), "key"),
@@ -267,7 +267,7 @@ async fn typed_values_are_validated(database: &TestDatabase) {
 }
 
 async fn compare_and_set_conflicts(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     let created = client
         .set(pb::SetRequest {
@@ -341,7 +341,7 @@ async fn compare_and_set_conflicts(database: &TestDatabase) {
 }
 
 async fn environments_override_the_base(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     client
         .set(pb::SetRequest {
@@ -413,7 +413,7 @@ async fn environments_override_the_base(database: &TestDatabase) {
 }
 
 async fn watch_sends_snapshot_then_changes(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     client.set(set("app.one", "1")).await.expect("set");
     client.set(set("app.two", "2")).await.expect("set");
@@ -462,7 +462,7 @@ async fn watch_sends_snapshot_then_changes(database: &TestDatabase) {
 }
 
 async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     for index in 1..=5 {
         client
@@ -528,7 +528,7 @@ async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {
 
 async fn watch_refuses_compacted_revisions(database: &TestDatabase) {
     let store = database.store().await;
-    let server = TestServer::start(store.clone()).await;
+    let server = support::start_server(store.clone()).await;
     let client = server.client().await;
     for index in 1..=3 {
         client
@@ -580,7 +580,8 @@ async fn slow_watcher_gets_coalesced_events(database: &TestDatabase) {
         },
         ..Default::default()
     };
-    let server = TestServer::start_with(database.store().await, settings, Default::default()).await;
+    let server =
+        support::start_server_with(database.store().await, settings, Default::default()).await;
     // In-process, so nothing but the hub buffers the events.
     let local = pharos_config::client::api(server.service.clone());
     let mut slow = local
@@ -649,7 +650,7 @@ async fn slow_watcher_gets_coalesced_events(database: &TestDatabase) {
 }
 
 async fn cache_serves_repeated_gets(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = support::start_server(database.store().await).await;
     let client = server.client().await;
     client.set(set("hot", "1")).await.expect("set");
     for _ in 0..100 {
@@ -673,7 +674,8 @@ async fn auth_guards_everything_but_health(database: &TestDatabase) {
         ..Default::default()
     };
     let server =
-        TestServer::start_with(database.store().await, Default::default(), server_settings).await;
+        support::start_server_with(database.store().await, Default::default(), server_settings)
+            .await;
     let anonymous = server.client().await;
     let status = anonymous.get(get("k", "")).await.expect_err("no token");
     assert_eq!(status.code(), Code::Unauthenticated);

@@ -9,13 +9,13 @@ use pharos_api::ConfigApi as _;
 use pharos_proto::config::v1 as pb;
 use pharos_store::testing::TestDatabase;
 
-use crate::support::TestServer;
+use crate::support::{Clients as _, TestServer};
 use crate::{events, get, initial, set, summary};
 
 async fn two_replicas() -> Option<(TestDatabase, TestServer, TestServer)> {
     let database = TestDatabase::postgres().await?;
-    let a = TestServer::start(database.store().await).await;
-    let b = TestServer::start(database.store().await).await;
+    let a = crate::support::start_server(database.store().await).await;
+    let b = crate::support::start_server(database.store().await).await;
     Some((database, a, b))
 }
 

@@ -12,7 +12,7 @@ use pharos_proto::ingest::v1::subscribe_response::Item;
 use pharos_store::testing::TestDatabase;
 use tonic::Streaming;
 
-use super::{TestServer, point, write};
+use super::{Harness as _, TestServer, point, restart, start_server, write};
 
 pharos_store::backend_tests!(
     every_committed_batch_arrives_once_in_order,
@@ -65,7 +65,7 @@ fn security_event(event_type: &str) -> pb::SecurityEvent {
 }
 
 async fn every_committed_batch_arrives_once_in_order(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     // Subscribed from now on, and not reading while the writes below run.
     let mut stream = subscribe(&server, &[], None).await;
     let now = server.store.clock().now_micros();
@@ -157,7 +157,7 @@ async fn every_committed_batch_arrives_once_in_order(database: &TestDatabase) {
 }
 
 async fn resume_after_a_position_is_exact(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     for i in 0..5 {
@@ -201,7 +201,7 @@ async fn resume_after_a_position_is_exact(database: &TestDatabase) {
     // A restart keeps the positions: the next batch is 7, and a subscriber resuming after 6
     // gets it and nothing before.
     drop((from_start, from_three, only_events, client));
-    let restarted = server.restart(IngestSettings::default()).await;
+    let restarted = restart(server, IngestSettings::default()).await;
     let mut after_six = subscribe(&restarted, &[], Some(6)).await;
     restarted
         .client()
@@ -218,7 +218,7 @@ async fn resume_after_a_position_is_exact(database: &TestDatabase) {
 }
 
 async fn batches_past_retention_are_announced_as_missed(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     for i in 0..3 {
         client

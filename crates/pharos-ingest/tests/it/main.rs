@@ -6,15 +6,13 @@
 mod feed;
 mod records;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pharos_ingest::{IngestService, IngestSettings};
+use pharos_ingest::{IngestModule, IngestService, IngestSettings};
 use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
-use pharos_runtime::server::GrpcServer;
-use pharos_runtime::{ServerSettings, Shutdown};
+use pharos_runtime::ServerSettings;
 use pharos_store::Store;
 use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::testing::TestDatabase;
@@ -34,67 +32,57 @@ pharos_store::backend_tests!(
     rollups_summarize_every_hour_and_day,
 );
 
-struct TestServer {
-    addr: SocketAddr,
-    service: Arc<IngestService>,
-    store: Store,
-    shutdown: Shutdown,
+/// A real server with the ingest service it started (through its module, as
+/// `pharos serve --target ingest` starts it); see `pharos_test_support`.
+type TestServer = pharos_test_support::TestServer<Arc<IngestService>>;
+
+/// The largest gRPC message the servers and clients of these tests take.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+async fn start_server(database: &TestDatabase, settings: IngestSettings) -> TestServer {
+    start_on(database.store().await, settings).await
 }
 
-impl TestServer {
-    async fn start(database: &TestDatabase, settings: IngestSettings) -> TestServer {
-        Self::start_on(database.store().await, settings).await
-    }
+async fn start_on(store: Store, settings: IngestSettings) -> TestServer {
+    let module = IngestModule::new(settings);
+    let mut server = ServerSettings::default();
+    server.limits.max_message_bytes = MAX_MESSAGE_BYTES;
+    let started = pharos_test_support::TestServer::builder(store)
+        .server(server)
+        .module(module.clone())
+        .start()
+        .await;
+    started.with_service(
+        module
+            .service()
+            .expect("the ingest module started its service"),
+    )
+}
 
-    /// Stops this server and starts a new one on the same database.
-    async fn restart(self, settings: IngestSettings) -> TestServer {
-        let store = self.store.clone();
-        drop(self);
-        Self::start_on(store, settings).await
-    }
+/// Stops `server` as `pharos serve` does and starts a new one on the same store.
+async fn restart(server: TestServer, settings: IngestSettings) -> TestServer {
+    let store = server.store.clone();
+    server.stop().await;
+    start_on(store, settings).await
+}
 
-    async fn start_on(store: Store, settings: IngestSettings) -> TestServer {
-        let shutdown = Shutdown::new();
-        let service = IngestService::start(store.clone(), settings, shutdown.clone())
-            .await
-            .expect("ingest service starts");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut grpc = GrpcServer::new(ServerSettings::default());
-        grpc.add_service(pharos_ingest::grpc::server(service.clone(), 64 << 20));
-        grpc.add_service(pharos_ingest::otlp::traces_server(
-            service.clone(),
-            64 << 20,
-        ));
-        grpc.add_service(pharos_ingest::otlp::logs_server(service.clone(), 64 << 20));
-        let stop = shutdown.clone();
-        tokio::spawn(async move { grpc.serve(listener, stop).await.expect("serve") });
-        TestServer {
-            addr,
-            service,
-            store,
-            shutdown,
-        }
-    }
+/// What the tests reach a [`TestServer`] through.
+trait Harness {
+    async fn client(&self) -> IngestServiceClient<Channel>;
+    fn repository(&self) -> MetricsRepository;
+}
 
+impl Harness for TestServer {
     async fn client(&self) -> IngestServiceClient<Channel> {
-        IngestServiceClient::connect(format!("http://{}", self.addr))
+        IngestServiceClient::connect(self.endpoint())
             .await
             .expect("connect")
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 
     fn repository(&self) -> MetricsRepository {
         self.store.metrics()
-    }
-}
-
-impl Drop for TestServer {
-    fn drop(&mut self) {
-        self.shutdown.trigger();
     }
 }
 
@@ -118,7 +106,7 @@ fn write(points: Vec<pb::MetricPoint>) -> pb::WriteMetricsRequest {
 }
 
 async fn points_round_trip_exactly(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     let values = [
@@ -189,7 +177,7 @@ async fn points_round_trip_exactly(database: &TestDatabase) {
 }
 
 async fn partial_success_reports_each_bad_item(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     let points = vec![
@@ -267,7 +255,7 @@ async fn partial_success_reports_each_bad_item(database: &TestDatabase) {
 async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
     let mut settings = IngestSettings::default();
     settings.limits.max_series_per_metric = 3;
-    let server = TestServer::start(database, settings.clone()).await;
+    let server = start_server(database, settings.clone()).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     let users: Vec<String> = (0..5).map(|user| user.to_string()).collect();
@@ -305,7 +293,7 @@ async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
 
     // The count survives a restart: it is loaded from the store.
     drop(server);
-    let restarted = TestServer::start(database, settings).await;
+    let restarted = start_server(database, settings).await;
     assert_eq!(restarted.service.series_count("logins_total"), 3);
     let mut client = restarted.client().await;
     let response = client
@@ -322,7 +310,7 @@ async fn cardinality_limit_rejects_new_series(database: &TestDatabase) {
 }
 
 async fn concurrent_writers_are_all_committed(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let now = server.store.clock().now_micros();
     let mut tasks = Vec::new();
     for writer in 0..16 {
@@ -375,7 +363,7 @@ async fn concurrent_writers_are_all_committed(database: &TestDatabase) {
 async fn oversized_requests_are_invalid(database: &TestDatabase) {
     let mut settings = IngestSettings::default();
     settings.limits.max_items_per_request = 10;
-    let server = TestServer::start(database, settings).await;
+    let server = start_server(database, settings).await;
     let mut client = server.client().await;
     let points = (0..11)
         .map(|index| {
@@ -403,7 +391,7 @@ async fn oversized_requests_are_invalid(database: &TestDatabase) {
 async fn full_buffer_is_resource_exhausted_with_retry_info(database: &TestDatabase) {
     let mut settings = IngestSettings::default();
     settings.metrics.max_buffered_points = 100;
-    let server = TestServer::start(database, settings).await;
+    let server = start_server(database, settings).await;
     let now = server.store.clock().now_micros();
     let batch = |value: f64| {
         write(
@@ -502,7 +490,7 @@ async fn database_outage_is_unavailable_then_recovers() {
     let Some(database) = TestDatabase::postgres().await else {
         return;
     };
-    let server = TestServer::start(&database, IngestSettings::default()).await;
+    let server = start_server(&database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     let batch = |value: f64| {
@@ -572,7 +560,7 @@ async fn database_outage_is_unavailable_then_recovers() {
 /// `pharos.ingest.*` keys set in the config service change the running service, a bad value is
 /// ignored, and deleting a key restores the start-up value.
 async fn live_settings_apply_without_a_restart(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let config = pharos_config::ConfigService::start(
         server.store.clone(),
         pharos_config::ConfigSettings::default(),
@@ -699,7 +687,7 @@ async fn applied(follower: &pharos_api::live_settings::Follower, revision: i64) 
 async fn retention_removes_old_points_only(database: &TestDatabase) {
     let mut settings = IngestSettings::default();
     settings.retention.metrics_raw = Duration::from_secs(2 * 86_400);
-    let server = TestServer::start(database, settings).await;
+    let server = start_server(database, settings).await;
     let mut client = server.client().await;
     let now = server.store.clock().now_micros();
     let day = 86_400_000_000;
@@ -766,7 +754,7 @@ async fn retention_removes_old_points_only(database: &TestDatabase) {
 }
 
 async fn rollups_summarize_every_hour_and_day(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     const HOUR: i64 = 3_600_000_000;
     let now = server.store.clock().now_micros();

@@ -21,7 +21,7 @@ use serde_json::{Value, json};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 
-use super::TestServer;
+use super::{Harness as _, start_server};
 
 pharos_store::backend_tests!(
     spans_round_trip_exactly,
@@ -85,7 +85,7 @@ fn parse(text: &str) -> Value {
 }
 
 async fn spans_round_trip_exactly(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let start = now_ns() - 5_000_000_000;
     let mut bad_ids = span(1, 9, None, start, false);
@@ -153,7 +153,7 @@ async fn spans_round_trip_exactly(database: &TestDatabase) {
 }
 
 async fn logs_and_security_events_round_trip_exactly(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let time = now_ns() - 1_000_000_000;
     let reply = client
@@ -290,7 +290,7 @@ fn metric_batch(count: usize) -> pb::WriteRequest {
 }
 
 async fn write_stream_commits_every_batch(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let mut client = server.client().await;
     let start = now_ns() - 1_000_000_000;
     let mut batches = Vec::new();
@@ -354,7 +354,7 @@ async fn write_stream_failure_says_where_to_resume(database: &TestDatabase) {
         },
         ..IngestSettings::default()
     };
-    let server = TestServer::start(database, settings).await;
+    let server = start_server(database, settings).await;
     let mut client = server.client().await;
     // The third batch is bigger than the whole buffer: refused, after two committed.
     let batches = vec![
@@ -397,7 +397,7 @@ fn attribute(key: &str, value: Option<AnyValue>) -> KeyValue {
 }
 
 async fn otlp_traces_and_logs_are_stored_as_sent(database: &TestDatabase) {
-    let server = TestServer::start(database, IngestSettings::default()).await;
+    let server = start_server(database, IngestSettings::default()).await;
     let endpoint = format!("http://{}", server.addr);
     let resource = Some(Resource {
         attributes: vec![
@@ -554,7 +554,7 @@ async fn otlp_traces_and_logs_are_stored_as_sent(database: &TestDatabase) {
 async fn retention_keeps_error_traces_and_critical_events(database: &TestDatabase) {
     let mut settings = IngestSettings::default();
     settings.limits.max_age = std::time::Duration::from_secs(500 * 86_400);
-    let server = TestServer::start(database, settings).await;
+    let server = start_server(database, settings).await;
     let mut client = server.client().await;
     let now = now_ns();
     let old = now - 5 * DAY_NS;

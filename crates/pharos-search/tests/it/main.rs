@@ -32,7 +32,7 @@ pharos_store::backend_tests!(
 );
 
 async fn flat_search_is_exact_and_returns_payloads(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     for metric in [pb::Metric::InnerProduct, pb::Metric::L2, pb::Metric::Cosine] {
         let name = format!("flat-{metric:?}").to_lowercase();
@@ -138,7 +138,7 @@ async fn flat_search_is_exact_and_returns_payloads(database: &TestDatabase) {
 }
 
 async fn recall_at_10_for_each_kind_and_metric(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     let dimension = 16;
     let base = clustered(4_000, dimension, 11);
@@ -178,7 +178,7 @@ async fn recall_at_10_for_each_kind_and_metric(database: &TestDatabase) {
 }
 
 async fn filters_return_only_matching_vectors(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     let colours = ["red", "green", "blue"];
     let shapes = ["circle", "square", "star", "line"];
@@ -281,7 +281,7 @@ async fn filters_return_only_matching_vectors(database: &TestDatabase) {
 }
 
 async fn batch_and_multi_index_search(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     let base = clustered(2_000, 24, 7);
     for name in ["one", "two"] {
@@ -370,7 +370,7 @@ fn violations(status: &tonic::Status) -> Vec<(String, String)> {
 }
 
 async fn bad_inputs_get_clear_statuses(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     client
         .create_index(create("docs", 4, pb::Metric::Cosine, pb::IndexKind::Flat))
@@ -481,7 +481,7 @@ async fn bad_inputs_get_clear_statuses(database: &TestDatabase) {
 }
 
 async fn restart_keeps_every_vector_and_the_same_answers(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     let base = clustered(3_000, 16, 21);
     client
@@ -519,7 +519,7 @@ async fn restart_keeps_every_vector_and_the_same_answers(database: &TestDatabase
     }
     server.stop().await;
 
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     let listed = client
         .list_indexes(pb::ListIndexesRequest {})
@@ -555,7 +555,7 @@ async fn restart_keeps_every_vector_and_the_same_answers(database: &TestDatabase
 }
 
 async fn concurrent_upserts_and_searches(database: &TestDatabase) {
-    let server = TestServer::start(database.store().await).await;
+    let server = start_server(database.store().await).await;
     let mut client = server.client().await;
     client
         .create_index(create("live", 32, pb::Metric::L2, pb::IndexKind::Flat))
@@ -641,7 +641,7 @@ async fn train_streams_progress_and_describe_reports(database: &TestDatabase) {
         auto_train: false,
         ..SearchSettings::default()
     };
-    let server = TestServer::start_with(database.store().await, settings).await;
+    let server = start_server_with(database.store().await, settings).await;
     let mut client = server.client().await;
     client
         .create_index(ivf_pq("pq", 16, pb::Metric::L2, 8, 4))

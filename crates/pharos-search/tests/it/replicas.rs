@@ -37,8 +37,8 @@ async fn two_replicas_converge_after_writes_on_either() {
     let Some(database) = TestDatabase::postgres().await else {
         return;
     };
-    let a = TestServer::start(database.store().await).await;
-    let b = TestServer::start(database.store().await).await;
+    let a = start_server(database.store().await).await;
+    let b = start_server(database.store().await).await;
     let mut on_a = a.client().await;
     let mut on_b = b.client().await;
     on_a.create_index(create("shared", 8, pb::Metric::L2, pb::IndexKind::Flat))
@@ -89,7 +89,7 @@ async fn two_replicas_converge_after_writes_on_either() {
         }
     }
     // A third replica started now loads everything from the store.
-    let c = TestServer::start(database.store().await).await;
+    let c = start_server(database.store().await).await;
     let mut on_c = c.client().await;
     until_count(&mut on_c, "shared", 950).await;
     // Dropping on one removes it everywhere.

@@ -54,7 +54,7 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
     let queries = clustered(20, 16, 42);
 
     // A replica with snapshots builds three indexes and writes its snapshot as it stops.
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert_eq!(server.service.started_from_snapshot(), None);
     let mut client = server.client().await;
     client
@@ -87,14 +87,14 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
 
     // Started again, it reads the snapshot and answers exactly as before: the same vectors,
     // the same graph, the same lists.
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert_eq!(server.service.started_from_snapshot(), Some(written_at));
     let mut client = server.client().await;
     assert_eq!(answers(&mut client, &INDEXES, &queries).await, before);
     server.stop().await;
 
     // Another replica, without snapshots, changes things meanwhile.
-    let other = TestServer::start(database.store().await).await;
+    let other = start_server(database.store().await).await;
     let mut client = other.client().await;
     let more = clustered(400, 16, 43);
     for name in INDEXES {
@@ -136,7 +136,7 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
 
     // The snapshot replica catches up from the change log: the drop, the new index, and the
     // writes to the others, with their payloads.
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert_eq!(server.service.started_from_snapshot(), Some(written_at));
     assert_eq!(server.service.applied_revision(), store_revision);
     let mut client = server.client().await;
@@ -179,14 +179,14 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
     let middle = bytes.len() / 2;
     bytes[middle] ^= 0x55;
     std::fs::write(&damaged, bytes).expect("write");
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert_eq!(server.service.started_from_snapshot(), None);
     let mut client = server.client().await;
     assert_eq!(answers(&mut client, &names, &queries).await, expected);
     server.stop().await;
 
     // A snapshot of another store is not used either.
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert!(
         server.service.started_from_snapshot().is_some(),
         "rewritten at the last stop"
@@ -197,7 +197,7 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
     let mut json: serde_json::Value = serde_json::from_str(&text).expect("json");
     json["store_id"] = "another-store".into();
     std::fs::write(&manifest, json.to_string()).expect("write");
-    let server = TestServer::start_with(database.store().await, with_snapshots(&dir)).await;
+    let server = start_server_with(database.store().await, with_snapshots(&dir)).await;
     assert_eq!(server.service.started_from_snapshot(), None);
     let mut client = server.client().await;
     assert_eq!(answers(&mut client, &names, &queries).await, expected);

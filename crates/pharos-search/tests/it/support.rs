@@ -1,77 +1,63 @@
-//! A real search server for tests: the service mounted on the shared gRPC server, bound to
-//! `127.0.0.1:0`, reached through a real tonic client; plus clustered test data and exact
-//! ground truth.
+//! The search service on the shared [`pharos_test_support::TestServer`], reached through a real
+//! tonic client; plus clustered test data and exact ground truth.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pharos_proto::search::v1 as pb;
 use pharos_proto::search::v1::search_service_client::SearchServiceClient;
-use pharos_runtime::server::GrpcServer;
-use pharos_runtime::{ServerSettings, Shutdown};
-use pharos_search::{SearchService, SearchSettings};
+use pharos_runtime::ServerSettings;
+use pharos_search::{SearchModule, SearchService, SearchSettings};
 use pharos_store::Store;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use tonic::transport::Channel;
 
 pub type Client = SearchServiceClient<Channel>;
 
-pub struct TestServer {
-    pub addr: SocketAddr,
-    pub shutdown: Shutdown,
-    pub service: Arc<SearchService>,
-    handle: JoinHandle<()>,
+/// A real server with the search service it started (through its module, as
+/// `pharos serve --target search` starts it); see `pharos_test_support`.
+pub type TestServer = pharos_test_support::TestServer<Arc<SearchService>>;
+
+/// The largest gRPC message the servers and clients of these tests take.
+const MAX_MESSAGE_BYTES: usize = 64 << 20;
+
+/// A server with the default settings: snapshots in its own temporary data directory.
+pub async fn start_server(store: Store) -> TestServer {
+    start_server_with(store, SearchSettings::default()).await
 }
 
-impl TestServer {
-    pub async fn start(store: Store) -> TestServer {
-        Self::start_with(store, SearchSettings::default()).await
-    }
+/// A server with these settings. Stopping it (`stop`) writes the last snapshot when snapshots
+/// are on, as `pharos serve` does.
+pub async fn start_server_with(store: Store, settings: SearchSettings) -> TestServer {
+    let module = SearchModule::new(settings);
+    let mut server = ServerSettings::default();
+    server.limits.max_message_bytes = MAX_MESSAGE_BYTES;
+    let started = pharos_test_support::TestServer::builder(store)
+        .server(server)
+        .module(module.clone())
+        .start()
+        .await;
+    started.with_service(
+        module
+            .service()
+            .expect("the search module started its service"),
+    )
+}
 
-    pub async fn start_with(store: Store, settings: SearchSettings) -> TestServer {
-        let shutdown = Shutdown::new();
-        let service = SearchService::start(store, settings, shutdown.clone())
-            .await
-            .expect("search service starts");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let mut grpc = GrpcServer::new(ServerSettings::default());
-        grpc.add_descriptor_set(pharos_proto::FILE_DESCRIPTOR_SET);
-        grpc.add_service(pharos_search::grpc::server(service.clone(), 64 << 20));
-        let stop = shutdown.clone();
-        let handle = tokio::spawn(async move {
-            grpc.serve(listener, stop).await.expect("serve");
-        });
-        TestServer {
-            addr,
-            shutdown,
-            service,
-            handle,
-        }
-    }
+/// A real client of a [`TestServer`].
+pub trait Clients {
+    async fn client(&self) -> Client;
+}
 
-    pub async fn client(&self) -> Client {
-        SearchServiceClient::connect(format!("http://{}", self.addr))
+impl Clients for TestServer {
+    async fn client(&self) -> Client {
+        SearchServiceClient::connect(self.endpoint())
             .await
             .expect("client connects")
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20)
-    }
-
-    /// Stops as `pharos serve` does: the server drains, then the service finishes (writing its
-    /// last snapshot when snapshots are on).
-    pub async fn stop(self) {
-        self.shutdown.trigger();
-        tokio::time::timeout(Duration::from_secs(15), self.handle)
-            .await
-            .expect("server stops within the grace period")
-            .expect("server task");
-        self.service.stop().await;
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
 }
 
