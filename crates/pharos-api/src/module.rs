@@ -486,7 +486,8 @@ impl Registry {
                 resolve_need(target, &need, &provided, &mut handed)?;
             }
             let mut context = ModuleContext {
-                store: base.store.clone(),
+                // One clock for the process: the store stamps rows with the modules' clock.
+                store: base.store.clone().with_clock(base.clock.clone()),
                 clock: base.clock.clone(),
                 shutdown: base.shutdown.clone(),
                 server: base.server.clone(),

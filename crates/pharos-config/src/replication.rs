@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
 use pharos_store::control::config::{CHANGES_CHANNEL, ChangeNotice, ChangeRow, ConfigRepository};
-use pharos_store::control::follow::{Follower, ReplicaIntervals, replicate};
+use pharos_store::control::follow::{Follower, ReplicaSettings, replicate};
 
 use crate::cache::ConfigCache;
 use crate::convert;
@@ -131,7 +131,7 @@ impl Replicator {
 
     /// Spawns the task that keeps this replica current (see [`replicate`]): NOTIFY on
     /// PostgreSQL, the periodic catch-up check and change-log compaction.
-    pub fn spawn_tasks(self: &Arc<Self>, intervals: ReplicaIntervals, shutdown: Shutdown) {
+    pub fn spawn_tasks(self: &Arc<Self>, intervals: ReplicaSettings, shutdown: Shutdown) {
         let replicator = self.clone();
         let stop = shutdown.clone();
         shutdown.spawn(async move {

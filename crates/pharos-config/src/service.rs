@@ -61,11 +61,7 @@ impl ConfigService {
         )
         .await?;
         replicator.spawn_tasks(
-            pharos_store::control::follow::ReplicaIntervals {
-                catch_up: settings.catch_up_interval,
-                compaction: settings.compaction_interval,
-                retention: settings.change_log_retention,
-            },
+            settings.replication,
             shutdown.clone(),
         );
         let service = Arc::new(Self {

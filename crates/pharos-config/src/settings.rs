@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use pharos_store::control::follow::ReplicaSettings;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the configuration service.
@@ -12,17 +13,8 @@ use serde::{Deserialize, Serialize};
 pub struct ConfigSettings {
     pub cache: CacheSettings,
     pub watch: WatchSettings,
-    /// How long changes stay in the change log. A watcher resuming from an
-    /// older revision gets OUT_OF_RANGE and must re-read.
-    #[serde(with = "pharos_clock::duration")]
-    pub change_log_retention: Duration,
-    /// How often old changes are pruned.
-    #[serde(with = "pharos_clock::duration")]
-    pub compaction_interval: Duration,
-    /// How often a replica checks the revision counter for changes whose
-    /// notification it missed (a safety net; notifications are the fast path).
-    #[serde(with = "pharos_clock::duration")]
-    pub catch_up_interval: Duration,
+    /// The change log and how replicas keep current (`[config.replication]`).
+    pub replication: ReplicaSettings,
 }
 
 impl Default for ConfigSettings {
@@ -30,9 +22,7 @@ impl Default for ConfigSettings {
         Self {
             cache: CacheSettings::default(),
             watch: WatchSettings::default(),
-            change_log_retention: Duration::from_secs(7 * 24 * 3600),
-            compaction_interval: Duration::from_secs(600),
-            catch_up_interval: Duration::from_secs(1),
+            replication: ReplicaSettings::keeping(Duration::from_secs(7 * 24 * 3600)),
         }
     }
 }

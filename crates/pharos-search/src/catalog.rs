@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
 use pharos_runtime::Shutdown;
-use pharos_store::control::follow::{Follower, ReplicaIntervals, replicate};
+use pharos_store::control::follow::{Follower, replicate};
 use pharos_store::control::vectors::{
     CHANGES_CHANNEL, Change, ChangeKind, Loaded, VectorRepository, VectorRow,
 };
@@ -421,11 +421,7 @@ impl Catalog {
     /// PostgreSQL, the periodic catch-up check and change-log compaction.
     pub fn spawn_tasks(self: &Arc<Self>, settings: &SearchSettings, shutdown: Shutdown) {
         let catalog = self.clone();
-        let intervals = ReplicaIntervals {
-            catch_up: settings.catch_up_interval,
-            compaction: settings.compaction_interval,
-            retention: settings.change_log_retention,
-        };
+        let intervals = settings.replication;
         let replica = catalog.clone();
         let stop = shutdown.clone();
         shutdown.spawn(async move {

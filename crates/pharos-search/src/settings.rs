@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use pharos_store::control::follow::ReplicaSettings;
 use serde::{Deserialize, Serialize};
 
 /// Settings of the search service.
@@ -17,17 +18,8 @@ pub struct SearchSettings {
     pub auto_train: bool,
     /// The seed of training, so that a restart trains the same structure from the same vectors.
     pub train_seed: u64,
-    /// How long changes stay in the change log. A replica that was away longer reloads every
-    /// index from the store.
-    #[serde(with = "pharos_clock::duration")]
-    pub change_log_retention: Duration,
-    /// How often old changes are pruned.
-    #[serde(with = "pharos_clock::duration")]
-    pub compaction_interval: Duration,
-    /// How often a replica checks the revision counter for changes whose notification it
-    /// missed (a safety net; notifications are the fast path).
-    #[serde(with = "pharos_clock::duration")]
-    pub catch_up_interval: Duration,
+    /// The change log and how replicas keep current (`[search.replication]`).
+    pub replication: ReplicaSettings,
     /// Write index snapshots, read at start so that indexes need not be rebuilt from the store.
     pub snapshots: bool,
     /// Where snapshots go; unset: `<data_dir>/search`.
@@ -44,9 +36,7 @@ impl Default for SearchSettings {
             batch_threads: 0,
             auto_train: true,
             train_seed: 42,
-            change_log_retention: Duration::from_secs(24 * 3600),
-            compaction_interval: Duration::from_secs(600),
-            catch_up_interval: Duration::from_secs(1),
+            replication: ReplicaSettings::keeping(Duration::from_secs(24 * 3600)),
             snapshots: true,
             snapshot_dir: None,
             snapshot_interval: Duration::from_secs(300),

@@ -14,11 +14,11 @@ pub struct StoreSettings {
     pub url: String,
     pub max_connections: u32,
     pub min_connections: u32,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub acquire_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub idle_timeout: Duration,
-    #[serde(with = "humantime_serde")]
+    #[serde(with = "pharos_clock::duration")]
     pub max_lifetime: Duration,
     /// Ping a connection before handing it out (safer, one round trip slower).
     pub test_before_acquire: bool,

@@ -4,7 +4,7 @@
 
 use std::str::FromStr as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sqlx::postgres::{PgListener, PgPoolOptions};
 
@@ -141,7 +141,7 @@ impl Store {
 
     /// One `SELECT 1` round trip, timed.
     pub async fn ping(&self) -> Result<Duration> {
-        let start = Instant::now();
+        let start = tokio::time::Instant::now();
         with_pool!(self, |pool| sqlx::query("SELECT 1")
             .execute(pool)
             .await

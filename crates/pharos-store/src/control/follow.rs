@@ -32,34 +32,56 @@ pub trait Follower: Send + Sync {
     fn compact(&self, before_micros: i64) -> BoxFuture<'_, Result<Option<i64>>>;
 }
 
-/// How often a replica checks for missed changes and prunes its change log, and how long the
-/// log keeps changes.
-#[derive(Debug, Clone, Copy)]
-pub struct ReplicaIntervals {
-    pub catch_up: Duration,
-    pub compaction: Duration,
-    pub retention: Duration,
+/// How a replica of a service with a change log (config, search) keeps current: how long the
+/// log keeps changes, how often it is pruned, and how often a replica checks for changes whose
+/// notification it missed. The `replication` section of each such service's settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReplicaSettings {
+    /// How long changes stay in the change log. A follower resuming from an older revision
+    /// must re-read everything (a config watcher gets OUT_OF_RANGE).
+    #[serde(with = "pharos_clock::duration")]
+    pub change_log_retention: Duration,
+    /// How often old changes are pruned.
+    #[serde(with = "pharos_clock::duration")]
+    pub compaction_interval: Duration,
+    /// How often a replica checks the revision counter for changes whose notification it
+    /// missed (a safety net; notifications are the fast path).
+    #[serde(with = "pharos_clock::duration")]
+    pub catch_up_interval: Duration,
+}
+
+impl ReplicaSettings {
+    /// Pruning every 10 minutes and a catch-up check every second, keeping `retention`.
+    pub fn keeping(retention: Duration) -> Self {
+        Self {
+            change_log_retention: retention,
+            compaction_interval: Duration::from_secs(600),
+            catch_up_interval: Duration::from_secs(1),
+        }
+    }
 }
 
 /// Keeps `follower` current until the returned future is dropped: [`follow`] on `channel`, a
 /// catch-up whenever the store's revision is ahead of the applied one (checked every
-/// `intervals.catch_up`), and change-log pruning every `intervals.compaction`.
+/// `settings.catch_up_interval`), and change-log pruning every `settings.compaction_interval`.
 pub async fn replicate(
     store: &Store,
     channel: &str,
     follower: &dyn Follower,
-    intervals: ReplicaIntervals,
+    settings: ReplicaSettings,
 ) {
     let subject = follower.subject();
-    let check = every(intervals.catch_up, || async {
+    let check = every(settings.catch_up_interval, || async {
         match follower.committed_revision().await {
             Ok(committed) if committed > follower.applied_revision() => follower.catch_up().await,
             Ok(_) => {}
             Err(error) => tracing::warn!(%error, "cannot read the revision of {subject}"),
         }
     });
-    let prune = every(intervals.compaction, || async {
-        let retention = i64::try_from(intervals.retention.as_micros()).unwrap_or(i64::MAX);
+    let prune = every(settings.compaction_interval, || async {
+        let retention =
+            i64::try_from(settings.change_log_retention.as_micros()).unwrap_or(i64::MAX);
         match follower
             .compact(store.clock().now_micros().saturating_sub(retention))
             .await

@@ -12,6 +12,9 @@
 //!
 //! `support` holds the child-process harness and the CLI helpers.
 
+// The wall clock is allowed here: it drives real `pharos` processes, whose time cannot be paused (see clippy.toml).
+#![allow(clippy::disallowed_methods)]
+
 mod all_in_one;
 mod durability;
 mod loadgen;
