@@ -60,10 +60,7 @@ impl ConfigService {
             ConfigMetrics::new(),
         )
         .await?;
-        replicator.spawn_tasks(
-            settings.replication,
-            shutdown.clone(),
-        );
+        replicator.spawn_tasks(settings.replication, shutdown.clone());
         let service = Arc::new(Self {
             repository,
             cache,

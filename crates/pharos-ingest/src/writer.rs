@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use pharos_proto::ingest::v1 as pb;
-use pharos_store::signals::feed::{FeedEntry, FeedSignal, encode_points};
+use pharos_store::signals::feed::{FeedEntry, FeedSignal};
 use pharos_store::signals::logs::{LogRow, LogsRepository};
 use pharos_store::signals::metrics::{MetricsRepository, PointRow};
 use pharos_store::signals::security_events::{SecurityEventRow, SecurityEventsRepository};
@@ -21,6 +20,7 @@ use tokio::sync::{Mutex, mpsc, oneshot};
 
 use crate::error::{IngestError, Result};
 use crate::feed::Feed;
+use crate::feed::payload;
 use crate::metrics::IngestMetrics;
 
 /// Where one signal's batches go.
@@ -56,7 +56,7 @@ impl Sink for MetricsRepository {
         Some(FeedEntry {
             signal: FeedSignal::Metrics,
             items: item_count(rows.len()),
-            payload: encode_points(rows),
+            payload: payload::encode_points(rows),
         })
     }
     fn write(
@@ -105,11 +105,10 @@ impl Sink for SecurityEventsRepository {
         row.size()
     }
     fn feed_entry(rows: &[SecurityEventRow]) -> Option<FeedEntry> {
-        let events = rows.iter().map(security_event_message).collect();
         Some(FeedEntry {
             signal: FeedSignal::SecurityEvents,
             items: item_count(rows.len()),
-            payload: prost::Message::encode_to_vec(&pb::WriteSecurityEventsRequest { events }),
+            payload: payload::encode_security_events(rows),
         })
     }
     fn write(
@@ -118,28 +117,6 @@ impl Sink for SecurityEventsRepository {
         feed: Option<&FeedEntry>,
     ) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send {
         self.insert(rows, feed)
-    }
-}
-
-/// A stored security event as the feed carries it.
-fn security_event_message(row: &SecurityEventRow) -> pb::SecurityEvent {
-    let attributes: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&row.attributes).unwrap_or_default();
-    pb::SecurityEvent {
-        time_unix_nano: row.time_ns,
-        event_type: row.event_type.clone(),
-        user_id: row.user_id.clone(),
-        source_ip: row.source_ip.map(|ip| ip.to_string()).unwrap_or_default(),
-        severity: i32::from(row.severity),
-        resource: row.resource.clone(),
-        service_name: row.service.clone(),
-        attributes: attributes
-            .into_iter()
-            .map(|(key, value)| match value {
-                serde_json::Value::String(text) => (key, text),
-                other => (key, other.to_string()),
-            })
-            .collect(),
     }
 }
 

@@ -2,7 +2,8 @@
 //! appends one feed row in its own transaction ([`FeedEntry`], through [`append`]): the next
 //! position, taken from a head row that stays locked until the commit, so positions are
 //! gap-free and in commit order across every writer and replica. Subscribers read the rows
-//! after their last position; rows older than the feed's retention are deleted.
+//! after their last position; rows older than the feed's retention are deleted. A payload is
+//! opaque bytes here: its format belongs to the ingest service, which writes and reads it.
 
 use sqlx::{Postgres, Sqlite, Transaction};
 
@@ -169,58 +170,5 @@ impl FeedRepository {
                 .await?
                 .rows_affected()
         }))
-    }
-}
-
-/// Metric points as a feed payload: 24 bytes each, big-endian series id, time, value bits.
-pub fn encode_points(points: &[crate::signals::metrics::PointRow]) -> Vec<u8> {
-    let mut payload = Vec::with_capacity(points.len() * 24);
-    for point in points {
-        payload.extend_from_slice(&point.series_id.to_be_bytes());
-        payload.extend_from_slice(&point.time_us.to_be_bytes());
-        payload.extend_from_slice(&point.value.to_bits().to_be_bytes());
-    }
-    payload
-}
-
-/// The points of a metric feed payload (a trailing partial record is ignored).
-pub fn decode_points(payload: &[u8]) -> Vec<crate::signals::metrics::PointRow> {
-    payload
-        .chunks_exact(24)
-        .map(|chunk| {
-            let field = |at: usize| {
-                let mut bytes = [0u8; 8];
-                bytes.copy_from_slice(&chunk[at..at + 8]);
-                bytes
-            };
-            crate::signals::metrics::PointRow {
-                series_id: i64::from_be_bytes(field(0)),
-                time_us: i64::from_be_bytes(field(8)),
-                value: f64::from_bits(u64::from_be_bytes(field(16))),
-            }
-        })
-        .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::signals::metrics::PointRow;
-
-    #[test]
-    fn point_payloads_round_trip() {
-        let points = [
-            PointRow {
-                series_id: 7,
-                time_us: -5,
-                value: f64::INFINITY,
-            },
-            PointRow {
-                series_id: i64::MAX,
-                time_us: 1,
-                value: -0.5,
-            },
-        ];
-        assert_eq!(decode_points(&encode_points(&points)), points);
     }
 }

@@ -7,8 +7,12 @@
 //! last position misses none and sees none twice. Rows past the feed's retention are announced
 //! as [`FeedItem::Missed`].
 //!
-//! In `--target all` the alert service subscribes in process; between processes the
-//! `Subscribe` RPC streams the same items ([`Feed::to_response`]).
+//! Subscriptions yield decoded batches ([`CommittedBatch`]): the payload format is ingest's
+//! own ([`payload`], versioned), the store keeps it as opaque bytes. In `--target all` the
+//! alert service subscribes in process; between processes the `Subscribe` RPC streams the same
+//! items ([`Feed::to_response`]).
+
+pub mod payload;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -16,23 +20,60 @@ use std::time::Duration;
 
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
-use pharos_store::signals::feed::{
-    FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal, decode_points,
-};
+use pharos_store::signals::feed::{FEED_CHANNEL, FeedRepository, FeedRow, FeedSignal};
 use pharos_store::signals::metrics::MetricsRepository;
 use pharos_store::{Notification, Store, StoreError};
-use prost::Message as _;
 use tokio::sync::{mpsc, watch};
+
+use self::payload::{Payload, PayloadError};
 
 /// Rows read from the store at once by a subscription.
 const READ_BATCHES: i64 = 64;
 /// Items a subscription holds for a subscriber that has not taken them yet.
 const SUBSCRIPTION_BUFFER: usize = 16;
 
+/// One committed batch, decoded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CommittedBatch {
+    /// Gap-free across every ingest replica, in commit order.
+    pub position: i64,
+    /// When the batch committed, in microseconds since the Unix epoch.
+    pub committed_us: i64,
+    pub payload: Payload,
+}
+
+impl CommittedBatch {
+    fn decode(row: FeedRow) -> Result<Self, FeedError> {
+        let payload =
+            payload::decode(row.signal, &row.payload).map_err(|source| FeedError::Payload {
+                position: row.position,
+                source,
+            })?;
+        Ok(Self {
+            position: row.position,
+            committed_us: row.committed_us,
+            payload,
+        })
+    }
+}
+
+/// Why a subscription ended.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("the feed could not be read")]
+    Store(#[from] StoreError),
+    #[error("feed row {position} cannot be read")]
+    Payload {
+        position: i64,
+        #[source]
+        source: PayloadError,
+    },
+}
+
 /// What a subscription yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedItem {
-    Batch(Arc<FeedRow>),
+    Batch(Arc<CommittedBatch>),
     /// Positions `first..=last` are no longer kept.
     Missed {
         first: i64,
@@ -129,7 +170,7 @@ impl Feed {
         self: &Arc<Self>,
         signals: HashSet<FeedSignal>,
         after: Option<i64>,
-    ) -> mpsc::Receiver<Result<FeedItem, StoreError>> {
+    ) -> mpsc::Receiver<Result<FeedItem, FeedError>> {
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let feed = self.clone();
         let mut head = self.head.subscribe();
@@ -142,7 +183,7 @@ impl Feed {
                 let rows = match feed.repository.read_after(position, READ_BATCHES).await {
                     Ok(rows) => rows,
                     Err(error) => {
-                        let _ = sender.send(Err(error)).await;
+                        let _ = sender.send(Err(error.into())).await;
                         return;
                     }
                 };
@@ -170,12 +211,13 @@ impl Feed {
                 }
                 for row in rows {
                     position = row.position;
-                    if wanted(row.signal)
-                        && sender
-                            .send(Ok(FeedItem::Batch(Arc::new(row))))
-                            .await
-                            .is_err()
-                    {
+                    if !wanted(row.signal) {
+                        continue;
+                    }
+                    let item =
+                        CommittedBatch::decode(row).map(|batch| FeedItem::Batch(Arc::new(batch)));
+                    let failed = item.is_err();
+                    if sender.send(item).await.is_err() || failed {
                         return;
                     }
                 }
@@ -190,9 +232,9 @@ impl Feed {
         &self,
         item: FeedItem,
         described: &mut HashSet<i64>,
-    ) -> Result<pb::SubscribeResponse, StoreError> {
+    ) -> Result<pb::SubscribeResponse, FeedError> {
         use pb::subscribe_response::Item;
-        let row = match item {
+        let batch = match item {
             FeedItem::Missed { first, last } => {
                 return Ok(pb::SubscribeResponse {
                     item: Some(Item::Missed(pb::Missed {
@@ -201,11 +243,10 @@ impl Feed {
                     })),
                 });
             }
-            FeedItem::Batch(row) => row,
+            FeedItem::Batch(batch) => batch,
         };
-        let items = match row.signal {
-            FeedSignal::Metrics => {
-                let points = decode_points(&row.payload);
+        let items = match &batch.payload {
+            Payload::Metrics(points) => {
                 let new: Vec<i64> = points
                     .iter()
                     .map(|point| point.series_id)
@@ -217,7 +258,7 @@ impl Feed {
                 pb::committed_batch::Items::Metrics(pb::CommittedMetrics {
                     series,
                     points: points
-                        .into_iter()
+                        .iter()
                         .map(|point| pb::CommittedPoint {
                             series_id: point.series_id,
                             time_unix_nano: point.time_us.saturating_mul(1_000),
@@ -226,16 +267,16 @@ impl Feed {
                         .collect(),
                 })
             }
-            FeedSignal::SecurityEvents => pb::committed_batch::Items::SecurityEvents(
-                pb::WriteSecurityEventsRequest::decode(row.payload.as_slice()).map_err(
-                    |error| StoreError::InvalidValue(format!("feed row {}: {error}", row.position)),
-                )?,
-            ),
+            Payload::SecurityEvents(events) => {
+                pb::committed_batch::Items::SecurityEvents(pb::WriteSecurityEventsRequest {
+                    events: events.clone(),
+                })
+            }
         };
         Ok(pb::SubscribeResponse {
             item: Some(Item::Batch(pb::CommittedBatch {
-                position: u64::try_from(row.position).unwrap_or_default(),
-                committed_unix_nano: row.committed_us.saturating_mul(1_000),
+                position: u64::try_from(batch.position).unwrap_or_default(),
+                committed_unix_nano: batch.committed_us.saturating_mul(1_000),
                 items: Some(items),
             })),
         })
