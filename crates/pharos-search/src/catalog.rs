@@ -12,7 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use arc_swap::ArcSwap;
 use futures::future::BoxFuture;
@@ -38,7 +38,8 @@ pub struct Catalog {
     indexes: ArcSwap<BTreeMap<String, Arc<LiveIndex>>>,
     /// The last revision applied; held while applying, so application is serialised.
     last_applied: tokio::sync::Mutex<i64>,
-    applied: AtomicI64,
+    /// The revision applied here, watched by whoever waits for a change to arrive.
+    applied: tokio::sync::watch::Sender<i64>,
     listening: AtomicBool,
     auto_train: bool,
     train_seed: u64,
@@ -92,7 +93,7 @@ impl Catalog {
             repository,
             indexes: ArcSwap::from_pointee(indexes),
             last_applied: tokio::sync::Mutex::new(revision),
-            applied: AtomicI64::new(revision),
+            applied: tokio::sync::watch::Sender::new(revision),
             listening: AtomicBool::new(true),
             auto_train: settings.auto_train,
             train_seed: settings.train_seed,
@@ -283,7 +284,14 @@ impl Catalog {
     }
 
     pub fn applied_revision(&self) -> i64 {
-        self.applied.load(Ordering::Acquire)
+        *self.applied.borrow()
+    }
+
+    /// Resolves once this replica has applied `revision` (at once if it has).
+    pub async fn wait_applied(&self, revision: i64) {
+        let mut applied = self.applied.subscribe();
+        // The sender lives as long as the catalog, which outlives this borrow of it.
+        let _ = applied.wait_for(|applied| *applied >= revision).await;
     }
 
     /// The revision of the snapshot this replica started from; `None` when it loaded every
@@ -306,7 +314,7 @@ impl Catalog {
         if change.revision == *last + 1 {
             self.apply_one(&change, rows).await?;
             *last = change.revision;
-            self.applied.store(*last, Ordering::Release);
+            self.applied.send_replace(*last);
             return Ok(());
         }
         self.catch_up_locked(&mut last).await
@@ -327,13 +335,13 @@ impl Catalog {
                 let (revision, indexes) = load_indexes(&self.repository).await?;
                 self.indexes.store(Arc::new(indexes));
                 *last = revision;
-                self.applied.store(revision, Ordering::Release);
+                self.applied.send_replace(revision);
                 continue;
             }
             for change in &changes {
                 self.apply_one(change, None).await?;
                 *last = change.revision;
-                self.applied.store(*last, Ordering::Release);
+                self.applied.send_replace(*last);
             }
             if changes.len() < CATCH_UP_PAGE {
                 return Ok(());

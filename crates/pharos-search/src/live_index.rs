@@ -6,7 +6,7 @@
 //! copy of the published one). Reads cost one atomic load; memory is twice the index.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -136,7 +136,8 @@ pub struct LiveIndex {
     latency: Mutex<Histogram<u64>>,
     /// The largest nprobe asked of this index, for recommendations.
     largest_nprobe: AtomicU32,
-    training: AtomicBool,
+    /// Whether a training runs, watched by whoever waits for it to end.
+    training: tokio::sync::watch::Sender<bool>,
     /// The last revision that changed the index, so that a snapshot can keep an unchanged
     /// index's file.
     changed: AtomicI64,
@@ -162,7 +163,7 @@ impl LiveIndex {
             standby: Mutex::new(Arc::new(copy)),
             latency: Mutex::new(new_histogram()),
             largest_nprobe: AtomicU32::new(0),
-            training: AtomicBool::new(false),
+            training: tokio::sync::watch::Sender::new(false),
             changed: AtomicI64::new(changed),
         }
     }
@@ -266,15 +267,23 @@ impl LiveIndex {
 
     /// Marks a training as running; false when one already is.
     pub fn start_training(&self) -> bool {
-        !self.training.swap(true, Ordering::AcqRel)
+        self.training
+            .send_if_modified(|training| !std::mem::replace(training, true))
     }
 
     pub fn finish_training(&self) {
-        self.training.store(false, Ordering::Release);
+        self.training.send_replace(false);
     }
 
     pub fn is_training(&self) -> bool {
-        self.training.load(Ordering::Acquire)
+        *self.training.borrow()
+    }
+
+    /// Resolves once no training of this index runs (at once when none does).
+    pub async fn training_finished(&self) {
+        let mut training = self.training.subscribe();
+        // The sender lives as long as this index, which outlives this borrow of it.
+        let _ = training.wait_for(|training| !*training).await;
     }
 }
 

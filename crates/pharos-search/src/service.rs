@@ -90,6 +90,20 @@ impl SearchService {
         self.catalog.applied_revision()
     }
 
+    /// Resolves once no training of index `name` runs here, and says whether it is trained
+    /// then: how a caller waits for the training an upsert started in the background.
+    pub async fn training_finished(&self, name: &str) -> Result<bool> {
+        let live = self.index(name)?;
+        live.training_finished().await;
+        Ok(self.index(name)?.snapshot().engine.is_trained())
+    }
+
+    /// Resolves once this replica has applied the store up to `revision`: how a caller waits
+    /// for another replica's write to arrive here.
+    pub async fn wait_applied(&self, revision: i64) {
+        self.catalog.wait_applied(revision).await;
+    }
+
     fn index(&self, name: &str) -> Result<Arc<LiveIndex>> {
         self.catalog
             .get(name)

@@ -157,7 +157,7 @@ async fn recall_at_10_for_each_kind_and_metric(database: &TestDatabase) {
         upsert_all(&mut client, &ivf, &base).await;
         upsert_all(&mut client, &hnsw, &base).await;
         // 4,000 vectors is past the automatic training threshold.
-        until_trained(&mut client, &ivf).await;
+        until_trained(&server, &ivf).await;
         for (name, floor) in [(&ivf, 0.9), (&hnsw, 0.95)] {
             let mut found = 0;
             for query in &queries {
@@ -217,7 +217,7 @@ async fn filters_return_only_matching_vectors(database: &TestDatabase) {
                 .expect("upsert");
         }
     }
-    until_trained(&mut client, "ivf").await;
+    until_trained(&server, "ivf").await;
     let filter = pb::Filter {
         conditions: vec![
             pb::Condition {
@@ -502,7 +502,7 @@ async fn restart_keeps_every_vector_and_the_same_answers(database: &TestDatabase
             .await
             .expect("delete");
     }
-    until_trained(&mut client, "ivf").await;
+    until_trained(&server, "ivf").await;
     let queries = clustered(20, 16, 22);
     let mut before = Vec::new();
     for query in &queries {

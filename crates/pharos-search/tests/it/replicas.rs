@@ -8,28 +8,29 @@ use pharos_store::testing::TestDatabase;
 
 use crate::support::*;
 
-/// Polls `client` until `index` holds `count` vectors (10 s at most).
-async fn until_count(client: &mut Client, index: &str, count: u64) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let listed = client
-            .list_indexes(pb::ListIndexesRequest {})
-            .await
-            .expect("list")
-            .into_inner()
-            .indexes;
-        if listed
-            .iter()
-            .any(|info| info.name == index && info.count == count)
-        {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{index} reaches {count} vectors within 10 s: {listed:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+/// Waits until `replica` has applied every change `writer` has (a write is answered once its
+/// own replica applied it), bounded so that a lost change fails the test instead of hanging it.
+async fn caught_up(replica: &TestServer, writer: &TestServer) {
+    let revision = writer.service.applied_revision();
+    tokio::time::timeout(
+        Duration::from_secs(10),
+        replica.service.wait_applied(revision),
+    )
+    .await
+    .expect("the replica applies the other's changes within 10 s");
+}
+
+/// The vector count of `index` as `client`'s replica lists it.
+async fn count(client: &mut Client, index: &str) -> Option<u64> {
+    client
+        .list_indexes(pb::ListIndexesRequest {})
+        .await
+        .expect("list")
+        .into_inner()
+        .indexes
+        .into_iter()
+        .find(|info| info.name == index)
+        .map(|info| info.count)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -46,7 +47,8 @@ async fn two_replicas_converge_after_writes_on_either() {
         .expect("create");
     let base = clustered(1_000, 8, 61);
     upsert_all(&mut on_a, "shared", &base[..600]).await;
-    until_count(&mut on_b, "shared", 600).await;
+    caught_up(&b, &a).await;
+    assert_eq!(count(&mut on_b, "shared").await, Some(600));
     // Writes on B: more vectors, and a delete of some written on A.
     let vectors = base[600..]
         .iter()
@@ -65,7 +67,8 @@ async fn two_replicas_converge_after_writes_on_either() {
     })
     .await
     .expect("delete on b");
-    until_count(&mut on_a, "shared", 950).await;
+    caught_up(&a, &b).await;
+    assert_eq!(count(&mut on_a, "shared").await, Some(950));
     for query in clustered(20, 8, 62) {
         let from_a = on_a
             .search(search("shared", &query, 10))
@@ -91,28 +94,15 @@ async fn two_replicas_converge_after_writes_on_either() {
     // A third replica started now loads everything from the store.
     let c = start_server(database.store().await).await;
     let mut on_c = c.client().await;
-    until_count(&mut on_c, "shared", 950).await;
+    assert_eq!(count(&mut on_c, "shared").await, Some(950));
     // Dropping on one removes it everywhere.
     on_b.drop_index(pb::DropIndexRequest {
         name: "shared".into(),
     })
     .await
     .expect("drop");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while !on_a
-        .list_indexes(pb::ListIndexesRequest {})
-        .await
-        .expect("list")
-        .into_inner()
-        .indexes
-        .is_empty()
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the drop reaches A within 10 s"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    caught_up(&a, &b).await;
+    assert_eq!(count(&mut on_a, "shared").await, None);
     assert!(a.service.applied_revision() >= 5);
     c.stop().await;
     b.stop().await;

@@ -79,7 +79,7 @@ pub async fn restart_reads_the_snapshot_and_replays_later_changes(database: &Tes
             .await
             .expect("delete");
     }
-    until_trained(&mut client, "ivf").await;
+    until_trained(&server, "ivf").await;
     let before = answers(&mut client, &INDEXES, &queries).await;
     let written_at = server.service.applied_revision();
     server.stop().await;

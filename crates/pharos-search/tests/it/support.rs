@@ -189,26 +189,18 @@ pub fn ids(hits: &[pb::Hit]) -> Vec<u64> {
     hits.iter().map(|hit| hit.id).collect()
 }
 
-/// Waits (up to 60 s) until `index` reports trained.
-pub async fn until_trained(client: &mut Client, index: &str) {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let described = client
-            .describe_index(pb::DescribeIndexRequest {
-                name: index.to_owned(),
-            })
-            .await
-            .expect("describe")
-            .into_inner();
-        if described.index.is_some_and(|info| info.trained) {
-            return;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "{index} trained within 60 s"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+/// Waits until the training of `index` that an upsert started has finished (60 s at most, so
+/// that a stuck training fails the test instead of hanging it), and checks it left the index
+/// trained.
+pub async fn until_trained(server: &TestServer, index: &str) {
+    let trained = tokio::time::timeout(
+        Duration::from_secs(60),
+        server.service.training_finished(index),
+    )
+    .await
+    .expect("training ends within 60 s")
+    .expect("the index exists");
+    assert!(trained, "{index} is trained once its training ended");
 }
 
 /// [`search`] with the approximate kinds tuned for recall: nprobe 8, rerank 10, ef_search 64.
