@@ -36,7 +36,7 @@ enum Task {
     },
     /// Benchmarks, printed beside the reference system measured in the same run.
     Bench {
-        /// What to measure: config (more areas arrive with their services).
+        /// What to measure: config, ingest or search (query and alert arrive with their services).
         area: String,
         /// Shorter runs, for a smoke check of the harness.
         #[arg(long)]

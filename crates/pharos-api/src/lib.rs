@@ -5,6 +5,7 @@
 //! - [`config::ConfigApi`]: the configuration service (live settings, the CLI);
 //!   [`config::RemoteConfig`] reaches it over gRPC.
 //! - [`feed::FeedApi`]: ingest's committed-data feed; [`feed::RemoteFeed`] over gRPC.
+//! - [`search::SearchApi`]: the search service (the CLI); [`search::RemoteSearch`] over gRPC.
 //! - [`client`]: how every remote client connects ([`client::ClientSettings`]: endpoint, token,
 //!   TLS, actor), lazily and without depending on start order.
 //! - [`live_settings`]: follows `pharos.<service>.*` keys through any `ConfigApi` and reports
@@ -17,8 +18,10 @@ pub mod config;
 pub mod feed;
 pub mod live_settings;
 pub mod module;
+pub mod search;
 
 pub use client::{ClientSettings, ConnectError};
 pub use config::{ConfigApi, RemoteConfig};
 pub use feed::{FeedApi, RemoteFeed};
 pub use module::{Module, ModuleContext, Need, Registry, Target};
+pub use search::{RemoteSearch, SearchApi};

@@ -5,7 +5,9 @@
 //! process stops. [`Registry::start`] resolves a target list to modules, orders them so that
 //! every provider starts before the modules that use it, hands each need the local provider
 //! or a lazily connected remote client, and starts them. Adding a service is one
-//! registration in `pharos`'s `serve`, never a new branch there.
+//! registration in `pharos`'s `modules.rs`, never a new branch in `serve`. The registry also
+//! registers the process-wide `/health` components (database, process memory, disk), so that a
+//! test server started through it reports what `pharos serve` reports.
 
 use std::collections::BTreeSet;
 use std::convert::Infallible;
@@ -17,7 +19,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use pharos_clock::Clock;
-use pharos_runtime::health::{HealthCheck, HealthRegistry};
+use pharos_runtime::health::{
+    BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, HealthRegistry, ProcessMemoryCheck,
+};
 use pharos_runtime::server::GrpcServer;
 use pharos_runtime::{ServerSettings, Shutdown};
 use pharos_store::Store;
@@ -470,7 +474,7 @@ impl Registry {
 
     /// Starts the modules of `targets` in dependency order, mounting what they serve on
     /// `mounts`. On an error the modules started so far are stopped by the caller through
-    /// [`Mounts::stop`] after `base.shutdown` fires.
+    /// [`StopHooks::run`] after `base.shutdown` fires.
     pub async fn start(
         &self,
         targets: &[Target],
@@ -478,6 +482,13 @@ impl Registry {
         mounts: &mut Mounts,
     ) -> Result<BTreeSet<Target>, StartError> {
         let targets = self.resolve(targets)?;
+        mounts
+            .health
+            .register(Arc::new(DatabaseCheck(base.store.clone())));
+        mounts.health.register(Arc::new(ProcessMemoryCheck));
+        mounts.health.register(Arc::new(FreeDiskCheck {
+            path: base.data_dir.clone(),
+        }));
         let mut provided = Interfaces::default();
         for module in self.ordered(&targets)? {
             let target = module.target();
@@ -560,6 +571,34 @@ fn choose<T: ?Sized>(
             source: settings.endpoint.trim().to_string(),
         })),
         (None, None) => Ok(None),
+    }
+}
+
+/// The store every service shares: its backend, a timed round trip, the pool's connections.
+struct DatabaseCheck(Store);
+
+impl HealthCheck for DatabaseCheck {
+    fn name(&self) -> &str {
+        "database"
+    }
+
+    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
+        Box::pin(async {
+            let backend = self.0.backend().name();
+            let (open, idle) = self.0.pool_stats();
+            match self.0.ping().await {
+                Ok(elapsed) => ComponentHealth::ok(serde_json::json!({
+                    "backend": backend,
+                    "round_trip_ms": elapsed.as_secs_f64() * 1000.0,
+                    "connections": open,
+                    "idle": idle,
+                })),
+                Err(error) => ComponentHealth::down(serde_json::json!({
+                    "backend": backend,
+                    "error": error.to_string(),
+                })),
+            }
+        })
     }
 }
 

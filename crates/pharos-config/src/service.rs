@@ -397,7 +397,8 @@ impl ConfigService {
         self.cache.policy()
     }
 
-    /// The health checks of this service: database, cache, change stream.
+    /// The health checks of this service: its cache and its change stream (the database is
+    /// the process's check).
     pub fn health_checks(self: &Arc<Self>) -> Vec<Arc<dyn HealthCheck>> {
         vec![
             Arc::new(CacheCheck(self.clone())),

@@ -95,7 +95,7 @@ impl SeriesResolver {
             .repository
             .find_series(&keys)
             .await
-            .map_err(|source| self.unavailable(source))?;
+            .map_err(|source| self.store_error(source))?;
         let mut outcome = HashMap::with_capacity(keys.len());
         let mut new: Vec<NewSeries> = Vec::new();
         // In request order, so that at the cardinality limit the earlier series win.
@@ -143,13 +143,13 @@ impl SeriesResolver {
                         *count = count.saturating_sub(1);
                     }
                 }
-                return Err(self.unavailable(source));
+                return Err(self.store_error(source));
             }
         };
         let mut counts = lock(&self.counts);
         for series in &allowed {
             let Some(&(id, newly)) = created.get(&series.key) else {
-                return Err(self.unavailable(pharos_store::StoreError::NotFound));
+                return Err(self.store_error(pharos_store::StoreError::NotFound));
             };
             if !newly && let Some(count) = counts.get_mut(&series.key.name) {
                 // Another replica created it meanwhile: this reservation was not needed.
@@ -161,7 +161,8 @@ impl SeriesResolver {
         Ok(outcome)
     }
 
-    fn unavailable(&self, source: pharos_store::StoreError) -> IngestError {
+    /// A store failure, classed for the caller (UNAVAILABLE with a retry hint, or INTERNAL).
+    fn store_error(&self, source: pharos_store::StoreError) -> IngestError {
         IngestError::store(source, self.retry_after)
     }
 

@@ -428,7 +428,7 @@ impl IngestService {
             return Err(IngestError::InvalidArgument(vec![FieldViolation::new(
                 S::SIGNAL,
                 format!(
-                    "the request needs {weight} of the {} write buffer's {} ; split the batch",
+                    "the request needs {weight} of the {} write buffer's {}; split the batch",
                     S::SIGNAL,
                     writer.capacity()
                 ),
@@ -469,6 +469,8 @@ impl IngestService {
         self.logs.apply(record_limits(&settings.logs));
         self.security_events
             .apply(record_limits(&settings.security_events));
+        self.points.publish(settings.feed.metrics);
+        self.security_events.publish(settings.feed.security_events);
         self.settings.store(Arc::new(settings.clone()));
     }
 

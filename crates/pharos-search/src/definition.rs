@@ -33,6 +33,17 @@ pub enum KindDefinition {
     Hnsw { m: u32, ef_construction: u32 },
 }
 
+impl KindDefinition {
+    /// The kind's name in metrics and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            KindDefinition::Flat => "flat",
+            KindDefinition::IvfPq { .. } => "ivf_pq",
+            KindDefinition::Hnsw { .. } => "hnsw",
+        }
+    }
+}
+
 /// An index's definition, as stored (JSON) and compared between replicas.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IndexDefinition {

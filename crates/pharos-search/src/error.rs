@@ -93,7 +93,9 @@ impl From<SearchError> for tonic::Status {
                 format!("index {name:?} already exists; drop it first or use another name"),
                 [("index".to_owned(), name)],
             ),
-            SearchError::FailedPrecondition(message) => tonic::Status::failed_precondition(message),
+            SearchError::FailedPrecondition(message) => {
+                rich::with_reason(Code::FailedPrecondition, "FAILED_PRECONDITION", message, [])
+            }
             SearchError::Unavailable(source) => {
                 tracing::warn!(error = %source, "vector store unavailable");
                 rich::unavailable(

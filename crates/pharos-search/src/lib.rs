@@ -6,11 +6,14 @@
 //! an immutable copy and never wait for writes ([`live_index`]).
 
 pub mod catalog;
+pub mod client;
+pub mod convert;
 pub mod definition;
 pub mod describe;
 pub mod error;
 pub mod grpc;
 pub mod live_index;
+mod metrics;
 pub mod module;
 pub mod service;
 pub mod settings;

@@ -13,14 +13,16 @@ use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Store;
 use pharos_store::control::vectors::{VectorRepository, VectorRow};
-use pharos_vector::{Hit, Metric, SearchParams, TrainStage, VectorError, check_vector};
+use pharos_vector::{Metric, SearchParams, VectorError, check_vector};
 use tokio::sync::mpsc;
 
 use crate::catalog::{Catalog, run_blocking};
+use crate::convert::{finished, info, progress, to_hits};
 use crate::definition::{IndexDefinition, KindDefinition};
 use crate::describe;
 use crate::error::{Result, SearchError};
-use crate::live_index::{IndexCopy, LiveIndex, Payload, PayloadFilter};
+use crate::live_index::{IndexCopy, LiveIndex, PayloadFilter};
+use crate::metrics::{Call, SearchMetrics};
 use crate::settings::SearchSettings;
 
 /// k when a request leaves it 0.
@@ -33,6 +35,7 @@ pub struct SearchService {
     repository: VectorRepository,
     catalog: Arc<Catalog>,
     settings: SearchSettings,
+    metrics: SearchMetrics,
 }
 
 impl std::fmt::Debug for SearchService {
@@ -59,10 +62,12 @@ impl SearchService {
         let repository = store.vectors();
         let catalog = Catalog::load(repository.clone(), &settings).await?;
         catalog.spawn_tasks(&settings, shutdown);
+        SearchMetrics::observe(&catalog);
         Ok(Arc::new(Self {
             repository,
             catalog,
             settings,
+            metrics: SearchMetrics::new(),
         }))
     }
 
@@ -192,7 +197,9 @@ impl SearchService {
         let (count, revision) = (change.count, change.revision);
         self.catalog.apply(change, Some(rows)).await?;
         self.catalog.maybe_train(&live);
-        Ok((u64::try_from(count).unwrap_or(0), revision))
+        let count = u64::try_from(count).unwrap_or(0);
+        self.metrics.written("upsert", count);
+        Ok((count, revision))
     }
 
     /// Removes `request.ids`; returns how many were there and the revision.
@@ -215,7 +222,9 @@ impl SearchService {
             .map_err(|error| SearchError::from_store(error, &live.name))?;
         let (count, revision) = (change.count, change.revision);
         self.catalog.apply(change, None).await?;
-        Ok((u64::try_from(count).unwrap_or(0), revision))
+        let count = u64::try_from(count).unwrap_or(0);
+        self.metrics.written("delete", count);
+        Ok((count, revision))
     }
 
     pub async fn search(&self, request: pb::SearchRequest) -> Result<Vec<pb::Hit>> {
@@ -232,7 +241,7 @@ impl SearchService {
             &live.name,
         )
         .map_err(|reason| SearchError::invalid("vector", reason))?;
-        search_one(live, request.vector, query).await
+        search_one(live, request.vector, query, self.metrics.clone()).await
     }
 
     pub async fn batch_search(&self, request: pb::BatchSearchRequest) -> Result<Vec<Vec<pb::Hit>>> {
@@ -271,6 +280,7 @@ impl SearchService {
         }
         let queries: Vec<Vec<f32>> = request.queries.into_iter().map(|q| q.vector).collect();
         let threads = self.settings.threads();
+        let metrics = self.metrics.clone();
         run_blocking(move || {
             let snapshot = live.snapshot();
             let started = Instant::now();
@@ -281,10 +291,9 @@ impl SearchService {
                 .engine
                 .search_batch(&queries, query.k, query.params, filter, threads)
                 .map_err(|error| engine_error(error, &live.name))?;
-            live.record(
-                started.elapsed() / queries.len().max(1) as u32,
-                query.params,
-            );
+            let per_query = started.elapsed() / queries.len().max(1) as u32;
+            live.record(per_query, query.params);
+            metrics.query(live.definition.kind.name(), Call::Batch, per_query);
             Ok(answers
                 .into_iter()
                 .map(|hits| to_hits(&snapshot, hits))
@@ -320,7 +329,12 @@ impl SearchService {
                 filter: query.filter.clone(),
             };
             let vector = request.vector.clone();
-            searches.push(tokio::spawn(search_one(live, vector, query)));
+            searches.push(tokio::spawn(search_one(
+                live,
+                vector,
+                query,
+                self.metrics.clone(),
+            )));
         }
         let mut results = Vec::with_capacity(searches.len());
         for (name, search) in request.indexes.into_iter().zip(searches) {
@@ -509,12 +523,17 @@ impl SearchService {
 }
 
 /// Searches one index: on the calling worker when small, else off the async workers.
-async fn search_one(live: Arc<LiveIndex>, vector: Vec<f32>, query: Query) -> Result<Vec<pb::Hit>> {
+async fn search_one(
+    live: Arc<LiveIndex>,
+    vector: Vec<f32>,
+    query: Query,
+    metrics: SearchMetrics,
+) -> Result<Vec<pb::Hit>> {
     let snapshot = live.snapshot();
     if snapshot.engine.len() * live.definition.dimension() <= INLINE_SEARCH_WORK {
-        return search_now(&live, &snapshot, &vector, &query);
+        return search_now(&live, &snapshot, &vector, &query, &metrics);
     }
-    run_blocking(move || search_now(&live, &snapshot, &vector, &query)).await?
+    run_blocking(move || search_now(&live, &snapshot, &vector, &query, &metrics)).await?
 }
 
 fn search_now(
@@ -522,6 +541,7 @@ fn search_now(
     snapshot: &IndexCopy,
     vector: &[f32],
     query: &Query,
+    metrics: &SearchMetrics,
 ) -> Result<Vec<pb::Hit>> {
     let started = Instant::now();
     let accept = |id: u64| query.filter.accepts(snapshot, id);
@@ -531,29 +551,10 @@ fn search_now(
         .engine
         .search(vector, query.k, query.params, filter)
         .map_err(|error| engine_error(error, &live.name))?;
-    live.record(started.elapsed(), query.params);
+    let took = started.elapsed();
+    live.record(took, query.params);
+    metrics.query(live.definition.kind.name(), Call::Search, took);
     Ok(to_hits(snapshot, hits))
-}
-
-fn to_hits(copy: &IndexCopy, hits: Vec<Hit>) -> Vec<pb::Hit> {
-    copy.with_payloads(hits)
-        .into_iter()
-        .map(|(hit, payload)| pb::Hit {
-            id: hit.id,
-            score: hit.score,
-            payload: payload.map_or_else(HashMap::new, |payload: Payload| {
-                payload
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect()
-            }),
-        })
-        .collect()
-}
-
-fn info(live: &LiveIndex, copy: &IndexCopy) -> pb::IndexInfo {
-    live.definition
-        .to_info(&live.name, copy.engine.len(), copy.engine.is_trained())
 }
 
 /// Why `values` cannot be a vector of index `name`, in words naming what was expected.
@@ -583,31 +584,6 @@ fn engine_error(error: VectorError, name: &str) -> SearchError {
             SearchError::invalid("vector", format!("{error} (index {name:?})"))
         }
         other => SearchError::internal_from("the vector engine failed", other),
-    }
-}
-
-fn progress(stage: TrainStage) -> pb::TrainProgress {
-    let (stage, done, total) = match stage {
-        TrainStage::CoarseQuantizer { vectors } => {
-            ("coarse quantizer (k-means of the lists)", 0, vectors)
-        }
-        TrainStage::Codebook { done, total } => ("product quantizer codebooks", done, total),
-        TrainStage::Encoding { vectors } => ("encoding every vector", 0, vectors),
-    };
-    pb::TrainProgress {
-        stage: stage.to_owned(),
-        done: done as u64,
-        total: total as u64,
-        finished: false,
-    }
-}
-
-fn finished(stage: &str) -> pb::TrainProgress {
-    pb::TrainProgress {
-        stage: stage.to_owned(),
-        done: 1,
-        total: 1,
-        finished: true,
     }
 }
 

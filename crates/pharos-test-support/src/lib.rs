@@ -18,12 +18,10 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use pharos_api::module::{Base, Module, Mounts, Registry, StartError, StopHooks, Target};
 use pharos_clock::Clock;
-use pharos_runtime::health::{FreeDiskCheck, ProcessMemoryCheck};
 use pharos_runtime::server::ServeError;
 use pharos_runtime::{ServerSettings, Shutdown};
 use pharos_store::Store;
@@ -95,10 +93,7 @@ impl TestServerBuilder {
         };
         let shutdown = Shutdown::new();
         let mut mounts = Mounts::new(self.server.clone());
-        mounts.health.register(Arc::new(ProcessMemoryCheck));
-        mounts.health.register(Arc::new(FreeDiskCheck {
-            path: data_dir.clone(),
-        }));
+
         let base = Base {
             store: self.store.clone(),
             clock: self.clock.clone(),

@@ -11,11 +11,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Subcommand, ValueEnum};
 use futures::StreamExt as _;
 use indicatif::{ProgressBar, ProgressStyle};
-use pharos_api::client::{ClientInterceptor, ClientSettings};
+use pharos_api::{RemoteSearch, SearchApi as _};
 use pharos_proto::search::v1 as pb;
-use pharos_proto::search::v1::search_service_client::SearchServiceClient;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
 
 use crate::cli::status_error;
 
@@ -116,29 +113,13 @@ pub enum SearchCommand {
     },
 }
 
-type Client = SearchServiceClient<InterceptedService<Channel, ClientInterceptor>>;
-
-async fn connect(settings: &ClientSettings) -> anyhow::Result<Client> {
-    let channel = settings.connect().await?;
-    Ok(
-        SearchServiceClient::with_interceptor(channel, settings.interceptor()?)
-            .max_decoding_message_size(64 << 20)
-            .max_encoding_message_size(64 << 20),
-    )
-}
-
 /// Runs a `pharos search` command against a server.
 pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
-    let mut client = connect(&args.client.settings(None)).await?;
+    let client = RemoteSearch::connect(&args.client.settings(None)).await?;
     let json = args.client.json;
     match args.command {
         SearchCommand::List => {
-            let indexes = client
-                .list_indexes(pb::ListIndexesRequest {})
-                .await
-                .map_err(status_error)?
-                .into_inner()
-                .indexes;
+            let indexes = client.list_indexes().await.map_err(status_error)?.indexes;
             if json {
                 let shown: Vec<_> = indexes.iter().map(info_json).collect();
                 println!("{}", serde_json::Value::Array(shown));
@@ -176,7 +157,6 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(status_error)?
-                .into_inner()
                 .index
                 .unwrap_or_default();
             if json {
@@ -198,18 +178,7 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             format,
             start_id,
             batch,
-        } => {
-            upsert_file(
-                &mut client,
-                &index,
-                &file,
-                format,
-                start_id,
-                batch.max(1),
-                json,
-            )
-            .await?
-        }
+        } => upsert_file(&client, &index, &file, format, start_id, batch.max(1), json).await?,
         SearchCommand::Query {
             index,
             vector,
@@ -231,7 +200,6 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
                 })
                 .await
                 .map_err(status_error)?
-                .into_inner()
                 .hits;
             if json {
                 let shown: Vec<_> = hits
@@ -261,8 +229,7 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             let described = client
                 .describe_index(pb::DescribeIndexRequest { name })
                 .await
-                .map_err(status_error)?
-                .into_inner();
+                .map_err(status_error)?;
             let info = described.index.clone().unwrap_or_default();
             let latency = described.latency.clone().unwrap_or_default();
             if json {
@@ -292,29 +259,11 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
             }
         }
         SearchCommand::Train { name, rebuild } => {
-            let mut stream = if rebuild {
-                let stream = client
-                    .rebuild(pb::RebuildRequest { name })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                stream
-                    .map(|step| step.map(|response| response.progress))
-                    .boxed()
-            } else {
-                let stream = client
-                    .train(pb::TrainRequest { name })
-                    .await
-                    .map_err(status_error)?
-                    .into_inner();
-                stream
-                    .map(|step| step.map(|response| response.progress))
-                    .boxed()
-            };
+            let mut stream = client.train(name, rebuild).await.map_err(status_error)?;
             let spinner = ProgressBar::new_spinner();
             spinner.enable_steady_tick(std::time::Duration::from_millis(120));
             while let Some(step) = stream.next().await {
-                let progress = step.map_err(status_error)?.unwrap_or_default();
+                let progress = step.map_err(status_error)?;
                 if progress.finished {
                     spinner.finish_with_message(progress.stage);
                     break;
@@ -332,7 +281,7 @@ pub async fn run_search(args: SearchArgs) -> anyhow::Result<()> {
 }
 
 async fn upsert_file(
-    client: &mut Client,
+    client: &RemoteSearch,
     index: &str,
     file: &Path,
     format: Option<FormatArg>,
@@ -380,8 +329,7 @@ async fn upsert_file(
             .await
             .map_err(|status| {
                 status_error(status).context(format!("after {written} vectors were written"))
-            })?
-            .into_inner();
+            })?;
         written += count;
         revision = response.revision;
         if total.is_none() {

@@ -3,15 +3,10 @@
 //! and reflection) and the HTTP listener, and returns once a shutdown has drained them, every
 //! stop hook has run and every background task has ended.
 
-use std::sync::Arc;
-
 use anyhow::Context as _;
 use pharos_api::module::{Base, Mounts, StopHooks};
 use pharos_clock::Clock;
 use pharos_runtime::Shutdown;
-use pharos_runtime::health::{
-    BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, ProcessMemoryCheck,
-};
 use pharos_store::Store;
 use tokio::net::TcpListener;
 
@@ -46,13 +41,6 @@ pub async fn run(
     tracing::info!(backend = store.backend().name(), targets = ?targets, "store ready");
 
     let mut mounts = Mounts::new(settings.server.clone());
-    mounts
-        .health
-        .register(Arc::new(DatabaseCheck(store.clone())));
-    mounts.health.register(Arc::new(ProcessMemoryCheck));
-    mounts.health.register(Arc::new(FreeDiskCheck {
-        path: settings.data_dir.clone(),
-    }));
     let base = Base {
         store: store.clone(),
         clock: Clock::system(),
@@ -119,34 +107,6 @@ pub fn redact(url: &str) -> String {
             }
         }
         _ => url.to_string(),
-    }
-}
-
-/// The store every service shares: its backend, a timed round trip, the pool's connections.
-struct DatabaseCheck(Store);
-
-impl HealthCheck for DatabaseCheck {
-    fn name(&self) -> &str {
-        "database"
-    }
-
-    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
-        Box::pin(async {
-            let backend = self.0.backend().name();
-            let (open, idle) = self.0.pool_stats();
-            match self.0.ping().await {
-                Ok(elapsed) => ComponentHealth::ok(serde_json::json!({
-                    "backend": backend,
-                    "round_trip_ms": elapsed.as_secs_f64() * 1000.0,
-                    "connections": open,
-                    "idle": idle,
-                })),
-                Err(error) => ComponentHealth::down(serde_json::json!({
-                    "backend": backend,
-                    "error": error.to_string(),
-                })),
-            }
-        })
     }
 }
 

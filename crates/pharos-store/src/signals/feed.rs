@@ -1,5 +1,5 @@
 //! [`FeedRepository`]: the committed-data feed. A batch of metric points or security events
-//! appends one feed row in its own transaction ([`FeedEntry`], through [`append`]): the next
+//! appends one feed row in its own transaction ([`FeedEntry`], through `append_postgres` or `append_sqlite`): the next
 //! position, taken from a head row that stays locked until the commit, so positions are
 //! gap-free and in commit order across every writer and replica. Subscribers read the rows
 //! after their last position; rows older than the feed's retention are deleted. A payload is
