@@ -129,7 +129,7 @@ async fn measure(
         };
         eprintln!("sending {} for {duration:?}", load.label);
         let settings = LoadSettings {
-            endpoint: format!("http://{addr}"),
+            client: pharos_api::ClientSettings::new(format!("http://{addr}")),
             duration,
             connections: 4,
             concurrency: 8,
@@ -137,7 +137,6 @@ async fn measure(
             series: 10_000,
             signal: load.signal,
             protocol: load.protocol,
-            token: None,
         };
         let report = pharos_loadgen::run(&settings, Arc::new(Progress::default())).await?;
         server.check_alive()?;

@@ -26,11 +26,10 @@ pub fn server(
     service: Arc<ConfigService>,
     max_message_bytes: usize,
 ) -> ConfigServiceServer<ConfigGrpc> {
-    ConfigServiceServer::new(ConfigGrpc { service })
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(max_message_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        ConfigServiceServer::new(ConfigGrpc { service }),
+        max_message_bytes
+    )
 }
 
 /// The authenticated token's name, else the `x-pharos-actor` metadata, else

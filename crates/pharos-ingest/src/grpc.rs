@@ -32,11 +32,10 @@ pub fn server(
     max_message_bytes: usize,
 ) -> IngestServiceServer<IngestGrpc> {
     let feed = crate::client::feed_api(service.clone());
-    IngestServiceServer::new(IngestGrpc { service, feed })
-        .max_decoding_message_size(max_message_bytes)
-        .max_encoding_message_size(max_message_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        IngestServiceServer::new(IngestGrpc { service, feed }),
+        max_message_bytes
+    )
 }
 
 impl IngestGrpc {

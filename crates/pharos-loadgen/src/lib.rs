@@ -26,12 +26,13 @@ use opentelemetry_proto::tonic::logs::v1 as otlp_logs;
 use opentelemetry_proto::tonic::metrics::v1 as otlp_metrics;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1 as otlp_trace;
+use pharos_api::client::{ClientSettings, ConnectError};
 use pharos_proto::ingest::v1 as pb;
 use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tonic::metadata::MetadataValue;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// Which telemetry to send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -103,8 +104,8 @@ impl std::str::FromStr for Protocol {
 /// What to send.
 #[derive(Debug, Clone)]
 pub struct LoadSettings {
-    /// `http://host:port` of a Pharos gRPC listener running the ingest target.
-    pub endpoint: String,
+    /// Where a Pharos gRPC listener running the ingest target is (endpoint, token, TLS).
+    pub client: ClientSettings,
     pub duration: Duration,
     /// HTTP/2 connections.
     pub connections: usize,
@@ -116,14 +117,12 @@ pub struct LoadSettings {
     pub series: usize,
     pub signal: Signal,
     pub protocol: Protocol,
-    /// A bearer token, when the server requires one.
-    pub token: Option<String>,
 }
 
 impl Default for LoadSettings {
     fn default() -> Self {
         Self {
-            endpoint: "http://127.0.0.1:50051".to_owned(),
+            client: ClientSettings::new("http://127.0.0.1:50051"),
             duration: Duration::from_secs(10),
             connections: 4,
             concurrency: 8,
@@ -131,20 +130,14 @@ impl Default for LoadSettings {
             series: 10_000,
             signal: Signal::Metrics,
             protocol: Protocol::Pharos,
-            token: None,
         }
     }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
-    #[error(
-        "cannot connect to {endpoint}: {source}; is `pharos serve` running with the ingest target?"
-    )]
-    Connect {
-        endpoint: String,
-        source: tonic::transport::Error,
-    },
+    #[error("{0}; the server must run the ingest target")]
+    Connect(#[from] ConnectError),
     #[error("invalid setting: {0}")]
     Invalid(String),
 }
@@ -199,20 +192,7 @@ pub async fn run(settings: &LoadSettings, progress: Arc<Progress>) -> Result<Rep
     }
     let mut channels = Vec::with_capacity(settings.connections);
     for _ in 0..settings.connections {
-        let endpoint = Endpoint::from_shared(settings.endpoint.clone())
-            .map_err(|source| LoadError::Connect {
-                endpoint: settings.endpoint.clone(),
-                source,
-            })?
-            .tcp_nodelay(true);
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|source| LoadError::Connect {
-                endpoint: settings.endpoint.clone(),
-                source,
-            })?;
-        channels.push(channel);
+        channels.push(settings.client.connect().await?);
     }
     let fleet = Arc::new(Fleet::new(settings.series));
     let stop = Arc::new(AtomicBool::new(false));
@@ -440,7 +420,7 @@ impl Caller {
 
     fn request<T>(&self, message: T) -> tonic::Request<T> {
         let mut request = tonic::Request::new(message);
-        if let Some(token) = &self.settings.token
+        if let Some(token) = &self.settings.client.token
             && let Ok(value) = MetadataValue::try_from(format!("Bearer {token}"))
         {
             request.metadata_mut().insert("authorization", value);

@@ -20,3 +20,7 @@ pub mod trace;
 
 pub use settings::{AuthSettings, LimitSettings, ServerSettings, TelemetrySettings, TlsSettings};
 pub use shutdown::Shutdown;
+
+/// For the macros of this crate, so that callers need not name tonic themselves.
+#[doc(hidden)]
+pub use tonic as __tonic;

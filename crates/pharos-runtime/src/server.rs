@@ -24,6 +24,20 @@ use crate::observe::ObserveLayer;
 use crate::settings::{ServerSettings, TlsSettings};
 use crate::shutdown::Shutdown;
 
+/// A generated tonic server as every Pharos service mounts it: requests and responses up to the
+/// process's `max_message_bytes`, gzip accepted and sent. Generated servers share no trait for
+/// these builders, hence a macro: `pharos_runtime::tonic_server!(XServer::new(x), max_bytes)`.
+#[macro_export]
+macro_rules! tonic_server {
+    ($server:expr, $max_message_bytes:expr) => {
+        $server
+            .max_decoding_message_size($max_message_bytes)
+            .max_encoding_message_size($max_message_bytes)
+            .accept_compressed($crate::__tonic::codec::CompressionEncoding::Gzip)
+            .send_compressed($crate::__tonic::codec::CompressionEncoding::Gzip)
+    };
+}
+
 /// Why the gRPC server could not start or stopped with an error.
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {

@@ -25,13 +25,12 @@ pub fn server(
     service: Arc<SearchService>,
     max_message_bytes: usize,
 ) -> SearchServiceServer<SearchGrpc> {
-    SearchServiceServer::new(SearchGrpc {
-        api: crate::client::api(service),
-    })
-    .max_decoding_message_size(max_message_bytes)
-    .max_encoding_message_size(max_message_bytes)
-    .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-    .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        SearchServiceServer::new(SearchGrpc {
+            api: crate::client::api(service),
+        }),
+        max_message_bytes
+    )
 }
 
 type ProgressStream<T> = Pin<Box<dyn Stream<Item = Result<T, Status>> + Send>>;

@@ -83,7 +83,7 @@ impl ServeArgs {
     }
 }
 
-/// How a client command reaches a server: shared by `pharos config` and `pharos search`.
+/// How a client command reaches a server: shared by `pharos config`, `pharos search` and `pharos loadgen`.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The server's gRPC address (https://... for TLS).

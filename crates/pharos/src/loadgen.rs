@@ -12,16 +12,9 @@ use pharos_loadgen::{LoadSettings, Progress, Protocol, Signal};
 
 #[derive(Debug, Clone, Args)]
 pub struct LoadgenArgs {
-    /// The server's gRPC address (it must run the ingest target).
-    #[arg(
-        long,
-        env = "PHAROS_ENDPOINT",
-        default_value = "http://127.0.0.1:50051"
-    )]
-    pub endpoint: String,
-    /// Bearer token, when the server requires one.
-    #[arg(long, env = "PHAROS_TOKEN", hide_env_values = true)]
-    pub token: Option<String>,
+    /// The server (it must run the ingest target), and `--json` for the report as JSON.
+    #[command(flatten)]
+    pub client: crate::cli::ClientArgs,
     /// How long to send, like 30s or 2m.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
     pub duration: Duration,
@@ -44,14 +37,11 @@ pub struct LoadgenArgs {
     /// Distinct series to cycle through.
     #[arg(long, default_value_t = 10_000)]
     pub series: usize,
-    /// Print the report as JSON.
-    #[arg(long)]
-    pub json: bool,
 }
 
 pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     let settings = LoadSettings {
-        endpoint: args.endpoint,
+        client: args.client.settings(None),
         duration: args.duration,
         connections: args.connections,
         concurrency: args.concurrency,
@@ -59,7 +49,6 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
         series: args.series,
         signal: args.signal,
         protocol: args.protocol,
-        token: args.token,
     };
     let progress = Arc::new(Progress::default());
     let bar = indicatif::ProgressBar::new(settings.duration.as_millis() as u64);
@@ -88,7 +77,7 @@ pub async fn run(args: LoadgenArgs) -> anyhow::Result<()> {
     ticker.abort();
     bar.finish_and_clear();
     let report = report?;
-    if args.json {
+    if args.client.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         println!(

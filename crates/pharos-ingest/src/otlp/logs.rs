@@ -28,10 +28,10 @@ pub fn logs_server(
     service: Arc<IngestService>,
     max_message_bytes: usize,
 ) -> LogsServiceServer<OtlpLogs> {
-    LogsServiceServer::new(OtlpLogs { service })
-        .max_decoding_message_size(max_message_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        LogsServiceServer::new(OtlpLogs { service }),
+        max_message_bytes
+    )
 }
 
 #[tonic::async_trait]

@@ -47,10 +47,10 @@ pub fn metrics_server(
     service: Arc<IngestService>,
     max_message_bytes: usize,
 ) -> MetricsServiceServer<OtlpMetrics> {
-    MetricsServiceServer::new(OtlpMetrics { service })
-        .max_decoding_message_size(max_message_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        MetricsServiceServer::new(OtlpMetrics { service }),
+        max_message_bytes
+    )
 }
 
 #[tonic::async_trait]

@@ -26,10 +26,10 @@ pub fn traces_server(
     service: Arc<IngestService>,
     max_message_bytes: usize,
 ) -> TraceServiceServer<OtlpTraces> {
-    TraceServiceServer::new(OtlpTraces { service })
-        .max_decoding_message_size(max_message_bytes)
-        .accept_compressed(tonic::codec::CompressionEncoding::Gzip)
-        .send_compressed(tonic::codec::CompressionEncoding::Gzip)
+    pharos_runtime::tonic_server!(
+        TraceServiceServer::new(OtlpTraces { service }),
+        max_message_bytes
+    )
 }
 
 #[tonic::async_trait]

@@ -36,7 +36,7 @@ async fn throttled_database_gives_retryable_overload_with_bounded_memory() {
         .expect("lock the points table");
 
     let settings = pharos_loadgen::LoadSettings {
-        endpoint: server.endpoint(),
+        client: pharos_api::ClientSettings::new(server.endpoint()),
         duration: Duration::from_secs(4),
         connections: 2,
         concurrency: 16,
