@@ -333,6 +333,55 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned> LiveSettings<T> {
 mod live_settings_tests {
     use super::*;
 
+    /// While the config service cannot be reached, the follower says why, stays degraded and
+    /// retries with a backoff that doubles from 100 ms up to 10 s. Time is tokio's, paused and
+    /// advanced by the runtime, so the test takes no wall-clock seconds.
+    #[tokio::test(start_paused = true)]
+    async fn an_unreachable_config_service_is_retried_with_doubling_backoff() {
+        // A port nobody listens on: bound, then released.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("a free port")
+            .port();
+        let settings = crate::client::ClientSettings::new(format!("http://127.0.0.1:{port}"));
+        let config = crate::config::RemoteConfig::lazy(&settings).expect("a lazy client");
+        let shutdown = Shutdown::new();
+        let follower = follow(
+            config,
+            "pharos.test.",
+            settings.endpoint.clone(),
+            &shutdown,
+            |_| {},
+        );
+        let mut state = follower.state();
+        let started = tokio::time::Instant::now();
+        let mut failures = Vec::new();
+        while failures.len() < 9 {
+            state.changed().await.expect("the follower runs");
+            let now = state.borrow_and_update().clone();
+            assert!(!now.following);
+            assert!(now.last_error.is_some(), "the reason is reported: {now:?}");
+            failures.push(started.elapsed());
+        }
+        let gaps: Vec<u128> = failures
+            .windows(2)
+            .map(|pair| (pair[1] - pair[0]).as_millis())
+            .collect();
+        // 100 ms doubled each time, capped at 10 s (a failed connection attempt takes no time
+        // on a paused clock, beyond the backoff itself).
+        assert_eq!(
+            gaps,
+            [100, 200, 400, 800, 1_600, 3_200, 6_400, 10_000],
+            "{failures:?}"
+        );
+        let health = follower.health_check("test_live_settings").check().await;
+        assert_eq!(
+            health.status,
+            pharos_runtime::health::HealthStatus::Degraded
+        );
+        shutdown.wait_drained().await;
+    }
+
     #[derive(Debug, serde::Serialize, serde::Deserialize, PartialEq)]
     struct Example {
         inner: Inner,
