@@ -17,15 +17,17 @@ use std::path::PathBuf;
 use std::pin::Pin;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use pharos_clock::Clock;
 use pharos_runtime::health::{
     BoxFuture, ComponentHealth, FreeDiskCheck, HealthCheck, HealthRegistry, ProcessMemoryCheck,
 };
-use pharos_runtime::server::GrpcServer;
+use pharos_runtime::server::{GrpcServer, ServeError};
 use pharos_runtime::{ServerSettings, Shutdown};
 use pharos_store::Store;
 use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
 use tonic::body::Body;
 use tonic::server::NamedService;
 
@@ -210,6 +212,48 @@ impl Mounts {
             stop_hooks: StopHooks::default(),
         }
     }
+
+    /// Serves what the modules mounted, gRPC on `grpc_listener` and `/metrics`, `/health`,
+    /// `/ready` and the modules' routes on `http_listener`, until `shutdown` fires; then stops
+    /// as a process stops: the gRPC server drains (in-flight calls get the grace period), the
+    /// HTTP listener closes, the stop hooks run and the background tasks are waited for (up to
+    /// `grace`). `pharos serve` and the test server both stop through here.
+    pub async fn serve(
+        self,
+        grpc_listener: TcpListener,
+        http_listener: TcpListener,
+        shutdown: Shutdown,
+        grace: Duration,
+    ) -> Stopped {
+        let router =
+            pharos_runtime::http::router(self.health, shutdown.clone()).merge(self.http_routes);
+        let http = tokio::spawn(pharos_runtime::http::serve(
+            http_listener,
+            router,
+            shutdown.clone(),
+        ));
+        let grpc = self.grpc.serve(grpc_listener, shutdown.clone()).await;
+        shutdown.trigger();
+        let http = match http.await {
+            Ok(served) => served,
+            Err(failed) => Err(std::io::Error::other(failed)),
+        };
+        let drained = self.stop_hooks.stop(&shutdown, grace).await;
+        Stopped {
+            grpc,
+            http,
+            drained,
+        }
+    }
+}
+
+/// How the servers and modules of a process stopped.
+#[derive(Debug)]
+pub struct Stopped {
+    pub grpc: Result<(), ServeError>,
+    pub http: std::io::Result<()>,
+    /// Every background task ended within the grace period.
+    pub drained: bool,
 }
 
 /// What the started modules do once the servers have drained.
@@ -219,12 +263,25 @@ pub struct StopHooks {
 }
 
 impl StopHooks {
-    /// Runs the hooks, the last started module's first.
-    pub async fn run(mut self) {
+    /// Fires the shutdown, runs the hooks (the last started module's first), then waits up to
+    /// `grace` for every background task; `false`, with a warning, when some still run.
+    pub async fn stop(mut self, shutdown: &Shutdown, grace: Duration) -> bool {
+        shutdown.trigger();
         while let Some((target, hook)) = self.hooks.pop() {
             tracing::debug!(%target, "stopping");
             hook().await;
         }
+        let drained = tokio::time::timeout(grace, shutdown.wait_drained())
+            .await
+            .is_ok();
+        if !drained {
+            tracing::warn!(
+                ?grace,
+                tasks = shutdown.running_tasks(),
+                "background tasks still running after the grace period"
+            );
+        }
+        drained
     }
 }
 
@@ -319,6 +376,45 @@ fn local<T: ?Sized>(api: Arc<T>) -> Resolved<T> {
     Resolved {
         api,
         source: "in-process".to_string(),
+    }
+}
+
+/// The service a module started, shared by the module's clones: the registry owns the
+/// registered module, so whoever needs the service itself (a test reading its state, an
+/// embedder) registers a clone and asks it. Holds the first service started.
+pub struct StartedService<T>(Arc<std::sync::OnceLock<Arc<T>>>);
+
+impl<T> StartedService<T> {
+    /// Records `service` as started (a later start of a clone keeps the first).
+    pub fn record(&self, service: &Arc<T>) {
+        let _ = self.0.set(service.clone());
+    }
+
+    /// The service, once started.
+    pub fn get(&self) -> Option<Arc<T>> {
+        self.0.get().cloned()
+    }
+}
+
+impl<T> Default for StartedService<T> {
+    fn default() -> Self {
+        Self(Arc::default())
+    }
+}
+
+impl<T> Clone for StartedService<T> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<T> fmt::Debug for StartedService<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "started"
+        } else {
+            "not started"
+        })
     }
 }
 
@@ -474,7 +570,7 @@ impl Registry {
 
     /// Starts the modules of `targets` in dependency order, mounting what they serve on
     /// `mounts`. On an error the modules started so far are stopped by the caller through
-    /// [`StopHooks::run`] after `base.shutdown` fires.
+    /// [`StopHooks::stop`].
     pub async fn start(
         &self,
         targets: &[Target],

@@ -1,44 +1,32 @@
 //! The config service's registration in the module registry: target `config`; it serves the
 //! [`ConfigApi`](pharos_api::ConfigApi) to the services started after it in the same process.
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use pharos_api::module::{BoxError, Interface, Module, ModuleContext, Target};
+use pharos_api::module::{BoxError, Interface, Module, ModuleContext, StartedService, Target};
 
 use crate::service::ConfigService;
 use crate::settings::ConfigSettings;
 
 /// Starts the config service with its section of the settings. Clones share the service
 /// started by any of them ([`ConfigModule::service`]).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct ConfigModule {
     settings: ConfigSettings,
-    started: Arc<OnceLock<Arc<ConfigService>>>,
+    started: StartedService<ConfigService>,
 }
 
 impl ConfigModule {
     pub fn new(settings: ConfigSettings) -> Self {
         Self {
             settings,
-            started: Arc::default(),
+            started: StartedService::default(),
         }
     }
 
-    /// The service this module or a clone of it started (the first one, if started more than
-    /// once), `None` before that. The registry owns the registered module, so whoever needs the
-    /// service itself (a test reading its state, an embedder) registers a clone and asks here.
+    /// The service this module or a clone of it started, `None` before that.
     pub fn service(&self) -> Option<Arc<ConfigService>> {
-        self.started.get().cloned()
-    }
-}
-
-impl fmt::Debug for ConfigModule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConfigModule")
-            .field("settings", &self.settings)
-            .field("started", &self.started.get().is_some())
-            .finish()
+        self.started.get()
     }
 }
 
@@ -59,7 +47,7 @@ impl Module for ConfigModule {
             context.shutdown.clone(),
         )
         .await?;
-        let _ = self.started.set(service.clone());
+        self.started.record(&service);
         for check in service.health_checks() {
             context.add_health_check(check);
         }

@@ -3,45 +3,35 @@
 //! follows its live settings through the config service of this process, or the one at
 //! `ingest.config_endpoint`.
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use pharos_api::client::ClientSettings;
-use pharos_api::module::{BoxError, Interface, Module, ModuleContext, Need, Target};
+use pharos_api::module::{
+    BoxError, Interface, Module, ModuleContext, Need, StartedService, Target,
+};
 
 use crate::service::IngestService;
 use crate::settings::IngestSettings;
 
 /// Starts the ingest service with its section of the settings. Clones share the service
 /// started by any of them ([`IngestModule::service`]).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct IngestModule {
     settings: IngestSettings,
-    started: Arc<OnceLock<Arc<IngestService>>>,
+    started: StartedService<IngestService>,
 }
 
 impl IngestModule {
     pub fn new(settings: IngestSettings) -> Self {
         Self {
             settings,
-            started: Arc::default(),
+            started: StartedService::default(),
         }
     }
 
-    /// The service this module or a clone of it started (the first one, if started more than
-    /// once), `None` before that. The registry owns the registered module, so whoever needs the
-    /// service itself (a test reading its state, an embedder) registers a clone and asks here.
+    /// The service this module or a clone of it started, `None` before that.
     pub fn service(&self) -> Option<Arc<IngestService>> {
-        self.started.get().cloned()
-    }
-}
-
-impl fmt::Debug for IngestModule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("IngestModule")
-            .field("settings", &self.settings)
-            .field("started", &self.started.get().is_some())
-            .finish()
+        self.started.get()
     }
 }
 
@@ -71,7 +61,7 @@ impl Module for IngestModule {
             context.shutdown.clone(),
         )
         .await?;
-        let _ = self.started.set(service.clone());
+        self.started.record(&service);
         for check in service.health_checks() {
             context.add_health_check(check);
         }

@@ -2,44 +2,32 @@
 //! to `<data_dir>/search` unless `search.snapshot_dir` says otherwise; its stop hook writes the
 //! last snapshot and releases that directory.
 
-use std::fmt;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-use pharos_api::module::{BoxError, Module, ModuleContext, Target};
+use pharos_api::module::{BoxError, Module, ModuleContext, StartedService, Target};
 
 use crate::service::SearchService;
 use crate::settings::SearchSettings;
 
 /// Starts the search service with its section of the settings. Clones share the service
 /// started by any of them ([`SearchModule::service`]).
-#[derive(Clone)]
+#[derive(Debug, Clone)]
 pub struct SearchModule {
     settings: SearchSettings,
-    started: Arc<OnceLock<Arc<SearchService>>>,
+    started: StartedService<SearchService>,
 }
 
 impl SearchModule {
     pub fn new(settings: SearchSettings) -> Self {
         Self {
             settings,
-            started: Arc::default(),
+            started: StartedService::default(),
         }
     }
 
-    /// The service this module or a clone of it started (the first one, if started more than
-    /// once), `None` before that. The registry owns the registered module, so whoever needs the
-    /// service itself (a test reading its state, an embedder) registers a clone and asks here.
+    /// The service this module or a clone of it started, `None` before that.
     pub fn service(&self) -> Option<Arc<SearchService>> {
-        self.started.get().cloned()
-    }
-}
-
-impl fmt::Debug for SearchModule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SearchModule")
-            .field("settings", &self.settings)
-            .field("started", &self.started.get().is_some())
-            .finish()
+        self.started.get()
     }
 }
 
@@ -56,7 +44,7 @@ impl Module for SearchModule {
         }
         let service =
             SearchService::start(context.store.clone(), settings, context.shutdown.clone()).await?;
-        let _ = self.started.set(service.clone());
+        self.started.record(&service);
         for check in service.health_checks() {
             context.add_health_check(check);
         }

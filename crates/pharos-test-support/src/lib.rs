@@ -20,9 +20,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use pharos_api::module::{Base, Module, Mounts, Registry, StartError, StopHooks, Target};
+use pharos_api::module::{Base, Module, Mounts, Registry, StartError, Stopped, Target};
 use pharos_clock::Clock;
-use pharos_runtime::server::ServeError;
 use pharos_runtime::{ServerSettings, Shutdown};
 use pharos_store::Store;
 use tempfile::TempDir;
@@ -103,9 +102,7 @@ impl TestServerBuilder {
         };
         let grace = self.server.limits.shutdown_grace;
         if let Err(error) = self.registry.start(&self.targets, &base, &mut mounts).await {
-            shutdown.trigger();
-            mounts.stop_hooks.run().await;
-            let _ = tokio::time::timeout(grace, shutdown.wait_drained()).await;
+            mounts.stop_hooks.stop(&shutdown, grace).await;
             return Err(error);
         }
 
@@ -117,19 +114,8 @@ impl TestServerBuilder {
             .expect("bind the HTTP listener");
         let addr = grpc_listener.local_addr().expect("gRPC address");
         let http_addr = http_listener.local_addr().expect("HTTP address");
-        let Mounts {
-            grpc,
-            health,
-            http_routes,
-            stop_hooks,
-        } = mounts;
-        let router = pharos_runtime::http::router(health, shutdown.clone()).merge(http_routes);
-        let http = tokio::spawn(pharos_runtime::http::serve(
-            http_listener,
-            router,
-            shutdown.clone(),
-        ));
-        let grpc = tokio::spawn(grpc.serve(grpc_listener, shutdown.clone()));
+        let served =
+            tokio::spawn(mounts.serve(grpc_listener, http_listener, shutdown.clone(), grace));
         Ok(TestServer {
             service: (),
             addr,
@@ -140,9 +126,7 @@ impl TestServerBuilder {
             settings: self.server,
             data_dir,
             running: Some(Running {
-                grpc,
-                http,
-                stop_hooks,
+                served,
                 _owned_dir: owned_dir,
             }),
         })
@@ -151,9 +135,8 @@ impl TestServerBuilder {
 
 /// A running server: what `serve` keeps until it stops.
 struct Running {
-    grpc: JoinHandle<Result<(), ServeError>>,
-    http: JoinHandle<std::io::Result<()>>,
-    stop_hooks: StopHooks,
+    /// The servers, then the stop, as `Mounts::serve` runs them.
+    served: JoinHandle<Stopped>,
     /// Removed once the server has stopped.
     _owned_dir: Option<TempDir>,
 }
@@ -239,20 +222,18 @@ impl<S> TestServer<S> {
         };
         self.shutdown.trigger();
         let grace = self.settings.limits.shutdown_grace;
-        tokio::time::timeout(grace + STOP_SLACK, running.grpc)
+        // The gRPC server drains within the grace period, then the background tasks get it
+        // again.
+        let stopped = tokio::time::timeout(2 * grace + STOP_SLACK, running.served)
             .await
-            .expect("the gRPC server stops within the grace period")
-            .expect("the gRPC server task")
-            .expect("the gRPC server ran without error");
-        tokio::time::timeout(grace + STOP_SLACK, running.http)
-            .await
-            .expect("the HTTP listener stops within the grace period")
-            .expect("the HTTP listener task")
-            .expect("the HTTP listener ran without error");
-        running.stop_hooks.run().await;
-        tokio::time::timeout(grace, self.shutdown.wait_drained())
-            .await
-            .expect("every background task ends within the grace period");
+            .expect("the server stops within the grace periods")
+            .expect("the server task");
+        stopped.grpc.expect("the gRPC server ran without error");
+        stopped.http.expect("the HTTP listener ran without error");
+        assert!(
+            stopped.drained,
+            "every background task ends within the grace period"
+        );
     }
 }
 

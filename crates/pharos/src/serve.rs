@@ -1,10 +1,11 @@
 //! [`run`]: connects the store, applies migrations, starts the modules of the enabled targets
 //! (in the order their needs give, see `pharos_api::module`) on one gRPC listener (with health
-//! and reflection) and the HTTP listener, and returns once a shutdown has drained them, every
-//! stop hook has run and every background task has ended.
+//! and reflection) and the HTTP listener (`Mounts::serve`), and returns once a shutdown has
+//! drained them, every stop hook has run and every background task has ended (or the grace
+//! period passed), then closes the store.
 
 use anyhow::Context as _;
-use pharos_api::module::{Base, Mounts, StopHooks};
+use pharos_api::module::{Base, Mounts};
 use pharos_clock::Clock;
 use pharos_runtime::Shutdown;
 use pharos_store::Store;
@@ -48,52 +49,21 @@ pub async fn run(
         server: settings.server.clone(),
         data_dir: settings.data_dir.clone(),
     };
+    let grace = settings.server.limits.shutdown_grace;
     if let Err(error) = registry.start(&settings.target, &base, &mut mounts).await {
-        stop(mounts.stop_hooks, &shutdown, &settings, &store).await;
+        mounts.stop_hooks.stop(&shutdown, grace).await;
+        store.close().await;
         return Err(error.into());
     }
-
-    let Mounts {
-        grpc,
-        health,
-        http_routes,
-        stop_hooks,
-    } = mounts;
-    let router = pharos_runtime::http::router(health, shutdown.clone()).merge(http_routes);
-    let http = tokio::spawn(pharos_runtime::http::serve(
-        http_listener,
-        router,
-        shutdown.clone(),
-    ));
-    let served = grpc.serve(grpc_listener, shutdown.clone()).await;
-    shutdown.trigger();
-    match http.await {
-        Ok(Ok(())) => {}
-        Ok(Err(error)) => tracing::warn!(%error, "http server failed"),
-        Err(error) => tracing::warn!(%error, "http server task failed"),
-    }
-    stop(stop_hooks, &shutdown, &settings, &store).await;
-    served.context("the gRPC server failed")?;
-    Ok(())
-}
-
-/// Runs the stop hooks, waits (up to the grace period) for every background task, then closes
-/// the store.
-async fn stop(hooks: StopHooks, shutdown: &Shutdown, settings: &Settings, store: &Store) {
-    shutdown.trigger();
-    hooks.run().await;
-    let grace = settings.server.limits.shutdown_grace;
-    if tokio::time::timeout(grace, shutdown.wait_drained())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            ?grace,
-            tasks = shutdown.running_tasks(),
-            "background tasks still running after the grace period; closing the store under them"
-        );
+    let stopped = mounts
+        .serve(grpc_listener, http_listener, shutdown, grace)
+        .await;
+    if let Err(error) = &stopped.http {
+        tracing::warn!(%error, "the http server failed");
     }
     store.close().await;
+    stopped.grpc.context("the gRPC server failed")?;
+    Ok(())
 }
 
 /// A database URL without its password, for messages.
