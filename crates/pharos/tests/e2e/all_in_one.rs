@@ -123,7 +123,7 @@ async fn all_in_one_on_the_embedded_store() {
     let ready = reqwest::get(format!("{http}/ready")).await.expect("ready");
     assert_eq!(ready.status(), 200);
 
-    // Server reflection (v1) lists the service.
+    // Server reflection (v1) lists the services.
     let channel = tonic::transport::Endpoint::from_shared(endpoint.clone())
         .expect("endpoint")
         .connect()
@@ -153,14 +153,22 @@ async fn all_in_one_on_the_embedded_store() {
     else {
         panic!("unexpected reflection response");
     };
-    let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(
-        names.contains(&"pharos.config.v1.ConfigService".to_string()),
-        "{names:?}"
-    );
-    assert!(
-        names.contains(&"grpc.health.v1.Health".to_string()),
-        "{names:?}"
+    let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
+    names.sort();
+    // Exactly what is served: not OTLP's ProfilesService, which its descriptors also describe.
+    assert_eq!(
+        names,
+        [
+            "grpc.health.v1.Health",
+            "grpc.reflection.v1.ServerReflection",
+            "grpc.reflection.v1alpha.ServerReflection",
+            "opentelemetry.proto.collector.logs.v1.LogsService",
+            "opentelemetry.proto.collector.metrics.v1.MetricsService",
+            "opentelemetry.proto.collector.trace.v1.TraceService",
+            "pharos.config.v1.ConfigService",
+            "pharos.ingest.v1.IngestService",
+            "pharos.search.v1.SearchService",
+        ]
     );
 
     // A Watch stream open at shutdown does not hold the process up.
