@@ -112,7 +112,6 @@ async fn all_in_one_on_the_embedded_store() {
         "config_cache",
         "change_stream",
         "process_memory",
-        "ingest_live_settings",
         "search",
     ] {
         assert_eq!(
