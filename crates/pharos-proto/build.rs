@@ -12,7 +12,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let files = [
         "pharos/config/v1/config.proto",
         "pharos/ingest/v1/ingest.proto",
+        "pharos/query/v1/query.proto",
         "pharos/search/v1/search.proto",
+        "third_party/prometheus/prompb/remote.proto",
     ];
     for file in &files {
         println!("cargo:rerun-if-changed={}", proto_root.join(file).display());

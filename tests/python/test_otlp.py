@@ -1,7 +1,9 @@
 """The official OpenTelemetry Python SDK exports metrics to Pharos over OTLP/gRPC, unchanged:
-counters, up-down counters, histograms and gauges arrive under their Prometheus-compatible names
-with their attributes and the service name as labels, and histograms keep buckets, sum and count.
-What is stored is read back from the server's embedded SQLite file."""
+counters, up-down counters, histograms and gauges arrive under the names Prometheus' OTLP
+translation (v2.53) gives them (unit suffixes, `_total`), with their attributes, `job` and
+`instance` from the service as labels, the other resource attributes on `target_info`, and
+histograms keep buckets, sum and count. What is stored is read back from the server's embedded
+SQLite file."""
 
 from __future__ import annotations
 
@@ -50,19 +52,22 @@ def test_sdk_metrics_are_stored_with_prometheus_names(pharos_server):
     assert provider.force_flush(timeout_millis=10_000)
     provider.shutdown()
 
-    service = 'service_instance_id="pod-7",service_name="checkout"'
+    service = 'instance="pod-7",job="checkout"'
+    # Unit "1" adds no suffix to a counter; `_total` marks it as one.
     assert _latest(pharos_server.data_dir, "py_otel_requests_total") == {
-        f'route="/cart",{service}': 7.0,
-        f'route="/pay",{service}': 1.0,
+        f'{service},route="/cart"': 7.0,
+        f'{service},route="/pay"': 1.0,
     }
     assert _latest(pharos_server.data_dir, "py_otel_in_flight") == {service: 3.0}
-    assert _latest(pharos_server.data_dir, "py_otel_temperature") == {f'room="lab",{service}': 21.5}
+    assert _latest(pharos_server.data_dir, "py_otel_temperature") == {f'{service},room="lab"': 21.5}
 
-    assert _latest(pharos_server.data_dir, "py_otel_latency_count") == {f'route="/cart",{service}': 3.0}
-    assert _latest(pharos_server.data_dir, "py_otel_latency_sum") == {f'route="/cart",{service}': 555.0}
+    # Unit "ms" becomes `_milliseconds`, before `_count`, `_sum` and `_bucket`.
+    latency = "py_otel_latency_milliseconds"
+    assert _latest(pharos_server.data_dir, f"{latency}_count") == {f'{service},route="/cart"': 3.0}
+    assert _latest(pharos_server.data_dir, f"{latency}_sum") == {f'{service},route="/cart"': 555.0}
     buckets = {
         key.split('le="')[1].split('"')[0]: value
-        for key, value in _latest(pharos_server.data_dir, "py_otel_latency_bucket").items()
+        for key, value in _latest(pharos_server.data_dir, f"{latency}_bucket").items()
     }
     # The SDK's default explicit bounds: 0, 5, 10, 25, 50, 75, 100, 250, 500, 750, 1000, ...
     assert buckets["0"] == 0.0
@@ -70,3 +75,10 @@ def test_sdk_metrics_are_stored_with_prometheus_names(pharos_server):
     assert buckets["50"] == 2.0
     assert buckets["500"] == 3.0
     assert buckets["+Inf"] == 3.0
+
+    # The SDK's own resource attributes (telemetry.sdk.*) are on `target_info`, beside job and
+    # instance, not on every series.
+    (info_key, info_value), = _latest(pharos_server.data_dir, "target_info").items()
+    assert info_value == 1.0
+    assert info_key.startswith(service + ","), info_key
+    assert 'telemetry_sdk_language="python"' in info_key, info_key

@@ -23,8 +23,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Everything CI runs: PostgreSQL check, fmt, tidy, clippy -D warnings, buf lint, Rust tests,
-    /// Python client tests. Installs the tools it needs under ~/.cache/pharos/tools.
+    /// Everything CI runs: PostgreSQL check, Prometheus install (the PromQL reference), fmt, tidy,
+    /// clippy -D warnings, buf lint, Rust tests, Python client tests. Installs the tools it needs
+    /// under ~/.cache/pharos/tools (and Debian's prometheus with apt-get).
     Ci,
     /// Source checks that need no build: `//!` docs on line 1, no dbg!, no #[ignore].
     Tidy,

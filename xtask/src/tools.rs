@@ -85,34 +85,80 @@ fn venv(sh: &Shell, name: &str, requirements: &str) -> anyhow::Result<PathBuf> {
 /// Path to an `etcd` server binary, installed from Debian's `etcd-server` package when missing.
 pub fn etcd(sh: &Shell) -> anyhow::Result<PathBuf> {
     let candidates = ["/usr/bin/etcd", "/usr/local/bin/etcd"];
-    if let Some(found) = candidates
+    if let Some(found) = first_existing(&candidates) {
+        return Ok(found);
+    }
+    apt_install(
+        sh,
+        "etcd-server",
+        "the reference the config benchmark runs beside",
+    )?;
+    first_existing(&candidates).context("etcd-server installed but no etcd binary found")
+}
+
+/// Path to a `prometheus` binary with its `promtool` beside it, installed from Debian's
+/// `prometheus` package (2.42 on bookworm) when missing: the reference the PromQL conformance
+/// suite (`crates/pharos-promql/tests/it`) compares the engine with. The suite starts its own
+/// server on a free loopback port; the one the package may start as a service is stopped.
+pub fn prometheus(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let installed = || {
+        ["/usr/bin", "/usr/local/bin"]
+            .iter()
+            .map(PathBuf::from)
+            .find(|dir| dir.join("prometheus").exists() && dir.join("promtool").exists())
+            .map(|dir| dir.join("prometheus"))
+    };
+    if let Some(found) = installed() {
+        return Ok(found);
+    }
+    apt_install(
+        sh,
+        "prometheus",
+        "the reference the PromQL conformance suite compares the engine with",
+    )?;
+    // Outside containers (where policy-rc.d keeps services down) the package starts a server
+    // on :9090 that scrapes localhost; nothing of ours uses it.
+    let _ = cmd!(sh, "invoke-rc.d prometheus stop")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run();
+    if std::path::Path::new("/run/systemd/system").exists() {
+        let _ = cmd!(sh, "systemctl disable --now prometheus")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
+    }
+    installed().context("prometheus installed but no prometheus and promtool binaries found")
+}
+
+fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
+    candidates
         .iter()
         .map(PathBuf::from)
         .find(|path| path.exists())
-    {
-        return Ok(found);
-    }
+}
+
+/// Installs Debian package `package` with apt-get (refreshing the package lists once if the
+/// first attempt fails); needs root. `why` says what the package is for.
+fn apt_install(sh: &Shell, package: &str, why: &str) -> anyhow::Result<()> {
     let root = cmd!(sh, "id -u")
         .quiet()
         .read()
         .is_ok_and(|uid| uid.trim() == "0");
     if !root {
-        bail!("etcd is not installed: run `sudo apt-get install etcd-server`, then try again");
+        bail!("{package} is not installed: run `sudo apt-get install {package}`, then try again");
     }
-    eprintln!("installing Debian's etcd-server (the reference the config benchmark runs beside)");
-    cmd!(sh, "apt-get install -y -q etcd-server")
+    eprintln!("installing Debian's {package} ({why})");
+    cmd!(sh, "apt-get install -y -q {package}")
         .env("DEBIAN_FRONTEND", "noninteractive")
         .run()
         .or_else(|_| {
             cmd!(sh, "apt-get update -q").run()?;
-            cmd!(sh, "apt-get install -y -q etcd-server")
+            cmd!(sh, "apt-get install -y -q {package}")
                 .env("DEBIAN_FRONTEND", "noninteractive")
                 .run()
         })
-        .context("apt-get install etcd-server failed")?;
-    candidates
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.exists())
-        .context("etcd-server installed but no etcd binary found")
+        .with_context(|| format!("apt-get install {package} failed"))
 }

@@ -225,8 +225,13 @@ impl Mounts {
         shutdown: Shutdown,
         grace: Duration,
     ) -> Stopped {
-        let router =
-            pharos_runtime::http::router(self.health, shutdown.clone()).merge(self.http_routes);
+        // The services' routes obey the server's bearer tokens; a bad token set stops the gRPC
+        // server below with the error, so here it only leaves the routes as they are.
+        let routes = match pharos_runtime::auth::TokenSet::load(&self.grpc.settings().auth) {
+            Ok(Some(tokens)) => pharos_runtime::http::require_bearer(self.http_routes, tokens),
+            _ => self.http_routes,
+        };
+        let router = pharos_runtime::http::router(self.health, shutdown.clone()).merge(routes);
         let http = tokio::spawn(pharos_runtime::http::serve(
             http_listener,
             router,

@@ -5,6 +5,7 @@
 //! Metric points, spans, log records and security events come in through our own API (unary
 //! and the client-streaming `Write`) and OTLP/gRPC; committed metric points and security events
 //! go out on the committed-data feed (`Subscribe`); retention and metric rollups run inside.
+//! Prometheus remote write 1.0 comes in on the HTTP listener (`remote_write`, `/api/v1/write`).
 
 pub mod client;
 pub mod convert;
@@ -16,6 +17,7 @@ mod metrics;
 pub mod module;
 pub mod otlp;
 pub mod records;
+pub mod remote_write;
 pub mod series;
 pub mod service;
 pub mod settings;

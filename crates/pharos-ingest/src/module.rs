@@ -90,7 +90,8 @@ impl Module for IngestModule {
             service.clone(),
             max_message_bytes,
         ));
-        context.serve_grpc(crate::otlp::logs_server(service, max_message_bytes));
+        context.serve_grpc(crate::otlp::logs_server(service.clone(), max_message_bytes));
+        context.serve_http(crate::remote_write::routes(service, max_message_bytes));
         Ok(())
     }
 }

@@ -485,6 +485,11 @@ impl IngestService {
     }
 
     /// Points accepted and waiting for their batch to commit.
+    /// How many metric points the write buffer holds at most.
+    pub fn points_capacity(&self) -> usize {
+        self.points.capacity()
+    }
+
     pub fn buffered_points(&self) -> usize {
         self.points.buffered()
     }

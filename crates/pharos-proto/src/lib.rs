@@ -18,11 +18,23 @@ pub mod ingest {
     }
 }
 
+/// `pharos.query.v1`: the query service.
+pub mod query {
+    pub mod v1 {
+        tonic::include_proto!("pharos.query.v1");
+    }
+}
+
 /// `pharos.search.v1`: the vector search service.
 pub mod search {
     pub mod v1 {
         tonic::include_proto!("pharos.search.v1");
     }
+}
+
+/// `prometheus`: the remote write 1.0 request (vendored, see `proto/third_party/prometheus`).
+pub mod prometheus {
+    tonic::include_proto!("prometheus");
 }
 
 /// The encoded `FileDescriptorSet` of every Pharos proto, for server reflection.

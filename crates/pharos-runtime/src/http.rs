@@ -1,6 +1,7 @@
 //! The HTTP side of every process: Prometheus `/metrics`, `/health` (each
 //! component with its figures) and `/ready` (200 once every component is up
-//! and the process is not shutting down, else 503).
+//! and the process is not shutting down, else 503), and [`require_bearer`] for the routes services
+//! add.
 
 use std::sync::Arc;
 
@@ -11,6 +12,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use tokio::net::TcpListener;
 
+use crate::auth::TokenSet;
 use crate::health::{HealthRegistry, HealthStatus};
 use crate::shutdown::Shutdown;
 
@@ -30,6 +32,45 @@ pub fn router(health: HealthRegistry, shutdown: Shutdown) -> Router {
             health: Arc::new(health),
             shutdown,
         })
+}
+
+/// Wraps the routes of the services (the Prometheus API, remote write) so that each request
+/// must carry `Authorization: Bearer <token>` with one of `tokens`, as the gRPC port requires;
+/// `/metrics`, `/health` and `/ready` are not in these routes and stay open for probes.
+pub fn require_bearer(routes: Router, tokens: TokenSet) -> Router {
+    routes.layer(axum::middleware::from_fn(
+        move |request: axum::extract::Request, next: axum::middleware::Next| {
+            let tokens = tokens.clone();
+            async move {
+                let presented = request
+                    .headers()
+                    .get(axum::http::header::AUTHORIZATION)
+                    .and_then(|value| value.to_str().ok())
+                    .and_then(|value| value.strip_prefix("Bearer "))
+                    .map(str::trim);
+                match presented {
+                    Some(token) if tokens.verify(token.as_bytes()).is_some() => {
+                        next.run(request).await
+                    }
+                    _ => unauthorized(),
+                }
+            }
+        },
+    ))
+}
+
+/// 401 in the shape of the Prometheus API's errors, with the challenge HTTP clients expect.
+fn unauthorized() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        [(axum::http::header::WWW_AUTHENTICATE, "Bearer")],
+        Json(serde_json::json!({
+            "status": "error",
+            "errorType": "unauthorized",
+            "error": "missing or unknown bearer token: send Authorization: Bearer <token>",
+        })),
+    )
+        .into_response()
 }
 
 /// Serves `router` until the shutdown fires.

@@ -68,6 +68,11 @@ pub struct GrpcServer {
 }
 
 impl GrpcServer {
+    /// The server settings this server was made with.
+    pub fn settings(&self) -> &ServerSettings {
+        &self.settings
+    }
+
     pub fn new(settings: ServerSettings) -> Self {
         let health = HealthReporter::new();
         let health_service = tonic_health::pb::health_server::HealthServer::new(

@@ -38,6 +38,8 @@ pub enum Command {
     Config(ConfigArgs),
     /// Manage vector indexes and search them on a running server.
     Search(crate::search_cli::SearchArgs),
+    /// Evaluate PromQL on a running server: a table, JSON lines or a chart in the terminal.
+    Query(crate::query_cli::QueryArgs),
     /// Send realistic telemetry to a running server and report the rate and ack latency.
     Loadgen(crate::loadgen::LoadgenArgs),
 }

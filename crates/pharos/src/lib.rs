@@ -6,6 +6,7 @@
 pub mod cli;
 pub mod loadgen;
 pub mod modules;
+pub mod query_cli;
 pub mod search_cli;
 pub mod serve;
 pub mod settings;

@@ -85,6 +85,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Config(args) => pharos::cli::run_config(args).await,
         Command::Search(args) => pharos::search_cli::run_search(args).await,
+        Command::Query(args) => pharos::query_cli::run_query(args).await,
         Command::Loadgen(args) => pharos::loadgen::run(args).await,
     }
 }

@@ -11,6 +11,7 @@ pub fn registry(settings: &Settings) -> Registry {
     registry
         .register(pharos_config::ConfigModule::new(settings.config.clone()))
         .register(pharos_ingest::IngestModule::new(settings.ingest.clone()))
+        .register(pharos_query::QueryModule::new(settings.query.clone()))
         .register(pharos_search::SearchModule::new(settings.search.clone()));
     registry
 }

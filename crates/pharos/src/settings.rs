@@ -10,6 +10,7 @@ use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
 use pharos_config::ConfigSettings;
 use pharos_ingest::IngestSettings;
+use pharos_query::QuerySettings;
 use pharos_runtime::{ServerSettings, TelemetrySettings};
 use pharos_search::SearchSettings;
 use pharos_store::StoreSettings;
@@ -30,6 +31,7 @@ pub struct Settings {
     pub telemetry: TelemetrySettings,
     pub config: ConfigSettings,
     pub ingest: IngestSettings,
+    pub query: QuerySettings,
     pub search: SearchSettings,
 }
 
@@ -43,6 +45,7 @@ impl Default for Settings {
             telemetry: TelemetrySettings::default(),
             config: ConfigSettings::default(),
             ingest: IngestSettings::default(),
+            query: QuerySettings::default(),
             search: SearchSettings::default(),
         }
     }

@@ -9,12 +9,15 @@
 //! (NaN and infinities as the strings "NaN", "Infinity", "-Infinity"), arrays, key-value lists as
 //! objects, and bytes as lowercase hex.
 
+mod delta;
 mod logs;
 mod metrics;
+mod naming;
 mod traces;
 
+pub use delta::{DeltaLimits, Deltas};
 pub use logs::{OtlpLogs, logs_server, to_log_items};
-pub use metrics::{OtlpMetrics, metrics_server, to_points};
+pub use metrics::{Converted, OtlpMetrics, STALE_NAN, metrics_server, to_points};
 pub use traces::{OtlpTraces, to_span_items, traces_server};
 
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -42,17 +45,66 @@ fn summarize(rejections: &[Rejection]) -> String {
     shown.join("; ")
 }
 
-/// An attribute value as label text (metrics): doubles as Rust prints them (`1`, `0.5`), a
-/// missing value as empty (no label), structured values as their JSON text.
+/// An attribute value as label text (metrics), as Go's `pcommon.Value.AsString` prints it for
+/// Prometheus' OTLP translator: strings as sent, integers and booleans plainly, doubles as
+/// JavaScript prints numbers (`1`, `0.5`, `1e+21`, `1e-7`; NaN and infinities as `NaN`,
+/// `+Inf`, `-Inf`), bytes as base64, a missing value as empty (no label), structured values as
+/// their JSON text.
 fn text(value: Option<&AnyValue>) -> String {
     match value.and_then(|value| value.value.as_ref()) {
-        Some(any_value::Value::DoubleValue(number)) => number.to_string(),
+        Some(any_value::Value::DoubleValue(number)) => number_text(*number),
+        Some(any_value::Value::BytesValue(bytes)) => base64(bytes),
         None => String::new(),
         Some(_) => match json(value) {
             Value::String(text) => text,
             other => other.to_string(),
         },
     }
+}
+
+/// A double as ECMAScript's number-to-string (what Go's JSON encoder and `AsString` follow).
+fn number_text(number: f64) -> String {
+    if number.is_nan() {
+        return "NaN".to_owned();
+    }
+    if number.is_infinite() {
+        return if number > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
+    }
+    let magnitude = number.abs();
+    if magnitude != 0.0 && !(1e-6..1e21).contains(&magnitude) {
+        let text = format!("{number:e}");
+        match text.split_once('e') {
+            Some((mantissa, exponent)) if !exponent.starts_with('-') => {
+                format!("{mantissa}e+{exponent}")
+            }
+            _ => text,
+        }
+    } else {
+        number.to_string()
+    }
+}
+
+/// Standard base64 with padding.
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let word = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |word, (position, byte)| {
+                word | u32::from(*byte) << (16 - 8 * position)
+            });
+        for position in 0..4 {
+            if position <= chunk.len() {
+                let index = (word >> (18 - 6 * position)) & 0x3f;
+                out.push(char::from(ALPHABET[index as usize]));
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 /// An attribute value with its type kept.
@@ -181,6 +233,25 @@ mod tests {
         assert_eq!(json(Some(&list)), serde_json::json!({"a": "b"}));
         assert_eq!(text(Some(&any(any_value::Value::DoubleValue(1.5)))), "1.5");
         assert_eq!(text(Some(&any(any_value::Value::DoubleValue(2.0)))), "2");
+        assert_eq!(number_text(1e21), "1e+21");
+        assert_eq!(number_text(1.5e300), "1.5e+300");
+        assert_eq!(number_text(1e20), "100000000000000000000");
+        assert_eq!(number_text(0.000001), "0.000001");
+        assert_eq!(number_text(1e-7), "1e-7");
+        assert_eq!(number_text(-2.5e-10), "-2.5e-10");
+        assert_eq!(number_text(0.0), "0");
+        assert_eq!(number_text(f64::NEG_INFINITY), "-Inf");
+        assert_eq!(text(Some(&any(any_value::Value::IntValue(-3)))), "-3");
+        assert_eq!(text(Some(&any(any_value::Value::BoolValue(true)))), "true");
+        assert_eq!(
+            text(Some(&any(any_value::Value::BytesValue(vec![1, 255])))),
+            "Af8="
+        );
+        assert_eq!(base64(b""), "");
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foo"), "Zm9v");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
         assert_eq!(text(None), "");
         assert_eq!(json(None), Value::Null);
         assert_eq!(id(vec![0; 16]), Vec::<u8>::new());

@@ -1,9 +1,11 @@
 //! The ingest service over real gRPC on loopback, on SQLite and PostgreSQL alike: exact round
 //! trips, partial success, the cardinality limit, concurrent writers, and the overload and outage
 //! statuses with their retry hints, rollups; spans, logs, security events, the `Write` stream and
-//! OTLP traces and logs in `records.rs`; the committed-data feed in `feed.rs`.
+//! OTLP traces and logs in `records.rs`; OTLP metrics under Prometheus' names in
+//! `otlp_metrics.rs`; the committed-data feed in `feed.rs`.
 
 mod feed;
+mod otlp_metrics;
 mod records;
 
 use std::sync::Arc;

@@ -180,6 +180,7 @@ async fn all_in_one_on_the_embedded_store() {
             "opentelemetry.proto.collector.trace.v1.TraceService",
             "pharos.config.v1.ConfigService",
             "pharos.ingest.v1.IngestService",
+            "pharos.query.v1.QueryService",
             "pharos.search.v1.SearchService",
         ]
     );

@@ -8,7 +8,8 @@
 //!   started before its config service);
 //! - `loadgen`: `pharos loadgen` reports what was stored;
 //! - `durability`: acknowledged ingest surviving kill -9 on both stores;
-//! - `overload`: a throttled database gives retryable overload with bounded memory.
+//! - `overload`: a throttled database gives retryable overload with bounded memory;
+//! - `query`: a real Prometheus remote-writing to Pharos, staleness, and `pharos query`.
 //!
 //! `support` holds the child-process harness and the CLI helpers.
 
@@ -19,6 +20,7 @@ mod all_in_one;
 mod durability;
 mod loadgen;
 mod overload;
+mod query;
 mod search_cli;
 mod split;
 mod support;

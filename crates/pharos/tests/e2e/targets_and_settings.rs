@@ -12,7 +12,7 @@ async fn targets_not_built_are_refused() {
         .args([
             "serve",
             "--target",
-            "config,query",
+            "config,alert",
             "--grpc-addr",
             "127.0.0.1:0",
             "--http-addr",
@@ -25,7 +25,7 @@ async fn targets_not_built_are_refused() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("target `query` is not built yet"),
+        stderr.contains("target `alert` is not built yet"),
         "{stderr}"
     );
     let output = Command::new(BIN)

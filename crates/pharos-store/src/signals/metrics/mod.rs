@@ -64,6 +64,27 @@ pub struct SeriesRow {
     pub labels_key: String,
 }
 
+/// How a point's value goes into SQLite, which stores a NaN as NULL: a NaN keeps NULL in
+/// `value` and its bit pattern in `nan_bits`, so that Prometheus' staleness marker (a NaN of
+/// its own) stays distinct from an ordinary NaN.
+pub(crate) fn sqlite_value(value: f64) -> (Option<f64>, Option<i64>) {
+    if value.is_nan() {
+        (None, Some(value.to_bits() as i64))
+    } else {
+        (Some(value), None)
+    }
+}
+
+/// A value read back from SQLite (see [`sqlite_value`]); rows written before `nan_bits`
+/// existed read as an ordinary NaN.
+pub(crate) fn from_sqlite_value(value: Option<f64>, nan_bits: Option<i64>) -> f64 {
+    match (value, nan_bits) {
+        (Some(value), _) => value,
+        (None, Some(bits)) => f64::from_bits(bits as u64),
+        (None, None) => f64::NAN,
+    }
+}
+
 const HOUR_US: i64 = 3_600_000_000;
 /// An hour is rolled up once it ended this long ago, so that batches holding its last points
 /// have committed (later points mark it pending again and it is rolled up again).

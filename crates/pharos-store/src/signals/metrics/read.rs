@@ -13,20 +13,12 @@ impl MetricsRepository {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(i64, f64)>> {
-        let rows: Vec<(i64, Option<f64>)> = with_pool!(self.store, |pool| {
-            sqlx::query_as(
-                "SELECT time_us, value FROM metric_points \
-                 WHERE series_id = $1 AND time_us >= $2 AND time_us < $3 ORDER BY time_us",
-            )
-            .bind(series_id)
-            .bind(from_us)
-            .bind(to_us)
-            .fetch_all(pool)
-            .await?
-        });
+        let rows = self
+            .points_of_series(&[series_id], from_us, to_us.saturating_sub(1))
+            .await?;
         Ok(rows
             .into_iter()
-            .map(|(time, value)| (time, value.unwrap_or(f64::NAN)))
+            .map(|(_, time, value)| (time, value))
             .collect())
     }
 
@@ -103,6 +95,131 @@ impl MetricsRepository {
         }
     }
 
+    /// The series of metric `name`, or of every name when `None`, oldest first: id, name and
+    /// labels (a JSON object of the labels other than the name). The query service selects
+    /// series with this, then matches labels itself.
+    pub async fn series_labels(&self, name: Option<&str>) -> Result<Vec<(i64, String, String)>> {
+        Ok(match (&self.store.pool, name) {
+            (Pool::Postgres(pool), Some(name)) => {
+                sqlx::query_as(
+                    "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id",
+                )
+                .bind(name)
+                .fetch_all(pool)
+                .await?
+            }
+            (Pool::Postgres(pool), None) => {
+                sqlx::query_as("SELECT id, name, labels::text FROM metric_series ORDER BY id")
+                    .fetch_all(pool)
+                    .await?
+            }
+            (Pool::Sqlite(pool), Some(name)) => {
+                sqlx::query_as(
+                    "SELECT id, name, labels FROM metric_series WHERE name = $1 ORDER BY id",
+                )
+                .bind(name)
+                .fetch_all(pool)
+                .await?
+            }
+            (Pool::Sqlite(pool), None) => {
+                sqlx::query_as("SELECT id, name, labels FROM metric_series ORDER BY id")
+                    .fetch_all(pool)
+                    .await?
+            }
+        })
+    }
+
+    /// The distinct metric names, sorted.
+    pub async fn metric_names(&self) -> Result<Vec<String>> {
+        Ok(with_pool!(self.store, |pool| {
+            sqlx::query_scalar("SELECT DISTINCT name FROM metric_series ORDER BY name")
+                .fetch_all(pool)
+                .await?
+        }))
+    }
+
+    /// The points of the series `ids` with times in `from_us..=to_us`, ordered by series and
+    /// time: series id, time in microseconds, value.
+    pub async fn points_of_series(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<(i64, i64, f64)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match &self.store.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT series_id, time_us, value FROM metric_points \
+                     WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
+                     ORDER BY series_id, time_us",
+                )
+                .bind(ids)
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT series_id, time_us, value, nan_bits FROM metric_points \
+                     WHERE series_id IN (SELECT value FROM json_each($1)) \
+                     AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us",
+                )
+                .bind(ids_json(ids))
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, time, value, nan_bits)| {
+                        (id, time, super::from_sqlite_value(value, nan_bits))
+                    })
+                    .collect()
+            }
+        })
+    }
+
+    /// Of the series `ids`, those with at least one point in `from_us..=to_us`.
+    pub async fn series_with_points(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<i64>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(match &self.store.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_scalar(
+                    "SELECT id FROM unnest($1::BIGINT[]) AS wanted(id) WHERE EXISTS \
+                     (SELECT 1 FROM metric_points \
+                      WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3)",
+                )
+                .bind(ids)
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                sqlx::query_scalar(
+                    "SELECT value FROM json_each($1) AS wanted WHERE EXISTS \
+                     (SELECT 1 FROM metric_points \
+                      WHERE series_id = wanted.value AND time_us >= $2 AND time_us <= $3)",
+                )
+                .bind(ids_json(ids))
+                .bind(from_us)
+                .bind(to_us)
+                .fetch_all(pool)
+                .await?
+            }
+        })
+    }
+
     /// Points stored in total (for tests and diagnostics).
     pub async fn count_points(&self) -> Result<i64> {
         Ok(with_pool!(self.store, |pool| {
@@ -111,4 +228,18 @@ impl MetricsRepository {
                 .await?
         }))
     }
+}
+
+/// `ids` as a JSON array, which SQLite reads back with `json_each` (it has no array type).
+fn ids_json(ids: &[i64]) -> String {
+    let mut text = String::with_capacity(ids.len() * 8 + 2);
+    text.push('[');
+    for (index, id) in ids.iter().enumerate() {
+        if index > 0 {
+            text.push(',');
+        }
+        text.push_str(&id.to_string());
+    }
+    text.push(']');
+    text
 }

@@ -211,12 +211,15 @@ impl MetricsRepository {
                 let _writer = self.store.write_lock.lock().await;
                 let mut transaction = pool.begin().await?;
                 for chunk in points.chunks(SQLITE_POINTS_PER_INSERT) {
-                    let mut insert: QueryBuilder<Sqlite> =
-                        QueryBuilder::new("INSERT INTO metric_points (series_id, time_us, value) ");
+                    let mut insert: QueryBuilder<Sqlite> = QueryBuilder::new(
+                        "INSERT INTO metric_points (series_id, time_us, value, nan_bits) ",
+                    );
                     insert.push_values(chunk, |mut row, point| {
+                        let (value, nan_bits) = super::sqlite_value(point.value);
                         row.push_bind(point.series_id)
                             .push_bind(point.time_us)
-                            .push_bind((!point.value.is_nan()).then_some(point.value));
+                            .push_bind(value)
+                            .push_bind(nan_bits);
                     });
                     insert.build().execute(&mut *transaction).await?;
                 }

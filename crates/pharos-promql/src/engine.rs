@@ -1,0 +1,284 @@
+//! [`Engine`]: a query from text to [`Value`], in three steps a caller can also take one by one
+//! ([`Engine::prepare`], [`PreparedQuery::load`], [`LoadedQuery::evaluate`]) to run the load
+//! under a timeout and the evaluation on a blocking thread, as the query service does.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::eval::Evaluator;
+use crate::plan::{self, Plan};
+use crate::source::{Selection, SeriesSource};
+use crate::types::{Series, Value};
+
+/// The engine's limits and defaults, those of Prometheus unless said otherwise.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// How far back an instant selector looks for a sample (Prometheus' `--query.lookback-delta`).
+    pub lookback_delta: Duration,
+    /// The most samples a query may load and hold (Prometheus' `--query.max-samples`).
+    pub max_samples: usize,
+    /// The most points a range query may return per series.
+    pub max_points_per_series: i64,
+    /// The step of a subquery written without one (`x[1h:]`), Prometheus' global evaluation
+    /// interval.
+    pub default_subquery_step: Duration,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self {
+            lookback_delta: Duration::from_secs(300),
+            max_samples: 50_000_000,
+            max_points_per_series: 11_000,
+            default_subquery_step: Duration::from_secs(60),
+        }
+    }
+}
+
+/// The evaluation times of a query: one instant, or `start..=end` every `step` (milliseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Range {
+    pub start: i64,
+    pub end: i64,
+    pub step: i64,
+}
+
+/// Figures about one query, for logs, metrics and the benchmark.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueryStats {
+    /// Selections sent to the source.
+    pub selections: usize,
+    /// Series the source returned.
+    pub series_loaded: usize,
+    /// Samples the source returned.
+    pub samples_loaded: usize,
+}
+
+/// The answer to a query: its value and the figures of its run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answer {
+    pub value: Value,
+    pub stats: QueryStats,
+}
+
+/// Set to stop an evaluation at its next step (after a timeout, or when the caller went away).
+#[derive(Debug, Clone, Default)]
+pub struct Abort(Arc<AtomicBool>);
+
+impl Abort {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn abort(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    pub fn is_aborted(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// The PromQL engine. Cheap to clone; holds only its settings.
+#[derive(Debug, Clone, Default)]
+pub struct Engine {
+    settings: EngineSettings,
+}
+
+impl Engine {
+    pub fn new(settings: EngineSettings) -> Self {
+        Self { settings }
+    }
+
+    pub fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Parses and plans `query` for one evaluation at `time` (milliseconds).
+    pub fn prepare_instant(&self, query: &str, time: i64) -> Result<PreparedQuery> {
+        self.prepare(
+            query,
+            Range {
+                start: time,
+                end: time,
+                step: 1,
+            },
+            false,
+        )
+    }
+
+    /// Parses and plans `query` for evaluations at `start..=end` every `step` (milliseconds).
+    pub fn prepare_range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<PreparedQuery> {
+        if end < start {
+            return Err(Error::InvalidParameter {
+                parameter: "end",
+                reason: "end timestamp must not be before start time".to_owned(),
+            });
+        }
+        if step <= 0 {
+            return Err(Error::InvalidParameter {
+                parameter: "step",
+                reason: "zero or negative query resolution step widths are not accepted. Try a positive integer".to_owned(),
+            });
+        }
+        if (end - start) / step >= self.settings.max_points_per_series {
+            return Err(Error::InvalidParameter {
+                parameter: "step",
+                reason: format!(
+                    "exceeded maximum resolution of {} points per timeseries. Try decreasing the query resolution (?step=XX)",
+                    thousands(self.settings.max_points_per_series)
+                ),
+            });
+        }
+        self.prepare(query, Range { start, end, step }, true)
+    }
+
+    fn prepare(&self, query: &str, range: Range, is_range: bool) -> Result<PreparedQuery> {
+        let plan = plan::plan(query, range, &self.settings)?;
+        if is_range && !plan.returns_instant_vector_or_scalar() {
+            return Err(Error::InvalidParameter {
+                parameter: "query",
+                reason: format!(
+                    "invalid expression type {:?} for range query, must be Scalar or instant Vector",
+                    plan.type_name()
+                ),
+            });
+        }
+        Ok(PreparedQuery {
+            settings: self.settings.clone(),
+            plan,
+            range,
+            is_range,
+        })
+    }
+
+    /// Evaluates `query` at `time` (milliseconds).
+    pub async fn instant(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        time: i64,
+    ) -> Result<Answer> {
+        let prepared = self.prepare_instant(query, time)?;
+        prepared.load(source).await?.evaluate(&Abort::new())
+    }
+
+    /// Evaluates `query` at `start..=end` every `step` (milliseconds).
+    pub async fn range(
+        &self,
+        source: &dyn SeriesSource,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+    ) -> Result<Answer> {
+        let prepared = self.prepare_range(query, start, end, step)?;
+        prepared.load(source).await?.evaluate(&Abort::new())
+    }
+}
+
+/// A parsed and planned query, ready to load its data.
+#[derive(Debug)]
+pub struct PreparedQuery {
+    settings: EngineSettings,
+    plan: Plan,
+    range: Range,
+    is_range: bool,
+}
+
+impl PreparedQuery {
+    /// What the query will ask of the source, one selection per selector.
+    pub fn selections(&self) -> Vec<Selection> {
+        self.plan
+            .selectors()
+            .iter()
+            .map(|selector| selector.selection.clone())
+            .collect()
+    }
+
+    /// Loads the series of every selector from `source`, all selections at once.
+    pub async fn load(self, source: &dyn SeriesSource) -> Result<LoadedQuery> {
+        let selectors = self.plan.selectors();
+        let loads = selectors
+            .iter()
+            .map(|selector| source.select(&selector.selection));
+        let results = futures::future::join_all(loads).await;
+        let mut stats = QueryStats {
+            selections: selectors.len(),
+            ..QueryStats::default()
+        };
+        let mut data: Vec<Vec<Series>> = Vec::with_capacity(results.len());
+        for result in results {
+            let series = result?;
+            stats.series_loaded += series.len();
+            stats.samples_loaded += series.iter().map(|s| s.points.len()).sum::<usize>();
+            if stats.samples_loaded > self.settings.max_samples {
+                return Err(too_many_samples());
+            }
+            data.push(series);
+        }
+        Ok(LoadedQuery {
+            prepared: self,
+            data,
+            stats,
+        })
+    }
+}
+
+/// A query with its data in memory, ready to evaluate.
+#[derive(Debug)]
+pub struct LoadedQuery {
+    prepared: PreparedQuery,
+    data: Vec<Vec<Series>>,
+    stats: QueryStats,
+}
+
+impl LoadedQuery {
+    /// Evaluates the query. CPU-bound: callers on an async runtime run it on a blocking thread.
+    pub fn evaluate(self, abort: &Abort) -> Result<Answer> {
+        let LoadedQuery {
+            prepared,
+            data,
+            stats,
+        } = self;
+        let evaluator = Evaluator::new(
+            &prepared.plan,
+            data,
+            prepared.range,
+            &prepared.settings,
+            abort,
+        );
+        let value = evaluator.run(prepared.is_range)?;
+        Ok(Answer { value, stats })
+    }
+}
+
+pub(crate) fn too_many_samples() -> Error {
+    Error::Limit(
+        "query processing would load too many samples into memory in query execution".to_owned(),
+    )
+}
+
+/// `11000` as `11,000`, as Prometheus writes its resolution limit.
+fn thousands(value: i64) -> String {
+    let digits = value.unsigned_abs().to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3 + 1);
+    if value < 0 {
+        out.push('-');
+    }
+    for (index, digit) in digits.chars().enumerate() {
+        if index > 0 && (digits.len() - index).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
+}

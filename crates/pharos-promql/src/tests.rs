@@ -1,0 +1,253 @@
+//! Engine tests over memory, in the manner of Prometheus' `promqltest` cases: a few series
+//! loaded at known times, a query, the exact answer. The conformance suite (`tests/it`) compares
+//! hundreds of queries with a real Prometheus; these cover what it cannot load there
+//! (staleness markers) and the engine's own limits and errors.
+
+use crate::{Engine, EngineSettings, ErrorClass, Labels, MemorySource, Point, Value, stale_nan};
+
+const MINUTE: i64 = 60_000;
+
+fn labels(pairs: &[(&str, &str)]) -> Labels {
+    Labels::from_pairs(pairs.iter().copied())
+}
+
+/// `name{labels}` with one point every `interval` ms from 0, valued by `values`.
+fn series(source: &mut MemorySource, pairs: &[(&str, &str)], interval: i64, values: &[f64]) {
+    source.add(
+        labels(pairs),
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Point::new(i as i64 * interval, *v)),
+    );
+}
+
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("a current-thread runtime")
+        .block_on(future)
+}
+
+fn instant(source: &MemorySource, query: &str, t: i64) -> Value {
+    block_on(Engine::default().instant(source, query, t))
+        .unwrap_or_else(|error| panic!("{query}: {error}"))
+        .value
+}
+
+fn vector_values(value: &Value) -> Vec<(String, f64)> {
+    match value {
+        Value::Vector(samples) => samples
+            .iter()
+            .map(|s| (s.labels.to_string(), s.v))
+            .collect(),
+        other => panic!("expected a vector, got {other:?}"),
+    }
+}
+
+#[test]
+fn an_instant_selector_looks_back_five_minutes_and_no_further() {
+    let mut source = MemorySource::new();
+    series(
+        &mut source,
+        &[("__name__", "up"), ("job", "a")],
+        MINUTE,
+        &[1.0, 2.0],
+    );
+    assert_eq!(
+        vector_values(&instant(&source, "up", MINUTE)),
+        [("up{job=\"a\"}".to_owned(), 2.0)]
+    );
+    // The last sample is at 1m; at 6m it is exactly 5 minutes old, still selected (2.42's
+    // window is closed); a millisecond later it is gone.
+    assert_eq!(vector_values(&instant(&source, "up", 6 * MINUTE)).len(), 1);
+    assert!(vector_values(&instant(&source, "up", 6 * MINUTE + 1)).is_empty());
+}
+
+#[test]
+fn a_staleness_marker_ends_a_series_at_once_and_a_real_nan_does_not() {
+    let mut source = MemorySource::new();
+    series(
+        &mut source,
+        &[("__name__", "stale"), ("job", "a")],
+        MINUTE,
+        &[1.0, stale_nan()],
+    );
+    series(
+        &mut source,
+        &[("__name__", "has_nan"), ("job", "a")],
+        MINUTE,
+        &[1.0, f64::NAN],
+    );
+    assert!(vector_values(&instant(&source, "stale", MINUTE + 1)).is_empty());
+    let nan = vector_values(&instant(&source, "has_nan", MINUTE + 1));
+    assert_eq!(nan.len(), 1);
+    assert!(nan[0].1.is_nan());
+    // Range functions skip the marker: count_over_time sees one point.
+    assert_eq!(
+        vector_values(&instant(&source, "count_over_time(stale[5m])", MINUTE)),
+        [("{job=\"a\"}".to_owned(), 1.0)]
+    );
+}
+
+#[test]
+fn rate_extrapolates_and_handles_a_counter_reset() {
+    let mut source = MemorySource::new();
+    // 0, 10, 20, reset to 5, 15 at one-minute steps: increase 10+10+5+10 = 35 over 4 minutes.
+    series(
+        &mut source,
+        &[("__name__", "requests_total")],
+        MINUTE,
+        &[0.0, 10.0, 20.0, 5.0, 15.0],
+    );
+    let value = vector_values(&instant(
+        &source,
+        "increase(requests_total[4m])",
+        4 * MINUTE,
+    ));
+    assert_eq!(value.len(), 1);
+    assert!((value[0].1 - 35.0).abs() < 1e-9, "{value:?}");
+    let value = vector_values(&instant(&source, "rate(requests_total[4m])", 4 * MINUTE));
+    assert!((value[0].1 - 35.0 / 240.0).abs() < 1e-12, "{value:?}");
+}
+
+#[test]
+fn a_range_query_returns_one_point_per_step_with_the_step_times() {
+    let mut source = MemorySource::new();
+    series(
+        &mut source,
+        &[("__name__", "g")],
+        MINUTE,
+        &[1.0, 2.0, 3.0, 4.0],
+    );
+    let answer = block_on(Engine::default().range(&source, "g * 2", 0, 3 * MINUTE, MINUTE))
+        .expect("the range query runs");
+    let Value::Matrix(series) = answer.value else {
+        panic!("a range query returns a matrix")
+    };
+    assert_eq!(series.len(), 1);
+    assert_eq!(series[0].labels, Labels::empty());
+    assert_eq!(
+        series[0].points,
+        [
+            Point::new(0, 2.0),
+            Point::new(MINUTE, 4.0),
+            Point::new(2 * MINUTE, 6.0),
+            Point::new(3 * MINUTE, 8.0)
+        ]
+    );
+}
+
+#[test]
+fn one_to_one_matching_with_duplicates_is_an_execution_error() {
+    let mut source = MemorySource::new();
+    series(
+        &mut source,
+        &[("__name__", "a"), ("job", "x"), ("i", "1")],
+        MINUTE,
+        &[1.0],
+    );
+    series(
+        &mut source,
+        &[("__name__", "a"), ("job", "x"), ("i", "2")],
+        MINUTE,
+        &[1.0],
+    );
+    series(
+        &mut source,
+        &[("__name__", "b"), ("job", "x")],
+        MINUTE,
+        &[1.0],
+    );
+    let error = block_on(Engine::default().instant(&source, "a + on(job) b", 0))
+        .expect_err("two left series match one right series without group_left");
+    assert_eq!(error.class(), ErrorClass::Execution);
+    assert!(
+        error
+            .to_string()
+            .contains("many-to-one matching must be explicit"),
+        "{error}"
+    );
+    let joined = vector_values(&instant(&source, "a + on(job) group_left b", 0));
+    assert_eq!(joined.len(), 2);
+}
+
+#[test]
+fn bad_queries_are_bad_data_with_a_position() {
+    let source = MemorySource::new();
+    for (query, expected) in [
+        ("sum(rate(x[5m])", "unparsable"),
+        ("no_such_function(x)", "unknown function"),
+        ("histogram_count(x)", "native histograms"),
+        ("x{a=~\"(\"}", "bad regex"),
+    ] {
+        let error = block_on(Engine::default().instant(&source, query, 0)).expect_err(expected);
+        assert_eq!(error.class(), ErrorClass::BadData, "{query}: {error}");
+    }
+    let error = block_on(Engine::default().instant(&source, "abs(x) + histogram_count(x)", 0))
+        .expect_err("histogram_count is not evaluated");
+    let position = error.position().expect("the position of the function");
+    assert_eq!((position.line, position.column), (1, 10), "{error}");
+}
+
+#[test]
+fn range_parameters_are_checked_before_anything_loads() {
+    let source = MemorySource::new();
+    let engine = Engine::default();
+    let inverted =
+        block_on(engine.range(&source, "x", 10 * MINUTE, 0, MINUTE)).expect_err("end before start");
+    assert_eq!(inverted.class(), ErrorClass::BadData);
+    let zero = block_on(engine.range(&source, "x", 0, MINUTE, 0)).expect_err("step 0");
+    assert_eq!(zero.class(), ErrorClass::BadData);
+    let many =
+        block_on(engine.range(&source, "x", 0, 11_000 * 1000, 1000)).expect_err("too many points");
+    assert!(
+        many.to_string().contains("11,000") || many.to_string().contains("11000"),
+        "{many}"
+    );
+}
+
+#[test]
+fn the_sample_limit_stops_a_query_that_loads_too_much() {
+    let mut source = MemorySource::new();
+    for i in 0..10 {
+        series(
+            &mut source,
+            &[("__name__", "m"), ("i", &i.to_string())],
+            1000,
+            &[1.0; 100],
+        );
+    }
+    let engine = Engine::new(EngineSettings {
+        max_samples: 500,
+        ..EngineSettings::default()
+    });
+    let error = block_on(engine.instant(&source, "sum(count_over_time(m[2m]))", 100_000))
+        .expect_err("1,000 samples against a limit of 500");
+    assert_eq!(error.class(), ErrorClass::Execution);
+    assert!(error.to_string().contains("too many samples"), "{error}");
+}
+
+#[test]
+fn raw_strings_keep_their_backslashes_as_prometheus_reads_them() {
+    let mut source = MemorySource::new();
+    series(
+        &mut source,
+        &[("__name__", "m"), ("port", "8080")],
+        MINUTE,
+        &[1.0],
+    );
+    match instant(&source, r"`a\d`", 0) {
+        Value::String { s, .. } => assert_eq!(s, r"a\d"),
+        other => panic!("expected a string, got {other:?}"),
+    }
+    let relabeled = vector_values(&instant(
+        &source,
+        r#"label_replace(m, "first", "$1", "port", `(\d)\d+`)"#,
+        0,
+    ));
+    assert_eq!(
+        relabeled,
+        [("m{first=\"8\", port=\"8080\"}".to_owned(), 1.0)]
+    );
+}

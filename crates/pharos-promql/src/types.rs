@@ -1,0 +1,201 @@
+//! The values PromQL works with: label sets, points, series, and the four value types a query can
+//! return (scalar, string, instant vector, range vector). Times are milliseconds since the Unix
+//! epoch, as in Prometheus.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The label that holds a series' metric name.
+pub const METRIC_NAME: &str = "__name__";
+
+/// Prometheus' staleness marker: a NaN with this exact bit pattern marks the end of a series.
+/// Any other NaN is an ordinary value.
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// The staleness marker as a float.
+pub fn stale_nan() -> f64 {
+    f64::from_bits(STALE_NAN_BITS)
+}
+
+/// Whether `value` is the staleness marker (and not an ordinary NaN).
+pub fn is_stale_nan(value: f64) -> bool {
+    value.to_bits() == STALE_NAN_BITS
+}
+
+/// One label: a name and a value.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Label {
+    pub name: String,
+    pub value: String,
+}
+
+/// A set of labels sorted by name, each name once. Cheap to clone.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Labels(Arc<[Label]>);
+
+impl Labels {
+    /// The empty label set.
+    pub fn empty() -> Self {
+        Self::default()
+    }
+
+    /// A label set from pairs in any order; a later pair with the same name replaces an earlier
+    /// one, and labels with an empty value are left out (an empty value means no label).
+    pub fn from_pairs<N: Into<String>, V: Into<String>>(
+        pairs: impl IntoIterator<Item = (N, V)>,
+    ) -> Self {
+        let mut labels: Vec<Label> = Vec::new();
+        for (name, value) in pairs {
+            let (name, value) = (name.into(), value.into());
+            labels.retain(|label| label.name != name);
+            if !value.is_empty() {
+                labels.push(Label { name, value });
+            }
+        }
+        labels.sort();
+        Self(labels.into())
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Label> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The value of label `name`, if the set has it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|label| label.name.as_str().cmp(name))
+            .ok()
+            .map(|index| self.0[index].value.as_str())
+    }
+
+    /// The metric name, if the set has one.
+    pub fn metric_name(&self) -> Option<&str> {
+        self.get(METRIC_NAME)
+    }
+
+    /// The same set without the metric name.
+    pub fn without_metric_name(&self) -> Self {
+        if self.get(METRIC_NAME).is_none() {
+            return self.clone();
+        }
+        self.filtered(|label| label.name != METRIC_NAME)
+    }
+
+    /// The labels for which `keep` holds.
+    pub fn filtered(&self, mut keep: impl FnMut(&Label) -> bool) -> Self {
+        Self(self.0.iter().filter(|label| keep(label)).cloned().collect())
+    }
+
+    /// The same set with `name` set to `value` (removed when `value` is empty).
+    pub fn with(&self, name: &str, value: &str) -> Self {
+        let mut labels: Vec<Label> = self
+            .0
+            .iter()
+            .filter(|label| label.name != name)
+            .cloned()
+            .collect();
+        if !value.is_empty() {
+            labels.push(Label {
+                name: name.to_owned(),
+                value: value.to_owned(),
+            });
+            labels.sort();
+        }
+        Self(labels.into())
+    }
+}
+
+impl fmt::Display for Labels {
+    /// `{a="1", b="2"}`, with the metric name in front when there is one, as Prometheus prints
+    /// series in its error messages.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(name) = self.metric_name() {
+            f.write_str(name)?;
+        }
+        f.write_str("{")?;
+        let mut first = true;
+        for label in self.iter().filter(|label| label.name != METRIC_NAME) {
+            if !first {
+                f.write_str(", ")?;
+            }
+            first = false;
+            write!(f, "{}={:?}", label.name, label.value)?;
+        }
+        f.write_str("}")
+    }
+}
+
+/// One sample: a time (milliseconds) and a value.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Point {
+    pub t: i64,
+    pub v: f64,
+}
+
+impl Point {
+    pub fn new(t: i64, v: f64) -> Self {
+        Self { t, v }
+    }
+}
+
+/// A series: its labels and its points, oldest first.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Series {
+    pub labels: Labels,
+    pub points: Vec<Point>,
+}
+
+/// An element of an instant vector: a series' labels and its value at the evaluation time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sample {
+    pub labels: Labels,
+    /// The evaluation time, milliseconds.
+    pub t: i64,
+    pub v: f64,
+}
+
+/// What a query returns. An instant query returns any of the four types; a range query always
+/// returns a [`Value::Matrix`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Scalar { t: i64, v: f64 },
+    String { t: i64, s: String },
+    Vector(Vec<Sample>),
+    Matrix(Vec<Series>),
+}
+
+impl Value {
+    /// The type's name in the Prometheus HTTP API (`resultType`).
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Scalar { .. } => "scalar",
+            Value::String { .. } => "string",
+            Value::Vector(_) => "vector",
+            Value::Matrix(_) => "matrix",
+        }
+    }
+}
+
+/// Formats a float the way Go's `strconv.FormatFloat(v, 'f', -1, 64)` does, which is how
+/// Prometheus writes sample values in JSON and in `count_values` labels: the shortest decimal
+/// that reads back to the same float, never in exponent form, and `NaN`, `+Inf`, `-Inf`.
+pub fn format_float(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        // Rust's Display is the shortest round-trip representation without an exponent.
+        format!("{value}")
+    }
+}

@@ -1,0 +1,55 @@
+//! The query service's registration in the module registry: target `query`. It reads the
+//! store the ingest service writes (in this process or another), serves
+//! `pharos.query.v1.QueryService` and mounts the Prometheus HTTP API on the process's HTTP
+//! listener.
+
+use std::sync::Arc;
+
+use pharos_api::module::{BoxError, Module, ModuleContext, StartedService, Target};
+
+use crate::service::QueryService;
+use crate::settings::QuerySettings;
+
+/// Starts the query service with its section of the settings. Clones share the service
+/// started by any of them ([`QueryModule::service`]).
+#[derive(Debug, Clone)]
+pub struct QueryModule {
+    settings: QuerySettings,
+    started: StartedService<QueryService>,
+}
+
+impl QueryModule {
+    pub fn new(settings: QuerySettings) -> Self {
+        Self {
+            settings,
+            started: StartedService::default(),
+        }
+    }
+
+    /// The service this module or a clone of it started, `None` before that.
+    pub fn service(&self) -> Option<Arc<QueryService>> {
+        self.started.get()
+    }
+}
+
+#[async_trait::async_trait]
+impl Module for QueryModule {
+    fn target(&self) -> Target {
+        Target::Query
+    }
+
+    async fn start(&self, context: &mut ModuleContext<'_>) -> Result<(), BoxError> {
+        self.settings.validate()?;
+        let service = QueryService::new(
+            context.store.clone(),
+            self.settings.clone(),
+            context.clock.clone(),
+        );
+        self.started.record(&service);
+        let max_message_bytes = context.max_message_bytes();
+        context.describe_grpc(pharos_proto::FILE_DESCRIPTOR_SET);
+        context.serve_grpc(crate::grpc::server(service.clone(), max_message_bytes));
+        context.serve_http(crate::http::routes(service));
+        Ok(())
+    }
+}

@@ -1,0 +1,249 @@
+//! [`QueryService`]: PromQL queries and series metadata over the store. A query is planned,
+//! its data loaded through the [`StoreSource`] and evaluated on a blocking thread, all under
+//! the query timeout: past it the load is dropped (its SQL with it) and the evaluation stops at
+//! its next step. At most `max_concurrent` queries run at once.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use pharos_clock::Clock;
+use pharos_promql::{Abort, Engine, Labels, Matcher, PreparedQuery, QueryStats, Value};
+use pharos_store::Store;
+use tokio::sync::Semaphore;
+
+use crate::error::{QueryError, Result};
+use crate::settings::QuerySettings;
+use crate::source::{StoreSource, StoredSeries};
+
+/// What a query returns: its value, its figures and anything the caller should know.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryAnswer {
+    pub value: Value,
+    pub stats: QueryStats,
+    pub warnings: Vec<String>,
+}
+
+/// A time range of a metadata request, in milliseconds; `None` for all time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub start: Option<i64>,
+    pub end: Option<i64>,
+}
+
+/// The query service; cheap to share behind an `Arc`.
+#[derive(Debug)]
+pub struct QueryService {
+    engine: Engine,
+    store: Store,
+    source: StoreSource,
+    settings: QuerySettings,
+    clock: Clock,
+    permits: Semaphore,
+}
+
+impl QueryService {
+    pub fn new(store: Store, settings: QuerySettings, clock: Clock) -> Arc<Self> {
+        Arc::new(Self {
+            engine: Engine::new(settings.engine()),
+            source: StoreSource::new(store.clone(), &settings.series_cache),
+            store,
+            permits: Semaphore::new(settings.max_concurrent),
+            settings,
+            clock,
+        })
+    }
+
+    pub fn settings(&self) -> &QuerySettings {
+        &self.settings
+    }
+
+    /// Now, in milliseconds since the Unix epoch: the default evaluation time.
+    pub fn now_millis(&self) -> i64 {
+        self.clock.now_micros().div_euclid(1000)
+    }
+
+    /// Evaluates `query` at `time` (milliseconds).
+    pub async fn instant(
+        &self,
+        query: &str,
+        time: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryAnswer> {
+        let prepared = self.engine.prepare_instant(query, time)?;
+        self.run(prepared, timeout).await
+    }
+
+    /// Evaluates `query` over `start..=end` every `step` (milliseconds).
+    pub async fn range(
+        &self,
+        query: &str,
+        start: i64,
+        end: i64,
+        step: i64,
+        timeout: Option<Duration>,
+    ) -> Result<QueryAnswer> {
+        let prepared = self.engine.prepare_range(query, start, end, step)?;
+        self.run(prepared, timeout).await
+    }
+
+    async fn run(&self, prepared: PreparedQuery, timeout: Option<Duration>) -> Result<QueryAnswer> {
+        let timeout = timeout.map_or(self.settings.timeout, |t| t.min(self.settings.timeout));
+        let abort = Abort::new();
+        let work = async {
+            let _permit = self
+                .permits
+                .acquire()
+                .await
+                .map_err(|_| QueryError::Internal)?;
+            let loaded = prepared.load(&self.source).await?;
+            let evaluation_abort = abort.clone();
+            let answer = tokio::task::spawn_blocking(move || loaded.evaluate(&evaluation_abort))
+                .await
+                .map_err(|error| {
+                    tracing::error!(%error, "a query evaluation task failed");
+                    QueryError::Internal
+                })??;
+            Ok::<_, QueryError>(answer)
+        };
+        match tokio::time::timeout(timeout, work).await {
+            Ok(answer) => {
+                let answer = answer?;
+                Ok(QueryAnswer {
+                    value: answer.value,
+                    stats: answer.stats,
+                    warnings: Vec::new(),
+                })
+            }
+            Err(_) => {
+                abort.abort();
+                Err(QueryError::Timeout("query execution"))
+            }
+        }
+    }
+
+    /// The series matching any of `selectors` (with points in `range` when it is bounded),
+    /// sorted by labels, at most `limit` (0: no limit). The flag says whether it was cut.
+    pub async fn series(
+        &self,
+        selectors: &[String],
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<(Vec<Labels>, bool)> {
+        if selectors.is_empty() {
+            return Err(QueryError::invalid(
+                "match[]",
+                "no match[] parameter provided",
+            ));
+        }
+        let mut found: BTreeSet<Labels> = BTreeSet::new();
+        for series in self.select(selectors, range).await? {
+            found.insert(series.labels);
+        }
+        Ok(truncate(found.into_iter().collect(), limit))
+    }
+
+    /// The label names of the series matching `selectors` (every series when there are none),
+    /// sorted, at most `limit`.
+    pub async fn label_names(
+        &self,
+        selectors: &[String],
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool)> {
+        let mut names: BTreeSet<String> = BTreeSet::new();
+        for series in self.select_or_all(selectors, range).await? {
+            names.extend(series.labels.iter().map(|label| label.name.clone()));
+        }
+        Ok(truncate(names.into_iter().collect(), limit))
+    }
+
+    /// The values of label `name` among the series matching `selectors` (every series when
+    /// there are none), sorted, at most `limit`.
+    pub async fn label_values(
+        &self,
+        name: &str,
+        selectors: &[String],
+        range: TimeRange,
+        limit: usize,
+    ) -> Result<(Vec<String>, bool)> {
+        if !is_label_name(name) {
+            return Err(QueryError::invalid(
+                "label",
+                format!("invalid label name: {name:?}"),
+            ));
+        }
+        let mut values: BTreeSet<String> = BTreeSet::new();
+        for series in self.select_or_all(selectors, range).await? {
+            if let Some(value) = series.labels.get(name) {
+                values.insert(value.to_owned());
+            }
+        }
+        Ok(truncate(values.into_iter().collect(), limit))
+    }
+
+    /// The metric names, sorted.
+    pub async fn metric_names(&self) -> Result<Vec<String>> {
+        Ok(self.store.metrics().metric_names().await?)
+    }
+
+    async fn select_or_all(
+        &self,
+        selectors: &[String],
+        range: TimeRange,
+    ) -> Result<Vec<StoredSeries>> {
+        if selectors.is_empty() {
+            let everything = self.source.matching_series(&[]).await?;
+            return self.in_range(&everything, range).await;
+        }
+        self.select(selectors, range).await
+    }
+
+    async fn select(&self, selectors: &[String], range: TimeRange) -> Result<Vec<StoredSeries>> {
+        let mut selected: Vec<StoredSeries> = Vec::new();
+        for selector in selectors {
+            let matchers: Vec<Matcher> = pharos_promql::parse_selector(selector)
+                .map_err(|error| QueryError::invalid("match[]", error.to_string()))?;
+            if matchers.iter().all(Matcher::matches_empty) {
+                return Err(QueryError::invalid(
+                    "match[]",
+                    "match[] must contain at least one non-empty matcher",
+                ));
+            }
+            let series = self.source.matching_series(&matchers).await?;
+            selected.extend(self.in_range(&series, range).await?);
+        }
+        Ok(selected)
+    }
+
+    async fn in_range(
+        &self,
+        series: &[StoredSeries],
+        range: TimeRange,
+    ) -> Result<Vec<StoredSeries>> {
+        if range.start.is_none() && range.end.is_none() {
+            return Ok(series.to_vec());
+        }
+        let start = range.start.unwrap_or(i64::MIN / 1000);
+        let end = range.end.unwrap_or(i64::MAX / 1000 - 1);
+        Ok(self.source.with_points_in(series, start, end).await?)
+    }
+}
+
+fn truncate<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
+    if limit > 0 && items.len() > limit {
+        items.truncate(limit);
+        (items, true)
+    } else {
+        (items, false)
+    }
+}
+
+/// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
+fn is_label_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}

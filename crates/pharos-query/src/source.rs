@@ -1,0 +1,228 @@
+//! [`StoreSource`]: the engine's [`SeriesSource`] on the store. A selection picks its series
+//! from the series table (by metric name when the selector names one, then every label matcher
+//! in memory, regexes fully anchored), through a moka cache so that dashboards refreshing the
+//! same panels leave the series table alone; then it reads the points of those series over the
+//! range only, in chunks read in parallel.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use futures::{StreamExt as _, TryStreamExt as _};
+use pharos_promql::{
+    Labels, METRIC_NAME, Matcher, Point, Selection, Series, SeriesSource, SourceError,
+};
+use pharos_store::{Store, StoreError};
+
+use crate::settings::SeriesCacheSettings;
+
+/// Series whose points are read by one statement.
+const SERIES_PER_READ: usize = 256;
+/// Point reads of one selection running at once.
+const PARALLEL_READS: usize = 4;
+
+/// A stored series as the query service knows it: its row id and its labels, name included.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredSeries {
+    pub id: i64,
+    pub labels: Labels,
+}
+
+/// The engine's source of series on the store; cheap to clone.
+#[derive(Clone)]
+pub struct StoreSource {
+    store: Store,
+    cache: Option<moka::future::Cache<String, Arc<Vec<StoredSeries>>>>,
+}
+
+impl std::fmt::Debug for StoreSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreSource")
+            .field(
+                "cached_selections",
+                &self.cache.as_ref().map(|c| c.entry_count()),
+            )
+            .finish()
+    }
+}
+
+impl StoreSource {
+    pub fn new(store: Store, cache: &SeriesCacheSettings) -> Self {
+        let cache = (cache.capacity > 0).then(|| {
+            moka::future::Cache::builder()
+                .max_capacity(cache.capacity)
+                .time_to_live(cache.ttl)
+                .build()
+        });
+        Self { store, cache }
+    }
+
+    /// The stored series that match every matcher, sorted by labels.
+    pub async fn matching_series(
+        &self,
+        matchers: &[Matcher],
+    ) -> Result<Arc<Vec<StoredSeries>>, StoreError> {
+        let Some(cache) = &self.cache else {
+            return self.load_series(matchers).await.map(Arc::new);
+        };
+        let key = cache_key(matchers);
+        cache
+            .try_get_with(key, async {
+                self.load_series(matchers).await.map(Arc::new)
+            })
+            .await
+            .map_err(|error| match Arc::try_unwrap(error) {
+                Ok(error) => error,
+                Err(shared) => StoreError::InvalidValue(shared.to_string()),
+            })
+    }
+
+    async fn load_series(&self, matchers: &[Matcher]) -> Result<Vec<StoredSeries>, StoreError> {
+        let name = matchers.iter().find_map(|matcher| match &matcher.op {
+            pharos_promql::MatchOp::Equal(name) if matcher.name == METRIC_NAME => {
+                Some(name.as_str())
+            }
+            _ => None,
+        });
+        let rows = self.store.metrics().series_labels(name).await?;
+        let mut series: Vec<StoredSeries> = rows
+            .into_iter()
+            .filter_map(|(id, name, labels_json)| {
+                let labels = stored_labels(&name, &labels_json)?;
+                matchers
+                    .iter()
+                    .all(|matcher| matcher.matches_labels(&labels))
+                    .then_some(StoredSeries { id, labels })
+            })
+            .collect();
+        series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        Ok(series)
+    }
+
+    /// Of `series`, those with at least one point in `start..=end` (milliseconds).
+    pub async fn with_points_in(
+        &self,
+        series: &[StoredSeries],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<StoredSeries>, StoreError> {
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
+        let present = self
+            .store
+            .metrics()
+            .series_with_points(&ids, millis_to_micros(start), last_micro_of(end))
+            .await?;
+        let present: std::collections::HashSet<i64> = present.into_iter().collect();
+        Ok(series
+            .iter()
+            .filter(|s| present.contains(&s.id))
+            .cloned()
+            .collect())
+    }
+
+    /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks.
+    async fn points(
+        &self,
+        series: &[StoredSeries],
+        start: i64,
+        end: i64,
+    ) -> Result<Vec<Series>, StoreError> {
+        let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
+        let metrics = self.store.metrics();
+        let chunks: Vec<Vec<StoredSeries>> = series
+            .chunks(SERIES_PER_READ)
+            .map(<[StoredSeries]>::to_vec)
+            .collect();
+        let read: Vec<Vec<Series>> = futures::stream::iter(chunks)
+            .map(move |chunk| {
+                let metrics = metrics.clone();
+                async move {
+                    let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
+                    let rows = metrics.points_of_series(&ids, from_us, to_us).await?;
+                    Ok::<_, StoreError>(group_points(&chunk, rows))
+                }
+            })
+            .buffered(PARALLEL_READS)
+            .try_collect()
+            .await?;
+        Ok(read.into_iter().flatten().collect())
+    }
+}
+
+#[async_trait]
+impl SeriesSource for StoreSource {
+    async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError> {
+        let series = self
+            .matching_series(&selection.matchers)
+            .await
+            .map_err(source_error)?;
+        self.points(&series, selection.start, selection.end)
+            .await
+            .map_err(source_error)
+    }
+}
+
+/// Rows of `(series id, time in µs, value)` ordered by series and time, as series of `chunk`.
+fn group_points(chunk: &[StoredSeries], rows: Vec<(i64, i64, f64)>) -> Vec<Series> {
+    let index: std::collections::HashMap<i64, usize> =
+        chunk.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let mut points: Vec<Vec<Point>> = vec![Vec::new(); chunk.len()];
+    for (id, time_us, value) in rows {
+        if let Some(&at) = index.get(&id) {
+            points[at].push(Point::new(time_us.div_euclid(1000), value));
+        }
+    }
+    chunk
+        .iter()
+        .zip(points)
+        .filter(|(_, points)| !points.is_empty())
+        .map(|(series, points)| Series {
+            labels: series.labels.clone(),
+            points,
+        })
+        .collect()
+}
+
+/// The labels of a stored series: its labels column (a JSON object) and its name.
+pub(crate) fn stored_labels(name: &str, labels_json: &str) -> Option<Labels> {
+    let labels: BTreeMap<String, String> = match serde_json::from_str(labels_json) {
+        Ok(labels) => labels,
+        Err(error) => {
+            tracing::warn!(%error, name, "a stored series has unreadable labels; skipped");
+            return None;
+        }
+    };
+    Some(Labels::from_pairs(labels.into_iter().chain(
+        std::iter::once((METRIC_NAME.to_owned(), name.to_owned())),
+    )))
+}
+
+fn cache_key(matchers: &[Matcher]) -> String {
+    let mut parts: Vec<String> = matchers.iter().map(ToString::to_string).collect();
+    parts.sort();
+    parts.join(",")
+}
+
+fn millis_to_micros(ms: i64) -> i64 {
+    ms.saturating_mul(1000)
+}
+
+/// The last microsecond of millisecond `ms`: a point at 1.5 ms belongs to millisecond 1.
+fn last_micro_of(ms: i64) -> i64 {
+    ms.saturating_mul(1000).saturating_add(999)
+}
+
+fn source_error(error: StoreError) -> SourceError {
+    let transient = matches!(error, StoreError::Unavailable(_));
+    if !transient {
+        tracing::error!(%error, "reading series for a query failed");
+    }
+    SourceError::new(
+        if transient {
+            "the store is unavailable; try again".to_owned()
+        } else {
+            format!("reading series failed: {error}")
+        },
+        transient,
+    )
+}

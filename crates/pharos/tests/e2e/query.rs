@@ -1,0 +1,314 @@
+//! The query path end to end, through the real binary: a real Prometheus sends its own metrics
+//! to Pharos with `remote_write` and they are queryable through the Prometheus HTTP API;
+//! staleness markers sent by remote write end a series at once on both stores, while an
+//! ordinary NaN stays a value; `pharos query` prints a table, JSON lines and a chart.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use pharos_proto::prometheus as prompb;
+use pharos_store::testing::TestDatabase;
+use prost::Message as _;
+
+use crate::support::{Process, cli_of, free_addr};
+
+/// `GET http://<process>/api/v1/query?query=...` (now), returning the JSON body.
+async fn query(process: &Process, expr: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!("http://{}/api/v1/query", process.http))
+        .query(&[("query", expr)])
+        .send()
+        .await
+        .expect("the query API answers")
+        .json()
+        .await
+        .expect("a JSON body")
+}
+
+/// Where Debian's Prometheus is, or `None` (with the reason printed) outside CI; under CI it
+/// must be there (`cargo xtask ci` installs it).
+fn prometheus_binary() -> Option<PathBuf> {
+    let found = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|path| path.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "prometheus is not installed; `cargo xtask ci` installs Debian's prometheus package"
+        );
+        eprintln!("skipped: prometheus is not installed (apt-get install prometheus)");
+    }
+    found
+}
+
+/// A Prometheus scraping itself every second and remote-writing to `write_url`.
+struct ReferencePrometheus {
+    child: Child,
+    log: PathBuf,
+}
+
+impl ReferencePrometheus {
+    fn start(binary: &Path, dir: &Path, write_url: &str) -> Self {
+        let listen = free_addr();
+        let config = dir.join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+                 scrape_configs:\n  - job_name: prometheus\n    static_configs:\n      - targets: ['{listen}']\n\
+                 remote_write:\n  - url: {write_url}\n    queue_config:\n      batch_send_deadline: 1s\n      min_backoff: 100ms\n      max_backoff: 1s\n"
+            ),
+        )
+        .expect("write the Prometheus config");
+        let log = dir.join("prometheus.log");
+        let child = Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={listen}"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start prometheus");
+        Self { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for ReferencePrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_remote_writes_and_its_metrics_are_queryable() {
+    let Some(binary) = prometheus_binary() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pharos = Process::spawn(dir.path(), &[]);
+    pharos.wait_serving().await;
+    let prometheus = ReferencePrometheus::start(
+        &binary,
+        dir.path(),
+        &format!("http://{}/api/v1/write", pharos.http),
+    );
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let body = query(&pharos, "up{job=\"prometheus\"}").await;
+        if body["data"]["result"][0]["value"][1] == "1" {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sample of up arrived in 90 s: {body}\nprometheus log:\n{}\npharos log:\n{}",
+            prometheus.log(),
+            pharos.log()
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // Prometheus' own metrics arrive with their labels; rate() works over them once a few
+    // scrapes are in.
+    let body = query(&pharos, "prometheus_build_info").await;
+    assert_eq!(
+        body["data"]["result"][0]["metric"]["job"], "prometheus",
+        "{body}"
+    );
+    let series = reqwest::get(format!(
+        "http://{}/api/v1/series?match[]=%7Bjob%3D%22prometheus%22%7D",
+        pharos.http
+    ))
+    .await
+    .expect("series")
+    .json::<serde_json::Value>()
+    .await
+    .expect("json");
+    let count = series["data"].as_array().map_or(0, Vec::len);
+    assert!(
+        count > 50,
+        "only {count} series of Prometheus arrived: {series}"
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let body = query(&pharos, "rate(prometheus_http_requests_total[30s])").await;
+        if body["data"]["result"]
+            .as_array()
+            .is_some_and(|r| !r.is_empty())
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rate() never answered: {body}");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    drop(prometheus);
+    pharos.terminate();
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("after 1970")
+        .as_millis() as i64
+}
+
+/// One series of a remote write request: its labels and its samples (milliseconds, value).
+type SentSeries<'a> = (Vec<(&'a str, &'a str)>, Vec<(i64, f64)>);
+
+/// POSTs a remote write request with `series` and returns the status.
+async fn remote_write(process: &Process, series: Vec<SentSeries<'_>>) -> u16 {
+    let request = prompb::WriteRequest {
+        timeseries: series
+            .into_iter()
+            .map(|(labels, samples)| prompb::TimeSeries {
+                labels: labels
+                    .into_iter()
+                    .map(|(name, value)| prompb::Label {
+                        name: name.to_owned(),
+                        value: value.to_owned(),
+                    })
+                    .collect(),
+                samples: samples
+                    .into_iter()
+                    .map(|(timestamp, value)| prompb::Sample { value, timestamp })
+                    .collect(),
+                histograms: Vec::new(),
+            })
+            .collect(),
+        metadata: Vec::new(),
+    };
+    let body = snap::raw::Encoder::new()
+        .compress_vec(&request.encode_to_vec())
+        .expect("snappy");
+    reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", process.http))
+        .header("Content-Encoding", "snappy")
+        .header("Content-Type", "application/x-protobuf")
+        .header("X-Prometheus-Remote-Write-Version", "0.1.0")
+        .body(body)
+        .send()
+        .await
+        .expect("remote write answers")
+        .status()
+        .as_u16()
+}
+
+async fn staleness_markers_end_a_series_and_nan_does_not(extra: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pharos = Process::spawn(dir.path(), extra);
+    pharos.wait_serving().await;
+    let now = now_ms();
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let status = remote_write(
+        &pharos,
+        vec![
+            (
+                vec![("__name__", "stops"), ("job", "e2e")],
+                vec![(now - 30_000, 1.0), (now - 10_000, stale)],
+            ),
+            (
+                vec![("__name__", "goes_nan"), ("job", "e2e")],
+                vec![(now - 30_000, 1.0), (now - 10_000, f64::NAN)],
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(status, 204, "{}", pharos.log());
+    let body = query(&pharos, "stops").await;
+    assert_eq!(
+        body["data"]["result"].as_array().map(Vec::len),
+        Some(0),
+        "a stale series is gone at once: {body}"
+    );
+    let body = query(&pharos, "goes_nan").await;
+    assert_eq!(
+        body["data"]["result"][0]["value"][1], "NaN",
+        "an ordinary NaN is a value: {body}"
+    );
+    let body = query(&pharos, "count_over_time(stops[1m])").await;
+    assert_eq!(
+        body["data"]["result"][0]["value"][1], "1",
+        "the marker is not a sample: {body}"
+    );
+
+    // Refused: a body that is not snappy, and a series without a name.
+    let refused = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", pharos.http))
+        .body("not snappy")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(refused.status().as_u16(), 400);
+    let status = remote_write(&pharos, vec![(vec![("job", "e2e")], vec![(now, 1.0)])]).await;
+    assert_eq!(status, 400);
+    pharos.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_markers_stay_distinct_from_nan_on_sqlite() {
+    staleness_markers_end_a_series_and_nan_does_not(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn staleness_markers_stay_distinct_from_nan_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    staleness_markers_end_a_series_and_nan_does_not(&["--database-url", database.url()]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pharos_query_prints_a_table_json_lines_and_a_chart() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let pharos = Process::spawn(dir.path(), &[]);
+    pharos.wait_serving().await;
+    let now = now_ms();
+    let samples: Vec<(i64, f64)> = (0..20)
+        .map(|i| (now - 60_000 + i * 3_000, i as f64))
+        .collect();
+    let status = remote_write(
+        &pharos,
+        vec![(vec![("__name__", "cli_gauge"), ("job", "e2e")], samples)],
+    )
+    .await;
+    assert_eq!(status, 204, "{}", pharos.log());
+    let endpoint = pharos.endpoint();
+
+    let (ok, out, err) = cli_of("query", &endpoint, &["cli_gauge"]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains("cli_gauge{job=\"e2e\"}") && out.contains("19"),
+        "{out}"
+    );
+
+    let (ok, out, err) = cli_of("query", &endpoint, &["sum(cli_gauge)", "--json"]);
+    assert!(ok, "{err}");
+    let line: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON line");
+    assert_eq!(line["value"][1], "19", "{out}");
+
+    let (ok, out, err) = cli_of(
+        "query",
+        &endpoint,
+        &["cli_gauge", "--start", "-1m", "--step", "5s", "--plot"],
+    );
+    assert!(ok, "{err}");
+    let braille = out.chars().any(|c| ('\u{2801}'..='\u{28ff}').contains(&c));
+    assert!(
+        out.contains("cli_gauge{job=\"e2e\"}") && braille,
+        "a legend and a chart drawn in braille: {out}"
+    );
+    println!("{out}");
+
+    let (ok, _, err) = cli_of("query", &endpoint, &["sum(rate(cli_gauge[1m])"]);
+    assert!(!ok);
+    assert!(err.contains("InvalidArgument"), "{err}");
+    pharos.terminate();
+}
