@@ -61,7 +61,8 @@ def _read_log(path: Path | None) -> str:
 
 @pytest.fixture(scope="session")
 def pb(tmp_path_factory):
-    """The generated modules: `pb.config`/`pb.ingest`/`pb.search` (messages) and `pb.*_grpc` (stubs)."""
+    """The generated modules: `pb.config`/`pb.ingest`/`pb.query`/`pb.search` (messages) and
+    `pb.*_grpc` (stubs)."""
     import grpc_tools
 
     out = tmp_path_factory.mktemp("stubs")
@@ -86,6 +87,7 @@ def pb(tmp_path_factory):
     sys.path.insert(0, str(out))
     from pharos.config.v1 import config_pb2, config_pb2_grpc
     from pharos.ingest.v1 import ingest_pb2, ingest_pb2_grpc
+    from pharos.query.v1 import query_pb2, query_pb2_grpc
     from pharos.search.v1 import search_pb2, search_pb2_grpc
 
     return SimpleNamespace(
@@ -93,6 +95,8 @@ def pb(tmp_path_factory):
         config_grpc=config_pb2_grpc,
         ingest=ingest_pb2,
         ingest_grpc=ingest_pb2_grpc,
+        query=query_pb2,
+        query_grpc=query_pb2_grpc,
         search=search_pb2,
         search_grpc=search_pb2_grpc,
     )
@@ -226,6 +230,12 @@ def config(pb, pharos_server):
 def ingest(pb, pharos_server):
     """An IngestService stub on the running server."""
     return pb.ingest_grpc.IngestServiceStub(pharos_server.channel)
+
+
+@pytest.fixture
+def query(pb, pharos_server):
+    """A QueryService stub on the running server."""
+    return pb.query_grpc.QueryServiceStub(pharos_server.channel)
 
 
 @pytest.fixture

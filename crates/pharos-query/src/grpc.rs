@@ -10,6 +10,7 @@ use pharos_proto::query::v1::query_service_server::{self, QueryServiceServer};
 use tonic::{Request, Response, Status};
 
 use crate::convert;
+use crate::error::QueryError;
 use crate::service::QueryService;
 
 /// The tonic service over [`QueryService`].
@@ -27,6 +28,23 @@ pub fn server(
         QueryServiceServer::new(QueryGrpc { service }),
         max_message_bytes
     )
+}
+
+/// The error with its field named as the gRPC request names it (the service names the HTTP
+/// API's parameters, `match[]` and `label`).
+fn grpc_fields(error: QueryError) -> Status {
+    let renamed = match error {
+        QueryError::InvalidParameter { parameter, reason } => QueryError::InvalidParameter {
+            parameter: match parameter.as_str() {
+                "match[]" => "matchers".to_owned(),
+                "label" => "name".to_owned(),
+                _ => parameter,
+            },
+            reason,
+        },
+        other => other,
+    };
+    renamed.into()
 }
 
 fn timeout(ms: i64) -> Option<Duration> {
@@ -78,7 +96,8 @@ impl query_service_server::QueryService for QueryGrpc {
                 convert::time_range(request.start_ms, request.end_ms),
                 request.limit as usize,
             )
-            .await?;
+            .await
+            .map_err(grpc_fields)?;
         Ok(Response::new(pb::SeriesResponse {
             series: series
                 .iter()
@@ -102,7 +121,8 @@ impl query_service_server::QueryService for QueryGrpc {
                 convert::time_range(request.start_ms, request.end_ms),
                 request.limit as usize,
             )
-            .await?;
+            .await
+            .map_err(grpc_fields)?;
         Ok(Response::new(pb::LabelNamesResponse { names, truncated }))
     }
 
@@ -119,7 +139,8 @@ impl query_service_server::QueryService for QueryGrpc {
                 convert::time_range(request.start_ms, request.end_ms),
                 request.limit as usize,
             )
-            .await?;
+            .await
+            .map_err(grpc_fields)?;
         Ok(Response::new(pb::LabelValuesResponse { values, truncated }))
     }
 }

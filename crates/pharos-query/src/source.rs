@@ -33,6 +33,8 @@ pub struct StoredSeries {
 pub struct StoreSource {
     store: Store,
     cache: Option<moka::future::Cache<String, Arc<Vec<StoredSeries>>>>,
+    /// How long PostgreSQL may run one read of points before it stops the statement itself.
+    statement_timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for StoreSource {
@@ -54,7 +56,20 @@ impl StoreSource {
                 .time_to_live(cache.ttl)
                 .build()
         });
-        Self { store, cache }
+        Self {
+            store,
+            cache,
+            statement_timeout: None,
+        }
+    }
+
+    /// The same source (sharing its cache) whose point reads PostgreSQL stops after `timeout`:
+    /// one query's source, so that its SQL ends when the query has timed out.
+    pub fn with_statement_timeout(&self, timeout: std::time::Duration) -> Self {
+        Self {
+            statement_timeout: Some(timeout),
+            ..self.clone()
+        }
     }
 
     /// The stored series that match every matcher, sorted by labels.
@@ -129,6 +144,7 @@ impl StoreSource {
     ) -> Result<Vec<Series>, StoreError> {
         let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
         let metrics = self.store.metrics();
+        let statement_timeout = self.statement_timeout;
         let chunks: Vec<Vec<StoredSeries>> = series
             .chunks(SERIES_PER_READ)
             .map(<[StoredSeries]>::to_vec)
@@ -138,7 +154,9 @@ impl StoreSource {
                 let metrics = metrics.clone();
                 async move {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
-                    let rows = metrics.points_of_series(&ids, from_us, to_us).await?;
+                    let rows = metrics
+                        .points_of_series_within(&ids, from_us, to_us, statement_timeout)
+                        .await?;
                     Ok::<_, StoreError>(group_points(&chunk, rows))
                 }
             })

@@ -247,9 +247,20 @@ pub(crate) type Ask =
 /// Starts Prometheus over `data`, checks it holds exactly the data set, then asks both it and
 /// `ask` every query of the corpus. `None` when Prometheus is not installed (outside CI).
 pub(crate) async fn run(data: &Dataset, ask: Ask) -> Option<Report> {
+    let reference = start_reference(data).await?;
+    Some(run_on(&reference, data, ask).await)
+}
+
+/// A Prometheus over `data`, checked to hold exactly the data set; `None` when Prometheus is
+/// not installed (outside CI).
+pub(crate) async fn start_reference(data: &Dataset) -> Option<ReferencePrometheus> {
     let reference = ReferencePrometheus::start(&data.openmetrics()).await?;
     verify_reference_data(&reference, data).await;
+    Some(reference)
+}
 
+/// Asks `reference` and `ask` every query of the corpus and compares the answers.
+pub(crate) async fn run_on(reference: &ReferencePrometheus, data: &Dataset, ask: Ask) -> Report {
     let queries = corpus();
     let evals = Eval::all();
     let jobs: Vec<(&'static str, Eval)> = queries
@@ -257,7 +268,6 @@ pub(crate) async fn run(data: &Dataset, ask: Ask) -> Option<Report> {
         .flat_map(|&query| evals.iter().map(move |&eval| (query, eval)))
         .collect();
     let comparisons = jobs.len();
-    let reference = &reference;
     let results: Vec<(&'static str, Eval, Outcome, Outcome)> = futures::stream::iter(jobs)
         .map(|(query, eval)| {
             let ask = Arc::clone(&ask);
@@ -287,7 +297,7 @@ pub(crate) async fn run(data: &Dataset, ask: Ask) -> Option<Report> {
             None => {}
         }
     }
-    Some(Report {
+    Report {
         queries: queries.len(),
         comparisons,
         agreed_errors,
@@ -295,7 +305,7 @@ pub(crate) async fn run(data: &Dataset, ask: Ask) -> Option<Report> {
         series_loaded: data.series_count(),
         samples_loaded: data.sample_count(),
         mismatches,
-    })
+    }
 }
 
 /// Prints the report and fails when any comparison differed; `side` names what was compared.

@@ -158,6 +158,12 @@ impl ReferencePrometheus {
         read_log(&self.dir.path().join("prometheus.log"))
     }
 
+    /// `http://127.0.0.1:<port>`, where the API is (used by `pharos-query`'s tests).
+    #[allow(dead_code)]
+    pub fn base_url(&self) -> &str {
+        &self.api.base_url
+    }
+
     /// An instant query at `time_ms`.
     pub async fn query(&self, expr: &str, time_ms: i64) -> Outcome {
         self.api.query(expr, time_ms).await

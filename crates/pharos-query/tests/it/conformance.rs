@@ -13,7 +13,7 @@ use pharos_store::testing::TestDatabase;
 use pharos_test_support::TestServer;
 
 use crate::dataset::Dataset;
-use crate::harness::{assert_conforms, http_api, run};
+use crate::harness::{assert_conforms, http_api, run_on, start_reference};
 
 /// Stores every series of the data set, name and labels as the ingest service keys them.
 async fn store_dataset(store: &Store, data: &Dataset) {
@@ -73,9 +73,63 @@ pub(crate) async fn the_http_api_answers_the_corpus_as_prometheus_does(database:
         .module(QueryModule::new(QuerySettings::default()))
         .start()
         .await;
-    let report = run(&data, http_api(&server.http_url(""))).await;
-    if let Some(report) = report {
-        assert_conforms(&report, "the query service's HTTP API over the store");
-    }
+    let Some(reference) = start_reference(&data).await else {
+        return;
+    };
+    let report = run_on(&reference, &data, http_api(&server.http_url(""))).await;
+    assert_conforms(&report, "the query service's HTTP API over the store");
+    metadata_answers_match(reference.base_url(), &server.http_url("")).await;
     server.stop().await;
+}
+
+/// The series and label endpoints answer byte for byte what Prometheus answers (their `data`,
+/// or their `errorType`), over the same data.
+async fn metadata_answers_match(prometheus: &str, pharos: &str) {
+    let start = crate::dataset::START_MS / 1000;
+    let end = crate::dataset::END_MS / 1000;
+    let requests = [
+        "/api/v1/series?match[]=http_requests_total".to_owned(),
+        "/api/v1/series?match[]=up&match[]=machine_cpu_cores%7Bjob%3D~%22node.*%22%7D".to_owned(),
+        format!("/api/v1/series?match[]=%7B__name__%3D~%22node_.%2B%22%7D&start={start}&end={end}"),
+        "/api/v1/labels".to_owned(),
+        "/api/v1/labels?match[]=up".to_owned(),
+        "/api/v1/label/__name__/values".to_owned(),
+        "/api/v1/label/job/values".to_owned(),
+        "/api/v1/label/instance/values?match[]=http_requests_total".to_owned(),
+        "/api/v1/label/no_such_label/values".to_owned(),
+        "/api/v1/series".to_owned(),
+        "/api/v1/series?match[]=%7B__name__%3D~%22.*%22%7D".to_owned(),
+        "/api/v1/series?match[]=rate(x%5B5m%5D)".to_owned(),
+    ];
+    let client = reqwest::Client::new();
+    let mut differences = Vec::new();
+    for request in &requests {
+        let ask = |base: &str| {
+            let url = format!("{base}{request}");
+            let client = client.clone();
+            async move {
+                let response = client.get(&url).send().await.expect("the API answers");
+                let status = response.status().as_u16();
+                let body: serde_json::Value = response.json().await.expect("a JSON body");
+                (status, body)
+            }
+        };
+        let (expected_status, expected) = ask(prometheus).await;
+        let (status, actual) = ask(pharos).await;
+        let same = if expected["status"] == "success" {
+            status == expected_status && actual["data"] == expected["data"]
+        } else {
+            status == expected_status && actual["errorType"] == expected["errorType"]
+        };
+        if !same {
+            differences.push(format!(
+                "{request}\n  prometheus {expected_status}: {expected}\n  pharos     {status}: {actual}"
+            ));
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "metadata answers differ from Prometheus':\n{}",
+        differences.join("\n")
+    );
 }

@@ -27,6 +27,7 @@ pharos_store::backend_tests!(
     nan_values_read_back_as_nan,
     the_http_api_obeys_bearer_tokens,
     the_http_api_answers_the_corpus_as_prometheus_does,
+    a_query_past_its_timeout_answers_a_timeout_error,
 );
 
 /// 2023-11-14T22:13:20Z: a fixed time well in the past, on a minute boundary.
@@ -498,5 +499,32 @@ async fn the_http_api_obeys_bearer_tokens(database: &TestDatabase) {
             .expect("answer");
         assert_ne!(response.status().as_u16(), 401, "{open}");
     }
+    server.stop().await;
+}
+
+async fn a_query_past_its_timeout_answers_a_timeout_error(database: &TestDatabase) {
+    let store = database.store().await;
+    // 40,000 points (a week at 15 s) take far longer than a millisecond to read.
+    store_series(&store, "long_series", &[("job", "x")], 40_000, |i| i as f64).await;
+    let server = TestServer::builder(store)
+        .module(QueryModule::new(QuerySettings::default()))
+        .start()
+        .await;
+    let at = seconds(BASE_MS + 40_000 * STEP_MS);
+    let (status, body) = get(
+        &server,
+        &format!("/api/v1/query?query=count_over_time(long_series%5B8d%5D)&time={at}&timeout=1ms"),
+    )
+    .await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["errorType"], "timeout", "{body}");
+    // Without the short timeout the same query answers.
+    let (status, body) = get(
+        &server,
+        &format!("/api/v1/query?query=count_over_time(long_series%5B8d%5D)&time={at}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"]["result"][0]["value"][1], "40000", "{body}");
     server.stop().await;
 }

@@ -16,6 +16,7 @@ pharos_store::backend_tests!(
     points_round_trip_in_time_order,
     roll_up_waits_for_the_hour_to_end,
     expiry_removes_old_points_and_rollups,
+    nan_bit_patterns_survive_and_slow_reads_stop_at_their_timeout,
 );
 
 fn series(name: &str, labels: &[(&str, &str)]) -> NewSeries {
@@ -263,4 +264,80 @@ async fn expiry_removes_old_points_and_rollups(database: &TestDatabase) {
             .len(),
         2
     );
+}
+
+/// Prometheus' staleness marker is a NaN with its own bits and must read back as itself, apart
+/// from an ordinary NaN (SQLite stores NaN as NULL, so it keeps the bits beside); and a read
+/// given a statement timeout is stopped by PostgreSQL when it runs longer.
+async fn nan_bit_patterns_survive_and_slow_reads_stop_at_their_timeout(database: &TestDatabase) {
+    let store = database.store().await;
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let points = [
+        PointRow {
+            series_id,
+            time_us: DAY_START_US,
+            value: stale,
+        },
+        PointRow {
+            series_id,
+            time_us: DAY_START_US + 1,
+            value: f64::NAN,
+        },
+    ];
+    metrics.insert_points(&points, None).await.expect("insert");
+    let read = metrics
+        .points_of_series(&[series_id], DAY_START_US, DAY_START_US + 1)
+        .await
+        .expect("read");
+    assert_eq!(read.len(), 2);
+    assert_eq!(
+        read[0].2.to_bits(),
+        stale.to_bits(),
+        "the staleness marker keeps its bits"
+    );
+    assert_eq!(
+        read[1].2.to_bits(),
+        f64::NAN.to_bits(),
+        "an ordinary NaN stays ordinary"
+    );
+
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    // 300,000 points take far longer than a millisecond to read and sort.
+    let many: Vec<PointRow> = (0..300_000)
+        .map(|i| PointRow {
+            series_id,
+            time_us: DAY_START_US + 1_000 + i,
+            value: i as f64,
+        })
+        .collect();
+    for chunk in many.chunks(50_000) {
+        metrics.insert_points(chunk, None).await.expect("insert");
+    }
+    let stopped = metrics
+        .points_of_series_within(
+            &[series_id],
+            DAY_START_US,
+            DAY_START_US + DAY_US,
+            Some(Duration::from_millis(1)),
+        )
+        .await
+        .expect_err("a 1 ms statement timeout stops the read");
+    assert!(
+        stopped.to_string().contains("statement timeout"),
+        "PostgreSQL canceled the statement: {stopped}"
+    );
+    let whole = metrics
+        .points_of_series_within(
+            &[series_id],
+            DAY_START_US,
+            DAY_START_US + DAY_US,
+            Some(Duration::from_secs(60)),
+        )
+        .await
+        .expect("a generous timeout reads everything");
+    assert_eq!(whole.len(), 300_002);
 }

@@ -146,22 +146,53 @@ impl MetricsRepository {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(i64, i64, f64)>> {
+        self.points_of_series_within(ids, from_us, to_us, None)
+            .await
+    }
+
+    /// [`MetricsRepository::points_of_series`], stopped by PostgreSQL itself after
+    /// `statement_timeout` (its `statement_timeout`, set for this statement alone), so that a
+    /// query whose caller gave up does not keep the server busy. SQLite has no such setting.
+    pub async fn points_of_series_within(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<(i64, i64, f64)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
+        const POSTGRES_POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
+             WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
+             ORDER BY series_id, time_us";
         Ok(match &self.store.pool {
-            Pool::Postgres(pool) => {
-                sqlx::query_as(
-                    "SELECT series_id, time_us, value FROM metric_points \
-                     WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
-                     ORDER BY series_id, time_us",
-                )
-                .bind(ids)
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?
-            }
+            Pool::Postgres(pool) => match statement_timeout {
+                None => {
+                    sqlx::query_as(POSTGRES_POINTS)
+                        .bind(ids)
+                        .bind(from_us)
+                        .bind(to_us)
+                        .fetch_all(pool)
+                        .await?
+                }
+                Some(timeout) => {
+                    let mut transaction = pool.begin().await?;
+                    let millis = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
+                    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
+                        .bind(millis)
+                        .execute(&mut *transaction)
+                        .await?;
+                    let rows = sqlx::query_as(POSTGRES_POINTS)
+                        .bind(ids)
+                        .bind(from_us)
+                        .bind(to_us)
+                        .fetch_all(&mut *transaction)
+                        .await?;
+                    transaction.commit().await?;
+                    rows
+                }
+            },
             Pool::Sqlite(pool) => {
                 let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
                     "SELECT series_id, time_us, value, nan_bits FROM metric_points \
