@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use crate::aggregate;
 use crate::binary;
-use crate::engine::{Abort, EngineSettings, Range, too_many_samples};
+use crate::engine::{Abort, EngineSettings, Loaded, Range, too_many_samples};
 use crate::error::{Error, Result};
 use crate::functions::{Bucket, Window, bucket_quantile, round};
 use crate::plan::{Function, Node, Plan, Selector, SelectorId, Subquery, ValueType, value_type};
@@ -143,7 +143,7 @@ pub(crate) fn merge_same_labels(series: Vec<StepSeries>) -> Result<Vec<StepSerie
 
 pub(crate) struct Evaluator<'a> {
     plan: &'a Plan,
-    data: Vec<Vec<Series>>,
+    data: Vec<Loaded>,
     range: Range,
     settings: &'a EngineSettings,
     abort: &'a Abort,
@@ -152,13 +152,16 @@ pub(crate) struct Evaluator<'a> {
 impl<'a> Evaluator<'a> {
     pub fn new(
         plan: &'a Plan,
-        mut data: Vec<Vec<Series>>,
+        mut data: Vec<Loaded>,
         range: Range,
         settings: &'a EngineSettings,
         abort: &'a Abort,
     ) -> Self {
-        for series in &mut data {
-            series.sort_by(|a, b| a.labels.cmp(&b.labels));
+        for loaded in &mut data {
+            match loaded {
+                Loaded::Points(series) => series.sort_by(|a, b| a.labels.cmp(&b.labels)),
+                Loaded::Hourly(series) => series.sort_by(|a, b| a.labels.cmp(&b.labels)),
+            }
         }
         Self {
             plan,
@@ -264,8 +267,13 @@ impl<'a> Evaluator<'a> {
         Ok(())
     }
 
+    /// A selector and the points it loaded (none when it loaded hourly rollups instead).
     fn selector(&self, id: SelectorId) -> (&Selector, &[Series]) {
-        (&self.plan.selectors()[id.0], &self.data[id.0])
+        let points: &[Series] = match &self.data[id.0] {
+            Loaded::Points(series) => series,
+            Loaded::Hourly(_) => &[],
+        };
+        (&self.plan.selectors()[id.0], points)
     }
 
     pub(crate) fn eval(&self, node: &Node, grid: Grid) -> Result<Evaluated> {
@@ -513,6 +521,14 @@ impl<'a> Evaluator<'a> {
         grid: Grid,
     ) -> Result<Evaluated> {
         use crate::functions::RangeFunction;
+        if let Node::MatrixSelector(id) = range
+            && let Loaded::Hourly(hourly) = &self.data[id.0]
+        {
+            let selector = &self.plan.selectors()[id.0];
+            return Ok(Evaluated::Vector(hourly_range_call(
+                function, selector, hourly, grid,
+            )?));
+        }
         let series = self.range_vector(range, grid)?;
         let keep_name = function == RangeFunction::LastOverTime;
         let mut out = Vec::with_capacity(series.len());
@@ -724,6 +740,82 @@ impl<'a> Evaluator<'a> {
         );
         Ok(Evaluated::Vector(merge_same_labels(selected)?))
     }
+}
+
+/// A sum, count, min, max or avg `_over_time` over whole hours from hourly rollups: the window
+/// `[T - range, T]` of each step is the hours in `[T - range, T)` plus the point at exactly `T`
+/// (2.42's windows include both ends), combined as the function would combine the points.
+fn hourly_range_call(
+    function: crate::functions::RangeFunction,
+    selector: &Selector,
+    series: &[crate::source::HourlySeries],
+    grid: Grid,
+) -> Result<Vec<StepSeries>> {
+    use crate::functions::RangeFunction;
+    let range = selector.range.unwrap_or(0);
+    let mut out = Vec::with_capacity(series.len());
+    for one in series {
+        let mut points = Vec::new();
+        for step in 0..grid.len() {
+            let end = selector.reference_time(grid.time(step));
+            let start = end - range;
+            let first = one.buckets.partition_point(|b| b.start < start);
+            let last = one.buckets.partition_point(|b| b.start < end);
+            let buckets = &one.buckets[first..last.max(first)];
+            let at_end = one
+                .instant_points
+                .binary_search_by_key(&end, |point| point.t)
+                .ok()
+                .map(|index| one.instant_points[index].v);
+            let numbers: u64 = buckets.iter().map(|b| b.count).sum::<u64>()
+                + u64::from(at_end.is_some_and(|v| !v.is_nan()));
+            let nans: u64 = buckets.iter().map(|b| b.nan_count).sum::<u64>()
+                + u64::from(at_end.is_some_and(f64::is_nan));
+            if numbers + nans == 0 {
+                continue;
+            }
+            let sum = || {
+                buckets
+                    .iter()
+                    .filter(|b| b.count > 0)
+                    .map(|b| b.sum)
+                    .sum::<f64>()
+                    + at_end.filter(|v| !v.is_nan()).unwrap_or(0.0)
+            };
+            let extreme = |pick: fn(f64, f64) -> f64, of: fn(&crate::source::HourBucket) -> f64| {
+                buckets
+                    .iter()
+                    .filter(|b| b.count > 0)
+                    .map(of)
+                    .chain(at_end.filter(|v| !v.is_nan()))
+                    .reduce(pick)
+                    .unwrap_or(f64::NAN)
+            };
+            let v = match function {
+                RangeFunction::CountOverTime => (numbers + nans) as f64,
+                RangeFunction::SumOverTime if nans > 0 => f64::NAN,
+                RangeFunction::SumOverTime => sum(),
+                RangeFunction::AvgOverTime if nans > 0 => f64::NAN,
+                RangeFunction::AvgOverTime => sum() / numbers as f64,
+                RangeFunction::MinOverTime => extreme(f64::min, |b| b.min),
+                RangeFunction::MaxOverTime => extreme(f64::max, |b| b.max),
+                _ => {
+                    return Err(Error::Execution(
+                        "only sum, count, min, max and avg over time read hourly rollups"
+                            .to_owned(),
+                    ));
+                }
+            };
+            points.push(StepPoint { step, v });
+        }
+        if !points.is_empty() {
+            out.push(StepSeries {
+                labels: one.labels.without_metric_name(),
+                points,
+            });
+        }
+    }
+    merge_same_labels(out)
 }
 
 /// Refuses `holt_winters` factors outside (0, 1), as Prometheus does when the function runs.

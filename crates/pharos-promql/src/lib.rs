@@ -29,7 +29,8 @@ pub use engine::{
 pub use error::{Error, ErrorClass, Position, Result};
 pub use plan::parse_selector;
 pub use source::{
-    AnchoredRegex, MatchOp, Matcher, MemorySource, Selection, SeriesSource, SourceError,
+    AnchoredRegex, HourBucket, HourlySelection, HourlySeries, MatchOp, Matcher, MemorySource,
+    Selection, SeriesSource, SourceError, hourly_buckets,
 };
 pub use types::{
     Label, Labels, METRIC_NAME, Point, STALE_NAN_BITS, Sample, Series, Value, format_float,

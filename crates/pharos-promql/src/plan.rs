@@ -13,7 +13,7 @@ use regex::Regex;
 use crate::engine::{EngineSettings, Range};
 use crate::error::{Error, Position, Result};
 use crate::functions::{DateFunction, MathFunction, RangeFunction};
-use crate::source::{AnchoredRegex, MatchOp, Matcher, Selection};
+use crate::source::{AnchoredRegex, HourlySelection, MatchOp, Matcher, Selection};
 use crate::types::{Labels, METRIC_NAME};
 
 /// The index of a selector in [`Plan::selectors`], and of its data once loaded.
@@ -31,6 +31,9 @@ pub(crate) struct Selector {
     pub at: Option<i64>,
     /// The range of a range-vector selector, in milliseconds.
     pub range: Option<i64>,
+    /// Set when the selector feeds a `*_over_time` over whole hours at whole-hour steps, which
+    /// hourly rollups answer exactly: the hours and instants to ask for.
+    pub hourly: Option<HourlySelection>,
 }
 
 impl Selector {
@@ -335,6 +338,7 @@ pub(crate) fn plan(query: &str, range: Range, settings: &EngineSettings) -> Resu
         range,
         settings,
         selectors: Vec::new(),
+        subquery_depth: 0,
     };
     let window = Window {
         start: range.start,
@@ -359,6 +363,8 @@ struct Planner<'a> {
     range: Range,
     settings: &'a EngineSettings,
     selectors: Vec<Selector>,
+    /// Subqueries around the node being planned (their steps are not the query's).
+    subquery_depth: usize,
 }
 
 impl Planner<'_> {
@@ -444,6 +450,7 @@ impl Planner<'_> {
             offset,
             at,
             range,
+            hourly: None,
         });
         Ok(SelectorId(self.selectors.len() - 1))
     }
@@ -465,7 +472,10 @@ impl Planner<'_> {
             start: first - range,
             end: last,
         };
-        let expr = self.node(&subquery.expr, inner)?;
+        self.subquery_depth += 1;
+        let expr = self.node(&subquery.expr, inner);
+        self.subquery_depth -= 1;
+        let expr = expr?;
         if !matches!(value_type(&expr), ValueType::Vector | ValueType::Scalar) {
             return Err(Error::Parse {
                 message: format!(
@@ -599,6 +609,9 @@ impl Planner<'_> {
                 ));
             }
             let range = params.remove(matrix_index);
+            if let Node::MatrixSelector(id) = range {
+                self.plan_hourly(function, id);
+            }
             if value_type(&range) != ValueType::Matrix {
                 return Err(self.parse_error_at(
                     &format!(
@@ -652,6 +665,68 @@ impl Planner<'_> {
             }
         };
         Ok(Node::Call { function, args })
+    }
+
+    /// Marks selector `id` for hourly rollups when `function` over it can be answered exactly
+    /// from them: a sum, count, min, max or avg `_over_time` over whole hours, evaluated at
+    /// whole hours (the query's start, its step, the offset and any `@` all multiples of an
+    /// hour), and not inside a subquery.
+    fn plan_hourly(&mut self, function: RangeFunction, id: SelectorId) {
+        const HOUR: i64 = 3_600_000;
+        let summarizable = matches!(
+            function,
+            RangeFunction::SumOverTime
+                | RangeFunction::CountOverTime
+                | RangeFunction::MinOverTime
+                | RangeFunction::MaxOverTime
+                | RangeFunction::AvgOverTime
+        );
+        let Some(selector) = self.selectors.get(id.0) else {
+            return;
+        };
+        let Some(range) = selector.range else { return };
+        let aligned = |t: i64| t.rem_euclid(HOUR) == 0;
+        let steps_on_hours = match selector.at {
+            Some(at) => aligned(at),
+            None => {
+                aligned(self.range.start)
+                    && (self.range.start == self.range.end || aligned(self.range.step))
+            }
+        };
+        if !self.settings.hourly_rollups
+            || !summarizable
+            || self.subquery_depth > 0
+            || range < HOUR
+            || !aligned(range)
+            || !aligned(selector.offset)
+            || !steps_on_hours
+        {
+            return;
+        }
+        let instants: Vec<i64> = match selector.at {
+            Some(at) => vec![at - selector.offset],
+            None => {
+                let mut t = self.range.start;
+                let mut instants = Vec::new();
+                while t <= self.range.end {
+                    instants.push(t - selector.offset);
+                    t += self.range.step.max(1);
+                }
+                instants
+            }
+        };
+        let (Some(&first), Some(&last)) = (instants.first(), instants.last()) else {
+            return;
+        };
+        let matchers = selector.selection.matchers.clone();
+        if let Some(selector) = self.selectors.get_mut(id.0) {
+            selector.hourly = Some(HourlySelection {
+                matchers,
+                start: first - range,
+                end: last,
+                instants,
+            });
+        }
     }
 
     fn label_replace(&self, args: &[Node]) -> Result<Function> {
@@ -841,6 +916,7 @@ pub fn parse_selector(text: &str) -> Result<Vec<Matcher>> {
         },
         settings: &settings,
         selectors: Vec::new(),
+        subquery_depth: 0,
     };
     planner.selector(&selector, None, Window { start: 0, end: 0 })?;
     Ok(planner

@@ -157,6 +157,43 @@ impl SourceError {
     }
 }
 
+/// The aggregates of one series over one hour, as a source that keeps rollups has them.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct HourBucket {
+    /// Start of the hour, milliseconds (a multiple of 3,600,000).
+    pub start: i64,
+    /// Points that are numbers; `sum`, `min` and `max` are theirs (meaningless when 0).
+    pub count: u64,
+    pub sum: f64,
+    pub min: f64,
+    pub max: f64,
+    /// Ordinary NaN points (staleness markers are not counted anywhere).
+    pub nan_count: u64,
+}
+
+/// A series' hourly aggregates over a range, and its points at given instants.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HourlySeries {
+    pub labels: Labels,
+    /// Oldest first.
+    pub buckets: Vec<HourBucket>,
+    /// The points at exactly the instants of [`HourlySelection::instants`] (a window that ends
+    /// on the hour includes the point at its end, which the next hour's bucket holds), oldest
+    /// first, staleness markers left out.
+    pub instant_points: Vec<Point>,
+}
+
+/// What a `*_over_time` over whole hours asks of a source that keeps hourly rollups.
+#[derive(Debug, Clone)]
+pub struct HourlySelection {
+    pub matchers: Vec<Matcher>,
+    /// The hours starting in `start..end` (milliseconds, hour-aligned).
+    pub start: i64,
+    pub end: i64,
+    /// Instants (milliseconds) whose points are wanted too.
+    pub instants: Vec<i64>,
+}
+
 /// A source of series for the engine.
 #[async_trait]
 pub trait SeriesSource: Send + Sync {
@@ -164,12 +201,66 @@ pub trait SeriesSource: Send + Sync {
     /// `selection.start..=selection.end`, oldest first, staleness markers included. A series
     /// without points in the range may be left out.
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError>;
+
+    /// The hourly aggregates of the matching series, for sources that keep rollups; `None`
+    /// (the default) makes the engine read the points instead.
+    async fn select_hourly(
+        &self,
+        _selection: &HourlySelection,
+    ) -> Result<Option<Vec<HourlySeries>>, SourceError> {
+        Ok(None)
+    }
+}
+
+/// Hourly buckets of `points` (staleness markers left out) for the hours in `start..end`.
+pub fn hourly_buckets(points: &[Point], start: i64, end: i64) -> Vec<HourBucket> {
+    const HOUR: i64 = 3_600_000;
+    let mut buckets: Vec<HourBucket> = Vec::new();
+    for point in points {
+        if point.t < start || point.t >= end || crate::types::is_stale_nan(point.v) {
+            continue;
+        }
+        let hour = point.t.div_euclid(HOUR) * HOUR;
+        if buckets.last().is_none_or(|bucket| bucket.start != hour) {
+            buckets.push(HourBucket {
+                start: hour,
+                count: 0,
+                sum: 0.0,
+                min: f64::NAN,
+                max: f64::NAN,
+                nan_count: 0,
+            });
+        }
+        let Some(bucket) = buckets.last_mut() else {
+            continue;
+        };
+        if point.v.is_nan() {
+            bucket.nan_count += 1;
+        } else {
+            bucket.count += 1;
+            bucket.sum += point.v;
+            bucket.min = if bucket.min.is_nan() {
+                point.v
+            } else {
+                bucket.min.min(point.v)
+            };
+            bucket.max = if bucket.max.is_nan() {
+                point.v
+            } else {
+                bucket.max.max(point.v)
+            };
+        }
+    }
+    buckets
 }
 
 /// Series held in memory: the source of the alert service's rule tests and of unit tests.
+/// With [`MemorySource::with_hourly_rollups`] it also answers hourly selections, computed from
+/// its points, as a store with rollups would.
 #[derive(Debug, Clone, Default)]
 pub struct MemorySource {
     series: Vec<Series>,
+    hourly_rollups: bool,
 }
 
 impl MemorySource {
@@ -193,6 +284,12 @@ impl MemorySource {
     pub fn series(&self) -> &[Series] {
         &self.series
     }
+
+    /// The same source, answering hourly selections too.
+    pub fn with_hourly_rollups(mut self) -> Self {
+        self.hourly_rollups = true;
+        self
+    }
 }
 
 #[async_trait]
@@ -211,5 +308,37 @@ impl SeriesSource for MemorySource {
                 })
             })
             .collect())
+    }
+
+    async fn select_hourly(
+        &self,
+        selection: &HourlySelection,
+    ) -> Result<Option<Vec<HourlySeries>>, SourceError> {
+        if !self.hourly_rollups {
+            return Ok(None);
+        }
+        let matching = self.series.iter().filter(|series| {
+            selection
+                .matchers
+                .iter()
+                .all(|matcher| matcher.matches_labels(&series.labels))
+        });
+        Ok(Some(
+            matching
+                .map(|series| HourlySeries {
+                    labels: series.labels.clone(),
+                    buckets: hourly_buckets(&series.points, selection.start, selection.end),
+                    instant_points: series
+                        .points
+                        .iter()
+                        .filter(|point| {
+                            selection.instants.binary_search(&point.t).is_ok()
+                                && !crate::types::is_stale_nan(point.v)
+                        })
+                        .copied()
+                        .collect(),
+                })
+                .collect(),
+        ))
     }
 }

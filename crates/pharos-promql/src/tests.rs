@@ -251,3 +251,75 @@ fn raw_strings_keep_their_backslashes_as_prometheus_reads_them() {
         [("m{first=\"8\", port=\"8080\"}".to_owned(), 1.0)]
     );
 }
+
+/// Three days of one-minute points with an ordinary NaN, a staleness marker and a gap.
+fn three_days() -> MemorySource {
+    let mut source = MemorySource::new();
+    let points = (0..3 * 24 * 60)
+        .filter(|i| !(1000..1100).contains(i))
+        .map(|i| {
+            let v = match i {
+                500 => f64::NAN,
+                2000 => stale_nan(),
+                _ => ((i * 37) % 101) as f64 - 50.0,
+            };
+            Point::new(i * MINUTE, v)
+        });
+    source.add(labels(&[("__name__", "m"), ("job", "a")]), points);
+    source
+}
+
+#[test]
+fn hourly_rollups_answer_whole_hour_windows_exactly_as_the_points_do() {
+    let plain = three_days();
+    let rollups = three_days().with_hourly_rollups();
+    let engine = Engine::default();
+    let hour = 60 * MINUTE;
+    for query in [
+        "sum_over_time(m[1h])",
+        "count_over_time(m[3h])",
+        "min_over_time(m[2h])",
+        "max_over_time(m[1h] offset 1h)",
+        "avg_over_time(m[6h])",
+        "sum by (job) (avg_over_time(m[1h]))",
+    ] {
+        let run = |source: &MemorySource| {
+            block_on(engine.range(source, query, 2 * hour, 70 * hour, hour))
+                .unwrap_or_else(|error| panic!("{query}: {error}"))
+        };
+        let (expected, actual) = (run(&plain), run(&rollups));
+        assert_eq!(expected.stats.hourly_buckets_loaded, 0);
+        assert!(
+            actual.stats.hourly_buckets_loaded > 0,
+            "{query} read the rollups"
+        );
+        let (Value::Matrix(expected), Value::Matrix(actual)) = (expected.value, actual.value)
+        else {
+            panic!("range queries answer matrices");
+        };
+        assert_eq!(expected.len(), actual.len(), "{query}");
+        for (e, a) in expected.iter().zip(&actual) {
+            assert_eq!(e.labels, a.labels, "{query}");
+            assert_eq!(e.points.len(), a.points.len(), "{query}");
+            for (p, q) in e.points.iter().zip(&a.points) {
+                let same = (p.v.is_nan() && q.v.is_nan())
+                    || (p.v - q.v).abs() <= 1e-9 * p.v.abs().max(1.0);
+                assert!(p.t == q.t && same, "{query} at {}: {} vs {}", p.t, p.v, q.v);
+            }
+        }
+    }
+    // Not on whole hours: the points are read.
+    let answer = block_on(engine.range(
+        &rollups,
+        "sum_over_time(m[1h])",
+        2 * hour + MINUTE,
+        5 * hour,
+        hour,
+    ))
+    .expect("unaligned query");
+    assert_eq!(answer.stats.hourly_buckets_loaded, 0);
+    let answer =
+        block_on(engine.range(&rollups, "sum_over_time(m[90m])", 2 * hour, 5 * hour, hour))
+            .expect("a range of 90 minutes");
+    assert_eq!(answer.stats.hourly_buckets_loaded, 0);
+}

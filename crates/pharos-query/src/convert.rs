@@ -18,6 +18,7 @@ pub(crate) fn stats(answer: &QueryAnswer) -> pb::QueryStats {
     pb::QueryStats {
         series_loaded: answer.stats.series_loaded as u64,
         samples_loaded: answer.stats.samples_loaded as u64,
+        hourly_buckets_loaded: answer.stats.hourly_buckets_loaded as u64,
     }
 }
 

@@ -117,10 +117,17 @@ impl QueryService {
         match tokio::time::timeout(timeout, work).await {
             Ok(answer) => {
                 let answer = answer?;
+                let mut warnings = Vec::new();
+                if answer.stats.hourly_buckets_loaded > 0 {
+                    warnings.push(format!(
+                        "read from hourly rollups: {} hourly aggregates stood for the points of whole-hour windows (the same answer); set query.hourly_rollups = false to read the points",
+                        answer.stats.hourly_buckets_loaded
+                    ));
+                }
                 Ok(QueryAnswer {
                     value: answer.value,
                     stats: answer.stats,
-                    warnings: Vec::new(),
+                    warnings,
                 })
             }
             Err(_) => {

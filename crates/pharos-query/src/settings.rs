@@ -25,6 +25,9 @@ pub struct QuerySettings {
     pub default_subquery_step: Duration,
     /// Queries evaluated at once; more wait for a place.
     pub max_concurrent: usize,
+    /// Answer `sum`, `count`, `min`, `max` and `avg_over_time` over whole hours at whole-hour
+    /// steps from the hourly rollups (the same answer, from far fewer rows).
+    pub hourly_rollups: bool,
     /// The series-selection cache (`[query.series_cache]`).
     pub series_cache: SeriesCacheSettings,
 }
@@ -39,6 +42,7 @@ impl Default for QuerySettings {
             timeout: Duration::from_secs(120),
             default_subquery_step: engine.default_subquery_step,
             max_concurrent: 20,
+            hourly_rollups: true,
             series_cache: SeriesCacheSettings::default(),
         }
     }
@@ -52,6 +56,7 @@ impl QuerySettings {
             max_samples: self.max_samples,
             max_points_per_series: self.max_points_per_series,
             default_subquery_step: self.default_subquery_step,
+            hourly_rollups: self.hourly_rollups,
         }
     }
 

@@ -2,7 +2,9 @@
 //! from the series table (by metric name when the selector names one, then every label matcher
 //! in memory, regexes fully anchored), through a moka cache so that dashboards refreshing the
 //! same panels leave the series table alone; then it reads the points of those series over the
-//! range only, in chunks read in parallel.
+//! range only, in chunks read in parallel. A `*_over_time` over whole hours reads the hourly
+//! rollups instead (hours not rolled up yet are summed from their points in the same read),
+//! plus the points at the step instants.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
 use pharos_promql::{
-    Labels, METRIC_NAME, Matcher, Point, Selection, Series, SeriesSource, SourceError,
+    HourBucket, HourlySelection, HourlySeries, Labels, METRIC_NAME, Matcher, Point, Selection,
+    Series, SeriesSource, SourceError,
 };
 use pharos_store::{Store, StoreError};
 
@@ -177,6 +180,60 @@ impl SeriesSource for StoreSource {
         self.points(&series, selection.start, selection.end)
             .await
             .map_err(source_error)
+    }
+
+    async fn select_hourly(
+        &self,
+        selection: &HourlySelection,
+    ) -> Result<Option<Vec<HourlySeries>>, SourceError> {
+        let series = self
+            .matching_series(&selection.matchers)
+            .await
+            .map_err(source_error)?;
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
+        let metrics = self.store.metrics();
+        let (buckets, instants) = futures::try_join!(
+            metrics.hourly_aggregates(
+                &ids,
+                selection.start.saturating_mul(1000),
+                selection.end.saturating_mul(1000)
+            ),
+            metrics.points_at_instants(&ids, &selection.instants),
+        )
+        .map_err(source_error)?;
+        let index: std::collections::HashMap<i64, usize> =
+            series.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+        let mut hourly: Vec<HourlySeries> = series
+            .iter()
+            .map(|s| HourlySeries {
+                labels: s.labels.clone(),
+                buckets: Vec::new(),
+                instant_points: Vec::new(),
+            })
+            .collect();
+        for row in buckets {
+            if let Some(&at) = index.get(&row.series_id) {
+                hourly[at].buckets.push(HourBucket {
+                    start: row.bucket_us.div_euclid(1000),
+                    count: row.count.max(0) as u64,
+                    sum: row.sum,
+                    min: row.min,
+                    max: row.max,
+                    nan_count: row.nan_count.max(0) as u64,
+                });
+            }
+        }
+        for (id, time_us, value) in instants {
+            if let Some(&at) = index.get(&id)
+                && !pharos_promql::is_stale_nan(value)
+            {
+                hourly[at]
+                    .instant_points
+                    .push(Point::new(time_us.div_euclid(1000), value));
+            }
+        }
+        hourly.retain(|s| !s.buckets.is_empty() || !s.instant_points.is_empty());
+        Ok(Some(hourly))
     }
 }
 

@@ -28,6 +28,7 @@ pharos_store::backend_tests!(
     the_http_api_obeys_bearer_tokens,
     the_http_api_answers_the_corpus_as_prometheus_does,
     a_query_past_its_timeout_answers_a_timeout_error,
+    whole_hour_windows_read_the_hourly_rollups_with_the_same_answers,
 );
 
 /// 2023-11-14T22:13:20Z: a fixed time well in the past, on a minute boundary.
@@ -527,4 +528,124 @@ async fn a_query_past_its_timeout_answers_a_timeout_error(database: &TestDatabas
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["data"]["result"][0]["value"][1], "40000", "{body}");
     server.stop().await;
+}
+
+async fn whole_hour_windows_read_the_hourly_rollups_with_the_same_answers(database: &TestDatabase) {
+    const HOUR_MS: i64 = 3_600_000;
+    // 2023-11-14T22:00:00Z, on the hour; three days of one-minute points.
+    let start = 472_222 * HOUR_MS;
+    let store = database.store().await;
+    let minutes = 3 * 24 * 60;
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    for (instance, nan_at) in [("a", 500), ("b", 2_000), ("c", usize::MAX)] {
+        let mut new = NewSeries {
+            key: SeriesKey {
+                name: "rolled".to_owned(),
+                labels_key: format!("instance={instance:?}"),
+            },
+            labels: vec![("instance".to_owned(), instance.to_owned())],
+        };
+        new.labels.sort();
+        let ids = store
+            .metrics()
+            .create_series(std::slice::from_ref(&new))
+            .await
+            .expect("create");
+        let id = ids[&new.key].0;
+        let rows: Vec<PointRow> = (0..minutes)
+            .filter(|i| !(1_000..1_100).contains(i))
+            .map(|i| PointRow {
+                series_id: id,
+                time_us: (start + i as i64 * 60_000) * 1000,
+                value: match i {
+                    _ if i == nan_at => f64::NAN,
+                    3_000 => stale,
+                    _ => ((i * 37) % 101) as f64 - 50.0,
+                },
+            })
+            .collect();
+        let (first, last) = (rows[0].time_us, rows[rows.len() - 1].time_us);
+        store
+            .metrics()
+            .ensure_partitions(first, last)
+            .await
+            .expect("partitions");
+        for chunk in rows.chunks(2_000) {
+            store
+                .metrics()
+                .insert_points(chunk, None)
+                .await
+                .expect("insert");
+        }
+    }
+    // The first two days are rolled up; the third is still pending, summed from its points.
+    let rolled = store
+        .metrics()
+        .roll_up((start + 48 * HOUR_MS) * 1000)
+        .await
+        .expect("roll up");
+    assert!(rolled.hours >= 40, "{rolled:?}");
+
+    let with_rollups = TestServer::builder(store.clone())
+        .module(QueryModule::new(QuerySettings::default()))
+        .start()
+        .await;
+    let without = TestServer::builder(store)
+        .module(QueryModule::new(QuerySettings {
+            hourly_rollups: false,
+            ..QuerySettings::default()
+        }))
+        .start()
+        .await;
+    for query in [
+        "sum_over_time(rolled[1h])",
+        "count_over_time(rolled[3h])",
+        "min_over_time(rolled[2h])",
+        "max_over_time(rolled[1h] offset 1h)",
+        "avg_over_time(rolled[6h])",
+        "sum(avg_over_time(rolled[1h]))",
+    ] {
+        let path = format!(
+            "/api/v1/query_range?query={}&start={}&end={}&step=1h",
+            query
+                .replace('[', "%5B")
+                .replace(']', "%5D")
+                .replace(' ', "%20"),
+            (start + HOUR_MS) / 1000,
+            (start + 72 * HOUR_MS) / 1000,
+        );
+        let (status, rolled) = get(&with_rollups, &path).await;
+        assert_eq!(status, 200, "{query}: {rolled}");
+        let (_, points) = get(&without, &path).await;
+        assert!(
+            rolled["warnings"][0]
+                .as_str()
+                .is_some_and(|w| w.contains("hourly rollups")),
+            "{query} says it read the rollups: {rolled}"
+        );
+        assert!(points.get("warnings").is_none(), "{query}: {points}");
+        let (expected, actual) = (&points["data"]["result"], &rolled["data"]["result"]);
+        let expected = expected.as_array().expect("series");
+        let actual = actual.as_array().expect("series");
+        assert_eq!(expected.len(), actual.len(), "{query}");
+        for (e, a) in expected.iter().zip(actual) {
+            assert_eq!(e["metric"], a["metric"], "{query}");
+            let (e, a) = (
+                e["values"].as_array().expect("values"),
+                a["values"].as_array().expect("values"),
+            );
+            assert_eq!(e.len(), a.len(), "{query}");
+            for (p, q) in e.iter().zip(a) {
+                assert_eq!(p[0], q[0], "{query}");
+                let (p, q): (f64, f64) = (
+                    p[1].as_str().and_then(|v| v.parse().ok()).expect("a value"),
+                    q[1].as_str().and_then(|v| v.parse().ok()).expect("a value"),
+                );
+                let same = (p.is_nan() && q.is_nan()) || (p - q).abs() <= 1e-9 * p.abs().max(1.0);
+                assert!(same, "{query}: {p} from the points, {q} from the rollups");
+            }
+        }
+    }
+    with_rollups.stop().await;
+    without.stop().await;
 }

@@ -178,6 +178,7 @@ async fn roll_up_waits_for_the_hour_to_end(database: &TestDatabase) {
         sum: 4.0,
         min: 1.0,
         max: 3.0,
+        nan_count: 1,
     };
     assert_eq!(
         metrics.read_rollups(series_id, true).await.expect("hourly"),

@@ -105,10 +105,13 @@ pub struct RollupRow {
     pub series_id: i64,
     /// Start of the bucket, microseconds since the Unix epoch.
     pub bucket_us: i64,
+    /// Points that are numbers (not NaN); `sum`, `min` and `max` are theirs.
     pub count: i64,
     pub sum: f64,
     pub min: f64,
     pub max: f64,
+    /// Ordinary NaN points (staleness markers are not counted anywhere).
+    pub nan_count: i64,
 }
 
 /// What one [`MetricsRepository::roll_up`] pass did.

@@ -25,26 +25,120 @@ impl MetricsRepository {
     /// Rollup rows of one series, hourly or daily, oldest first.
     pub async fn read_rollups(&self, series_id: i64, hourly: bool) -> Result<Vec<RollupRow>> {
         let sql = if hourly {
-            "SELECT series_id, bucket_us, count, sum, min, max FROM metric_rollups_1h \
+            "SELECT series_id, bucket_us, count, sum, min, max, nan_count FROM metric_rollups_1h \
              WHERE series_id = $1 ORDER BY bucket_us"
         } else {
-            "SELECT series_id, bucket_us, count, sum, min, max FROM metric_rollups_1d \
+            "SELECT series_id, bucket_us, count, sum, min, max, nan_count FROM metric_rollups_1d \
              WHERE series_id = $1 ORDER BY bucket_us"
         };
-        let rows: Vec<(i64, i64, i64, f64, f64, f64)> = with_pool!(self.store, |pool| {
+        let rows: Vec<RollupTuple> = with_pool!(self.store, |pool| {
             sqlx::query_as(sql).bind(series_id).fetch_all(pool).await?
         });
-        Ok(rows
-            .into_iter()
-            .map(|(series_id, bucket_us, count, sum, min, max)| RollupRow {
-                series_id,
-                bucket_us,
-                count,
-                sum,
-                min,
-                max,
-            })
-            .collect())
+        Ok(rows.into_iter().map(rollup_row).collect())
+    }
+
+    /// The hourly aggregates of the series `ids` for the hours starting in `from_us..to_us`
+    /// (hour-aligned), as the query service reads long ranges: hours already rolled up from
+    /// `metric_rollups_1h`, hours still pending (their rollup is missing or outdated) computed
+    /// from their points the same way, all read in one snapshot. Ordered by series and hour.
+    pub async fn hourly_aggregates(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<Vec<RollupRow>> {
+        if ids.is_empty() || to_us <= from_us {
+            return Ok(Vec::new());
+        }
+        let mut rows: Vec<RollupTuple> = match &self.store.pool {
+            Pool::Postgres(pool) => {
+                let mut transaction = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *transaction)
+                    .await?;
+                let pending: Vec<i64> = sqlx::query_scalar(PENDING_HOURS)
+                    .bind(from_us)
+                    .bind(to_us)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                let mut rows: Vec<RollupTuple> = sqlx::query_as(
+                    "SELECT series_id, bucket_us, count, sum, min, max, nan_count \
+                     FROM metric_rollups_1h WHERE series_id = ANY($1) \
+                     AND bucket_us >= $2 AND bucket_us < $3 AND NOT (bucket_us = ANY($4))",
+                )
+                .bind(ids)
+                .bind(from_us)
+                .bind(to_us)
+                .bind(&pending)
+                .fetch_all(&mut *transaction)
+                .await?;
+                if !pending.is_empty() {
+                    let fresh: Vec<RollupTuple> = sqlx::query_as(
+                        "SELECT series_id, hour_us, COUNT(*) FILTER (WHERE value <> 'NaN'::float8), \
+                         COALESCE(SUM(value) FILTER (WHERE value <> 'NaN'::float8), 0), \
+                         COALESCE(MIN(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+                         COALESCE(MAX(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+                         COUNT(*) FILTER (WHERE value = 'NaN'::float8) \
+                         FROM unnest($2::BIGINT[]) AS pending(hour_us) \
+                         JOIN metric_points ON series_id = ANY($1) \
+                         AND time_us >= hour_us AND time_us < hour_us + 3600000000 \
+                         AND float8send(value) <> '\\x7ff0000000000002'::bytea \
+                         GROUP BY series_id, hour_us",
+                    )
+                    .bind(ids)
+                    .bind(&pending)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                    rows.extend(fresh);
+                }
+                transaction.commit().await?;
+                rows
+            }
+            Pool::Sqlite(pool) => {
+                let mut transaction = pool.begin().await?;
+                let pending: Vec<i64> = sqlx::query_scalar(PENDING_HOURS)
+                    .bind(from_us)
+                    .bind(to_us)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                let mut rows: Vec<RollupTuple> = sqlx::query_as(
+                    "SELECT series_id, bucket_us, count, sum, min, max, nan_count \
+                     FROM metric_rollups_1h WHERE series_id IN (SELECT value FROM json_each($1)) \
+                     AND bucket_us >= $2 AND bucket_us < $3 \
+                     AND bucket_us NOT IN (SELECT value FROM json_each($4))",
+                )
+                .bind(ids_json(ids))
+                .bind(from_us)
+                .bind(to_us)
+                .bind(ids_json(&pending))
+                .fetch_all(&mut *transaction)
+                .await?;
+                if !pending.is_empty() {
+                    let fresh: Vec<RollupTuple> = sqlx::query_as(
+                        "SELECT series_id, pending.value, COUNT(metric_points.value), \
+                         COALESCE(SUM(metric_points.value), 0), \
+                         COALESCE(MIN(metric_points.value), 0), \
+                         COALESCE(MAX(metric_points.value), 0), \
+                         COUNT(*) - COUNT(metric_points.value) \
+                         FROM json_each($2) AS pending JOIN metric_points \
+                         ON series_id IN (SELECT value FROM json_each($1)) \
+                         AND time_us >= pending.value AND time_us < pending.value + 3600000000 \
+                         AND (metric_points.value IS NOT NULL OR nan_bits IS NULL \
+                              OR nan_bits <> 9218868437227405314) \
+                         GROUP BY series_id, pending.value",
+                    )
+                    .bind(ids_json(ids))
+                    .bind(ids_json(&pending))
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                    rows.extend(fresh);
+                }
+                transaction.commit().await?;
+                rows
+            }
+        };
+        rows.sort_unstable_by_key(|row| (row.0, row.1));
+        Ok(rows.into_iter().map(rollup_row).collect())
     }
 
     /// The series of one metric name.
@@ -213,6 +307,54 @@ impl MetricsRepository {
         })
     }
 
+    /// The points of the series `ids` at the millisecond instants `instants_ms` (a point at
+    /// 1.5 ms is at instant 1), ordered by series and time.
+    pub async fn points_at_instants(
+        &self,
+        ids: &[i64],
+        instants_ms: &[i64],
+    ) -> Result<Vec<(i64, i64, f64)>> {
+        if ids.is_empty() || instants_ms.is_empty() {
+            return Ok(Vec::new());
+        }
+        let instants_us: Vec<i64> = instants_ms
+            .iter()
+            .map(|ms| ms.saturating_mul(1000))
+            .collect();
+        let mut rows: Vec<(i64, i64, f64)> = match &self.store.pool {
+            Pool::Postgres(pool) => {
+                sqlx::query_as(
+                    "SELECT series_id, time_us, value FROM unnest($2::BIGINT[]) AS instant(t) \
+                     JOIN metric_points ON series_id = ANY($1) \
+                     AND time_us >= instant.t AND time_us < instant.t + 1000",
+                )
+                .bind(ids)
+                .bind(&instants_us)
+                .fetch_all(pool)
+                .await?
+            }
+            Pool::Sqlite(pool) => {
+                let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
+                    "SELECT series_id, time_us, metric_points.value, nan_bits \
+                     FROM json_each($2) AS instant JOIN metric_points \
+                     ON series_id IN (SELECT value FROM json_each($1)) \
+                     AND time_us >= instant.value AND time_us < instant.value + 1000",
+                )
+                .bind(ids_json(ids))
+                .bind(ids_json(&instants_us))
+                .fetch_all(pool)
+                .await?;
+                rows.into_iter()
+                    .map(|(id, time, value, nan_bits)| {
+                        (id, time, super::from_sqlite_value(value, nan_bits))
+                    })
+                    .collect()
+            }
+        };
+        rows.sort_unstable_by_key(|row| (row.0, row.1));
+        Ok(rows)
+    }
+
     /// Of the series `ids`, those with at least one point in `from_us..=to_us`.
     pub async fn series_with_points(
         &self,
@@ -258,6 +400,25 @@ impl MetricsRepository {
                 .fetch_one(pool)
                 .await?
         }))
+    }
+}
+
+/// Pending hours in `$1..$2`.
+const PENDING_HOURS: &str =
+    "SELECT hour_us FROM metric_rollup_pending WHERE hour_us >= $1 AND hour_us < $2";
+
+/// A rollup row as read: series id, bucket, count, sum, min, max, NaN count.
+type RollupTuple = (i64, i64, i64, f64, f64, f64, i64);
+
+fn rollup_row((series_id, bucket_us, count, sum, min, max, nan_count): RollupTuple) -> RollupRow {
+    RollupRow {
+        series_id,
+        bucket_us,
+        count,
+        sum,
+        min,
+        max,
+        nan_count,
     }
 }
 

@@ -1,5 +1,6 @@
 //! Metric rollups: [`MetricsRepository::roll_up`] turns each pending hour that has ended into
-//! `metric_rollups_1h` rows (count, sum, min, max per series, NaN not counted) and recomputes the
+//! `metric_rollups_1h` rows (count, sum, min, max per series of its numbers, and apart the
+//! count of its ordinary NaN points; staleness markers left out) and recomputes the
 //! hour's day in `metric_rollups_1d`, one replica at a time (an advisory lock on PostgreSQL).
 
 use super::{HOUR_US, MetricsRepository, ROLLUP_SETTLE_US, RolledUp};
@@ -39,19 +40,12 @@ impl MetricsRepository {
                     let day = hour.div_euclid(DAY_US) * DAY_US;
                     self.hourly.ensure(pool, hour, hour).await?;
                     self.daily.ensure(pool, day, day).await?;
-                    let rows = sqlx::query(
-                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
-                         SELECT series_id, $1, COUNT(*), SUM(value), MIN(value), MAX(value) \
-                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
-                         AND value <> 'NaN'::float8 GROUP BY series_id \
-                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = EXCLUDED.count, \
-                         sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max",
-                    )
-                    .bind(hour)
-                    .bind(hour + HOUR_US)
-                    .execute(&mut *transaction)
-                    .await?
-                    .rows_affected();
+                    let rows = sqlx::query(ROLL_UP_HOUR_POSTGRES)
+                        .bind(hour)
+                        .bind(hour + HOUR_US)
+                        .execute(&mut *transaction)
+                        .await?
+                        .rows_affected();
                     sqlx::query(ROLL_UP_DAY)
                         .bind(day)
                         .bind(day + DAY_US)
@@ -69,20 +63,12 @@ impl MetricsRepository {
                         .await?;
                     let Some(hour) = hour else { return Ok(done) };
                     let day = hour.div_euclid(DAY_US) * DAY_US;
-                    // NaN is stored as NULL, which the aggregates skip.
-                    let rows = sqlx::query(
-                        "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max) \
-                         SELECT series_id, $1, COUNT(value), SUM(value), MIN(value), MAX(value) \
-                         FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
-                         AND value IS NOT NULL GROUP BY series_id \
-                         ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
-                         sum = excluded.sum, min = excluded.min, max = excluded.max",
-                    )
-                    .bind(hour)
-                    .bind(hour + HOUR_US)
-                    .execute(&mut *transaction)
-                    .await?
-                    .rows_affected();
+                    let rows = sqlx::query(ROLL_UP_HOUR_SQLITE)
+                        .bind(hour)
+                        .bind(hour + HOUR_US)
+                        .execute(&mut *transaction)
+                        .await?
+                        .rows_affected();
                     sqlx::query(ROLL_UP_DAY)
                         .bind(day)
                         .bind(day + DAY_US)
@@ -113,8 +99,38 @@ const TAKE_PENDING_HOUR: &str = "DELETE FROM metric_rollup_pending WHERE hour_us
      RETURNING hour_us";
 
 /// Recomputes the daily rollup of the day `$1..$2` from its hourly rows.
-const ROLL_UP_DAY: &str = "INSERT INTO metric_rollups_1d (series_id, bucket_us, count, sum, min, max) \
-     SELECT series_id, $1, SUM(count), SUM(sum), MIN(min), MAX(max) FROM metric_rollups_1h \
-     WHERE bucket_us >= $1 AND bucket_us < $2 GROUP BY series_id \
+const ROLL_UP_DAY: &str = "INSERT INTO metric_rollups_1d \
+     (series_id, bucket_us, count, sum, min, max, nan_count) \
+     SELECT series_id, $1, SUM(count), SUM(sum), MIN(min), MAX(max), SUM(nan_count) \
+     FROM metric_rollups_1h WHERE bucket_us >= $1 AND bucket_us < $2 GROUP BY series_id \
      ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
-     sum = excluded.sum, min = excluded.min, max = excluded.max";
+     sum = excluded.sum, min = excluded.min, max = excluded.max, nan_count = excluded.nan_count";
+
+/// One hour (`$1..$2`) of points as hourly rows, on PostgreSQL: count, sum, min and max of the
+/// numbers, and apart the ordinary NaN points (staleness markers, whose bits are their own,
+/// are left out altogether). A bucket of NaN points only has a count of 0 and sum 0.
+const ROLL_UP_HOUR_POSTGRES: &str = "INSERT INTO metric_rollups_1h \
+     (series_id, bucket_us, count, sum, min, max, nan_count) \
+     SELECT series_id, $1, COUNT(*) FILTER (WHERE value <> 'NaN'::float8), \
+     COALESCE(SUM(value) FILTER (WHERE value <> 'NaN'::float8), 0), \
+     COALESCE(MIN(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+     COALESCE(MAX(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+     COUNT(*) FILTER (WHERE value = 'NaN'::float8 \
+         AND float8send(value) <> '\\x7ff0000000000002'::bytea) \
+     FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+     AND float8send(value) <> '\\x7ff0000000000002'::bytea GROUP BY series_id \
+     ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = EXCLUDED.count, \
+     sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max, nan_count = EXCLUDED.nan_count";
+
+/// The same on SQLite, where a NaN is a NULL value with its bits in `nan_bits`
+/// (9218868437227405314 is the staleness marker's).
+const ROLL_UP_HOUR_SQLITE: &str = "INSERT INTO metric_rollups_1h \
+     (series_id, bucket_us, count, sum, min, max, nan_count) \
+     SELECT series_id, $1, COUNT(value), COALESCE(SUM(value), 0), \
+     COALESCE(MIN(value), 0), COALESCE(MAX(value), 0), \
+     COUNT(*) - COUNT(value) \
+     FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
+     AND (value IS NOT NULL OR nan_bits IS NULL OR nan_bits <> 9218868437227405314) \
+     GROUP BY series_id \
+     ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
+     sum = excluded.sum, min = excluded.min, max = excluded.max, nan_count = excluded.nan_count";
