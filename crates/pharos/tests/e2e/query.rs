@@ -312,3 +312,65 @@ async fn pharos_query_prints_a_table_json_lines_and_a_chart() {
     assert!(err.contains("InvalidArgument"), "{err}");
     pharos.terminate();
 }
+
+/// Split as a cluster runs it: an ingest process and a query process on one PostgreSQL. Points
+/// written to the ingest process (through remote write) are answered by the query process over
+/// HTTP and gRPC; the query process serves no ingest and the ingest process no query API.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_query_process_answers_what_an_ingest_process_stored_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ingest = Process::spawn(
+        dir.path(),
+        &["--target", "ingest", "--database-url", database.url()],
+    );
+    let query_process = Process::spawn(
+        dir.path(),
+        &["--target", "query", "--database-url", database.url()],
+    );
+    ingest.wait_serving().await;
+    query_process.wait_serving().await;
+    let now = now_ms();
+    let status = remote_write(
+        &ingest,
+        vec![(
+            vec![("__name__", "split_total"), ("job", "e2e")],
+            (0..21)
+                .map(|i| (now - 300_000 + i * 15_000, (i * 15) as f64))
+                .collect(),
+        )],
+    )
+    .await;
+    assert_eq!(status, 204, "{}", ingest.log());
+
+    let body = query(&query_process, "rate(split_total[5m])").await;
+    let rate: f64 = body["data"]["result"][0]["value"][1]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("a rate from the query process: {body}"));
+    assert!((rate - 1.0).abs() < 0.05, "a counter growing 1/s: {body}");
+    let (ok, out, err) = cli_of(
+        "query",
+        &query_process.endpoint(),
+        &["split_total", "--json"],
+    );
+    assert!(ok, "{err}");
+    assert!(out.contains("\"split_total\""), "{out}");
+
+    // Each process serves its own part only.
+    let not_here = reqwest::get(format!("http://{}/api/v1/query?query=up", ingest.http))
+        .await
+        .expect("answer");
+    assert_eq!(not_here.status().as_u16(), 404);
+    let not_here = reqwest::Client::new()
+        .post(format!("http://{}/api/v1/write", query_process.http))
+        .body("x")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(not_here.status().as_u16(), 404);
+    ingest.terminate();
+    query_process.terminate();
+}
