@@ -17,6 +17,7 @@ pharos_store::backend_tests!(
     roll_up_waits_for_the_hour_to_end,
     expiry_removes_old_points_and_rollups,
     nan_bit_patterns_survive_and_slow_reads_stop_at_their_timeout,
+    an_abandoned_read_stops_on_the_server,
 );
 
 fn series(name: &str, labels: &[(&str, &str)]) -> NewSeries {
@@ -341,4 +342,62 @@ async fn nan_bit_patterns_survive_and_slow_reads_stop_at_their_timeout(database:
         .await
         .expect("a generous timeout reads everything");
     assert_eq!(whole.len(), 300_002);
+}
+
+/// A read of points whose future is dropped (its query timed out, its caller went away) is
+/// canceled on PostgreSQL instead of running to its end: here it waits on a lock held by another
+/// connection, is abandoned, and must leave the server's list of running statements at once.
+async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
+    let store = database.store().await;
+    if store.backend() != Backend::Postgres {
+        return;
+    }
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let point = PointRow {
+        series_id,
+        time_us: DAY_START_US,
+        value: 1.0,
+    };
+    metrics.insert_points(&[point], None).await.expect("insert");
+    let admin = sqlx::PgPool::connect(database.url())
+        .await
+        .expect("connect");
+    let mut locker = admin.begin().await.expect("begin");
+    sqlx::query("LOCK TABLE metric_points IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *locker)
+        .await
+        .expect("lock");
+    let ids = [series_id];
+    let read = metrics.points_of_series_within(&ids, 0, i64::MAX, None);
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), read)
+            .await
+            .is_err(),
+        "the read waits for the lock"
+    );
+    let running = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+             AND state = 'active' AND query LIKE 'SELECT series_id, time_us, value FROM metric_points%'",
+        )
+        .fetch_one(&admin)
+        .await
+        .expect("pg_stat_activity")
+    };
+    let mut left = running().await;
+    for _ in 0..100 {
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        left = running().await;
+    }
+    assert_eq!(left, 0, "the abandoned read still runs on the server");
+    locker.rollback().await.expect("unlock");
+    let read = metrics
+        .points_of_series_within(&[series_id], 0, i64::MAX, None)
+        .await
+        .expect("the next read works");
+    assert_eq!(read.len(), 1);
 }

@@ -261,32 +261,30 @@ impl MetricsRepository {
              WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
              ORDER BY series_id, time_us";
         Ok(match &self.store.pool {
-            Pool::Postgres(pool) => match statement_timeout {
-                None => {
-                    sqlx::query_as(POSTGRES_POINTS)
-                        .bind(ids)
-                        .bind(from_us)
-                        .bind(to_us)
-                        .fetch_all(pool)
-                        .await?
-                }
-                Some(timeout) => {
-                    let mut transaction = pool.begin().await?;
+            Pool::Postgres(pool) => {
+                // A read dropped before its end (its query timed out, or its caller went away)
+                // is canceled on the server and its connection closed, rather than run to its
+                // end on a connection that goes back to the pool.
+                let mut read = AbandonableRead::start(pool).await?;
+                let connection = read.connection()?;
+                let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
+                if let Some(timeout) = statement_timeout {
                     let millis = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
                     sqlx::query("SELECT set_config('statement_timeout', $1, true)")
                         .bind(millis)
                         .execute(&mut *transaction)
                         .await?;
-                    let rows = sqlx::query_as(POSTGRES_POINTS)
-                        .bind(ids)
-                        .bind(from_us)
-                        .bind(to_us)
-                        .fetch_all(&mut *transaction)
-                        .await?;
-                    transaction.commit().await?;
-                    rows
                 }
-            },
+                let rows = sqlx::query_as(POSTGRES_POINTS)
+                    .bind(ids)
+                    .bind(from_us)
+                    .bind(to_us)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                transaction.commit().await?;
+                read.finished();
+                rows
+            }
             Pool::Sqlite(pool) => {
                 let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
                     "SELECT series_id, time_us, value, nan_bits FROM metric_points \
@@ -400,6 +398,63 @@ impl MetricsRepository {
                 .fetch_one(pool)
                 .await?
         }))
+    }
+}
+
+/// A pooled PostgreSQL connection running a read that may be abandoned: dropped before
+/// [`AbandonableRead::finished`], it closes the connection instead of returning it to the pool
+/// and asks the server to cancel the backend's statement (the pid is the closed connection's,
+/// so no other read can be hit).
+struct AbandonableRead {
+    connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+    pool: sqlx::PgPool,
+    pid: i32,
+}
+
+impl AbandonableRead {
+    async fn start(pool: &sqlx::PgPool) -> Result<Self> {
+        let mut connection = pool.acquire().await?;
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut *connection)
+            .await?;
+        Ok(Self {
+            connection: Some(connection),
+            pool: pool.clone(),
+            pid,
+        })
+    }
+
+    fn connection(&mut self) -> Result<&mut sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.connection
+            .as_mut()
+            .ok_or_else(|| crate::error::StoreError::InvalidValue("the read has ended".to_owned()))
+    }
+
+    /// The read ended: the connection goes back to the pool.
+    fn finished(mut self) {
+        self.connection.take();
+    }
+}
+
+impl Drop for AbandonableRead {
+    fn drop(&mut self) {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        connection.close_on_drop();
+        drop(connection);
+        let (pool, pid) = (self.pool.clone(), self.pid);
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(error) = sqlx::query("SELECT pg_cancel_backend($1)")
+                    .bind(pid)
+                    .execute(&pool)
+                    .await
+                {
+                    tracing::warn!(%error, pid, "cannot cancel an abandoned read of points");
+                }
+            });
+        }
     }
 }
 
