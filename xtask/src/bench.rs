@@ -1,15 +1,15 @@
 //! `cargo xtask bench <area>`: builds the release binaries once and runs the `pharos-bench`
-//! harness for an area, with the reference system (etcd, PostgreSQL COPY, FAISS, Alertmanager)
-//! measured beside Pharos in the same run.
+//! harness for an area, with the reference system (etcd, PostgreSQL COPY, FAISS, Prometheus and
+//! VictoriaMetrics, Alertmanager) measured beside Pharos in the same run.
 
 use anyhow::bail;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
-    const BUILT: &str = "config, ingest, search";
+    const BUILT: &str = "config, ingest, search, query";
     match area {
-        "config" | "ingest" | "search" => {}
-        "query" | "alert" => {
+        "config" | "ingest" | "search" | "query" => {}
+        "alert" => {
             bail!(
                 "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: {BUILT}"
             )
@@ -32,6 +32,14 @@ pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
         cmd!(
             sh,
             "{harness} search --pharos-bin {pharos} --database-url {database_url} --python {python} --reference-script {script} {quick...}"
+        )
+        .run()?;
+    } else if area == "query" {
+        let prometheus = crate::tools::prometheus(sh)?;
+        let victoria_metrics = crate::tools::victoria_metrics(sh)?;
+        cmd!(
+            sh,
+            "{harness} query --pharos-bin {pharos} --prometheus-bin {prometheus} --victoria-metrics-bin {victoria_metrics} --database-url {database_url} {quick...}"
         )
         .run()?;
     } else if area == "config" {

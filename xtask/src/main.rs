@@ -37,7 +37,7 @@ enum Task {
     },
     /// Benchmarks, printed beside the reference system measured in the same run.
     Bench {
-        /// What to measure: config, ingest or search (query and alert arrive with their services).
+        /// What to measure: config, ingest, search or query (alert arrives with its service).
         area: String,
         /// Shorter runs, for a smoke check of the harness.
         #[arg(long)]

@@ -133,6 +133,41 @@ pub fn prometheus(sh: &Shell) -> anyhow::Result<PathBuf> {
     installed().context("prometheus installed but no prometheus and promtool binaries found")
 }
 
+/// Path to a `victoria-metrics` binary (single-node VictoriaMetrics), installed from Debian's
+/// `victoria-metrics` package (1.79 on bookworm) when missing: a reference the query benchmark
+/// runs beside. The benchmark starts its own server on a free loopback port; the one the
+/// package may start as a service is stopped.
+pub fn victoria_metrics(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let candidates = [
+        "/usr/bin/victoria-metrics",
+        "/usr/local/bin/victoria-metrics",
+    ];
+    if let Some(found) = first_existing(&candidates) {
+        return Ok(found);
+    }
+    apt_install(
+        sh,
+        "victoria-metrics",
+        "a reference the query benchmark runs beside",
+    )?;
+    // Outside containers the package starts a server on :8428 with its data under
+    // /var/lib/victoria-metrics; nothing of ours uses it.
+    let _ = cmd!(sh, "invoke-rc.d victoria-metrics stop")
+        .quiet()
+        .ignore_stdout()
+        .ignore_stderr()
+        .run();
+    if std::path::Path::new("/run/systemd/system").exists() {
+        let _ = cmd!(sh, "systemctl disable --now victoria-metrics")
+            .quiet()
+            .ignore_stdout()
+            .ignore_stderr()
+            .run();
+    }
+    first_existing(&candidates)
+        .context("victoria-metrics installed but no victoria-metrics binary found")
+}
+
 fn first_existing(candidates: &[&str]) -> Option<PathBuf> {
     candidates
         .iter()

@@ -9,6 +9,7 @@ mod config;
 mod database;
 mod ingest;
 mod process;
+mod query;
 mod search;
 mod search_reference;
 mod stats;
@@ -42,6 +43,9 @@ enum Area {
     Ingest(ingest::Args),
     /// Vector search beside FAISS and hnswlib on the same data and threads.
     Search(search::Args),
+    /// PromQL queries through the Prometheus HTTP API beside Prometheus and VictoriaMetrics on
+    /// the same data, and beside the SQL the query service issues.
+    Query(query::Args),
 }
 
 #[derive(clap::Args, Clone)]
@@ -74,6 +78,7 @@ fn main() -> std::process::ExitCode {
             Area::Config(args) => config::run(args).await,
             Area::Ingest(args) => ingest::run(args).await,
             Area::Search(args) => search::run(args).await,
+            Area::Query(args) => query::run(args).await,
         }
     });
     match outcome {

@@ -1,5 +1,6 @@
-//! Child processes under measurement (pharos replicas, etcd): spawned on free loopback ports with
-//! their output in a log file, killed when dropped, with their resident memory readable.
+//! Child processes under measurement (pharos replicas, etcd, Prometheus, VictoriaMetrics):
+//! spawned on free loopback ports with their output in a log file, killed when dropped, with
+//! their resident memory readable.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -144,6 +145,21 @@ pub async fn start_pharos(
     work: &Path,
     name: &str,
 ) -> anyhow::Result<(Server, SocketAddr)> {
+    let (server, grpc, _) =
+        start_pharos_with(binary, target, database_url, work, name, &[]).await?;
+    Ok((server, grpc))
+}
+
+/// [`start_pharos`] with settings given as `PHAROS_*` environment variables; also returns the
+/// HTTP listener (the Prometheus API of the query service, /metrics, /health).
+pub async fn start_pharos_with(
+    binary: &Path,
+    target: &str,
+    database_url: &str,
+    work: &Path,
+    name: &str,
+    env: &[(&str, String)],
+) -> anyhow::Result<(Server, SocketAddr, SocketAddr)> {
     let grpc = loopback(free_port()?);
     let http = loopback(free_port()?);
     let args = [
@@ -159,9 +175,9 @@ pub async fn start_pharos(
         "--data-dir".to_owned(),
         work.join(name).display().to_string(),
     ];
-    let mut server = Server::spawn(name, binary, &args, &[], work)?;
+    let mut server = Server::spawn(name, binary, &args, env, work)?;
     wait_serving(&mut server, grpc, Duration::from_secs(30)).await?;
-    Ok((server, grpc))
+    Ok((server, grpc, http))
 }
 
 pub async fn channel(addr: SocketAddr) -> anyhow::Result<Channel> {

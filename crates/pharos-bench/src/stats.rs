@@ -1,5 +1,6 @@
 //! Latency histograms (hdrhistogram, nanosecond resolution) and the result table every area
-//! prints: one row per measurement, Pharos beside the reference and their ratio.
+//! prints: one row per measurement, Pharos beside the reference and their ratio (and the
+//! markdown printer behind it, for areas with more systems than two).
 
 use std::time::Duration;
 
@@ -25,6 +26,11 @@ impl Latencies {
 
     pub fn quantile(&self, quantile: f64) -> Duration {
         Duration::from_nanos(self.histogram.value_at_quantile(quantile))
+    }
+
+    /// Whether nothing was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.histogram.is_empty()
     }
 
     pub fn p50(&self) -> Duration {
@@ -147,7 +153,8 @@ impl Table {
             "pharos/ref",
             "aim",
         ];
-        let mut lines: Vec<[String; 5]> = vec![header.map(str::to_owned)];
+        let mut lines: Vec<Vec<String>> =
+            vec![header.iter().map(|cell| (*cell).to_owned()).collect()];
         for row in &self.rows {
             let ratio = match (row.pharos.number(), row.reference.number()) {
                 (Some(pharos), Some(reference)) if reference > 0.0 => {
@@ -155,7 +162,7 @@ impl Table {
                 }
                 _ => "-".to_owned(),
             };
-            lines.push([
+            lines.push(vec![
                 row.metric.clone(),
                 row.pharos.show(),
                 row.reference.show(),
@@ -163,24 +170,34 @@ impl Table {
                 row.aim.clone(),
             ]);
         }
-        let mut widths = [0usize; 5];
-        for line in &lines {
-            for (width, cell) in widths.iter_mut().zip(line) {
-                *width = (*width).max(cell.chars().count());
-            }
+        print_markdown(&self.title, &lines);
+    }
+}
+
+/// Prints `title`, then `lines` as a markdown table whose first line is the header, each
+/// column padded to its widest cell.
+pub fn print_markdown(title: &str, lines: &[Vec<String>]) {
+    let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
+    let mut widths = vec![0usize; columns];
+    for line in lines {
+        for (width, cell) in widths.iter_mut().zip(line) {
+            *width = (*width).max(cell.chars().count());
         }
-        println!("\n{}", self.title);
-        for (index, line) in lines.iter().enumerate() {
-            let cells: Vec<String> = line
-                .iter()
-                .zip(widths)
-                .map(|(cell, width)| format!("{cell:<width$}"))
-                .collect();
-            println!("| {} |", cells.join(" | "));
-            if index == 0 {
-                let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
-                println!("|-{}-|", rule.join("-|-"));
-            }
+    }
+    println!("\n{title}");
+    for (index, line) in lines.iter().enumerate() {
+        let cells: Vec<String> = widths
+            .iter()
+            .enumerate()
+            .map(|(column, width)| {
+                let cell = line.get(column).map_or("", String::as_str);
+                format!("{cell:<width$}")
+            })
+            .collect();
+        println!("| {} |", cells.join(" | "));
+        if index == 0 {
+            let rule: Vec<String> = widths.iter().map(|width| "-".repeat(*width)).collect();
+            println!("|-{}-|", rule.join("-|-"));
         }
     }
 }

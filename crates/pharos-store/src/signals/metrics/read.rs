@@ -56,6 +56,7 @@ impl MetricsRepository {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
                     .execute(&mut *transaction)
                     .await?;
+                plan_each_time(&mut transaction).await?;
                 let pending: Vec<i64> = sqlx::query_scalar(PENDING_HOURS)
                     .bind(from_us)
                     .bind(to_us)
@@ -268,13 +269,21 @@ impl MetricsRepository {
                 let mut read = AbandonableRead::start(pool).await?;
                 let connection = read.connection()?;
                 let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
-                if let Some(timeout) = statement_timeout {
-                    let millis = timeout.as_millis().clamp(1, i32::MAX as u128).to_string();
-                    sqlx::query("SELECT set_config('statement_timeout', $1, true)")
-                        .bind(millis)
-                        .execute(&mut *transaction)
-                        .await?;
-                }
+                // One round trip: the backend's pid (to cancel the read if it is abandoned) and
+                // this transaction's statement timeout ("0": none).
+                let millis = statement_timeout
+                    .map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128))
+                    .to_string();
+                let pid: i32 = sqlx::query_scalar(
+                    "SELECT pg_backend_pid() FROM (SELECT set_config('statement_timeout', $1, true)) AS set",
+                )
+                .bind(millis)
+                .fetch_one(&mut *transaction)
+                .await?;
+                let cancel = CancelOnDrop {
+                    pool: pool.clone(),
+                    pid: Some(pid),
+                };
                 let rows = sqlx::query_as(POSTGRES_POINTS)
                     .bind(ids)
                     .bind(from_us)
@@ -282,6 +291,7 @@ impl MetricsRepository {
                     .fetch_all(&mut *transaction)
                     .await?;
                 transaction.commit().await?;
+                cancel.finished();
                 read.finished();
                 rows
             }
@@ -321,15 +331,19 @@ impl MetricsRepository {
             .collect();
         let mut rows: Vec<(i64, i64, f64)> = match &self.store.pool {
             Pool::Postgres(pool) => {
-                sqlx::query_as(
+                let mut transaction = pool.begin().await?;
+                plan_each_time(&mut transaction).await?;
+                let rows = sqlx::query_as(
                     "SELECT series_id, time_us, value FROM unnest($2::BIGINT[]) AS instant(t) \
                      JOIN metric_points ON series_id = ANY($1) \
                      AND time_us >= instant.t AND time_us < instant.t + 1000",
                 )
                 .bind(ids)
                 .bind(&instants_us)
-                .fetch_all(pool)
-                .await?
+                .fetch_all(&mut *transaction)
+                .await?;
+                transaction.commit().await?;
+                rows
             }
             Pool::Sqlite(pool) => {
                 let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
@@ -402,25 +416,17 @@ impl MetricsRepository {
 }
 
 /// A pooled PostgreSQL connection running a read that may be abandoned: dropped before
-/// [`AbandonableRead::finished`], it closes the connection instead of returning it to the pool
-/// and asks the server to cancel the backend's statement (the pid is the closed connection's,
-/// so no other read can be hit).
+/// [`AbandonableRead::finished`], it closes the connection instead of returning it to the pool,
+/// so that a statement still running on it (canceled by [`CancelOnDrop`]) cannot meet the next
+/// borrower, nor the cancel hit another read.
 struct AbandonableRead {
     connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
-    pool: sqlx::PgPool,
-    pid: i32,
 }
 
 impl AbandonableRead {
     async fn start(pool: &sqlx::PgPool) -> Result<Self> {
-        let mut connection = pool.acquire().await?;
-        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-            .fetch_one(&mut *connection)
-            .await?;
         Ok(Self {
-            connection: Some(connection),
-            pool: pool.clone(),
-            pid,
+            connection: Some(pool.acquire().await?),
         })
     }
 
@@ -438,12 +444,29 @@ impl AbandonableRead {
 
 impl Drop for AbandonableRead {
     fn drop(&mut self) {
-        let Some(mut connection) = self.connection.take() else {
-            return;
-        };
-        connection.close_on_drop();
-        drop(connection);
-        let (pool, pid) = (self.pool.clone(), self.pid);
+        if let Some(connection) = self.connection.as_mut() {
+            connection.close_on_drop();
+        }
+    }
+}
+
+/// Asks PostgreSQL to cancel the statement of backend `pid` when dropped before
+/// [`CancelOnDrop::finished`].
+struct CancelOnDrop {
+    pool: sqlx::PgPool,
+    pid: Option<i32>,
+}
+
+impl CancelOnDrop {
+    fn finished(mut self) {
+        self.pid = None;
+    }
+}
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let Some(pid) = self.pid else { return };
+        let pool = self.pool.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 if let Err(error) = sqlx::query("SELECT pg_cancel_backend($1)")
@@ -456,6 +479,20 @@ impl Drop for AbandonableRead {
             });
         }
     }
+}
+
+/// Plans this transaction's statements for their own parameters every time, without JIT: the
+/// reads that join an array of instants or hours with `metric_points` got a generic plan after
+/// five runs on one connection that scanned every partition (30 s instead of 0.6 s, in the query
+/// benchmark), and spent most of their custom plan's time compiling JIT.
+async fn plan_each_time(transaction: &mut sqlx::PgTransaction<'_>) -> Result<()> {
+    sqlx::query(
+        "SELECT set_config('plan_cache_mode', 'force_custom_plan', true), \
+         set_config('jit', 'off', true)",
+    )
+    .execute(&mut **transaction)
+    .await?;
+    Ok(())
 }
 
 /// Pending hours in `$1..$2`.
