@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use crate::error::{Error, Result};
 use crate::eval::{Evaluated, Output, StepSeries, by_step, merge_same_labels};
 use crate::plan::{Binary, BinaryOp, Cardinality, VectorMatching};
-use crate::types::{Labels, METRIC_NAME};
+use crate::types::Labels;
 
 pub(crate) fn evaluate(
     binary: &Binary,
@@ -161,11 +161,17 @@ fn vector_scalar(
 
 /// The labels two series are matched on.
 fn signature(labels: &Labels, matching: &VectorMatching) -> Labels {
+    let matched = matched_labels(labels, matching);
     if matching.on {
-        labels.filtered(|label| matching.labels.contains(&label.name))
+        matched
     } else {
-        labels.filtered(|label| label.name != METRIC_NAME && !matching.labels.contains(&label.name))
+        matched.without_metric_name()
     }
+}
+
+/// The labels `on(...)` keeps, or those `ignoring(...)` leaves.
+fn matched_labels(labels: &Labels, matching: &VectorMatching) -> Labels {
+    labels.filtered(|label| matching.labels.contains(&label.name) == matching.on)
 }
 
 /// Numbers the signatures of both sides, so that each step compares integers.
@@ -348,11 +354,7 @@ fn result_metric(
         labels = labels.without_metric_name();
     }
     if matching.cardinality == Cardinality::OneToOne {
-        labels = if matching.on {
-            labels.filtered(|label| matching.labels.contains(&label.name))
-        } else {
-            labels.filtered(|label| !matching.labels.contains(&label.name))
-        };
+        labels = matched_labels(&labels, matching);
     }
     for name in &matching.include {
         labels = labels.with(name, one.get(name).unwrap_or(""));
@@ -362,10 +364,5 @@ fn result_metric(
 
 /// The matched labels of a series, printed as Prometheus prints them in matching errors.
 fn signature_text(labels: &Labels, matching: &VectorMatching) -> String {
-    let matched = if matching.on {
-        labels.filtered(|label| matching.labels.contains(&label.name))
-    } else {
-        labels.filtered(|label| !matching.labels.contains(&label.name))
-    };
-    matched.to_string()
+    matched_labels(labels, matching).to_string()
 }

@@ -27,10 +27,10 @@ pub use engine::{
     Abort, Answer, Engine, EngineSettings, LoadedQuery, PreparedQuery, QueryStats, Range,
 };
 pub use error::{Error, ErrorClass, Position, Result};
-pub use plan::parse_selector;
+pub use plan::{is_valid_label_name, parse_selector};
 pub use source::{
     AnchoredRegex, HourBucket, HourlySelection, HourlySeries, MatchOp, Matcher, MemorySource,
-    Selection, SeriesSource, SourceError, hourly_buckets,
+    Selection, SeriesSource, SourceError,
 };
 pub use types::{
     Label, Labels, METRIC_NAME, Point, STALE_NAN_BITS, Sample, Series, Value, format_float,

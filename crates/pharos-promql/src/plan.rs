@@ -956,7 +956,7 @@ fn absent_labels(arg: &Expr) -> Labels {
 }
 
 /// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub(crate) fn is_valid_label_name(name: &str) -> bool {
+pub fn is_valid_label_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars
         .next()

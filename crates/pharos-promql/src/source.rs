@@ -213,7 +213,7 @@ pub trait SeriesSource: Send + Sync {
 }
 
 /// Hourly buckets of `points` (staleness markers left out) for the hours in `start..end`.
-pub fn hourly_buckets(points: &[Point], start: i64, end: i64) -> Vec<HourBucket> {
+fn hourly_buckets(points: &[Point], start: i64, end: i64) -> Vec<HourBucket> {
     const HOUR: i64 = 3_600_000;
     let mut buckets: Vec<HourBucket> = Vec::new();
     for point in points {

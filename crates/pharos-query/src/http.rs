@@ -143,22 +143,9 @@ async fn label_values(
         let selectors = params.all("match[]");
         let range = time_range(&params)?;
         let limit = limit(&params)?;
-        let (values, truncated) = if name == pharos_promql::METRIC_NAME
-            && selectors.is_empty()
-            && range == TimeRange::default()
-        {
-            let names = service.metric_names().await?;
-            let len = names.len();
-            let mut names = names;
-            if limit > 0 && len > limit {
-                names.truncate(limit);
-            }
-            (names, limit > 0 && len > limit)
-        } else {
-            service
-                .label_values(&name, &selectors, range, limit)
-                .await?
-        };
+        let (values, truncated) = service
+            .label_values(&name, &selectors, range, limit)
+            .await?;
         Ok((strings_json(&values), truncated_warning(truncated)))
     })
     .await

@@ -182,11 +182,18 @@ impl QueryService {
         range: TimeRange,
         limit: usize,
     ) -> Result<(Vec<String>, bool)> {
-        if !is_label_name(name) {
+        if !pharos_promql::is_valid_label_name(name) {
             return Err(QueryError::invalid(
                 "label",
                 format!("invalid label name: {name:?}"),
             ));
+        }
+        if name == pharos_promql::METRIC_NAME
+            && selectors.is_empty()
+            && range == TimeRange::default()
+        {
+            // Every metric name: one DISTINCT over the series table, no labels parsed.
+            return Ok(truncate(self.store.metrics().metric_names().await?, limit));
         }
         let mut values: BTreeSet<String> = BTreeSet::new();
         for series in self.select_or_all(selectors, range).await? {
@@ -252,13 +259,4 @@ fn truncate<T>(mut items: Vec<T>, limit: usize) -> (Vec<T>, bool) {
     } else {
         (items, false)
     }
-}
-
-/// Whether `name` is a valid label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-fn is_label_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

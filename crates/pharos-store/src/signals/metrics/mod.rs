@@ -8,6 +8,46 @@
 //! This file holds the types and the repository; its jobs live beside it: `write.rs` (series
 //! and points in), `rollup.rs`, `retention.rs` and `read.rs`.
 
+// The aggregates of an hour of points, written into `metric_rollups_1h` by the rollup and
+// computed for still-pending hours by the query service's read: both must give the same row, or
+// a query read from rollups would differ from one read from points. Count, sum, min and max of
+// the numbers, then the count of ordinary NaN points; staleness markers are left out by the
+// `*_not_stale` condition.
+
+/// PostgreSQL's hour aggregates.
+macro_rules! postgres_hour_aggregates {
+    () => {
+        "COUNT(*) FILTER (WHERE value <> 'NaN'::float8), \
+         COALESCE(SUM(value) FILTER (WHERE value <> 'NaN'::float8), 0), \
+         COALESCE(MIN(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+         COALESCE(MAX(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
+         COUNT(*) FILTER (WHERE value = 'NaN'::float8)"
+    };
+}
+
+/// PostgreSQL: the point is not the staleness marker (its NaN has bits of its own).
+macro_rules! postgres_not_stale {
+    () => {
+        "float8send(value) <> '\\x7ff0000000000002'::bytea"
+    };
+}
+
+/// SQLite's hour aggregates, where a NaN is a NULL `value` with its bits in `nan_bits`.
+macro_rules! sqlite_hour_aggregates {
+    () => {
+        "COUNT(metric_points.value), COALESCE(SUM(metric_points.value), 0), \
+         COALESCE(MIN(metric_points.value), 0), COALESCE(MAX(metric_points.value), 0), \
+         COUNT(*) - COUNT(metric_points.value)"
+    };
+}
+
+/// SQLite: the point is not the staleness marker (9218868437227405314 is its bits).
+macro_rules! sqlite_not_stale {
+    () => {
+        "(metric_points.value IS NOT NULL OR nan_bits IS NULL OR nan_bits <> 9218868437227405314)"
+    };
+}
+
 mod read;
 mod retention;
 mod rollup;

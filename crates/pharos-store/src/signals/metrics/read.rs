@@ -74,18 +74,15 @@ impl MetricsRepository {
                 .fetch_all(&mut *transaction)
                 .await?;
                 if !pending.is_empty() {
-                    let fresh: Vec<RollupTuple> = sqlx::query_as(
-                        "SELECT series_id, hour_us, COUNT(*) FILTER (WHERE value <> 'NaN'::float8), \
-                         COALESCE(SUM(value) FILTER (WHERE value <> 'NaN'::float8), 0), \
-                         COALESCE(MIN(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
-                         COALESCE(MAX(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
-                         COUNT(*) FILTER (WHERE value = 'NaN'::float8) \
-                         FROM unnest($2::BIGINT[]) AS pending(hour_us) \
+                    let fresh: Vec<RollupTuple> = sqlx::query_as(concat!(
+                        "SELECT series_id, hour_us, ",
+                        postgres_hour_aggregates!(),
+                        " FROM unnest($2::BIGINT[]) AS pending(hour_us) \
                          JOIN metric_points ON series_id = ANY($1) \
-                         AND time_us >= hour_us AND time_us < hour_us + 3600000000 \
-                         AND float8send(value) <> '\\x7ff0000000000002'::bytea \
-                         GROUP BY series_id, hour_us",
-                    )
+                         AND time_us >= hour_us AND time_us < hour_us + 3600000000 AND ",
+                        postgres_not_stale!(),
+                        " GROUP BY series_id, hour_us"
+                    ))
                     .bind(ids)
                     .bind(&pending)
                     .fetch_all(&mut *transaction)
@@ -115,19 +112,16 @@ impl MetricsRepository {
                 .fetch_all(&mut *transaction)
                 .await?;
                 if !pending.is_empty() {
-                    let fresh: Vec<RollupTuple> = sqlx::query_as(
-                        "SELECT series_id, pending.value, COUNT(metric_points.value), \
-                         COALESCE(SUM(metric_points.value), 0), \
-                         COALESCE(MIN(metric_points.value), 0), \
-                         COALESCE(MAX(metric_points.value), 0), \
-                         COUNT(*) - COUNT(metric_points.value) \
-                         FROM json_each($2) AS pending JOIN metric_points \
+                    let fresh: Vec<RollupTuple> = sqlx::query_as(concat!(
+                        "SELECT series_id, pending.value, ",
+                        sqlite_hour_aggregates!(),
+                        " FROM json_each($2) AS pending JOIN metric_points \
                          ON series_id IN (SELECT value FROM json_each($1)) \
                          AND time_us >= pending.value AND time_us < pending.value + 3600000000 \
-                         AND (metric_points.value IS NOT NULL OR nan_bits IS NULL \
-                              OR nan_bits <> 9218868437227405314) \
-                         GROUP BY series_id, pending.value",
-                    )
+                         AND ",
+                        sqlite_not_stale!(),
+                        " GROUP BY series_id, pending.value"
+                    ))
                     .bind(ids_json(ids))
                     .bind(ids_json(&pending))
                     .fetch_all(&mut *transaction)

@@ -106,31 +106,26 @@ const ROLL_UP_DAY: &str = "INSERT INTO metric_rollups_1d \
      ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
      sum = excluded.sum, min = excluded.min, max = excluded.max, nan_count = excluded.nan_count";
 
-/// One hour (`$1..$2`) of points as hourly rows, on PostgreSQL: count, sum, min and max of the
-/// numbers, and apart the ordinary NaN points (staleness markers, whose bits are their own,
-/// are left out altogether). A bucket of NaN points only has a count of 0 and sum 0.
-const ROLL_UP_HOUR_POSTGRES: &str = "INSERT INTO metric_rollups_1h \
-     (series_id, bucket_us, count, sum, min, max, nan_count) \
-     SELECT series_id, $1, COUNT(*) FILTER (WHERE value <> 'NaN'::float8), \
-     COALESCE(SUM(value) FILTER (WHERE value <> 'NaN'::float8), 0), \
-     COALESCE(MIN(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
-     COALESCE(MAX(value) FILTER (WHERE value <> 'NaN'::float8), 'NaN'::float8), \
-     COUNT(*) FILTER (WHERE value = 'NaN'::float8 \
-         AND float8send(value) <> '\\x7ff0000000000002'::bytea) \
-     FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
-     AND float8send(value) <> '\\x7ff0000000000002'::bytea GROUP BY series_id \
+/// One hour (`$1..$2`) of points as hourly rows, on PostgreSQL (see `postgres_hour_aggregates`).
+const ROLL_UP_HOUR_POSTGRES: &str = concat!(
+    "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max, nan_count) \
+     SELECT series_id, $1, ",
+    postgres_hour_aggregates!(),
+    " FROM metric_points WHERE time_us >= $1 AND time_us < $2 AND ",
+    postgres_not_stale!(),
+    " GROUP BY series_id \
      ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = EXCLUDED.count, \
-     sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max, nan_count = EXCLUDED.nan_count";
+     sum = EXCLUDED.sum, min = EXCLUDED.min, max = EXCLUDED.max, nan_count = EXCLUDED.nan_count"
+);
 
-/// The same on SQLite, where a NaN is a NULL value with its bits in `nan_bits`
-/// (9218868437227405314 is the staleness marker's).
-const ROLL_UP_HOUR_SQLITE: &str = "INSERT INTO metric_rollups_1h \
-     (series_id, bucket_us, count, sum, min, max, nan_count) \
-     SELECT series_id, $1, COUNT(value), COALESCE(SUM(value), 0), \
-     COALESCE(MIN(value), 0), COALESCE(MAX(value), 0), \
-     COUNT(*) - COUNT(value) \
-     FROM metric_points WHERE time_us >= $1 AND time_us < $2 \
-     AND (value IS NOT NULL OR nan_bits IS NULL OR nan_bits <> 9218868437227405314) \
-     GROUP BY series_id \
+/// The same on SQLite (see `sqlite_hour_aggregates`).
+const ROLL_UP_HOUR_SQLITE: &str = concat!(
+    "INSERT INTO metric_rollups_1h (series_id, bucket_us, count, sum, min, max, nan_count) \
+     SELECT series_id, $1, ",
+    sqlite_hour_aggregates!(),
+    " FROM metric_points WHERE time_us >= $1 AND time_us < $2 AND ",
+    sqlite_not_stale!(),
+    " GROUP BY series_id \
      ON CONFLICT (series_id, bucket_us) DO UPDATE SET count = excluded.count, \
-     sum = excluded.sum, min = excluded.min, max = excluded.max, nan_count = excluded.nan_count";
+     sum = excluded.sum, min = excluded.min, max = excluded.max, nan_count = excluded.nan_count"
+);
