@@ -28,6 +28,9 @@ impl MetricsRepository {
                         .fetch_one(&mut *transaction)
                         .await?;
                     if !locked {
+                        // Ended here, not on drop: a dropped transaction's rollback is sent
+                        // later, and the lock it holds would turn the next pass away.
+                        transaction.rollback().await?;
                         return Ok(done);
                     }
                     // Taking the mark first makes a batch that marks the hour again wait for
@@ -36,7 +39,10 @@ impl MetricsRepository {
                         .bind(before)
                         .fetch_optional(&mut *transaction)
                         .await?;
-                    let Some(hour) = hour else { return Ok(done) };
+                    let Some(hour) = hour else {
+                        transaction.rollback().await?;
+                        return Ok(done);
+                    };
                     let day = hour.div_euclid(DAY_US) * DAY_US;
                     self.hourly.ensure(pool, hour, hour).await?;
                     self.daily.ensure(pool, day, day).await?;
@@ -61,7 +67,10 @@ impl MetricsRepository {
                         .bind(before)
                         .fetch_optional(&mut *transaction)
                         .await?;
-                    let Some(hour) = hour else { return Ok(done) };
+                    let Some(hour) = hour else {
+                        transaction.rollback().await?;
+                        return Ok(done);
+                    };
                     let day = hour.div_euclid(DAY_US) * DAY_US;
                     let rows = sqlx::query(ROLL_UP_HOUR_SQLITE)
                         .bind(hour)
