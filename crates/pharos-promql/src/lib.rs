@@ -15,6 +15,7 @@
 
 mod aggregate;
 mod binary;
+mod duration;
 mod engine;
 mod error;
 mod eval;
@@ -23,6 +24,7 @@ mod plan;
 mod source;
 mod types;
 
+pub use duration::{format_duration, parse_duration};
 pub use engine::{
     Abort, Answer, Engine, EngineSettings, LoadedQuery, PreparedQuery, QueryStats, Range,
 };

@@ -91,48 +91,7 @@ pub fn parse_duration(parameter: &str, text: &str) -> Result<i64, QueryError> {
         }
         return Ok(ms.round() as i64);
     }
-    prometheus_duration(text).ok_or_else(invalid)
-}
-
-/// `1h30m`, `5m`, `250ms`, `2d`, `1w`, `1y`: units from largest to smallest, each once.
-pub(crate) fn prometheus_duration(text: &str) -> Option<i64> {
-    const UNITS: [(&str, i64); 7] = [
-        ("y", 365 * 24 * 3_600_000),
-        ("w", 7 * 24 * 3_600_000),
-        ("d", 24 * 3_600_000),
-        ("h", 3_600_000),
-        ("m", 60_000),
-        ("s", 1_000),
-        ("ms", 1),
-    ];
-    if text.is_empty() {
-        return None;
-    }
-    let mut rest = text;
-    let mut total: i64 = 0;
-    let mut last_unit = usize::MAX;
-    while !rest.is_empty() {
-        let digits = rest
-            .find(|c: char| !c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        if digits == 0 {
-            return None;
-        }
-        let number: i64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit())
-            .unwrap_or(rest.len());
-        let unit = &rest[..unit_len];
-        rest = &rest[unit_len..];
-        let index = UNITS.iter().position(|(name, _)| *name == unit)?;
-        if last_unit != usize::MAX && index <= last_unit {
-            return None;
-        }
-        last_unit = index;
-        total = total.checked_add(number.checked_mul(UNITS[index].1)?)?;
-    }
-    Some(total)
+    pharos_promql::parse_duration(text).ok_or_else(invalid)
 }
 
 /// RFC 3339 with an optional fraction and a `Z` or `±hh:mm` offset, to milliseconds.
