@@ -14,10 +14,15 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     step("toolchain components", || ensure_components(sh))?;
     let database_url = step("PostgreSQL", || crate::pg::ensure_for_tests(sh))?;
     sh.set_var("PHAROS_TEST_DATABASE_URL", &database_url);
-    // The PromQL conformance suite compares the engine with a real Prometheus 2.42 and fails
-    // under CI=true without one.
-    step("Prometheus (PromQL reference)", || {
-        crate::tools::prometheus(sh).map(drop)
+    // The PromQL conformance suite and the rule tests compare Pharos with a real Prometheus
+    // 2.42 and its promtool, the routing tests with Alertmanager 0.25's amtool; under CI=true
+    // they fail without them.
+    step(
+        "Prometheus and promtool (PromQL and rules reference)",
+        || crate::tools::prometheus(sh).map(drop),
+    )?;
+    step("amtool (Alertmanager reference)", || {
+        crate::tools::amtool(sh).map(drop)
     })?;
     step("cargo fmt --check", || {
         Ok(cmd!(sh, "cargo fmt --all -- --check").run()?)

@@ -23,9 +23,11 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Everything CI runs: PostgreSQL check, Prometheus install (the PromQL reference), fmt, tidy,
+    /// Everything CI runs: PostgreSQL check, Prometheus, promtool and amtool installs (the PromQL,
+    /// rules and routing references), fmt, tidy,
     /// clippy -D warnings, buf lint, Rust tests, Python client tests. Installs the tools it needs
-    /// under ~/.cache/pharos/tools (and Debian's prometheus with apt-get).
+    /// under ~/.cache/pharos/tools (and Debian's prometheus and prometheus-alertmanager with
+    /// apt-get).
     Ci,
     /// Source checks that need no build: `//!` docs on line 1, no dbg!, no #[ignore].
     Tidy,

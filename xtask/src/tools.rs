@@ -118,19 +118,26 @@ pub fn prometheus(sh: &Shell) -> anyhow::Result<PathBuf> {
     )?;
     // Outside containers (where policy-rc.d keeps services down) the package starts a server
     // on :9090 that scrapes localhost; nothing of ours uses it.
-    let _ = cmd!(sh, "invoke-rc.d prometheus stop")
-        .quiet()
-        .ignore_stdout()
-        .ignore_stderr()
-        .run();
-    if std::path::Path::new("/run/systemd/system").exists() {
-        let _ = cmd!(sh, "systemctl disable --now prometheus")
-            .quiet()
-            .ignore_stdout()
-            .ignore_stderr()
-            .run();
-    }
+    stop_packaged_service(sh, "prometheus");
     installed().context("prometheus installed but no prometheus and promtool binaries found")
+}
+
+/// Path to `amtool`, installed from Debian's `prometheus-alertmanager` package (0.25 on
+/// bookworm) when missing: the reference the routing tests (`crates/pharos-routing/tests/it`)
+/// compare Pharos' reading of Alertmanager configurations and routes with. The Alertmanager
+/// the package may start as a service is stopped; the tests start nothing of it.
+pub fn amtool(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let candidates = ["/usr/bin/amtool", "/usr/local/bin/amtool"];
+    if let Some(found) = first_existing(&candidates) {
+        return Ok(found);
+    }
+    apt_install(
+        sh,
+        "prometheus-alertmanager",
+        "the reference the routing tests compare with",
+    )?;
+    stop_packaged_service(sh, "prometheus-alertmanager");
+    first_existing(&candidates).context("prometheus-alertmanager installed but no amtool found")
 }
 
 /// Path to a `victoria-metrics` binary (single-node VictoriaMetrics), installed from Debian's
@@ -152,20 +159,26 @@ pub fn victoria_metrics(sh: &Shell) -> anyhow::Result<PathBuf> {
     )?;
     // Outside containers the package starts a server on :8428 with its data under
     // /var/lib/victoria-metrics; nothing of ours uses it.
-    let _ = cmd!(sh, "invoke-rc.d victoria-metrics stop")
+    stop_packaged_service(sh, "victoria-metrics");
+    first_existing(&candidates)
+        .context("victoria-metrics installed but no victoria-metrics binary found")
+}
+
+/// Stops (and keeps from starting again) the service a Debian package may have started: nothing
+/// of ours uses it, and it would hold the port the tests and benchmarks pick freely otherwise.
+fn stop_packaged_service(sh: &Shell, service: &str) {
+    let _ = cmd!(sh, "invoke-rc.d {service} stop")
         .quiet()
         .ignore_stdout()
         .ignore_stderr()
         .run();
     if std::path::Path::new("/run/systemd/system").exists() {
-        let _ = cmd!(sh, "systemctl disable --now victoria-metrics")
+        let _ = cmd!(sh, "systemctl disable --now {service}")
             .quiet()
             .ignore_stdout()
             .ignore_stderr()
             .run();
     }
-    first_existing(&candidates)
-        .context("victoria-metrics installed but no victoria-metrics binary found")
 }
 
 fn first_existing(candidates: &[&str]) -> Option<PathBuf> {

@@ -40,6 +40,10 @@ pub enum Command {
     Search(crate::search_cli::SearchArgs),
     /// Evaluate PromQL on a running server: a table, JSON lines or a chart in the terminal.
     Query(crate::query_cli::QueryArgs),
+    /// Check rule files and run rule unit tests, as promtool does (no server needed).
+    Rules(crate::rules_cli::RulesArgs),
+    /// Alert routing tools: check an Alertmanager configuration (no server needed).
+    Alert(crate::alert_cli::AlertArgs),
     /// Send realistic telemetry to a running server and report the rate and ack latency.
     Loadgen(crate::loadgen::LoadgenArgs),
 }

@@ -3,10 +3,12 @@
 //! binary (`main.rs`) only parses arguments and calls into this library, so
 //! tests start the very same server in-process.
 
+pub mod alert_cli;
 pub mod cli;
 pub mod loadgen;
 pub mod modules;
 pub mod query_cli;
+pub mod rules_cli;
 pub mod search_cli;
 pub mod serve;
 pub mod settings;

@@ -86,6 +86,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Config(args) => pharos::cli::run_config(args).await,
         Command::Search(args) => pharos::search_cli::run_search(args).await,
         Command::Query(args) => pharos::query_cli::run_query(args).await,
+        Command::Rules(args) => pharos::rules_cli::run_rules(args).await,
+        Command::Alert(args) => pharos::alert_cli::run_alert(args).await,
         Command::Loadgen(args) => pharos::loadgen::run(args).await,
     }
 }

@@ -9,7 +9,9 @@
 //! - `loadgen`: `pharos loadgen` reports what was stored;
 //! - `durability`: acknowledged ingest surviving kill -9 on both stores;
 //! - `overload`: a throttled database gives retryable overload with bounded memory;
-//! - `query`: a real Prometheus remote-writing to Pharos, staleness, and `pharos query`.
+//! - `query`: a real Prometheus remote-writing to Pharos, staleness, and `pharos query`;
+//! - `rules_cli`: `pharos rules test|check` and `pharos alert check-config` on the rule and
+//!   Alertmanager corpora.
 //!
 //! `support` holds the child-process harness and the CLI helpers.
 
@@ -21,6 +23,7 @@ mod durability;
 mod loadgen;
 mod overload;
 mod query;
+mod rules_cli;
 mod search_cli;
 mod split;
 mod support;
