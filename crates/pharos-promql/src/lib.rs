@@ -32,7 +32,7 @@ pub use error::{Error, ErrorClass, Position, Result};
 pub use plan::{is_valid_label_name, parse_selector};
 pub use source::{
     AnchoredRegex, HourBucket, HourlySelection, HourlySeries, MatchOp, Matcher, MemorySource,
-    Selection, SeriesSource, SourceError,
+    Selection, SeriesSource, SourceError, select_in_memory,
 };
 pub use types::{
     Label, Labels, METRIC_NAME, Point, STALE_NAN_BITS, Sample, Series, Value, format_float,

@@ -254,6 +254,25 @@ fn hourly_buckets(points: &[Point], start: i64, end: i64) -> Vec<HourBucket> {
     buckets
 }
 
+/// What a source holding `series` in memory (points oldest first) answers to `selection`: the
+/// matching series with their points in the range, those without any left out.
+pub fn select_in_memory<'a>(
+    series: impl Iterator<Item = (&'a Labels, &'a [Point])>,
+    selection: &Selection,
+) -> Vec<Series> {
+    series
+        .filter(|(labels, _)| selection.matches(labels))
+        .filter_map(|(labels, points)| {
+            let first = points.partition_point(|p| p.t < selection.start);
+            let last = points.partition_point(|p| p.t <= selection.end);
+            (first < last).then(|| Series {
+                labels: labels.clone(),
+                points: points[first..last].to_vec(),
+            })
+        })
+        .collect()
+}
+
 /// Series held in memory: the source of the alert service's rule tests and of unit tests.
 /// With [`MemorySource::with_hourly_rollups`] it also answers hourly selections, computed from
 /// its points, as a store with rollups would.
@@ -295,19 +314,12 @@ impl MemorySource {
 #[async_trait]
 impl SeriesSource for MemorySource {
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError> {
-        Ok(self
-            .series
-            .iter()
-            .filter(|series| selection.matches(&series.labels))
-            .filter_map(|series| {
-                let first = series.points.partition_point(|p| p.t < selection.start);
-                let last = series.points.partition_point(|p| p.t <= selection.end);
-                (first < last).then(|| Series {
-                    labels: series.labels.clone(),
-                    points: series.points[first..last].to_vec(),
-                })
-            })
-            .collect())
+        Ok(select_in_memory(
+            self.series
+                .iter()
+                .map(|series| (&series.labels, series.points.as_slice())),
+            selection,
+        ))
     }
 
     async fn select_hourly(

@@ -129,6 +129,7 @@ impl AlertingRule {
         limit: usize,
     ) -> Result<Vec<(Labels, Point)>, String> {
         let mut current: HashMap<Labels, Alert> = HashMap::with_capacity(results.len());
+        let template_name = format!("__alert_{}", self.rule.name);
         for sample in results {
             let context = TemplateContext {
                 labels: &sample.labels,
@@ -138,7 +139,6 @@ impl AlertingRule {
                 time_ms: ts,
                 query: None,
             };
-            let template_name = format!("__alert_{}", self.rule.name);
             let expand = |text: &str| template::expand_for_alert(&template_name, text, &context);
             let mut labels = sample.labels.without_metric_name();
             for (name, text) in &self.rule.labels {

@@ -648,11 +648,18 @@ pub fn go_float(v: f64) -> String {
     if v == 0.0 {
         return if v.is_sign_negative() { "-0" } else { "0" }.to_owned();
     }
-    let (mantissa, exponent) = split_exponent(&format!("{v:e}"));
+    let (_, exponent) = split_exponent(&format!("{v:e}"));
     if !(-4..6).contains(&exponent) {
-        return format!("{mantissa}{}", exponent_suffix(exponent));
+        return go_exponent_form(v);
     }
     format!("{v}")
+}
+
+/// A finite float as Go's `strconv.FormatFloat(v, 'e', -1, 64)` writes it: the shortest
+/// digits and a signed exponent of at least two digits (`1.5e+06`, `0e+00`).
+pub(crate) fn go_exponent_form(v: f64) -> String {
+    let (mantissa, exponent) = split_exponent(&format!("{v:e}"));
+    format!("{mantissa}{}", exponent_suffix(exponent))
 }
 
 /// A float as Go's `%.{precision}g` prints it.

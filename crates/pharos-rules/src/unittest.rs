@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use pharos_promql::{
     Abort, Engine, EngineSettings, Labels, Point, Sample, Selection, Series, SeriesSource,
-    SourceError, Value, format_duration, is_stale_nan, parse_duration, stale_nan,
+    SourceError, Value, format_duration, is_stale_nan, parse_duration, select_in_memory, stale_nan,
 };
 use serde::Deserialize;
 
@@ -526,11 +526,7 @@ fn go_float_e(value: f64) -> String {
     if value.is_infinite() {
         return if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned();
     }
-    let rust = format!("{value:E}");
-    let (mantissa, exponent) = rust.split_once('E').unwrap_or((&rust, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let sign = if exponent < 0 { '-' } else { '+' };
-    format!("{mantissa}E{sign}{:02}", exponent.abs())
+    crate::template::go_exponent_form(value).replacen('e', "E", 1)
 }
 
 /// A duration as Go's `time.Duration.String` writes it: `0s`, `1m0s`, `1h30m0s`, `1.5s`.
@@ -613,18 +609,12 @@ impl SeriesSource for MemoryStorage {
             .series
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        Ok(series
-            .iter()
-            .filter(|(labels, _)| selection.matches(labels))
-            .filter_map(|(labels, points)| {
-                let first = points.partition_point(|p| p.t < selection.start);
-                let last = points.partition_point(|p| p.t <= selection.end);
-                (first < last).then(|| Series {
-                    labels: labels.clone(),
-                    points: points[first..last].to_vec(),
-                })
-            })
-            .collect())
+        Ok(select_in_memory(
+            series
+                .iter()
+                .map(|(labels, points)| (labels, points.as_slice())),
+            selection,
+        ))
     }
 }
 
