@@ -34,6 +34,8 @@ use tonic::server::NamedService;
 use crate::client::{ClientSettings, ConnectError};
 use crate::config::{ConfigApi, RemoteConfig};
 use crate::feed::{FeedApi, RemoteFeed};
+use crate::ingest::{IngestApi, RemoteIngest};
+use crate::query::{QueryApi, RemoteQuery};
 
 /// Any error a module's start may fail with; the registry names the target in front of it.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -118,6 +120,10 @@ pub enum Interface {
     Config,
     /// [`FeedApi`]: ingest's committed-data feed.
     Feed,
+    /// [`IngestApi`]: writing metric points through ingest.
+    Ingest,
+    /// [`QueryApi`]: PromQL over the stored metrics.
+    Query,
 }
 
 impl fmt::Display for Interface {
@@ -125,6 +131,8 @@ impl fmt::Display for Interface {
         f.write_str(match self {
             Interface::Config => "the config service",
             Interface::Feed => "the ingest feed",
+            Interface::Ingest => "the ingest service",
+            Interface::Query => "the query service",
         })
     }
 }
@@ -190,6 +198,8 @@ impl<T: ?Sized> Clone for Resolved<T> {
 struct Interfaces {
     config: Option<Resolved<dyn ConfigApi>>,
     feed: Option<Resolved<dyn FeedApi>>,
+    ingest: Option<Resolved<dyn IngestApi>>,
+    query: Option<Resolved<dyn QueryApi>>,
 }
 
 type StopHook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
@@ -315,6 +325,26 @@ impl ModuleContext<'_> {
     /// Ingest's feed, if this module declared the need and it is reachable.
     pub fn feed(&self) -> Option<Resolved<dyn FeedApi>> {
         self.handed.feed.clone()
+    }
+
+    /// The ingest service's writes, if this module declared the need and it is reachable.
+    pub fn ingest(&self) -> Option<Resolved<dyn IngestApi>> {
+        self.handed.ingest.clone()
+    }
+
+    /// The query service, if this module declared the need and it is reachable.
+    pub fn query(&self) -> Option<Resolved<dyn QueryApi>> {
+        self.handed.query.clone()
+    }
+
+    /// Serves the ingest interface to the modules that start after this one.
+    pub fn provide_ingest(&mut self, api: Arc<dyn IngestApi>) {
+        self.provided.ingest = Some(local(api));
+    }
+
+    /// Serves the query interface to the modules that start after this one.
+    pub fn provide_query(&mut self, api: Arc<dyn QueryApi>) {
+        self.provided.query = Some(local(api));
     }
 
     /// Serves the config interface to the modules that start after this one.
@@ -617,6 +647,8 @@ impl Registry {
                 let served = match interface {
                     Interface::Config => provided.config.is_some(),
                     Interface::Feed => provided.feed.is_some(),
+                    Interface::Ingest => provided.ingest.is_some(),
+                    Interface::Query => provided.query.is_some(),
                 };
                 if !served {
                     return Err(StartError::Module {
@@ -654,6 +686,16 @@ fn resolve_need(
         Interface::Feed => {
             handed.feed = choose(&provided.feed, need, RemoteFeed::lazy).map_err(remote_error)?;
             handed.feed.is_some()
+        }
+        Interface::Ingest => {
+            handed.ingest =
+                choose(&provided.ingest, need, RemoteIngest::lazy).map_err(remote_error)?;
+            handed.ingest.is_some()
+        }
+        Interface::Query => {
+            handed.query =
+                choose(&provided.query, need, RemoteQuery::lazy).map_err(remote_error)?;
+            handed.query.is_some()
         }
     };
     if found { Ok(()) } else { absent(target, need) }

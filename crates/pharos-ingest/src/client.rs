@@ -1,12 +1,14 @@
-//! The ingest service as [`FeedApi`]: the committed-data feed for the other services of its
-//! process (the alert service), with no loopback hop. The `Subscribe` RPC streams the same
-//! items to other processes, through `pharos_api::RemoteFeed`.
+//! The ingest service as [`FeedApi`] and [`IngestApi`] for the other services of its process
+//! (the alert service), with no loopback hop: the committed-data feed, and metric writes through
+//! the same validation and group commit as every client. The `Subscribe` and `WriteMetrics` RPCs
+//! serve the same to other processes, through `pharos_api::RemoteFeed` and `RemoteIngest`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
 use pharos_api::feed::{FeedApi, FeedItems};
+use pharos_api::ingest::IngestApi;
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::error::{FieldViolation, invalid_argument, unavailable};
 use pharos_store::signals::feed::FeedSignal;
@@ -20,6 +22,24 @@ const SUBSCRIPTION_AHEAD: usize = 4;
 /// The service as a [`FeedApi`] handle.
 pub fn feed_api(service: Arc<IngestService>) -> Arc<dyn FeedApi> {
     Arc::new(LocalFeed(service))
+}
+
+/// The service as an [`IngestApi`] handle.
+pub fn ingest_api(service: Arc<IngestService>) -> Arc<dyn IngestApi> {
+    Arc::new(LocalIngest(service))
+}
+
+/// This process's ingest service, written to directly.
+struct LocalIngest(Arc<IngestService>);
+
+#[async_trait::async_trait]
+impl IngestApi for LocalIngest {
+    async fn write_metrics(
+        &self,
+        request: pb::WriteMetricsRequest,
+    ) -> Result<pb::WriteMetricsResponse, Status> {
+        Ok(self.0.write_metrics(request).await?.into())
+    }
 }
 
 /// The feed of this process's ingest service.

@@ -42,7 +42,7 @@ impl Module for IngestModule {
     }
 
     fn provides(&self) -> &'static [Interface] {
-        &[Interface::Feed]
+        &[Interface::Feed, Interface::Ingest]
     }
 
     fn needs(&self) -> Vec<Need> {
@@ -78,6 +78,7 @@ impl Module for IngestModule {
             ),
         }
         context.provide_feed(crate::client::feed_api(service.clone()));
+        context.provide_ingest(crate::client::ingest_api(service.clone()));
         let max_message_bytes = context.max_message_bytes();
         context.describe_grpc(pharos_proto::FILE_DESCRIPTOR_SET);
         context.describe_grpc(opentelemetry_proto::DESCRIPTORS);

@@ -19,6 +19,12 @@ pub struct QueryGrpc {
     service: Arc<QueryService>,
 }
 
+impl QueryGrpc {
+    pub fn new(service: Arc<QueryService>) -> Self {
+        Self { service }
+    }
+}
+
 /// The mountable server, with the process's message size limit.
 pub fn server(
     service: Arc<QueryService>,
@@ -61,7 +67,12 @@ impl query_service_server::QueryService for QueryGrpc {
         let time = request.time_ms.unwrap_or_else(|| self.service.now_millis());
         let answer = self
             .service
-            .instant(&request.query, time, timeout(request.timeout_ms))
+            .instant(
+                &request.query,
+                time,
+                timeout(request.timeout_ms),
+                request.fresh_series,
+            )
             .await?;
         Ok(Response::new(convert::instant_response(answer)))
     }

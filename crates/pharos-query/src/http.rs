@@ -53,7 +53,7 @@ async fn query(
             None => service.now_millis(),
         };
         let timeout = optional_timeout(&params)?;
-        let answer = service.instant(query, time, timeout).await?;
+        let answer = service.instant(query, time, timeout, false).await?;
         Ok((value_json(&answer.value), answer.warnings))
     })
     .await

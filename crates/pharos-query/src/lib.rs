@@ -6,9 +6,11 @@
 //! - `source.rs`: [`StoreSource`], the engine's source of series on the store;
 //! - `service.rs`: [`QueryService`], queries under a timeout and series metadata;
 //! - `http.rs` and `params.rs`: the Prometheus HTTP API;
-//! - `grpc.rs` and `convert.rs`: `pharos.query.v1.QueryService`;
+//! - `grpc.rs` and `convert.rs`: `pharos.query.v1.QueryService`; `client.rs`: the same as
+//!   `QueryApi` for the services of this process;
 //! - `module.rs`: [`QueryModule`], the registration of target `query`.
 
+mod client;
 mod convert;
 mod error;
 mod grpc;
@@ -19,6 +21,7 @@ mod service;
 mod settings;
 mod source;
 
+pub use client::api;
 pub use error::{QueryError, Result};
 pub use grpc::{QueryGrpc, server};
 pub use module::QueryModule;

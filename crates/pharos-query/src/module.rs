@@ -1,11 +1,12 @@
 //! The query service's registration in the module registry: target `query`. It reads the
 //! store the ingest service writes (in this process or another), serves
 //! `pharos.query.v1.QueryService` and mounts the Prometheus HTTP API on the process's HTTP
-//! listener.
+//! listener; the services started after it in the process query through it in process
+//! (`QueryApi`).
 
 use std::sync::Arc;
 
-use pharos_api::module::{BoxError, Module, ModuleContext, StartedService, Target};
+use pharos_api::module::{BoxError, Interface, Module, ModuleContext, StartedService, Target};
 
 use crate::service::QueryService;
 use crate::settings::QuerySettings;
@@ -38,6 +39,10 @@ impl Module for QueryModule {
         Target::Query
     }
 
+    fn provides(&self) -> &'static [Interface] {
+        &[Interface::Query]
+    }
+
     async fn start(&self, context: &mut ModuleContext<'_>) -> Result<(), BoxError> {
         self.settings.validate()?;
         let service = QueryService::new(
@@ -46,6 +51,7 @@ impl Module for QueryModule {
             context.clock.clone(),
         );
         self.started.record(&service);
+        context.provide_query(crate::client::api(service.clone()));
         let max_message_bytes = context.max_message_bytes();
         context.describe_grpc(pharos_proto::FILE_DESCRIPTOR_SET);
         context.serve_grpc(crate::grpc::server(service.clone(), max_message_bytes));

@@ -66,15 +66,17 @@ impl QueryService {
         self.clock.now_micros().div_euclid(1000)
     }
 
-    /// Evaluates `query` at `time` (milliseconds).
+    /// Evaluates `query` at `time` (milliseconds); `fresh_series` selects series from the
+    /// series table, refreshing the selection cache, instead of reading the cache.
     pub async fn instant(
         &self,
         query: &str,
         time: i64,
         timeout: Option<Duration>,
+        fresh_series: bool,
     ) -> Result<QueryAnswer> {
         let prepared = self.engine.prepare_instant(query, time)?;
-        self.run(prepared, timeout).await
+        self.run(prepared, timeout, fresh_series).await
     }
 
     /// Evaluates `query` over `start..=end` every `step` (milliseconds).
@@ -87,10 +89,15 @@ impl QueryService {
         timeout: Option<Duration>,
     ) -> Result<QueryAnswer> {
         let prepared = self.engine.prepare_range(query, start, end, step)?;
-        self.run(prepared, timeout).await
+        self.run(prepared, timeout, false).await
     }
 
-    async fn run(&self, prepared: PreparedQuery, timeout: Option<Duration>) -> Result<QueryAnswer> {
+    async fn run(
+        &self,
+        prepared: PreparedQuery,
+        timeout: Option<Duration>,
+        fresh_series: bool,
+    ) -> Result<QueryAnswer> {
         let timeout = timeout.map_or(self.settings.timeout, |t| t.min(self.settings.timeout));
         let abort = Abort::new();
         let work = async {
@@ -101,9 +108,12 @@ impl QueryService {
                 .map_err(|_| QueryError::Internal)?;
             // PostgreSQL stops the reads a little after the timeout even if the caller's side
             // were to miss it; normally the timeout below drops them first.
-            let source = self
+            let mut source = self
                 .source
                 .with_statement_timeout(timeout + STATEMENT_TIMEOUT_MARGIN);
+            if fresh_series {
+                source = source.with_fresh_series();
+            }
             let loaded = prepared.load(&source).await?;
             let evaluation_abort = abort.clone();
             let answer = tokio::task::spawn_blocking(move || loaded.evaluate(&evaluation_abort))

@@ -38,6 +38,8 @@ pub struct StoreSource {
     cache: Option<moka::future::Cache<String, Arc<Vec<StoredSeries>>>>,
     /// How long PostgreSQL may run one read of points before it stops the statement itself.
     statement_timeout: Option<std::time::Duration>,
+    /// Select from the series table and refresh the cache, never reading it.
+    fresh_series: bool,
 }
 
 impl std::fmt::Debug for StoreSource {
@@ -63,6 +65,7 @@ impl StoreSource {
             store,
             cache,
             statement_timeout: None,
+            fresh_series: false,
         }
     }
 
@@ -71,6 +74,16 @@ impl StoreSource {
     pub fn with_statement_timeout(&self, timeout: std::time::Duration) -> Self {
         Self {
             statement_timeout: Some(timeout),
+            ..self.clone()
+        }
+    }
+
+    /// The same source (sharing its cache) that selects series from the series table and
+    /// refreshes the cache with what it read: one query that must see series created since the
+    /// cache was filled (a rule evaluated as its data commits).
+    pub fn with_fresh_series(&self) -> Self {
+        Self {
+            fresh_series: true,
             ..self.clone()
         }
     }
@@ -84,6 +97,11 @@ impl StoreSource {
             return self.load_series(matchers).await.map(Arc::new);
         };
         let key = cache_key(matchers);
+        if self.fresh_series {
+            let series = Arc::new(self.load_series(matchers).await?);
+            cache.insert(key, series.clone()).await;
+            return Ok(series);
+        }
         cache
             .try_get_with(key, async {
                 self.load_series(matchers).await.map(Arc::new)

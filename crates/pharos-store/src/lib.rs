@@ -5,8 +5,8 @@
 //!
 //! Three rooms: [`backend`] (the store, pools, notifications, bulk loading,
 //! partitions, settings), [`control`] (configuration, vector indexes and
-//! how replicas follow them) and [`signals`] (metrics, spans, logs, security
-//! events and the committed-data feed).
+//! how replicas follow them, the alert service's state) and [`signals`]
+//! (metrics, spans, logs, security events and the committed-data feed).
 
 pub mod backend;
 pub mod control;

@@ -12,6 +12,7 @@ pub fn registry(settings: &Settings) -> Registry {
         .register(pharos_config::ConfigModule::new(settings.config.clone()))
         .register(pharos_ingest::IngestModule::new(settings.ingest.clone()))
         .register(pharos_query::QueryModule::new(settings.query.clone()))
-        .register(pharos_search::SearchModule::new(settings.search.clone()));
+        .register(pharos_search::SearchModule::new(settings.search.clone()))
+        .register(pharos_alert::AlertModule::new(settings.alert.clone()));
     registry
 }

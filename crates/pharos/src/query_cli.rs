@@ -53,6 +53,7 @@ pub async fn run_query(args: QueryArgs) -> anyhow::Result<()> {
                     query: args.query.clone(),
                     time_ms: time,
                     timeout_ms: 0,
+                    fresh_series: false,
                 })
                 .await
                 .map_err(status_error)?

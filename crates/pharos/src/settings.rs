@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use figment::Figment;
 use figment::providers::{Env, Format as _, Serialized, Toml};
+use pharos_alert::AlertSettings;
 use pharos_config::ConfigSettings;
 use pharos_ingest::IngestSettings;
 use pharos_query::QuerySettings;
@@ -33,6 +34,7 @@ pub struct Settings {
     pub ingest: IngestSettings,
     pub query: QuerySettings,
     pub search: SearchSettings,
+    pub alert: AlertSettings,
 }
 
 impl Default for Settings {
@@ -47,6 +49,7 @@ impl Default for Settings {
             ingest: IngestSettings::default(),
             query: QuerySettings::default(),
             search: SearchSettings::default(),
+            alert: AlertSettings::default(),
         }
     }
 }
@@ -96,6 +99,11 @@ impl Settings {
             figment = figment.merge(Serialized::default("telemetry.log_format", format));
         }
         let mut settings: Settings = figment.extract().map_err(Box::new)?;
+        // Rule files and the routing file are relative to the settings file, as Prometheus'
+        // and Alertmanager's are; without a file, to the working directory.
+        if let Some(base) = file.and_then(Path::parent) {
+            settings.alert.resolve_paths(base);
+        }
         if settings.database.url.is_empty() {
             settings.database.url =
                 format!("sqlite:{}", settings.data_dir.join("pharos.db").display());
@@ -110,6 +118,12 @@ impl Settings {
         shown.database.url = crate::serve::redact(&shown.database.url);
         if !shown.ingest.config_token.is_empty() {
             shown.ingest.config_token = "***".to_owned();
+        }
+        if !shown.alert.service_token.is_empty() {
+            shown.alert.service_token = "***".to_owned();
+        }
+        if !shown.alert.webhook.hmac_secret.is_empty() {
+            shown.alert.webhook.hmac_secret = "***".to_owned();
         }
         for token in &mut shown.server.auth.tokens {
             *token = match token.split_once(':') {

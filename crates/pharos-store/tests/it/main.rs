@@ -1,8 +1,9 @@
 //! The store's conformance suite: every test runs against SQLite and against a fresh PostgreSQL
 //! database, through the same repository calls. One file per room of the store: the control plane
-//! (`config`, `vectors`) and the signals (`metrics`, `append_only` for spans, logs and security
-//! events, `feed`).
+//! (`config`, `vectors`, `alerts`) and the signals (`metrics`, `append_only` for spans, logs and
+//! security events, `feed`).
 
+mod alerts;
 mod append_only;
 mod config;
 mod feed;

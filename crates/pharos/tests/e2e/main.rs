@@ -1,5 +1,7 @@
 //! End-to-end topologies of the real `pharos` binary, one file per scenario family:
 //!
+//! - `alert`: rules evaluated as points commit, webhooks (body, key, signature, retries, dead
+//!   letters), amtool, kill -9 during and after delivery, a real Prometheus sending alerts;
 //! - `all_in_one`: all services in one process on the embedded store; the CLI, health,
 //!   reflection, metrics and graceful shutdown;
 //! - `search_cli`: `pharos search` reading every input format;
@@ -18,6 +20,7 @@
 // The wall clock is allowed here: it drives real `pharos` processes, whose time cannot be paused (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod alert;
 mod all_in_one;
 mod durability;
 mod loadgen;

@@ -11,7 +11,7 @@ use pharos_proto::prometheus as prompb;
 use pharos_store::testing::TestDatabase;
 use prost::Message as _;
 
-use crate::support::{Process, cli_of, free_addr};
+use crate::support::{Process, cli_of, free_addr, reference_tool};
 
 /// `GET http://<process>/api/v1/query?query=...` (now), returning the JSON body.
 async fn query(process: &Process, expr: &str) -> serde_json::Value {
@@ -26,21 +26,9 @@ async fn query(process: &Process, expr: &str) -> serde_json::Value {
         .expect("a JSON body")
 }
 
-/// Where Debian's Prometheus is, or `None` (with the reason printed) outside CI; under CI it
-/// must be there (`cargo xtask ci` installs it).
+/// Where Debian's Prometheus is (see [`reference_tool`]).
 fn prometheus_binary() -> Option<PathBuf> {
-    let found = ["/usr/bin/prometheus", "/usr/local/bin/prometheus"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|path| path.exists());
-    if found.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "prometheus is not installed; `cargo xtask ci` installs Debian's prometheus package"
-        );
-        eprintln!("skipped: prometheus is not installed (apt-get install prometheus)");
-    }
-    found
+    reference_tool("prometheus", "prometheus")
 }
 
 /// A Prometheus scraping itself every second and remote-writing to `write_url`.

@@ -174,6 +174,23 @@ impl Drop for Process {
     }
 }
 
+/// Where Debian's `name` (from `package`) is installed, or `None` (with the reason printed)
+/// outside CI; under CI it must be there (`cargo xtask ci` installs it).
+pub fn reference_tool(name: &str, package: &str) -> Option<std::path::PathBuf> {
+    let found = [format!("/usr/bin/{name}"), format!("/usr/local/bin/{name}")]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|path| path.exists());
+    if found.is_none() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{name} is not installed; `cargo xtask ci` installs Debian's {package} package"
+        );
+        eprintln!("skipped: {name} is not installed (apt-get install {package})");
+    }
+    found
+}
+
 pub fn cli(endpoint: &str, args: &[&str]) -> (bool, String, String) {
     cli_of("config", endpoint, args)
 }

@@ -1,4 +1,5 @@
-//! What `pharos serve` refuses and how it reads its settings: targets not built or unknown,
+//! What `pharos serve` refuses and how it reads its settings: targets whose needs are not met
+//! or unknown,
 //! and settings layered from defaults, file, `PHAROS_*` environment and flags.
 
 use std::process::Command;
@@ -6,7 +7,7 @@ use std::process::Command;
 use crate::support::BIN;
 
 #[tokio::test]
-async fn targets_not_built_are_refused() {
+async fn targets_that_cannot_run_are_refused() {
     let dir = tempfile::tempdir().expect("tempdir");
     let output = Command::new(BIN)
         .args([
@@ -24,8 +25,12 @@ async fn targets_not_built_are_refused() {
         .expect("run");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
+    // Alert evaluates with the query service: absent from the process and with no endpoint,
+    // the start is refused with the setting to set.
     assert!(
-        stderr.contains("target `alert` is not built yet"),
+        stderr.contains(
+            "target `alert` needs the query service: run its target in this process or set alert.query_endpoint"
+        ),
         "{stderr}"
     );
     let output = Command::new(BIN)

@@ -1,0 +1,251 @@
+//! The outbox: how a notification leaves without being lost or sent twice.
+//!
+//! A notification is split into pages of at most `max_alerts` alerts (Alertmanager truncates;
+//! Pharos sends every alert). Each page gets an `Idempotency-Key` and is written to the store
+//! as `pending` before the first attempt. After a 2xx it is marked `delivered` in the same
+//! transaction that writes the group's notification-log entry, so a restarted service neither
+//! sends it again nor forgets that it was sent. After the last failed attempt it becomes a dead
+//! letter, listed by the API. Pages left `pending` by a crash are sent again at start with
+//! their original key; the one window no sender can close (the receiver answered 2xx, the
+//! process died before the store heard of it) is covered by the receiver's honouring of the
+//! key. Every attempt is recorded with its outcome.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use pharos_clock::Clock;
+use pharos_routing::{RoutingConfig, WebhookConfig};
+use pharos_store::control::alerts::{AlertRepository, AttemptRow, OutboxRow};
+
+use crate::alerts::{millis, time_from_millis};
+use crate::dispatch::{LogEntry, fingerprints_to_json};
+use crate::notify::Notification;
+use crate::notify::body::pages;
+use crate::notify::webhook::{Attempt, Delivery, RetryPolicy, WebhookSender, WebhookTarget};
+use crate::settings::WebhookSettings;
+
+/// A notification the dispatcher decided to send, with what the log records once it is out.
+#[derive(Debug, Clone)]
+pub struct PreparedNotification {
+    pub notification: Notification,
+    /// `receiver/webhook/<index>`.
+    pub integration: String,
+    pub webhook: WebhookConfig,
+    pub log_entry: LogEntry,
+}
+
+/// Sends notifications through the store.
+pub struct Outbox {
+    repository: AlertRepository,
+    sender: WebhookSender,
+    clock: Clock,
+    hmac_secret: Option<String>,
+    retention: Duration,
+}
+
+impl std::fmt::Debug for Outbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbox").finish_non_exhaustive()
+    }
+}
+
+impl Outbox {
+    pub fn new(
+        repository: AlertRepository,
+        clock: Clock,
+        settings: &WebhookSettings,
+        retention: Duration,
+    ) -> Result<Self, String> {
+        let policy = RetryPolicy {
+            attempts: settings.attempts,
+            initial_backoff: settings.initial_backoff,
+            factor: settings.backoff_factor,
+            max_backoff: settings.max_backoff,
+            timeout: settings.timeout,
+            max_retry_after: settings.max_retry_after,
+        };
+        let sender = WebhookSender::new(policy).map_err(|error| error.to_string())?;
+        Ok(Self {
+            repository,
+            sender,
+            clock,
+            hmac_secret: (!settings.hmac_secret.is_empty()).then(|| settings.hmac_secret.clone()),
+            retention,
+        })
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        time_from_millis(self.clock.now_micros().div_euclid(1000))
+    }
+
+    /// How long a notification-log entry is kept: the retention, or two repeat intervals when
+    /// that is longer (an entry must outlive the interval it deduplicates).
+    pub fn log_retention(&self, repeat_interval: Duration) -> Duration {
+        self.retention.max(repeat_interval.saturating_mul(2))
+    }
+
+    /// Sends every page of a notification; true when every page was delivered.
+    pub async fn send(&self, prepared: PreparedNotification) -> bool {
+        let target = self.target(&prepared.webhook, &prepared.webhook.url);
+        let mut delivered_all = true;
+        for page in pages(&prepared.notification, prepared.webhook.max_alerts) {
+            // The bytes Alertmanager sends (Go's JSON encoder), not just the same meaning.
+            let body = match page.to_json().map(String::from_utf8) {
+                Ok(Ok(body)) => body,
+                Ok(Err(error)) => {
+                    tracing::error!(%error, "a webhook body is not UTF-8");
+                    delivered_all = false;
+                    continue;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot encode a webhook body");
+                    delivered_all = false;
+                    continue;
+                }
+            };
+            let row = OutboxRow {
+                idempotency_key: uuid::Uuid::new_v4().to_string(),
+                group_key: prepared.notification.group_key.clone(),
+                integration: prepared.integration.clone(),
+                receiver: prepared.notification.receiver.clone(),
+                url: prepared.webhook.url.clone(),
+                body,
+                log_firing_json: fingerprints_to_json(&prepared.log_entry.firing),
+                log_resolved_json: fingerprints_to_json(&prepared.log_entry.resolved),
+                log_expires_at_ms: millis(prepared.log_entry.expires_at),
+                created_at_ms: millis(self.now()),
+            };
+            if let Err(error) = self.repository.enqueue(&row).await {
+                // Not recorded, so not sent: the group's next flush decides again.
+                tracing::warn!(%error, group_key = %row.group_key, "cannot record a notification; not sending it now");
+                delivered_all = false;
+                continue;
+            }
+            delivered_all &= self.deliver(&row, &target).await;
+        }
+        delivered_all
+    }
+
+    /// Sends again what a crash left pending, with the same keys. `routing` gives the current
+    /// credentials of each row's integration.
+    pub async fn replay_pending(&self, routing: &RoutingConfig) -> usize {
+        let pending = match self.repository.pending_outbox().await {
+            Ok(pending) => pending,
+            Err(error) => {
+                tracing::warn!(%error, "cannot read pending notifications");
+                return 0;
+            }
+        };
+        let count = pending.len();
+        if count > 0 {
+            tracing::info!(count, "sending notifications a previous run left pending");
+        }
+        for row in pending {
+            let webhook = integration_webhook(routing, &row.receiver, &row.integration);
+            let target = match webhook {
+                Some(webhook) => self.target(webhook, &row.url),
+                None => WebhookTarget {
+                    url: row.url.clone(),
+                    bearer_token: None,
+                    hmac_secret: self.hmac_secret.clone(),
+                },
+            };
+            self.deliver(&row, &target).await;
+        }
+        count
+    }
+
+    fn target(&self, webhook: &WebhookConfig, url: &str) -> WebhookTarget {
+        let bearer_token = webhook
+            .http_config
+            .authorization
+            .as_ref()
+            .filter(|auth| {
+                auth.auth_type.is_empty() || auth.auth_type.eq_ignore_ascii_case("bearer")
+            })
+            .map(|auth| auth.credentials.expose().to_owned())
+            .filter(|token| !token.is_empty());
+        WebhookTarget {
+            url: url.to_owned(),
+            bearer_token,
+            hmac_secret: self.hmac_secret.clone(),
+        }
+    }
+
+    /// One page: attempts until delivered or dead, each recorded.
+    async fn deliver(&self, row: &OutboxRow, target: &WebhookTarget) -> bool {
+        let (attempts_tx, mut attempts_rx) = tokio::sync::mpsc::unbounded_channel::<Attempt>();
+        let repository = self.repository.clone();
+        let key = row.idempotency_key.clone();
+        let recorder = tokio::spawn(async move {
+            while let Some(attempt) = attempts_rx.recv().await {
+                let row = AttemptRow {
+                    idempotency_key: key.clone(),
+                    attempt: i32::try_from(attempt.attempt).unwrap_or(i32::MAX),
+                    at_ms: millis(attempt.started_at),
+                    duration_ms: i64::try_from(attempt.duration.as_millis()).unwrap_or(i64::MAX),
+                    outcome: attempt.outcome.as_str().to_owned(),
+                    http_status: attempt.http_status.map(i32::from),
+                    error: attempt.error.clone(),
+                };
+                if let Err(error) = repository.record_attempt(&row).await {
+                    tracing::warn!(%error, "cannot record a delivery attempt");
+                }
+            }
+        });
+        let clock = self.clock.clone();
+        let delivery = self
+            .sender
+            .deliver(
+                target,
+                row.body.as_bytes(),
+                &row.idempotency_key,
+                move || time_from_millis(clock.now_micros().div_euclid(1000)),
+                |attempt| {
+                    let _ = attempts_tx.send(attempt.clone());
+                },
+            )
+            .await;
+        drop(attempts_tx);
+        let _ = recorder.await;
+        let now = millis(self.now());
+        match delivery {
+            Delivery::Delivered { .. } => {
+                if let Err(error) = self
+                    .repository
+                    .mark_delivered(&row.idempotency_key, now)
+                    .await
+                {
+                    // Delivered, but the store did not hear it: a restart sends it again with
+                    // the same key, which the receiver recognises.
+                    tracing::warn!(%error, key = %row.idempotency_key, "a delivered notification could not be marked delivered");
+                }
+                true
+            }
+            Delivery::Dead {
+                attempts,
+                last_error,
+            } => {
+                tracing::warn!(key = %row.idempotency_key, receiver = %row.receiver, attempts, error = %last_error, "notification failed; kept as a dead letter");
+                if let Err(error) = self
+                    .repository
+                    .mark_dead(&row.idempotency_key, &last_error, now)
+                    .await
+                {
+                    tracing::warn!(%error, "cannot record a dead letter");
+                }
+                false
+            }
+        }
+    }
+}
+
+/// The webhook of `integration` (`receiver/webhook/<index>`) in the current routing.
+fn integration_webhook<'a>(
+    routing: &'a RoutingConfig,
+    receiver: &str,
+    integration: &str,
+) -> Option<&'a WebhookConfig> {
+    let index: usize = integration.rsplit('/').next()?.parse().ok()?;
+    routing.receiver(receiver)?.webhook_configs.get(index)
+}

@@ -1,0 +1,641 @@
+//! [`AlertService`]: the rules, the dispatcher, the silences and the outbox of one process,
+//! started from the store's state (alerts posted through the API, silences, the notification
+//! log, rule state, notifications left pending) and kept in it.
+
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use pharos_api::feed::FeedApi;
+use pharos_api::ingest::IngestApi;
+use pharos_api::query::QueryApi;
+use pharos_clock::Clock;
+use pharos_routing::RoutingConfig;
+use pharos_routing::labels::Fingerprint;
+use pharos_runtime::Shutdown;
+use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
+use pharos_store::Store;
+use pharos_store::control::alerts::{AcknowledgementRow, AlertRepository, RuleGroupRow};
+
+use crate::alerts::{Alert, millis, time_from_millis};
+use crate::dispatch::{Acknowledgement, Dispatcher, alert_from_row, alert_row};
+use crate::error::{AlertError, Result};
+use crate::evaluator::{GroupStatus, RuleEvaluator, load_rule_files};
+use crate::outbox::Outbox;
+use crate::settings::AlertSettings;
+use crate::silences::{Silence, Silences, matchers_from_json, matchers_to_json};
+
+/// What a reload did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    pub groups: usize,
+    pub receivers: usize,
+}
+
+/// The alert service of this process.
+pub struct AlertService {
+    settings: AlertSettings,
+    clock: Clock,
+    repository: AlertRepository,
+    silences: Arc<Mutex<Silences>>,
+    dispatcher: Arc<Dispatcher>,
+    evaluator: Arc<RuleEvaluator>,
+    external_url: String,
+    started_at: DateTime<Utc>,
+    reload_lock: tokio::sync::Mutex<()>,
+    last_reload_error: Mutex<Option<String>>,
+    /// The stored rule groups the running ones were built from (namespace, name, update time).
+    stored_groups_seen: Mutex<Vec<(String, String, i64)>>,
+}
+
+impl std::fmt::Debug for AlertService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlertService").finish_non_exhaustive()
+    }
+}
+
+/// The routing file's configuration, or the one Pharos runs without a file: every alert to
+/// one receiver, `default`, that notifies nobody.
+pub fn load_routing(settings: &AlertSettings) -> Result<RoutingConfig> {
+    let routing = if settings.routing_file.as_os_str().is_empty() {
+        pharos_routing::parse_config("route:\n  receiver: default\nreceivers:\n- name: default\n")
+            .map_err(|error| AlertError::Configuration(error.to_string()))?
+    } else {
+        pharos_routing::load_config(&settings.routing_file).map_err(|error| {
+            AlertError::Configuration(format!(
+                "alert.routing_file {}: {error}",
+                settings.routing_file.display()
+            ))
+        })?
+    };
+    check_supported(&routing)?;
+    Ok(routing)
+}
+
+/// Refuses the parts of a routing file Pharos reads but does not deliver with yet, by name.
+fn check_supported(routing: &RoutingConfig) -> Result<()> {
+    for receiver in routing.receivers() {
+        if !receiver.email_configs.is_empty() {
+            return Err(AlertError::Configuration(format!(
+                "receiver {:?}: email_configs are not delivered by this version of Pharos yet; use webhook_configs",
+                receiver.name
+            )));
+        }
+        for webhook in &receiver.webhook_configs {
+            let http = &webhook.http_config;
+            let unsupported = [
+                (http.basic_auth.is_some(), "http_config.basic_auth"),
+                (http.oauth2.is_some(), "http_config.oauth2"),
+                (http.proxy_url.is_some(), "http_config.proxy_url"),
+                (
+                    http.tls_config != Default::default(),
+                    "http_config.tls_config",
+                ),
+                (
+                    http.authorization.as_ref().is_some_and(|auth| {
+                        !auth.credentials_file.is_empty()
+                            || !(auth.auth_type.is_empty()
+                                || auth.auth_type.eq_ignore_ascii_case("bearer"))
+                    }),
+                    "http_config.authorization (only a Bearer token given inline is supported)",
+                ),
+            ];
+            if let Some((_, key)) = unsupported.iter().find(|(set, _)| *set) {
+                return Err(AlertError::Configuration(format!(
+                    "receiver {:?}: {key} is not supported by this version of Pharos",
+                    receiver.name
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+impl AlertService {
+    /// Starts the service: reads the rule files and the routing file (either failing stops
+    /// the start with the reason), restores the state kept in the store, sends what a previous
+    /// run left pending, and starts the dispatcher and the rule groups.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn start(
+        store: Store,
+        settings: AlertSettings,
+        external_url: String,
+        clock: Clock,
+        query: Arc<dyn QueryApi>,
+        ingest: Arc<dyn IngestApi>,
+        feed: Option<Arc<dyn FeedApi>>,
+        shutdown: Shutdown,
+    ) -> Result<Arc<Self>> {
+        settings.validate().map_err(AlertError::Configuration)?;
+        let routing = Arc::new(load_routing(&settings)?);
+        let repository = store.alerts();
+        let stored_groups = repository.list_rule_groups().await?;
+        let groups = all_rule_groups(&settings, &stored_groups)?;
+
+        let silences = Silences::from_silences(
+            repository
+                .load_silences()
+                .await?
+                .iter()
+                .filter_map(|row| match silence_from_row(row) {
+                    Ok(silence) => Some(silence),
+                    Err(error) => {
+                        tracing::warn!(%error, id = %row.id, "a stored silence does not read back; skipped");
+                        None
+                    }
+                })
+                .collect(),
+        );
+        let silences = Arc::new(Mutex::new(silences));
+        let outbox = Arc::new(
+            Outbox::new(
+                repository.clone(),
+                clock.clone(),
+                &settings.webhook,
+                settings.retention,
+            )
+            .map_err(AlertError::Configuration)?,
+        );
+        // What a crash left pending goes out before anything new is decided, so that the
+        // notification log is complete when the groups first flush.
+        outbox.replay_pending(&routing).await;
+
+        let dispatcher = Arc::new(Dispatcher::new(
+            clock.clone(),
+            routing,
+            silences.clone(),
+            outbox,
+            repository.clone(),
+            external_url.clone(),
+        ));
+        dispatcher.restore_log(&repository.load_notification_log().await?);
+        dispatcher.restore_acknowledgements(
+            repository
+                .load_acknowledgements()
+                .await?
+                .into_iter()
+                .filter_map(|row| {
+                    let fingerprint = parse_fingerprint(&row.fingerprint).ok()?;
+                    Some((
+                        fingerprint,
+                        Acknowledgement {
+                            by: row.acknowledged_by,
+                            comment: row.comment,
+                            at: time_from_millis(row.at_ms),
+                        },
+                    ))
+                })
+                .collect(),
+        );
+        let posted: Vec<Alert> = repository
+            .load_alerts()
+            .await?
+            .iter()
+            .filter_map(|row| alert_from_row(row).ok())
+            .collect();
+        dispatcher.put(posted);
+
+        let evaluator = Arc::new(RuleEvaluator::new(
+            &settings,
+            external_url.clone(),
+            clock.clone(),
+            query,
+            ingest,
+            repository.clone(),
+            dispatcher.clone(),
+        ));
+        evaluator
+            .replace(groups)
+            .await
+            .map_err(AlertError::Configuration)?;
+        shutdown.spawn(dispatcher.clone().run(shutdown.clone()));
+        if settings.evaluate_on_commit {
+            match feed {
+                Some(feed) => {
+                    shutdown.spawn(evaluator.clone().follow_feed(feed, shutdown.clone()));
+                }
+                None => tracing::info!(
+                    "no ingest feed in this process and no alert.ingest_endpoint: rules evaluate at their intervals only"
+                ),
+            }
+        }
+        let service = Arc::new(Self {
+            started_at: time_from_millis(clock.now_micros().div_euclid(1000)),
+            settings,
+            clock,
+            repository,
+            silences,
+            dispatcher,
+            evaluator,
+            external_url,
+            reload_lock: tokio::sync::Mutex::new(()),
+            last_reload_error: Mutex::new(None),
+            stored_groups_seen: Mutex::new(signature(&stored_groups)),
+        });
+        shutdown.spawn(service.clone().follow_stored_groups(shutdown.clone()));
+        shutdown.spawn(service.clone().housekeeping(shutdown.clone()));
+        Ok(service)
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        time_from_millis(self.clock.now_micros().div_euclid(1000))
+    }
+
+    pub fn started_at(&self) -> DateTime<Utc> {
+        self.started_at
+    }
+
+    pub fn external_url(&self) -> &str {
+        &self.external_url
+    }
+
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
+        &self.dispatcher
+    }
+
+    pub fn repository(&self) -> &AlertRepository {
+        &self.repository
+    }
+
+    pub fn routing(&self) -> Arc<RoutingConfig> {
+        self.dispatcher.routing()
+    }
+
+    pub fn rule_groups(&self) -> Vec<GroupStatus> {
+        self.evaluator.status()
+    }
+
+    /// Reads the rule files and the routing file again (SIGHUP, `POST /-/reload`). Nothing
+    /// changes unless both read cleanly.
+    pub async fn reload(&self) -> Result<Reloaded> {
+        let _reloading = self.reload_lock.lock().await;
+        let outcome = async {
+            let routing = Arc::new(load_routing(&self.settings)?);
+            let stored = self.repository.list_rule_groups().await?;
+            let groups = all_rule_groups(&self.settings, &stored)?;
+            if let Ok(mut seen) = self.stored_groups_seen.lock() {
+                *seen = signature(&stored);
+            }
+            let reloaded = Reloaded {
+                groups: groups.len(),
+                receivers: routing.receivers().len(),
+            };
+            self.dispatcher.set_routing(routing);
+            self.evaluator
+                .replace(groups)
+                .await
+                .map_err(AlertError::Configuration)?;
+            Ok(reloaded)
+        }
+        .await;
+        if let Ok(mut last) = self.last_reload_error.lock() {
+            *last = outcome.as_ref().err().map(ToString::to_string);
+        }
+        match &outcome {
+            Ok(reloaded) => tracing::info!(
+                groups = reloaded.groups,
+                receivers = reloaded.receivers,
+                "alert configuration reloaded"
+            ),
+            Err(error) => {
+                tracing::warn!(%error, "alert configuration not reloaded; the previous one stays")
+            }
+        }
+        outcome
+    }
+
+    /// Creates or replaces a rule group stored in the database (shared by every replica), from
+    /// a rule file's YAML holding exactly one group; the groups run it at once. Its name.
+    pub async fn put_rule_group(&self, namespace: &str, yaml: &str) -> Result<String> {
+        check_namespace(namespace)?;
+        let groups = pharos_rules::parse_rule_groups(yaml).map_err(|errors| {
+            AlertError::InvalidArgument {
+                field: "yaml".to_owned(),
+                reason: errors
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            }
+        })?;
+        let [group] = groups.as_slice() else {
+            return Err(AlertError::InvalidArgument {
+                field: "yaml".to_owned(),
+                reason: format!(
+                    "holds {} groups; put one group per call (`groups:` with one entry)",
+                    groups.len()
+                ),
+            });
+        };
+        self.repository
+            .put_rule_group(&RuleGroupRow {
+                namespace: namespace.to_owned(),
+                name: group.name.clone(),
+                yaml: yaml.to_owned(),
+                updated_at_ms: millis(self.now()),
+            })
+            .await?;
+        self.reload().await?;
+        Ok(group.name.clone())
+    }
+
+    /// Deletes a stored rule group.
+    pub async fn delete_rule_group(&self, namespace: &str, name: &str) -> Result<()> {
+        if !self.repository.delete_rule_group(namespace, name).await? {
+            return Err(AlertError::NotFound(format!(
+                "rule group {name:?} in namespace {namespace:?}"
+            )));
+        }
+        self.reload().await?;
+        Ok(())
+    }
+
+    /// The rule groups stored in the database.
+    pub async fn stored_rule_groups(&self) -> Result<Vec<RuleGroupRow>> {
+        Ok(self.repository.list_rule_groups().await?)
+    }
+
+    /// Acknowledges a firing alert (by its fingerprint, 16 hex digits): it stops repeating
+    /// until it resolves.
+    pub async fn acknowledge(&self, fingerprint: &str, by: &str, comment: &str) -> Result<Alert> {
+        let parsed = parse_fingerprint(fingerprint)?;
+        let acknowledgement = Acknowledgement {
+            by: by.to_owned(),
+            comment: comment.to_owned(),
+            at: self.now(),
+        };
+        let alert = self
+            .dispatcher
+            .acknowledge(parsed, acknowledgement.clone())
+            .ok_or_else(|| AlertError::NotFound(format!("firing alert {fingerprint}")))?;
+        self.repository
+            .put_acknowledgement(&AcknowledgementRow {
+                fingerprint: parsed.to_string(),
+                acknowledged_by: acknowledgement.by,
+                comment: acknowledgement.comment,
+                at_ms: millis(acknowledgement.at),
+            })
+            .await?;
+        Ok(alert)
+    }
+
+    /// Reloads when another replica changed the stored rule groups.
+    async fn follow_stored_groups(self: Arc<Self>, shutdown: Shutdown) {
+        let period = std::time::Duration::from_secs(5);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let Ok(stored) = self.repository.list_rule_groups().await else {
+                continue;
+            };
+            let changed = self
+                .stored_groups_seen
+                .lock()
+                .map(|seen| *seen != signature(&stored))
+                .unwrap_or(false);
+            if changed {
+                let _ = self.reload().await;
+            }
+        }
+    }
+
+    /// Receives alerts (the API's `POST /api/v2/alerts`), persisted before the call returns.
+    pub async fn receive(&self, alerts: Vec<Alert>) -> Result<()> {
+        let merged = self.dispatcher.put(alerts);
+        let rows: Vec<_> = merged.iter().map(alert_row).collect();
+        self.repository.upsert_alerts(&rows).await?;
+        Ok(())
+    }
+
+    /// The silences, read under their lock.
+    pub fn with_silences<T>(&self, read: impl FnOnce(&Silences) -> T) -> T {
+        match self.silences.lock() {
+            Ok(silences) => read(&silences),
+            Err(poisoned) => read(&poisoned.into_inner()),
+        }
+    }
+
+    /// Creates or updates a silence, persisted before the call returns; its id.
+    pub async fn set_silence(&self, silence: Silence) -> Result<String> {
+        let now = self.now();
+        let (id, changed) = {
+            let mut silences = match self.silences.lock() {
+                Ok(silences) => silences,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            silences
+                .set(silence, now)
+                .map_err(|error| silence_error(error, "silence"))?
+        };
+        let rows: Vec<_> = changed.iter().map(silence_row).collect();
+        self.repository.upsert_silences(&rows).await?;
+        Ok(id)
+    }
+
+    /// Expires a silence, persisted before the call returns.
+    pub async fn expire_silence(&self, id: &str) -> Result<()> {
+        let now = self.now();
+        let expired = {
+            let mut silences = match self.silences.lock() {
+                Ok(silences) => silences,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            silences
+                .expire(id, now)
+                .map_err(|error| silence_error(error, "silence"))?
+        };
+        self.repository
+            .upsert_silences(&[silence_row(&expired)])
+            .await?;
+        Ok(())
+    }
+
+    /// Stops the rule groups (their state is saved after every evaluation).
+    pub async fn stop(&self) {
+        self.evaluator.stop().await;
+    }
+
+    /// Drops what the retention no longer keeps: silences that ended, expired log entries,
+    /// finished notifications and their attempts.
+    async fn housekeeping(self: Arc<Self>, shutdown: Shutdown) {
+        let period = std::time::Duration::from_secs(60);
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(period) => {}
+            }
+            let now = self.now();
+            let retention = chrono::Duration::from_std(self.settings.retention)
+                .unwrap_or(chrono::Duration::MAX);
+            let before = millis(now - retention);
+            let dropped = match self.silences.lock() {
+                Ok(mut silences) => silences.gc(now, retention),
+                Err(_) => Vec::new(),
+            };
+            let stale: Vec<String> = self
+                .dispatcher
+                .drop_stale_acknowledgements()
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            let results = [
+                self.repository.delete_acknowledgements(&stale).await,
+                self.repository.delete_silences_ended_before(before).await,
+                self.repository
+                    .delete_notification_log_expired(millis(now))
+                    .await,
+                self.repository.delete_outbox_finished_before(before).await,
+                self.repository.delete_attempts_before(before).await,
+            ];
+            for result in results {
+                if let Err(error) = result {
+                    tracing::warn!(%error, "alert housekeeping failed; will retry");
+                }
+            }
+            if !dropped.is_empty() {
+                tracing::debug!(silences = dropped.len(), "expired silences dropped");
+            }
+        }
+    }
+
+    /// The service's `/health` component.
+    pub fn health_check(self: &Arc<Self>) -> Arc<dyn HealthCheck> {
+        Arc::new(AlertHealth(self.clone()))
+    }
+}
+
+/// The rule files' groups, then the stored ones (as files named `db:<namespace>`).
+fn all_rule_groups(
+    settings: &AlertSettings,
+    stored: &[RuleGroupRow],
+) -> Result<Vec<(std::path::PathBuf, pharos_rules::RuleGroup)>> {
+    let mut groups = load_rule_files(&settings.rule_files).map_err(AlertError::Configuration)?;
+    for row in stored {
+        match pharos_rules::parse_rule_groups(&row.yaml) {
+            Ok(parsed) => groups.extend(parsed.into_iter().map(|group| {
+                (
+                    std::path::PathBuf::from(format!("db:{}", row.namespace)),
+                    group,
+                )
+            })),
+            // Checked when it was stored; a later version may read it differently.
+            Err(errors) => {
+                tracing::warn!(namespace = %row.namespace, name = %row.name, errors = ?errors, "a stored rule group does not read; skipped")
+            }
+        }
+    }
+    Ok(groups)
+}
+
+fn signature(stored: &[RuleGroupRow]) -> Vec<(String, String, i64)> {
+    stored
+        .iter()
+        .map(|row| (row.namespace.clone(), row.name.clone(), row.updated_at_ms))
+        .collect()
+}
+
+fn check_namespace(namespace: &str) -> Result<()> {
+    let valid = !namespace.is_empty()
+        && namespace.len() <= 128
+        && namespace
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(AlertError::InvalidArgument {
+            field: "namespace".to_owned(),
+            reason: format!("{namespace:?} is not a namespace: use 1 to 128 of [A-Za-z0-9_.-]"),
+        })
+    }
+}
+
+/// An alert's fingerprint as the API shows it: 16 hex digits.
+pub fn parse_fingerprint(text: &str) -> Result<Fingerprint> {
+    u64::from_str_radix(text, 16)
+        .ok()
+        .filter(|_| text.len() == 16)
+        .map(Fingerprint)
+        .ok_or_else(|| AlertError::InvalidArgument {
+            field: "fingerprint".to_owned(),
+            reason: format!("{text:?} is not a fingerprint: 16 hexadecimal digits"),
+        })
+}
+
+fn silence_error(error: crate::silences::SilenceError, what: &str) -> AlertError {
+    use crate::silences::SilenceError;
+    match error {
+        SilenceError::NotFound(id) => AlertError::NotFound(format!("{what} {id}")),
+        other => AlertError::InvalidArgument {
+            field: what.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn silence_row(silence: &Silence) -> pharos_store::control::alerts::SilenceRow {
+    pharos_store::control::alerts::SilenceRow {
+        id: silence.id.clone(),
+        matchers_json: matchers_to_json(&silence.matchers),
+        starts_at_ms: millis(silence.starts_at),
+        ends_at_ms: millis(silence.ends_at),
+        updated_at_ms: millis(silence.updated_at),
+        created_by: silence.created_by.clone(),
+        comment: silence.comment.clone(),
+    }
+}
+
+fn silence_from_row(row: &pharos_store::control::alerts::SilenceRow) -> Result<Silence> {
+    Ok(Silence {
+        id: row.id.clone(),
+        matchers: matchers_from_json(&row.matchers_json)
+            .map_err(|error| AlertError::Corrupt(error.to_string()))?,
+        starts_at: time_from_millis(row.starts_at_ms),
+        ends_at: time_from_millis(row.ends_at_ms),
+        updated_at: time_from_millis(row.updated_at_ms),
+        created_by: row.created_by.clone(),
+        comment: row.comment.clone(),
+    })
+}
+
+/// `/health` component `alert`: rule groups, their failing rules and the last reload.
+struct AlertHealth(Arc<AlertService>);
+
+impl HealthCheck for AlertHealth {
+    fn name(&self) -> &str {
+        "alert"
+    }
+
+    fn check(&self) -> BoxFuture<'_, ComponentHealth> {
+        Box::pin(async {
+            let groups = self.0.rule_groups();
+            let failing: Vec<String> = groups
+                .iter()
+                .flat_map(|group| {
+                    group
+                        .errors
+                        .iter()
+                        .map(move |(rule, error)| format!("{}/{rule}: {error}", group.name))
+                })
+                .collect();
+            let reload_error = self
+                .0
+                .last_reload_error
+                .lock()
+                .ok()
+                .and_then(|error| error.clone());
+            let details = serde_json::json!({
+                "rule_groups": groups.len(),
+                "failing_rules": failing,
+                "last_reload_error": reload_error,
+                "alerts": self.0.dispatcher.alerts().len(),
+            });
+            if failing.is_empty() && reload_error.is_none() {
+                ComponentHealth::ok(details)
+            } else {
+                ComponentHealth::degraded(details)
+            }
+        })
+    }
+}

@@ -1,0 +1,624 @@
+//! The alert service as its users run it: rule files and an Alertmanager routing file in the
+//! settings, points written through ingest, and a webhook receiver in the test.
+//!
+//! - a breach notifies as soon as its point commits (the rule's interval is a minute), with
+//!   Alertmanager's version 4 body, an `Idempotency-Key` and a valid signature, and `ALERTS`
+//!   is queryable;
+//! - retries on 503 keep the key; a dead receiver leaves a dead letter;
+//! - `amtool` (Alertmanager 0.25's own client) adds, queries and expires silences, posts and
+//!   lists alerts and shows the configuration;
+//! - kill -9 after a delivery: silences and posted alerts are back, and the delivered
+//!   notification is not sent again; kill -9 during delivery: the pending notification is sent
+//!   after the restart with its original key;
+//! - a real Prometheus 2.42 sends its alerts to Pharos.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use pharos_proto::ingest::v1 as ingest;
+use serde_json::Value as Json;
+
+use crate::support::{Process, free_addr, reference_tool};
+
+const SECRET: &str = "webhook-secret";
+
+/// One request the receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    at: Instant,
+    idempotency_key: String,
+    timestamp: String,
+    signature: String,
+    authorization: String,
+    body: Vec<u8>,
+}
+
+impl Received {
+    fn json(&self) -> Json {
+        serde_json::from_slice(&self.body).expect("a JSON body")
+    }
+}
+
+/// A webhook receiver on loopback answering each request with the next queued status (200 once
+/// the queue is empty).
+#[derive(Clone)]
+struct Receiver {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<Received>>>,
+    answers: Arc<Mutex<VecDeque<u16>>>,
+}
+
+impl Receiver {
+    async fn start() -> Receiver {
+        Self::start_on(free_addr()).await
+    }
+
+    async fn start_on(addr: SocketAddr) -> Receiver {
+        let received: Arc<Mutex<Vec<Received>>> = Arc::default();
+        let answers: Arc<Mutex<VecDeque<u16>>> = Arc::default();
+        let (r, a) = (received.clone(), answers.clone());
+        let app = axum::Router::new().route(
+            "/hook",
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let (r, a) = (r.clone(), a.clone());
+                    async move {
+                        let header = |name: &str| {
+                            headers
+                                .get(name)
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("")
+                                .to_owned()
+                        };
+                        r.lock().expect("lock").push(Received {
+                            at: Instant::now(),
+                            idempotency_key: header("idempotency-key"),
+                            timestamp: header("x-pharos-timestamp"),
+                            signature: header("x-pharos-signature"),
+                            authorization: header("authorization"),
+                            body: body.to_vec(),
+                        });
+                        let status = a.lock().expect("lock").pop_front().unwrap_or(200);
+                        axum::http::StatusCode::from_u16(status).expect("status")
+                    }
+                },
+            ),
+        );
+        let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Receiver {
+            addr,
+            received,
+            answers,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}/hook", self.addr)
+    }
+
+    fn answer(&self, statuses: &[u16]) {
+        self.answers.lock().expect("lock").extend(statuses);
+    }
+
+    fn received(&self) -> Vec<Received> {
+        self.received.lock().expect("lock").clone()
+    }
+
+    /// Waits until at least `count` requests arrived.
+    async fn wait_for(
+        &self,
+        count: usize,
+        within: Duration,
+        log: impl Fn() -> String,
+    ) -> Vec<Received> {
+        let deadline = Instant::now() + within;
+        loop {
+            let received = self.received();
+            if received.len() >= count {
+                return received;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{} of {count} notifications arrived in {within:?}\n{}",
+                received.len(),
+                log()
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+}
+
+/// Writes the settings, rule and routing files for a receiver at `url`.
+fn write_config(dir: &Path, url: &str, rules: &str, route_extra: &str) -> PathBuf {
+    std::fs::create_dir_all(dir.join("rules")).expect("rules dir");
+    std::fs::write(dir.join("rules").join("cpu.yml"), rules).expect("rules");
+    std::fs::write(
+        dir.join("routing.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['alertname']\n  group_wait: 0s\n  group_interval: 1s\n  repeat_interval: 1h\n{route_extra}\
+             receivers:\n- name: hook\n  webhook_configs:\n  - url: {url}\n    send_resolved: true\n    http_config:\n      bearer_token: receiver-token\n"
+        ),
+    )
+    .expect("routing");
+    let settings = dir.join("pharos.toml");
+    std::fs::write(
+        &settings,
+        format!(
+            "[alert]\nrule_files = [\"rules/*.yml\"]\nrouting_file = \"routing.yml\"\nevaluation_interval = \"1m\"\n\
+             [alert.webhook]\nhmac_secret = \"{SECRET}\"\ninitial_backoff = \"50ms\"\nmax_backoff = \"200ms\"\ntimeout = \"2s\"\n"
+        ),
+    )
+    .expect("settings");
+    settings
+}
+
+const CPU_RULES: &str = "groups:\n- name: cpu\n  rules:\n  - alert: CpuHigh\n    expr: cpu_usage > 90\n    labels:\n      severity: page\n    annotations:\n      summary: 'CPU of {{ $labels.host }} is {{ $value }}'\n";
+
+async fn write_point(endpoint: &str, name: &str, host: &str, value: f64) {
+    let mut client =
+        ingest::ingest_service_client::IngestServiceClient::connect(endpoint.to_owned())
+            .await
+            .expect("connect");
+    let reply = client
+        .write_metrics(ingest::WriteMetricsRequest {
+            points: vec![ingest::MetricPoint {
+                name: name.to_owned(),
+                labels: vec![ingest::Label {
+                    name: "host".into(),
+                    value: host.into(),
+                }],
+                time_unix_nano: 0,
+                value,
+            }],
+        })
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted, 1, "{reply:?}");
+}
+
+async fn get_json(url: String) -> Json {
+    reqwest::get(url)
+        .await
+        .expect("request")
+        .json()
+        .await
+        .expect("json")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_breach_notifies_as_soon_as_its_point_commits() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    let pharos = Process::spawn_with_env(
+        dir.path(),
+        &["--config", settings.to_str().expect("path")],
+        &[("PHAROS_TELEMETRY__LOG_FILTER", "info,pharos_alert=debug")],
+    );
+    pharos.wait_serving().await;
+
+    let written = Instant::now();
+    write_point(&pharos.endpoint(), "cpu_usage", "web-1", 97.5).await;
+    // The group's interval is a minute: a notification within seconds came from the commit.
+    let received = receiver
+        .wait_for(1, Duration::from_secs(20), || pharos.log())
+        .await;
+    let first = &received[0];
+    eprintln!("write to webhook: {:?}", first.at - written);
+    let body = first.json();
+    assert_eq!(body["version"], "4");
+    assert_eq!(body["status"], "firing");
+    assert_eq!(body["receiver"], "hook");
+    assert_eq!(
+        body["groupLabels"],
+        serde_json::json!({"alertname": "CpuHigh"})
+    );
+    assert_eq!(body["groupKey"], "{}:{alertname=\"CpuHigh\"}");
+    assert_eq!(body["truncatedAlerts"], 0);
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["status"], "firing");
+    assert_eq!(
+        alert["labels"],
+        serde_json::json!({"alertname": "CpuHigh", "host": "web-1", "severity": "page"})
+    );
+    assert_eq!(alert["annotations"]["summary"], "CPU of web-1 is 97.5");
+    assert_eq!(alert["endsAt"], "0001-01-01T00:00:00Z");
+    assert!(
+        alert["generatorURL"]
+            .as_str()
+            .expect("url")
+            .contains("/graph?g0.expr=cpu_usage+%3E+90&g0.tab=1"),
+        "{alert}"
+    );
+    assert_eq!(alert["fingerprint"].as_str().expect("fp").len(), 16);
+    // The request's headers.
+    assert_eq!(first.authorization, "Bearer receiver-token");
+    assert!(!first.idempotency_key.is_empty());
+    let timestamp: i64 = first.timestamp.parse().expect("a timestamp");
+    assert!(pharos_alert::notify::webhook::verify(
+        SECRET.as_bytes(),
+        timestamp,
+        &first.body,
+        &first.signature
+    ));
+
+    // ALERTS is written through ingest and read through the query service.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = get_json(format!(
+            "http://{}/api/v1/query?query=ALERTS%7Balertstate%3D%22firing%22%7D",
+            pharos.http
+        ))
+        .await;
+        if answer["data"]["result"][0]["metric"]["alertname"] == "CpuHigh" {
+            assert_eq!(answer["data"]["result"][0]["metric"]["host"], "web-1");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no ALERTS series: {answer}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // The Alertmanager API lists the alert with its receiver.
+    let alerts = get_json(format!("http://{}/api/v2/alerts", pharos.http)).await;
+    assert_eq!(alerts[0]["labels"]["alertname"], "CpuHigh", "{alerts}");
+    assert_eq!(alerts[0]["receivers"][0]["name"], "hook");
+    assert_eq!(alerts[0]["status"]["state"], "active");
+
+    // Back under the threshold: resolved, sent because send_resolved is on.
+    write_point(&pharos.endpoint(), "cpu_usage", "web-1", 10.0).await;
+    let received = receiver
+        .wait_for(2, Duration::from_secs(20), || pharos.log())
+        .await;
+    let resolved = received[1].json();
+    assert_eq!(resolved["status"], "resolved", "{resolved}");
+    assert_eq!(resolved["alerts"][0]["status"], "resolved");
+    assert_ne!(resolved["alerts"][0]["endsAt"], "0001-01-01T00:00:00Z");
+    assert_ne!(received[1].idempotency_key, first.idempotency_key);
+    pharos.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_keep_their_key_and_a_dead_receiver_leaves_a_dead_letter() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    receiver.answer(&[503, 503]);
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    let pharos = Process::spawn(dir.path(), &["--config", settings.to_str().expect("path")]);
+    pharos.wait_serving().await;
+    post_alert(&pharos, "Retried", "1").await;
+    let received = receiver
+        .wait_for(3, Duration::from_secs(20), || pharos.log())
+        .await;
+    assert_eq!(received[0].idempotency_key, received[1].idempotency_key);
+    assert_eq!(received[1].idempotency_key, received[2].idempotency_key);
+    // Delivered on the third attempt: nothing more comes for this group.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(receiver.received().len(), 3);
+
+    // A receiver that refuses (400) is not retried; the notification is a dead letter.
+    receiver.answer(&[400]);
+    post_alert(&pharos, "Refused", "2").await;
+    let received = receiver
+        .wait_for(4, Duration::from_secs(20), || pharos.log())
+        .await;
+    assert_eq!(received[3].json()["groupLabels"]["alertname"], "Refused");
+    let database = dir.path().join("data").join("pharos.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let dead = sqlite_count(
+            &database,
+            "SELECT count(*) FROM alert_outbox WHERE state = 'dead'",
+        )
+        .await;
+        if dead == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no dead letter:\n{}",
+            pharos.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let dead_attempts = sqlite_count(
+        &database,
+        "SELECT count(*) FROM alert_delivery_attempts a JOIN alert_outbox o \
+         ON a.idempotency_key = o.idempotency_key WHERE o.state = 'dead'",
+    )
+    .await;
+    assert_eq!(dead_attempts, 1, "a 400 is not retried");
+    let retried = sqlite_count(
+        &database,
+        "SELECT count(*) FROM alert_delivery_attempts a JOIN alert_outbox o \
+         ON a.idempotency_key = o.idempotency_key WHERE o.state = 'delivered' AND a.outcome = 'retry'",
+    )
+    .await;
+    assert_eq!(retried, 2, "both 503s recorded as retries");
+    pharos.terminate();
+}
+
+async fn sqlite_count(database: &Path, sql: &'static str) -> i64 {
+    use sqlx::ConnectOptions;
+    let mut connection = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(database)
+        .read_only(true)
+        .connect()
+        .await
+        .expect("open the database");
+    sqlx::query_scalar(sql)
+        .fetch_one(&mut connection)
+        .await
+        .expect("count")
+}
+
+/// Posts one firing alert through the Alertmanager API.
+async fn post_alert(pharos: &Process, name: &str, instance: &str) {
+    let response = reqwest::Client::new()
+        .post(format!("http://{}/api/v2/alerts", pharos.http))
+        .json(&serde_json::json!([{
+            "labels": {"alertname": name, "instance": instance},
+            "annotations": {"summary": "posted"},
+        }]))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+}
+
+fn amtool(binary: &Path, pharos: &Process, args: &[&str]) -> (bool, String) {
+    let output = Command::new(binary)
+        .arg(format!("--alertmanager.url=http://{}", pharos.http))
+        .args(args)
+        .output()
+        .expect("run amtool");
+    (
+        output.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amtool_manages_silences_and_alerts_and_they_survive_kill_9() {
+    let Some(amtool_binary) = reference_tool("amtool", "prometheus-alertmanager") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    let args = ["--config", settings.to_str().expect("path")];
+    let mut pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+
+    // An alert posted by amtool, then routed and notified.
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &[
+            "alert",
+            "add",
+            "alertname=DiskFull",
+            "instance=db-1",
+            "--annotation=summary=full",
+        ],
+    );
+    assert!(ok, "{out}\n{}", pharos.log());
+    let received = receiver
+        .wait_for(1, Duration::from_secs(20), || pharos.log())
+        .await;
+    assert_eq!(
+        received[0].json()["alerts"][0]["labels"]["instance"],
+        "db-1"
+    );
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &["alert", "query", "-o", "extended"],
+    );
+    assert!(ok, "{out}");
+    assert!(
+        out.contains("DiskFull") && out.contains("instance=\"db-1\""),
+        "{out}"
+    );
+
+    // A silence: added, then the alert shows as silenced.
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &[
+            "silence",
+            "add",
+            "alertname=DiskFull",
+            "--duration=2h",
+            "--author=ops",
+            "--comment=maintenance",
+        ],
+    );
+    assert!(ok, "{out}");
+    let silence_id = out.trim().to_owned();
+    assert_eq!(silence_id.len(), 36, "{out}");
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &["silence", "query", "-o", "extended"],
+    );
+    assert!(
+        ok && out.contains(&silence_id) && out.contains("maintenance"),
+        "{out}"
+    );
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &["alert", "query", "--silenced", "-o", "extended"],
+    );
+    assert!(ok && out.contains("DiskFull"), "{out}");
+    let (ok, out) = amtool(&amtool_binary, &pharos, &["config", "show"]);
+    assert!(ok && out.contains("receiver: hook"), "{out}");
+
+    // kill -9, restart: the silence and the posted alert are back, and the notification the
+    // receiver acknowledged is not sent again.
+    let mut child = pharos.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    drop(pharos);
+    pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+    let (ok, out) = amtool(
+        &amtool_binary,
+        &pharos,
+        &["silence", "query", "-o", "extended"],
+    );
+    assert!(ok && out.contains(&silence_id), "{out}\n{}", pharos.log());
+    let alerts = get_json(format!("http://{}/api/v2/alerts", pharos.http)).await;
+    assert_eq!(alerts[0]["labels"]["alertname"], "DiskFull", "{alerts}");
+    assert_eq!(alerts[0]["status"]["state"], "suppressed");
+    assert_eq!(alerts[0]["status"]["silencedBy"][0], silence_id);
+    // Several group intervals pass: nothing more is sent.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 1, "sent again after kill -9");
+
+    // Expired: the alert is active again, but it was notified before: no new notification
+    // until the repeat interval.
+    let (ok, out) = amtool(&amtool_binary, &pharos, &["silence", "expire", &silence_id]);
+    assert!(ok, "{out}");
+    let (ok, out) = amtool(&amtool_binary, &pharos, &["silence", "query"]);
+    assert!(ok && !out.contains(&silence_id), "{out}");
+    pharos.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notification_pending_at_kill_9_is_sent_after_restart_with_its_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    // The receiver fails the first attempt; the retry waits long enough to kill the process.
+    receiver.answer(&[503]);
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    std::fs::write(
+        &settings,
+        format!(
+            "[alert]\nrule_files = [\"rules/*.yml\"]\nrouting_file = \"routing.yml\"\n\
+             [alert.webhook]\nhmac_secret = \"{SECRET}\"\ninitial_backoff = \"30s\"\n"
+        ),
+    )
+    .expect("settings");
+    let args = ["--config", settings.to_str().expect("path")];
+    let mut pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+    post_alert(&pharos, "Pending", "1").await;
+    let first = receiver
+        .wait_for(1, Duration::from_secs(20), || pharos.log())
+        .await;
+    let mut child = pharos.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    drop(pharos);
+    pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+    let received = receiver
+        .wait_for(2, Duration::from_secs(20), || pharos.log())
+        .await;
+    assert_eq!(received[1].idempotency_key, first[0].idempotency_key);
+    assert_eq!(received[1].body, first[0].body);
+    // Delivered now: the group does not send it once more.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 2, "{:?}", receiver.received());
+    pharos.terminate();
+}
+
+/// A Prometheus 2.42 evaluating its own rule and sending to Pharos as its Alertmanager.
+struct ReferencePrometheus {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for ReferencePrometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_real_prometheus_sends_its_alerts_to_pharos() {
+    let Some(binary) = reference_tool("prometheus", "prometheus") else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    let pharos = Process::spawn(dir.path(), &["--config", settings.to_str().expect("path")]);
+    pharos.wait_serving().await;
+
+    let prometheus_dir = dir.path().join("prometheus");
+    std::fs::create_dir_all(&prometheus_dir).expect("dir");
+    std::fs::write(
+        prometheus_dir.join("rules.yml"),
+        "groups:\n- name: external\n  rules:\n  - alert: FromPrometheus\n    expr: vector(1)\n    labels:\n      team: infra\n",
+    )
+    .expect("rules");
+    let config = prometheus_dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  evaluation_interval: 1s\nrule_files: ['rules.yml']\n\
+             alerting:\n  alertmanagers:\n  - static_configs:\n    - targets: ['{}']\n",
+            pharos.http
+        ),
+    )
+    .expect("config");
+    let log = prometheus_dir.join("prometheus.log");
+    let prometheus = ReferencePrometheus {
+        child: Command::new(binary)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                prometheus_dir.join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address={}", free_addr()))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log"))
+            .spawn()
+            .expect("start prometheus"),
+        log,
+    };
+    let received = receiver
+        .wait_for(1, Duration::from_secs(60), || {
+            format!(
+                "prometheus:\n{}\npharos:\n{}",
+                std::fs::read_to_string(&prometheus.log).unwrap_or_default(),
+                pharos.log()
+            )
+        })
+        .await;
+    let body = received[0].json();
+    assert_eq!(
+        body["alerts"][0]["labels"]["alertname"], "FromPrometheus",
+        "{body}"
+    );
+    assert_eq!(body["alerts"][0]["labels"]["team"], "infra");
+    assert!(
+        body["alerts"][0]["generatorURL"]
+            .as_str()
+            .unwrap_or("")
+            .contains("/graph?g0.expr=vector%281%29"),
+        "{body}"
+    );
+    drop(prometheus);
+    pharos.terminate();
+}
