@@ -454,9 +454,13 @@ impl Dispatcher {
             .collect()
     }
 
-    /// Flushes the groups that are due until `stop` fires, and drops resolved alerts no group
-    /// holds any more. The caller persists what [`Dispatcher::gc`] returns.
-    pub async fn run(self: Arc<Self>, shutdown: Shutdown) {
+    /// Flushes the groups that are due until the process stops or `stopped` turns true (the
+    /// lease was lost), and drops resolved alerts no group holds any more.
+    pub async fn run(
+        self: Arc<Self>,
+        shutdown: Shutdown,
+        mut stopped: tokio::sync::watch::Receiver<bool>,
+    ) {
         let mut last_gc = self.now();
         loop {
             let now = self.now();
@@ -482,6 +486,7 @@ impl Dispatcher {
                 .min(GC_INTERVAL);
             tokio::select! {
                 _ = shutdown.wait() => return,
+                _ = stopped.wait_for(|stop| *stop) => return,
                 _ = self.wake.notified() => {}
                 _ = tokio::time::sleep(wait) => {}
             }

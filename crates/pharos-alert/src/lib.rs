@@ -13,6 +13,7 @@
 //! - `notify/`: notifications: the webhook body (Alertmanager's version 4) and the sender with
 //!   retries, signatures and `Retry-After`; `outbox.rs`: notifications written before they are
 //!   sent and marked delivered with their log entry, dead letters;
+//! - `lease.rs`: the lease in the store that lets one replica lead (evaluate and notify);
 //! - `service.rs`: [`AlertService`], start from the store's state, reload, the API's writes;
 //! - `api/`: the Alertmanager API v2 and `POST /-/reload` on the HTTP listener;
 //! - `module.rs`: [`AlertModule`], the registration of target `alert`.
@@ -22,6 +23,7 @@ pub mod api;
 pub mod dispatch;
 pub mod error;
 pub mod evaluator;
+mod lease;
 mod module;
 pub mod notify;
 pub mod outbox;

@@ -20,6 +20,7 @@ use crate::alerts::{Alert, millis, time_from_millis};
 use crate::dispatch::{Acknowledgement, Dispatcher, alert_from_row, alert_row};
 use crate::error::{AlertError, Result};
 use crate::evaluator::{GroupStatus, RuleEvaluator, load_rule_files};
+use crate::lease::{follow_lease, holder_name};
 use crate::outbox::Outbox;
 use crate::settings::AlertSettings;
 use crate::silences::{Silence, Silences, matchers_from_json, matchers_to_json};
@@ -39,6 +40,9 @@ pub struct AlertService {
     silences: Arc<Mutex<Silences>>,
     dispatcher: Arc<Dispatcher>,
     evaluator: Arc<RuleEvaluator>,
+    outbox: Arc<Outbox>,
+    /// Whether this replica holds the lease.
+    leading: tokio::sync::watch::Receiver<bool>,
     external_url: String,
     started_at: DateTime<Utc>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -131,8 +135,140 @@ impl AlertService {
         let stored_groups = repository.list_rule_groups().await?;
         let groups = all_rule_groups(&settings, &stored_groups)?;
 
+        let silences = Arc::new(Mutex::new(Silences::new()));
+        let outbox = Arc::new(
+            Outbox::new(
+                repository.clone(),
+                clock.clone(),
+                &settings.webhook,
+                settings.retention,
+            )
+            .map_err(AlertError::Configuration)?,
+        );
+        let dispatcher = Arc::new(Dispatcher::new(
+            clock.clone(),
+            routing,
+            silences.clone(),
+            outbox.clone(),
+            repository.clone(),
+            external_url.clone(),
+        ));
+        let evaluator = Arc::new(RuleEvaluator::new(
+            &settings,
+            external_url.clone(),
+            clock.clone(),
+            query,
+            ingest,
+            repository.clone(),
+            dispatcher.clone(),
+        ));
+        if settings.evaluate_on_commit {
+            match feed {
+                Some(feed) => {
+                    shutdown.spawn(evaluator.clone().follow_feed(feed, shutdown.clone()));
+                }
+                None => tracing::info!(
+                    "no ingest feed in this process and no alert.ingest_endpoint: rules evaluate at their intervals only"
+                ),
+            }
+        }
+        let leading = follow_lease(
+            repository.clone(),
+            holder_name(),
+            settings.lease_ttl,
+            clock.clone(),
+            &shutdown,
+        );
+        let service = Arc::new(Self {
+            started_at: time_from_millis(clock.now_micros().div_euclid(1000)),
+            settings,
+            clock,
+            repository,
+            silences,
+            dispatcher,
+            evaluator,
+            outbox,
+            leading,
+            external_url,
+            reload_lock: tokio::sync::Mutex::new(()),
+            last_reload_error: Mutex::new(None),
+            stored_groups_seen: Mutex::new(signature(&stored_groups)),
+        });
+        // Every replica serves the API from the store's state; the leader also acts on it.
+        service.sync_from_store().await?;
+        shutdown.spawn(service.clone().lead(groups, shutdown.clone()));
+        shutdown.spawn(service.clone().follow_store(shutdown.clone()));
+        shutdown.spawn(service.clone().housekeeping(shutdown.clone()));
+        Ok(service)
+    }
+
+    /// Whether this replica leads (evaluates and notifies).
+    pub fn is_leader(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// Each time this replica becomes the leader: what the previous leader left is read back
+    /// (notification log, state), its pending notifications are sent, then the rule groups
+    /// and the dispatcher run until the lease is lost or the process stops.
+    async fn lead(
+        self: Arc<Self>,
+        mut groups: Vec<(std::path::PathBuf, pharos_rules::RuleGroup)>,
+        shutdown: Shutdown,
+    ) {
+        let mut leading = self.leading.clone();
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                changed = leading.wait_for(|leads| *leads) => if changed.is_err() { return },
+            }
+            if let Err(error) = self.take_over().await {
+                tracing::warn!(%error, "cannot read the alert state to take over; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+            if groups.is_empty() {
+                // A later take-over reads the files and the stored groups again.
+                match self.repository.list_rule_groups().await {
+                    Ok(stored) => match all_rule_groups(&self.settings, &stored) {
+                        Ok(current) => groups = current,
+                        Err(error) => {
+                            tracing::warn!(%error, "rule files do not read; running none")
+                        }
+                    },
+                    Err(error) => tracing::warn!(%error, "cannot read the stored rule groups"),
+                }
+            }
+            if let Err(error) = self.evaluator.replace(std::mem::take(&mut groups)).await {
+                tracing::warn!(%error, "rule groups not started");
+            }
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let dispatcher = self.dispatcher.clone();
+            let run = tokio::spawn(dispatcher.run(shutdown.clone(), stopped));
+            tokio::select! {
+                _ = shutdown.wait() => {}
+                _ = leading.wait_for(|leads| !*leads) => {}
+            }
+            self.evaluator.stop().await;
+            let _ = stop.send(true);
+            let _ = run.await;
+        }
+    }
+
+    /// What a new leader reads before it acts: the notification log, then the notifications
+    /// the previous leader left pending, sent with their keys.
+    async fn take_over(&self) -> Result<()> {
+        self.sync_from_store().await?;
+        self.outbox.replay_pending(&self.dispatcher.routing()).await;
+        self.dispatcher
+            .restore_log(&self.repository.load_notification_log().await?);
+        Ok(())
+    }
+
+    /// Reads silences, posted alerts and acknowledgements from the store, where any replica's
+    /// API writes them.
+    async fn sync_from_store(&self) -> Result<()> {
         let silences = Silences::from_silences(
-            repository
+            self.repository
                 .load_silences()
                 .await?
                 .iter()
@@ -145,31 +281,12 @@ impl AlertService {
                 })
                 .collect(),
         );
-        let silences = Arc::new(Mutex::new(silences));
-        let outbox = Arc::new(
-            Outbox::new(
-                repository.clone(),
-                clock.clone(),
-                &settings.webhook,
-                settings.retention,
-            )
-            .map_err(AlertError::Configuration)?,
-        );
-        // What a crash left pending goes out before anything new is decided, so that the
-        // notification log is complete when the groups first flush.
-        outbox.replay_pending(&routing).await;
-
-        let dispatcher = Arc::new(Dispatcher::new(
-            clock.clone(),
-            routing,
-            silences.clone(),
-            outbox,
-            repository.clone(),
-            external_url.clone(),
-        ));
-        dispatcher.restore_log(&repository.load_notification_log().await?);
-        dispatcher.restore_acknowledgements(
-            repository
+        match self.silences.lock() {
+            Ok(mut current) => *current = silences,
+            Err(poisoned) => *poisoned.into_inner() = silences,
+        }
+        self.dispatcher.restore_acknowledgements(
+            self.repository
                 .load_acknowledgements()
                 .await?
                 .into_iter()
@@ -186,54 +303,40 @@ impl AlertService {
                 })
                 .collect(),
         );
-        let posted: Vec<Alert> = repository
+        let posted: Vec<Alert> = self
+            .repository
             .load_alerts()
             .await?
             .iter()
             .filter_map(|row| alert_from_row(row).ok())
             .collect();
-        dispatcher.put(posted);
+        self.dispatcher.put(posted);
+        Ok(())
+    }
 
-        let evaluator = Arc::new(RuleEvaluator::new(
-            &settings,
-            external_url.clone(),
-            clock.clone(),
-            query,
-            ingest,
-            repository.clone(),
-            dispatcher.clone(),
-        ));
-        evaluator
-            .replace(groups)
-            .await
-            .map_err(AlertError::Configuration)?;
-        shutdown.spawn(dispatcher.clone().run(shutdown.clone()));
-        if settings.evaluate_on_commit {
-            match feed {
-                Some(feed) => {
-                    shutdown.spawn(evaluator.clone().follow_feed(feed, shutdown.clone()));
-                }
-                None => tracing::info!(
-                    "no ingest feed in this process and no alert.ingest_endpoint: rules evaluate at their intervals only"
-                ),
+    /// Follows what other replicas write: silences, posted alerts and acknowledgements every
+    /// `alert.sync_interval`, and the stored rule groups (a change reloads).
+    async fn follow_store(self: Arc<Self>, shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = shutdown.wait() => return,
+                _ = tokio::time::sleep(self.settings.sync_interval) => {}
+            }
+            if let Err(error) = self.sync_from_store().await {
+                tracing::warn!(%error, "cannot read the alert state other replicas wrote; will retry");
+            }
+            let Ok(stored) = self.repository.list_rule_groups().await else {
+                continue;
+            };
+            let changed = self
+                .stored_groups_seen
+                .lock()
+                .map(|seen| *seen != signature(&stored))
+                .unwrap_or(false);
+            if changed && self.is_leader() {
+                let _ = self.reload().await;
             }
         }
-        let service = Arc::new(Self {
-            started_at: time_from_millis(clock.now_micros().div_euclid(1000)),
-            settings,
-            clock,
-            repository,
-            silences,
-            dispatcher,
-            evaluator,
-            external_url,
-            reload_lock: tokio::sync::Mutex::new(()),
-            last_reload_error: Mutex::new(None),
-            stored_groups_seen: Mutex::new(signature(&stored_groups)),
-        });
-        shutdown.spawn(service.clone().follow_stored_groups(shutdown.clone()));
-        shutdown.spawn(service.clone().housekeeping(shutdown.clone()));
-        Ok(service)
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -280,10 +383,14 @@ impl AlertService {
                 receivers: routing.receivers().len(),
             };
             self.dispatcher.set_routing(routing);
-            self.evaluator
-                .replace(groups)
-                .await
-                .map_err(AlertError::Configuration)?;
+            // A standby only keeps the routing current (its API answers with it); the groups
+            // run on the leader, which reads the files again when it takes over.
+            if self.is_leader() {
+                self.evaluator
+                    .replace(groups)
+                    .await
+                    .map_err(AlertError::Configuration)?;
+            }
             Ok(reloaded)
         }
         .await;
@@ -376,28 +483,6 @@ impl AlertService {
             })
             .await?;
         Ok(alert)
-    }
-
-    /// Reloads when another replica changed the stored rule groups.
-    async fn follow_stored_groups(self: Arc<Self>, shutdown: Shutdown) {
-        let period = std::time::Duration::from_secs(5);
-        loop {
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tokio::time::sleep(period) => {}
-            }
-            let Ok(stored) = self.repository.list_rule_groups().await else {
-                continue;
-            };
-            let changed = self
-                .stored_groups_seen
-                .lock()
-                .map(|seen| *seen != signature(&stored))
-                .unwrap_or(false);
-            if changed {
-                let _ = self.reload().await;
-            }
-        }
     }
 
     /// Receives alerts (the API's `POST /api/v2/alerts`), persisted before the call returns.
@@ -626,6 +711,7 @@ impl HealthCheck for AlertHealth {
                 .ok()
                 .and_then(|error| error.clone());
             let details = serde_json::json!({
+                "leader": self.0.is_leader(),
                 "rule_groups": groups.len(),
                 "failing_rules": failing,
                 "last_reload_error": reload_error,

@@ -45,6 +45,14 @@ pub struct AlertSettings {
     pub ingest_endpoint: String,
     /// The bearer token presented to the query and ingest services of other processes.
     pub service_token: String,
+    /// How long the leader's lease lasts without renewal: a standby takes over within
+    /// `lease_ttl` and a quarter after the leader stops.
+    #[serde(with = "pharos_clock::duration")]
+    pub lease_ttl: Duration,
+    /// How often silences, posted alerts and acknowledgements written through other replicas
+    /// are read from the store.
+    #[serde(with = "pharos_clock::duration")]
+    pub sync_interval: Duration,
 }
 
 impl Default for AlertSettings {
@@ -63,6 +71,8 @@ impl Default for AlertSettings {
             query_endpoint: String::new(),
             ingest_endpoint: String::new(),
             service_token: String::new(),
+            lease_ttl: Duration::from_secs(4),
+            sync_interval: Duration::from_secs(2),
         }
     }
 }
@@ -127,6 +137,12 @@ impl AlertSettings {
         }
         if self.query_timeout.is_zero() {
             return Err("alert.query_timeout must be more than 0s".to_owned());
+        }
+        if self.lease_ttl < Duration::from_millis(200) {
+            return Err("alert.lease_ttl must be at least 200ms".to_owned());
+        }
+        if self.sync_interval.is_zero() {
+            return Err("alert.sync_interval must be more than 0s".to_owned());
         }
         if self.webhook.attempts < 1 {
             return Err("alert.webhook.attempts must be at least 1".to_owned());

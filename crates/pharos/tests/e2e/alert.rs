@@ -622,3 +622,77 @@ async fn a_real_prometheus_sends_its_alerts_to_pharos() {
     drop(prometheus);
     pharos.terminate();
 }
+
+/// Waits until `/health` says whether the process leads the alert replicas.
+async fn wait_leader(process: &Process, leads: bool, within: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let health = process.health().await;
+        if health["components"]["alert"]["leader"] == leads {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < within,
+            "leader is not {leads} after {within:?}: {health}\n{}",
+            process.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standby_takes_over_within_seconds_and_repeats_nothing() {
+    let Some(database) = pharos_store::testing::TestDatabase::postgres().await else {
+        return;
+    };
+    let config_dir = tempfile::tempdir().expect("tempdir");
+    let (dir_a, dir_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let receiver = Receiver::start().await;
+    let settings = write_config(config_dir.path(), &receiver.url(), CPU_RULES, "");
+    let args = [
+        "--config",
+        settings.to_str().expect("path"),
+        "--database-url",
+        database.url(),
+    ];
+    let mut leader = Process::spawn(dir_a.path(), &args);
+    leader.wait_serving().await;
+    wait_leader(&leader, true, Duration::from_secs(10)).await;
+    let standby = Process::spawn(dir_b.path(), &args);
+    standby.wait_serving().await;
+    wait_leader(&standby, false, Duration::from_secs(1)).await;
+
+    // Posted to the standby, notified by the leader (which reads the store's posted alerts).
+    post_alert(&standby, "PostedToStandby", "1").await;
+    let received = receiver
+        .wait_for(1, Duration::from_secs(20), || leader.log())
+        .await;
+    assert_eq!(
+        received[0].json()["groupLabels"]["alertname"],
+        "PostedToStandby"
+    );
+
+    // kill -9 the leader: the standby takes over within the lease (4 s) and a renewal (1 s).
+    let mut child = leader.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    let takeover = wait_leader(&standby, true, Duration::from_secs(15)).await;
+    eprintln!("standby took over {takeover:?} after kill -9");
+    // What the old leader delivered is not delivered again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 1, "{:?}", receiver.received());
+    // And the new leader notifies what comes next.
+    post_alert(&standby, "AfterTakeover", "2").await;
+    let received = receiver
+        .wait_for(2, Duration::from_secs(20), || standby.log())
+        .await;
+    assert_eq!(
+        received[1].json()["groupLabels"]["alertname"],
+        "AfterTakeover"
+    );
+    drop(leader);
+    standby.terminate();
+}
