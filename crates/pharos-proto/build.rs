@@ -10,6 +10,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let manifest_dir = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?);
     let proto_root = manifest_dir.join("../../proto");
     let files = [
+        "pharos/alert/v1/alert.proto",
         "pharos/config/v1/config.proto",
         "pharos/ingest/v1/ingest.proto",
         "pharos/query/v1/query.proto",

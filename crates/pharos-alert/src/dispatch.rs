@@ -26,7 +26,7 @@ use tokio::sync::Notify;
 use crate::alerts::{Alert, millis, time_from_millis};
 use crate::error::{AlertError, Result};
 use crate::notify::{AlertStatus, Notification, NotifiedAlert};
-use crate::outbox::{Outbox, PreparedNotification};
+use crate::outbox::{Integration, Outbox, PreparedNotification};
 use crate::silences::Silences;
 
 /// How often resolved alerts that no group holds any more are dropped.
@@ -650,15 +650,38 @@ impl Dispatcher {
         } else {
             options.repeat_interval
         };
-        for (index, webhook) in receiver_config.webhook_configs.iter().enumerate() {
-            let integration = format!("{receiver}/webhook/{index}");
+        let integrations = receiver_config
+            .webhook_configs
+            .iter()
+            .enumerate()
+            .map(|(index, webhook)| {
+                (
+                    format!("{receiver}/webhook/{index}"),
+                    webhook.send_resolved,
+                    Integration::Webhook(webhook.clone()),
+                )
+            })
+            .chain(
+                receiver_config
+                    .email_configs
+                    .iter()
+                    .enumerate()
+                    .map(|(index, email)| {
+                        (
+                            format!("{receiver}/email/{index}"),
+                            email.send_resolved,
+                            Integration::Email(email.clone()),
+                        )
+                    }),
+            );
+        for (integration, send_resolved, config) in integrations {
             let log_key = (group_key.to_owned(), integration.clone());
             let entry = self.lock().log.get(&log_key).cloned();
             if !needs_update(
                 entry.as_ref(),
                 &firing,
                 &resolved,
-                webhook.send_resolved,
+                send_resolved,
                 repeat,
                 now,
             ) {
@@ -672,7 +695,7 @@ impl Dispatcher {
             };
             let sent: Vec<NotifiedAlert> = alerts
                 .iter()
-                .filter(|alert| webhook.send_resolved || !alert.resolved_at(now))
+                .filter(|alert| send_resolved || !alert.resolved_at(now))
                 .map(|alert| notified(alert, now))
                 .collect();
             let delivered = if sent.is_empty() {
@@ -692,7 +715,7 @@ impl Dispatcher {
                     .send(PreparedNotification {
                         notification,
                         integration: integration.clone(),
-                        webhook: webhook.clone(),
+                        config,
                         log_entry: log_entry.clone(),
                     })
                     .await

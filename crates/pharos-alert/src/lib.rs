@@ -13,20 +13,34 @@
 //! - `notify/`: notifications: the webhook body (Alertmanager's version 4) and the sender with
 //!   retries, signatures and `Retry-After`; `outbox.rs`: notifications written before they are
 //!   sent and marked delivered with their log entry, dead letters;
+//! - `self_monitoring.rs`: the process's own metrics written through ingest, and the built-in
+//!   rules of `rules/self_monitoring.yml` over them;
+//! - `detect/`: the security detectors (brute force, injection scoring, rate-limit abuse);
+//!   `security.rs` runs them over ingest's committed security events and turns detections into
+//!   alerts; `live_settings.rs` follows `pharos.alert.detectors.*`;
 //! - `lease.rs`: the lease in the store that lets one replica lead (evaluate and notify);
 //! - `service.rs`: [`AlertService`], start from the store's state, reload, the API's writes;
 //! - `api/`: the Alertmanager API v2 and `POST /-/reload` on the HTTP listener;
+//! - `grpc.rs`: [`AlertGrpc`](grpc::AlertGrpc), `pharos.alert.v1.AlertService` (alerts,
+//!   acknowledgements, watch, silences, stored rule groups, deliveries), with its conversions
+//!   and request limits in `convert.rs`;
 //! - `module.rs`: [`AlertModule`], the registration of target `alert`.
 
 pub mod alerts;
 pub mod api;
+mod convert;
+pub mod detect;
 pub mod dispatch;
 pub mod error;
 pub mod evaluator;
+pub mod grpc;
 mod lease;
+mod live_settings;
 mod module;
 pub mod notify;
 pub mod outbox;
+mod security;
+pub mod self_monitoring;
 pub mod service;
 pub mod settings;
 pub mod silences;

@@ -58,6 +58,8 @@ impl Module for AlertModule {
                 .or_remote(self.remote(&self.settings.ingest_endpoint)),
             Need::optional(Interface::Feed, "alert.ingest_endpoint")
                 .or_remote(self.remote(&self.settings.ingest_endpoint)),
+            Need::optional(Interface::Config, "alert.config_endpoint")
+                .or_remote(self.remote(&self.settings.config_endpoint)),
         ]
     }
 
@@ -70,6 +72,7 @@ impl Module for AlertModule {
         } else {
             self.settings.external_url.trim_end_matches('/').to_owned()
         };
+        let writes = ingest.api.clone();
         let service = AlertService::start(
             context.store.clone(),
             self.settings.clone(),
@@ -83,6 +86,39 @@ impl Module for AlertModule {
         .await?;
         self.started.record(&service);
         context.add_health_check(service.health_check());
+        if self.settings.self_monitoring {
+            context
+                .shutdown
+                .spawn(crate::self_monitoring::write_own_metrics(
+                    writes,
+                    context.store.clone(),
+                    context.server.grpc_addr.to_string(),
+                    self.settings.self_monitoring_interval,
+                    context.shutdown.clone(),
+                ));
+        }
+        match context.config() {
+            Some(config) => {
+                let follower = crate::live_settings::follow(
+                    service.detectors().clone(),
+                    self.settings.detectors.clone(),
+                    config,
+                    &context.shutdown,
+                );
+                if let Some(follower) = follower {
+                    context.add_health_check(follower.health_check("alert_live_settings"));
+                }
+            }
+            None => tracing::info!(
+                "alert live settings off: no config service in this process and no alert.config_endpoint"
+            ),
+        }
+        context.describe_grpc(pharos_proto::FILE_DESCRIPTOR_SET);
+        context.serve_grpc(crate::grpc::server(
+            service.clone(),
+            context.shutdown.clone(),
+            context.max_message_bytes(),
+        ));
         context.serve_http(crate::api::routes(service.clone()));
         context
             .shutdown

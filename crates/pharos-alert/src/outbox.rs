@@ -14,30 +14,78 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use pharos_clock::Clock;
-use pharos_routing::{RoutingConfig, WebhookConfig};
+use pharos_routing::{EmailConfig, RoutingConfig, WebhookConfig};
 use pharos_store::control::alerts::{AlertRepository, AttemptRow, OutboxRow};
+use serde::{Deserialize, Serialize};
 
 use crate::alerts::{millis, time_from_millis};
 use crate::dispatch::{LogEntry, fingerprints_to_json};
 use crate::notify::Notification;
 use crate::notify::body::pages;
+use crate::notify::email::{self, EmailMessage, EmailSender};
 use crate::notify::webhook::{Attempt, Delivery, RetryPolicy, WebhookSender, WebhookTarget};
 use crate::settings::WebhookSettings;
+
+/// Where a notification goes.
+#[derive(Debug, Clone)]
+pub enum Integration {
+    Webhook(WebhookConfig),
+    Email(EmailConfig),
+}
 
 /// A notification the dispatcher decided to send, with what the log records once it is out.
 #[derive(Debug, Clone)]
 pub struct PreparedNotification {
     pub notification: Notification,
-    /// `receiver/webhook/<index>`.
+    /// `receiver/webhook/<index>` or `receiver/email/<index>`.
     pub integration: String,
-    pub webhook: WebhookConfig,
+    pub config: Integration,
     pub log_entry: LogEntry,
+}
+
+/// An email as the outbox keeps it, rendered once, so that a resend after a crash sends the
+/// same message.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredEmail {
+    subject: String,
+    text: String,
+    html: String,
+    to: Vec<String>,
+    from: String,
+    headers: std::collections::BTreeMap<String, String>,
+}
+
+impl From<EmailMessage> for StoredEmail {
+    fn from(message: EmailMessage) -> Self {
+        Self {
+            subject: message.subject,
+            text: message.text,
+            html: message.html,
+            to: message.to,
+            from: message.from,
+            headers: message.headers,
+        }
+    }
+}
+
+impl From<StoredEmail> for EmailMessage {
+    fn from(stored: StoredEmail) -> Self {
+        Self {
+            subject: stored.subject,
+            text: stored.text,
+            html: stored.html,
+            to: stored.to,
+            from: stored.from,
+            headers: stored.headers,
+        }
+    }
 }
 
 /// Sends notifications through the store.
 pub struct Outbox {
     repository: AlertRepository,
     sender: WebhookSender,
+    email: EmailSender,
     clock: Clock,
     hmac_secret: Option<String>,
     retention: Duration,
@@ -64,10 +112,11 @@ impl Outbox {
             timeout: settings.timeout,
             max_retry_after: settings.max_retry_after,
         };
-        let sender = WebhookSender::new(policy).map_err(|error| error.to_string())?;
+        let sender = WebhookSender::new(policy.clone()).map_err(|error| error.to_string())?;
         Ok(Self {
             repository,
             sender,
+            email: EmailSender::new(policy),
             clock,
             hmac_secret: (!settings.hmac_secret.is_empty()).then(|| settings.hmac_secret.clone()),
             retention,
@@ -84,31 +133,45 @@ impl Outbox {
         self.retention.max(repeat_interval.saturating_mul(2))
     }
 
-    /// Sends every page of a notification; true when every page was delivered.
+    /// Sends a notification (every page of a webhook, or one email); true when all of it was
+    /// delivered.
     pub async fn send(&self, prepared: PreparedNotification) -> bool {
-        let target = self.target(&prepared.webhook, &prepared.webhook.url);
-        let mut delivered_all = true;
-        for page in pages(&prepared.notification, prepared.webhook.max_alerts) {
-            // The bytes Alertmanager sends (Go's JSON encoder), not just the same meaning.
-            let body = match page.to_json().map(String::from_utf8) {
-                Ok(Ok(body)) => body,
-                Ok(Err(error)) => {
-                    tracing::error!(%error, "a webhook body is not UTF-8");
-                    delivered_all = false;
-                    continue;
+        let bodies: Vec<(String, String)> = match &prepared.config {
+            Integration::Webhook(webhook) => {
+                let mut bodies = Vec::new();
+                for page in pages(&prepared.notification, webhook.max_alerts) {
+                    // The bytes Alertmanager sends (Go's JSON encoder), not just the same meaning.
+                    match page.to_json().map(String::from_utf8) {
+                        Ok(Ok(body)) => bodies.push((webhook.url.clone(), body)),
+                        _ => tracing::error!("a webhook body could not be encoded"),
+                    }
                 }
+                bodies
+            }
+            Integration::Email(email) => match email::render(email, &prepared.notification) {
+                Ok(message) => match serde_json::to_string(&StoredEmail::from(message)) {
+                    Ok(body) => vec![(format!("smtp://{}", email.smarthost), body)],
+                    Err(error) => {
+                        tracing::error!(%error, "an email could not be stored");
+                        return false;
+                    }
+                },
                 Err(error) => {
-                    tracing::error!(%error, "cannot encode a webhook body");
-                    delivered_all = false;
-                    continue;
+                    // A setting Pharos cannot send with: nothing to retry until the routing
+                    // changes, so the next flush decides again.
+                    tracing::warn!(%error, receiver = %prepared.notification.receiver, "an email notification cannot be rendered");
+                    return false;
                 }
-            };
+            },
+        };
+        let mut delivered_all = true;
+        for (url, body) in bodies {
             let row = OutboxRow {
                 idempotency_key: uuid::Uuid::new_v4().to_string(),
                 group_key: prepared.notification.group_key.clone(),
                 integration: prepared.integration.clone(),
                 receiver: prepared.notification.receiver.clone(),
-                url: prepared.webhook.url.clone(),
+                url,
                 body,
                 log_firing_json: fingerprints_to_json(&prepared.log_entry.firing),
                 log_resolved_json: fingerprints_to_json(&prepared.log_entry.resolved),
@@ -121,7 +184,7 @@ impl Outbox {
                 delivered_all = false;
                 continue;
             }
-            delivered_all &= self.deliver(&row, &target).await;
+            delivered_all &= self.deliver(&row, Some(&prepared.config)).await;
         }
         delivered_all
     }
@@ -141,16 +204,8 @@ impl Outbox {
             tracing::info!(count, "sending notifications a previous run left pending");
         }
         for row in pending {
-            let webhook = integration_webhook(routing, &row.receiver, &row.integration);
-            let target = match webhook {
-                Some(webhook) => self.target(webhook, &row.url),
-                None => WebhookTarget {
-                    url: row.url.clone(),
-                    bearer_token: None,
-                    hmac_secret: self.hmac_secret.clone(),
-                },
-            };
-            self.deliver(&row, &target).await;
+            let config = integration_config(routing, &row.receiver, &row.integration);
+            self.deliver(&row, config.as_ref()).await;
         }
         count
     }
@@ -172,8 +227,10 @@ impl Outbox {
         }
     }
 
-    /// One page: attempts until delivered or dead, each recorded.
-    async fn deliver(&self, row: &OutboxRow, target: &WebhookTarget) -> bool {
+    /// One page or email: attempts until delivered or dead, each recorded. `config` is the
+    /// integration as the routing has it now (`None` when it is gone: a webhook is still sent
+    /// to its recorded URL, an email cannot be).
+    async fn deliver(&self, row: &OutboxRow, config: Option<&Integration>) -> bool {
         let (attempts_tx, mut attempts_rx) = tokio::sync::mpsc::unbounded_channel::<Attempt>();
         let repository = self.repository.clone();
         let key = row.idempotency_key.clone();
@@ -194,18 +251,48 @@ impl Outbox {
             }
         });
         let clock = self.clock.clone();
-        let delivery = self
-            .sender
-            .deliver(
-                target,
-                row.body.as_bytes(),
-                &row.idempotency_key,
-                move || time_from_millis(clock.now_micros().div_euclid(1000)),
-                |attempt| {
-                    let _ = attempts_tx.send(attempt.clone());
-                },
-            )
-            .await;
+        let now = move || time_from_millis(clock.now_micros().div_euclid(1000));
+        let on_attempt = |attempt: &Attempt| {
+            let _ = attempts_tx.send(attempt.clone());
+        };
+        let delivery = match config {
+            Some(Integration::Email(email)) => {
+                match serde_json::from_str::<StoredEmail>(&row.body) {
+                    Ok(stored) => {
+                        self.email
+                            .deliver(
+                                email,
+                                &EmailMessage::from(stored),
+                                &row.idempotency_key,
+                                now,
+                                on_attempt,
+                            )
+                            .await
+                    }
+                    Err(error) => Delivery::Dead {
+                        attempts: 0,
+                        last_error: format!("the stored email does not read back: {error}"),
+                    },
+                }
+            }
+            None if row.integration.contains("/email/") => Delivery::Dead {
+                attempts: 0,
+                last_error: "the receiver's email_configs entry is gone from the routing file; the email cannot be sent".to_owned(),
+            },
+            webhook => {
+                let target = match webhook {
+                    Some(Integration::Webhook(webhook)) => self.target(webhook, &row.url),
+                    _ => WebhookTarget {
+                        url: row.url.clone(),
+                        bearer_token: None,
+                        hmac_secret: self.hmac_secret.clone(),
+                    },
+                };
+                self.sender
+                    .deliver(&target, row.body.as_bytes(), &row.idempotency_key, now, on_attempt)
+                    .await
+            }
+        };
         drop(attempts_tx);
         let _ = recorder.await;
         let now = millis(self.now());
@@ -240,12 +327,28 @@ impl Outbox {
     }
 }
 
-/// The webhook of `integration` (`receiver/webhook/<index>`) in the current routing.
-fn integration_webhook<'a>(
-    routing: &'a RoutingConfig,
+/// The integration (`receiver/webhook/<index>`, `receiver/email/<index>`) in the current
+/// routing.
+fn integration_config(
+    routing: &RoutingConfig,
     receiver: &str,
     integration: &str,
-) -> Option<&'a WebhookConfig> {
-    let index: usize = integration.rsplit('/').next()?.parse().ok()?;
-    routing.receiver(receiver)?.webhook_configs.get(index)
+) -> Option<Integration> {
+    let mut parts = integration.rsplit('/');
+    let index: usize = parts.next()?.parse().ok()?;
+    let kind = parts.next()?;
+    let receiver = routing.receiver(receiver)?;
+    match kind {
+        "webhook" => receiver
+            .webhook_configs
+            .get(index)
+            .cloned()
+            .map(Integration::Webhook),
+        "email" => receiver
+            .email_configs
+            .get(index)
+            .cloned()
+            .map(Integration::Email),
+        _ => None,
+    }
 }

@@ -17,11 +17,13 @@ use pharos_store::Store;
 use pharos_store::control::alerts::{AcknowledgementRow, AlertRepository, RuleGroupRow};
 
 use crate::alerts::{Alert, millis, time_from_millis};
+use crate::detect::Detectors;
 use crate::dispatch::{Acknowledgement, Dispatcher, alert_from_row, alert_row};
 use crate::error::{AlertError, Result};
 use crate::evaluator::{GroupStatus, RuleEvaluator, load_rule_files};
 use crate::lease::{follow_lease, holder_name};
 use crate::outbox::Outbox;
+use crate::security::{SharedDetectors, follow_security_events};
 use crate::settings::AlertSettings;
 use crate::silences::{Silence, Silences, matchers_from_json, matchers_to_json};
 
@@ -43,6 +45,7 @@ pub struct AlertService {
     outbox: Arc<Outbox>,
     /// Whether this replica holds the lease.
     leading: tokio::sync::watch::Receiver<bool>,
+    detectors: SharedDetectors,
     external_url: String,
     started_at: DateTime<Utc>,
     reload_lock: tokio::sync::Mutex<()>,
@@ -78,12 +81,6 @@ pub fn load_routing(settings: &AlertSettings) -> Result<RoutingConfig> {
 /// Refuses the parts of a routing file Pharos reads but does not deliver with yet, by name.
 fn check_supported(routing: &RoutingConfig) -> Result<()> {
     for receiver in routing.receivers() {
-        if !receiver.email_configs.is_empty() {
-            return Err(AlertError::Configuration(format!(
-                "receiver {:?}: email_configs are not delivered by this version of Pharos yet; use webhook_configs",
-                receiver.name
-            )));
-        }
         for webhook in &receiver.webhook_configs {
             let http = &webhook.http_config;
             let unsupported = [
@@ -163,7 +160,7 @@ impl AlertService {
             dispatcher.clone(),
         ));
         if settings.evaluate_on_commit {
-            match feed {
+            match feed.clone() {
                 Some(feed) => {
                     shutdown.spawn(evaluator.clone().follow_feed(feed, shutdown.clone()));
                 }
@@ -172,6 +169,9 @@ impl AlertService {
                 ),
             }
         }
+        let detectors: SharedDetectors =
+            Arc::new(Mutex::new(Detectors::new(settings.detectors.clone())));
+        let detection_feed = feed.clone();
         let leading = follow_lease(
             repository.clone(),
             holder_name(),
@@ -189,6 +189,7 @@ impl AlertService {
             evaluator,
             outbox,
             leading,
+            detectors,
             external_url,
             reload_lock: tokio::sync::Mutex::new(()),
             last_reload_error: Mutex::new(None),
@@ -196,10 +197,24 @@ impl AlertService {
         });
         // Every replica serves the API from the store's state; the leader also acts on it.
         service.sync_from_store().await?;
+        if let Some(feed) = detection_feed {
+            shutdown.spawn(follow_security_events(
+                service.clone(),
+                feed,
+                service.detectors.clone(),
+                service.settings.detection_hold,
+                shutdown.clone(),
+            ));
+        }
         shutdown.spawn(service.clone().lead(groups, shutdown.clone()));
         shutdown.spawn(service.clone().follow_store(shutdown.clone()));
         shutdown.spawn(service.clone().housekeeping(shutdown.clone()));
         Ok(service)
+    }
+
+    /// The security detectors of this replica (live settings apply here).
+    pub fn detectors(&self) -> &SharedDetectors {
+        &self.detectors
     }
 
     /// Whether this replica leads (evaluates and notifies).
@@ -588,6 +603,62 @@ impl AlertService {
     pub fn health_check(self: &Arc<Self>) -> Arc<dyn HealthCheck> {
         Arc::new(AlertHealth(self.clone()))
     }
+
+    /// The alert held with this fingerprint (16 hex digits), a resolved one included until the
+    /// dispatcher collects it, as the gRPC API shows one alert.
+    pub fn alert_view(&self, fingerprint: &str) -> Result<crate::dispatch::AlertView> {
+        let parsed = parse_fingerprint(fingerprint)?;
+        let alert = self
+            .dispatcher
+            .alerts()
+            .into_iter()
+            .find(|alert| alert.fingerprint() == parsed)
+            .ok_or_else(|| AlertError::NotFound(format!("alert {fingerprint}")))?;
+        Ok(self.view_of(alert))
+    }
+
+    /// One alert as the API shows it now: its receivers, the silences that mute it and the
+    /// alert that inhibits it (none once it resolved), as `Dispatcher::alert_views` shows
+    /// every firing alert.
+    pub fn view_of(&self, alert: Alert) -> crate::dispatch::AlertView {
+        let now = self.now();
+        let routing = self.routing();
+        let mut receivers: Vec<String> = routing
+            .match_alert(&alert.labels)
+            .iter()
+            .map(|route| route.receiver().to_owned())
+            .collect();
+        receivers.dedup();
+        let (silenced_by, inhibited_by) = if alert.resolved_at(now) {
+            (Vec::new(), Vec::new())
+        } else {
+            let silenced_by = self.with_silences(|silences| silences.mutes(&alert.labels, now));
+            // Inhibition needs every firing alert: only read them when a rule could apply.
+            let inhibited_by = if routing.inhibit_rules().is_empty() {
+                Vec::new()
+            } else {
+                let firing: Vec<pharos_routing::LabelSet> = self
+                    .dispatcher
+                    .alerts()
+                    .into_iter()
+                    .filter(|other| !other.resolved_at(now))
+                    .map(|other| other.labels)
+                    .collect();
+                routing
+                    .is_inhibited(&alert.labels, &firing)
+                    .map(|fp| vec![fp.to_string()])
+                    .unwrap_or_default()
+            };
+            (silenced_by, inhibited_by)
+        };
+        crate::dispatch::AlertView {
+            fingerprint: alert.fingerprint(),
+            alert,
+            receivers,
+            silenced_by,
+            inhibited_by,
+        }
+    }
 }
 
 /// The rule files' groups, then the stored ones (as files named `db:<namespace>`).
@@ -596,6 +667,9 @@ fn all_rule_groups(
     stored: &[RuleGroupRow],
 ) -> Result<Vec<(std::path::PathBuf, pharos_rules::RuleGroup)>> {
     let mut groups = load_rule_files(&settings.rule_files).map_err(AlertError::Configuration)?;
+    if settings.self_monitoring {
+        groups.extend(crate::self_monitoring::rule_groups());
+    }
     for row in stored {
         match pharos_rules::parse_rule_groups(&row.yaml) {
             Ok(parsed) => groups.extend(parsed.into_iter().map(|group| {

@@ -49,6 +49,20 @@ pub struct AlertSettings {
     /// `lease_ttl` and a quarter after the leader stops.
     #[serde(with = "pharos_clock::duration")]
     pub lease_ttl: Duration,
+    /// Write this process's own metrics through ingest and evaluate the built-in
+    /// self-monitoring rules (`rules/self_monitoring.yml`) over them.
+    pub self_monitoring: bool,
+    /// How often the process's own metrics are written.
+    #[serde(with = "pharos_clock::duration")]
+    pub self_monitoring_interval: Duration,
+    /// The security detectors over ingest's security events (`[alert.detectors]`), live
+    /// through the `pharos.alert.detectors.*` keys of the config service.
+    pub detectors: crate::detect::DetectorSettings,
+    /// How long a detection's alert holds after the incident's last detection.
+    #[serde(with = "pharos_clock::duration")]
+    pub detection_hold: Duration,
+    /// The config service, when it runs in another process (live detector settings).
+    pub config_endpoint: String,
     /// How often silences, posted alerts and acknowledgements written through other replicas
     /// are read from the store.
     #[serde(with = "pharos_clock::duration")]
@@ -72,6 +86,11 @@ impl Default for AlertSettings {
             ingest_endpoint: String::new(),
             service_token: String::new(),
             lease_ttl: Duration::from_secs(4),
+            detectors: crate::detect::DetectorSettings::default(),
+            detection_hold: Duration::from_secs(300),
+            config_endpoint: String::new(),
+            self_monitoring: true,
+            self_monitoring_interval: Duration::from_secs(15),
             sync_interval: Duration::from_secs(2),
         }
     }
@@ -141,6 +160,12 @@ impl AlertSettings {
         if self.lease_ttl < Duration::from_millis(200) {
             return Err("alert.lease_ttl must be at least 200ms".to_owned());
         }
+        if self.self_monitoring && self.self_monitoring_interval.is_zero() {
+            return Err("alert.self_monitoring_interval must be more than 0s".to_owned());
+        }
+        self.detectors
+            .validate()
+            .map_err(|error| format!("alert.detectors: {error}"))?;
         if self.sync_interval.is_zero() {
             return Err("alert.sync_interval must be more than 0s".to_owned());
         }

@@ -4,6 +4,13 @@
 
 pub mod codec;
 
+/// `pharos.alert.v1`: the alert service.
+pub mod alert {
+    pub mod v1 {
+        tonic::include_proto!("pharos.alert.v1");
+    }
+}
+
 /// `pharos.config.v1`: the configuration service.
 pub mod config {
     pub mod v1 {

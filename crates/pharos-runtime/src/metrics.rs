@@ -61,6 +61,96 @@ pub fn render_prometheus() -> String {
     String::from_utf8(buffer).unwrap_or_default()
 }
 
+/// One sample of the process's instruments, as a scrape of `/metrics` would read it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricSample {
+    /// The name as exposed (`rpc_server_call_duration_seconds_bucket`).
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub value: f64,
+}
+
+/// Every sample of the process's instruments, named and labelled as `/metrics` exposes them:
+/// counters and gauges as they are, histograms as `_bucket{le}` (with `+Inf`), `_sum` and
+/// `_count`, summaries as `{quantile}`, `_sum` and `_count`. The alert service writes them to
+/// the store to evaluate its self-monitoring rules.
+pub fn samples() -> Vec<MetricSample> {
+    use prometheus::proto::MetricType;
+    let mut samples = Vec::new();
+    for family in pipeline().registry.gather() {
+        let name = family.name();
+        for metric in family.get_metric() {
+            let labels: Vec<(String, String)> = metric
+                .get_label()
+                .iter()
+                .map(|pair| (pair.name().to_owned(), pair.value().to_owned()))
+                .collect();
+            let mut push = |suffix: &str, extra: Option<(&str, String)>, value: f64| {
+                let mut labels = labels.clone();
+                if let Some((label, value)) = extra {
+                    labels.push((label.to_owned(), value));
+                }
+                samples.push(MetricSample {
+                    name: format!("{name}{suffix}"),
+                    labels,
+                    value,
+                });
+            };
+            match family.get_field_type() {
+                MetricType::COUNTER => push("", None, metric.get_counter().get_value()),
+                MetricType::GAUGE => push("", None, metric.get_gauge().get_value()),
+                // The exporter writes no untyped metrics.
+                MetricType::UNTYPED => {}
+                MetricType::HISTOGRAM => {
+                    let histogram = metric.get_histogram();
+                    let mut saw_infinity = false;
+                    for bucket in histogram.get_bucket() {
+                        saw_infinity |= bucket.upper_bound().is_infinite();
+                        push(
+                            "_bucket",
+                            Some(("le", format_float(bucket.upper_bound()))),
+                            bucket.cumulative_count() as f64,
+                        );
+                    }
+                    if !saw_infinity {
+                        push(
+                            "_bucket",
+                            Some(("le", "+Inf".to_owned())),
+                            histogram.get_sample_count() as f64,
+                        );
+                    }
+                    push("_sum", None, histogram.get_sample_sum());
+                    push("_count", None, histogram.get_sample_count() as f64);
+                }
+                MetricType::SUMMARY => {
+                    let summary = metric.get_summary();
+                    for quantile in summary.get_quantile() {
+                        push(
+                            "",
+                            Some(("quantile", format_float(quantile.quantile()))),
+                            quantile.value(),
+                        );
+                    }
+                    push("_sum", None, summary.sample_sum());
+                    push("_count", None, summary.sample_count() as f64);
+                }
+            }
+        }
+    }
+    samples
+}
+
+/// A float as the Prometheus text format writes a bound (`0.25`, `10`, `+Inf`).
+fn format_float(value: f64) -> String {
+    if value == f64::INFINITY {
+        "+Inf".to_owned()
+    } else if value == f64::NEG_INFINITY {
+        "-Inf".to_owned()
+    } else {
+        value.to_string()
+    }
+}
+
 /// The instruments of the gRPC server layer.
 #[derive(Clone)]
 pub struct RpcMetrics {
@@ -86,5 +176,53 @@ impl RpcMetrics {
                     .build(),
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_expose_histograms_as_a_scrape_reads_them() {
+        let meter = meter("pharos-runtime-test");
+        let histogram = meter
+            .f64_histogram("test.samples.duration")
+            .with_unit("s")
+            .with_boundaries(vec![0.1, 1.0])
+            .build();
+        histogram.record(0.5, &[opentelemetry::KeyValue::new("kind", "a")]);
+        histogram.record(2.0, &[opentelemetry::KeyValue::new("kind", "a")]);
+        let samples = samples();
+        let find = |name: &str, le: Option<&str>| {
+            samples
+                .iter()
+                .find(|sample| {
+                    sample.name == name
+                        && le.is_none_or(|le| {
+                            sample
+                                .labels
+                                .iter()
+                                .any(|(label, value)| label == "le" && value == le)
+                        })
+                })
+                .map(|sample| sample.value)
+        };
+        assert_eq!(
+            find("test_samples_duration_seconds_bucket", Some("0.1")),
+            Some(0.0)
+        );
+        assert_eq!(
+            find("test_samples_duration_seconds_bucket", Some("1")),
+            Some(1.0)
+        );
+        assert_eq!(
+            find("test_samples_duration_seconds_bucket", Some("+Inf")),
+            Some(2.0)
+        );
+        assert_eq!(find("test_samples_duration_seconds_count", None), Some(2.0));
+        assert_eq!(find("test_samples_duration_seconds_sum", None), Some(2.5));
+        // The text rendering and the samples agree on names.
+        assert!(render_prometheus().contains("test_samples_duration_seconds_bucket"));
     }
 }

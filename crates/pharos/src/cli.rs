@@ -42,7 +42,8 @@ pub enum Command {
     Query(crate::query_cli::QueryArgs),
     /// Check rule files and run rule unit tests, as promtool does (no server needed).
     Rules(crate::rules_cli::RulesArgs),
-    /// Alert routing tools: check an Alertmanager configuration (no server needed).
+    /// The alert service: alerts, acknowledgements, silences, rule groups and deliveries; and
+    /// `check-config`, which checks an Alertmanager configuration without a server.
     Alert(crate::alert_cli::AlertArgs),
     /// Send realistic telemetry to a running server and report the rate and ack latency.
     Loadgen(crate::loadgen::LoadgenArgs),
@@ -89,7 +90,8 @@ impl ServeArgs {
     }
 }
 
-/// How a client command reaches a server: shared by `pharos config`, `pharos search` and `pharos loadgen`.
+/// How a client command reaches a server: shared by `pharos config`, `pharos search`,
+/// `pharos query`, `pharos alert` and `pharos loadgen`.
 #[derive(Debug, Clone, Args)]
 pub struct ClientArgs {
     /// The server's gRPC address (https://... for TLS).

@@ -4,6 +4,7 @@
 //! ([`webhook`]).
 
 pub mod body;
+pub mod email;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -19,6 +19,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use pharos_api::ConfigApi as _;
 use pharos_proto::ingest::v1 as ingest;
 use serde_json::Value as Json;
 
@@ -695,4 +696,130 @@ async fn a_standby_takes_over_within_seconds_and_repeats_nothing() {
     );
     drop(leader);
     standby.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_writes_its_own_metrics_for_the_self_monitoring_rules() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pharos = Process::spawn_with_env(
+        dir.path(),
+        &[],
+        &[("PHAROS_ALERT__SELF_MONITORING_INTERVAL", "200ms")],
+    );
+    pharos.wait_serving().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = get_json(format!(
+            "http://{}/api/v1/query?query=process_resident_memory_bytes%7Bjob%3D%22pharos%22%7D",
+            pharos.http
+        ))
+        .await;
+        let result = &answer["data"]["result"][0];
+        if let Some(value) = result["value"][1].as_str() {
+            let bytes: f64 = value.parse().expect("a number");
+            assert!(bytes > 1e6, "{answer}");
+            assert_eq!(result["metric"]["instance"], pharos.grpc.to_string());
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no self-monitoring sample: {answer}\n{}",
+            pharos.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The built-in group runs beside the files' groups.
+    let rules_health = pharos.health().await;
+    assert!(
+        rules_health["components"]["alert"]["rule_groups"]
+            .as_u64()
+            .is_some_and(|groups| groups >= 1),
+        "{rules_health}"
+    );
+    pharos.terminate();
+}
+
+async fn write_auth_failures(endpoint: &str, user: &str, count: usize) {
+    let mut client =
+        ingest::ingest_service_client::IngestServiceClient::connect(endpoint.to_owned())
+            .await
+            .expect("connect");
+    let events = (0..count)
+        .map(|_| ingest::SecurityEvent {
+            event_type: "auth_failure".into(),
+            user_id: user.into(),
+            source_ip: "203.0.113.7".into(),
+            severity: ingest::Severity::Medium as i32,
+            resource: "/api/login".into(),
+            service_name: "shop".into(),
+            ..Default::default()
+        })
+        .collect();
+    let reply = client
+        .write_security_events(ingest::WriteSecurityEventsRequest { events })
+        .await
+        .expect("write")
+        .into_inner();
+    assert_eq!(reply.accepted as usize, count, "{reply:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn brute_force_is_detected_and_its_threshold_is_live() {
+    use pharos_proto::config::v1 as config;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    let pharos = Process::spawn(dir.path(), &["--config", settings.to_str().expect("path")]);
+    pharos.wait_serving().await;
+
+    // Five failures for one user within a minute: one alert, with its evidence.
+    let written = Instant::now();
+    write_auth_failures(&pharos.endpoint(), "alice", 5).await;
+    let received = receiver
+        .wait_for(1, Duration::from_secs(20), || pharos.log())
+        .await;
+    eprintln!("events to webhook: {:?}", received[0].at - written);
+    let body = received[0].json();
+    let alert = &body["alerts"][0];
+    assert_eq!(alert["labels"]["alertname"], "BruteForceUser", "{body}");
+    assert_eq!(alert["labels"]["user"], "alice");
+    let evidence: Json =
+        serde_json::from_str(alert["annotations"]["evidence"].as_str().expect("evidence"))
+            .expect("evidence is JSON");
+    assert_eq!(evidence["count"], 5, "{evidence}");
+
+    // Two are not enough by default; after `pharos.alert.detectors.brute_force.max_failures = 2`
+    // they are, without a restart.
+    let client = pharos.client().await;
+    client
+        .set(config::SetRequest {
+            key: "pharos.alert.detectors.brute_force.max_failures".into(),
+            value: "2".into(),
+            r#type: config::ValueType::Int as i32,
+            ..Default::default()
+        })
+        .await
+        .expect("set");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut user = 0;
+    loop {
+        // A fresh user each round, until the live threshold has reached the detectors.
+        user += 1;
+        write_auth_failures(&pharos.endpoint(), &format!("bob{user}"), 2).await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        if receiver.received().iter().any(|r| {
+            r.json()["alerts"][0]["labels"]["user"]
+                .as_str()
+                .is_some_and(|u| u.starts_with("bob"))
+        }) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the live threshold did not apply:\n{}",
+            pharos.log()
+        );
+    }
+    pharos.terminate();
 }

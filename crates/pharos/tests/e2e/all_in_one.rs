@@ -178,6 +178,7 @@ async fn all_in_one_on_the_embedded_store() {
             "opentelemetry.proto.collector.logs.v1.LogsService",
             "opentelemetry.proto.collector.metrics.v1.MetricsService",
             "opentelemetry.proto.collector.trace.v1.TraceService",
+            "pharos.alert.v1.AlertService",
             "pharos.config.v1.ConfigService",
             "pharos.ingest.v1.IngestService",
             "pharos.query.v1.QueryService",

@@ -2,6 +2,8 @@
 //!
 //! - `alert`: rules evaluated as points commit, webhooks (body, key, signature, retries, dead
 //!   letters), amtool, kill -9 during and after delivery, a real Prometheus sending alerts;
+//! - `alert_cli`: `pharos alert` over gRPC: list, ack, silences, stored rule groups and
+//!   delivery attempts;
 //! - `all_in_one`: all services in one process on the embedded store; the CLI, health,
 //!   reflection, metrics and graceful shutdown;
 //! - `search_cli`: `pharos search` reading every input format;
@@ -21,6 +23,7 @@
 #![allow(clippy::disallowed_methods)]
 
 mod alert;
+mod alert_cli;
 mod all_in_one;
 mod durability;
 mod loadgen;

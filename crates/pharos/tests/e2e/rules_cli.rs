@@ -104,3 +104,36 @@ fn alert_check_config_reads_alertmanager_files() {
         }
     }
 }
+
+/// The self-monitoring rules Pharos ships pass their unit tests in Pharos and in promtool, and
+/// both check them clean.
+#[test]
+fn the_shipped_self_monitoring_rules_pass_in_pharos_and_promtool() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join("pharos-alert")
+        .join("rules");
+    let rules = dir.join("self_monitoring.yml");
+    let tests = dir.join("self_monitoring.test.yml");
+    let (ok, stdout, stderr) = pharos(&["rules", "check"], std::slice::from_ref(&rules));
+    assert!(ok, "{stdout}\n{stderr}");
+    let (ok, stdout, stderr) = pharos(&["rules", "test"], std::slice::from_ref(&tests));
+    assert!(ok && stdout.contains("  SUCCESS"), "{stdout}\n{stderr}");
+    let Some(promtool) = crate::support::reference_tool("promtool", "prometheus") else {
+        return;
+    };
+    for (command, file) in [("check", &rules), ("test", &tests)] {
+        let output = Command::new(&promtool)
+            .args([command, "rules"])
+            .arg(file)
+            .output()
+            .expect("run promtool");
+        assert!(
+            output.status.success(),
+            "promtool {command} rules {}:\n{}{}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+}
