@@ -592,6 +592,9 @@ async fn a_real_prometheus_sends_its_alerts_to_pharos() {
                 prometheus_dir.join("tsdb").display()
             ))
             .arg(format!("--web.listen-address={}", free_addr()))
+            // Prometheus drops the alerts of an evaluation that runs before its Alertmanagers
+            // are discovered and sends them again only after the resend delay (1 m by default).
+            .arg("--rules.alert.resend-delay=1s")
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).expect("log"))
             .spawn()
