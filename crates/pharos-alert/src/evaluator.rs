@@ -199,14 +199,7 @@ impl RuleEvaluator {
     /// after every evaluation), each new one starts from the state saved under its key.
     pub async fn replace(&self, groups: Vec<(PathBuf, RuleGroup)>) -> Result<(), String> {
         let _reloading = self.reload_lock.lock().await;
-        let old: Vec<RunningGroup> = match self.groups.write() {
-            Ok(mut running) => std::mem::take(&mut *running),
-            Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
-        };
-        for group in old {
-            group.stop.notify_one();
-            let _ = group.handle.await;
-        }
+        self.stop_running().await;
         let saved: HashMap<String, String> = match self.context.repository.load_rule_states().await
         {
             Ok(states) => states.into_iter().collect(),
@@ -282,11 +275,13 @@ impl RuleEvaluator {
 
     /// Stops every group.
     pub async fn stop(&self) {
-        let _ = self.replace_none().await;
+        let _reloading = self.reload_lock.lock().await;
+        self.stop_running().await;
     }
 
-    async fn replace_none(&self) {
-        let _reloading = self.reload_lock.lock().await;
+    /// Stops the running groups and waits for their tasks (each saved its state after its
+    /// last evaluation). The caller holds `reload_lock`.
+    async fn stop_running(&self) {
         let old: Vec<RunningGroup> = match self.groups.write() {
             Ok(mut running) => std::mem::take(&mut *running),
             Err(poisoned) => std::mem::take(&mut *poisoned.into_inner()),
@@ -321,63 +316,29 @@ impl RuleEvaluator {
     /// process stops. A lost subscription is taken up again after the last batch seen.
     pub async fn follow_feed(self: Arc<Self>, feed: Arc<dyn FeedApi>, shutdown: Shutdown) {
         let mut names_by_series: HashMap<i64, String> = HashMap::new();
-        let mut after: Option<u64> = None;
-        let mut backoff = Duration::from_millis(100);
-        loop {
-            let request = ingest_pb::SubscribeRequest {
-                signals: vec![ingest_pb::FeedSignal::Metrics as i32],
-                after_position: after,
-            };
-            let subscribed = tokio::select! {
-                _ = shutdown.wait() => return,
-                subscribed = feed.subscribe(request) => subscribed,
-            };
-            match subscribed {
-                Ok(mut items) => {
-                    backoff = Duration::from_millis(100);
-                    loop {
-                        let item = tokio::select! {
-                            _ = shutdown.wait() => return,
-                            item = futures::StreamExt::next(&mut items) => item,
-                        };
-                        let Some(Ok(response)) = item else { break };
-                        if let Some(ingest_pb::subscribe_response::Item::Batch(batch)) =
-                            response.item
-                        {
-                            after = Some(batch.position);
-                            if let Some(ingest_pb::committed_batch::Items::Metrics(metrics)) =
-                                batch.items
-                            {
-                                for series in metrics.series {
-                                    names_by_series.insert(series.id, series.name);
-                                }
-                                let names: HashSet<String> = metrics
-                                    .points
-                                    .iter()
-                                    .filter_map(|point| names_by_series.get(&point.series_id))
-                                    .cloned()
-                                    .collect();
-                                tracing::debug!(
-                                    position = batch.position,
-                                    ?names,
-                                    "committed batch"
-                                );
-                                self.committed(&names);
-                            }
-                        }
+        pharos_api::feed::follow(
+            feed,
+            &[ingest_pb::FeedSignal::Metrics],
+            shutdown,
+            "rule evaluation",
+            |batch| {
+                if let Some(ingest_pb::committed_batch::Items::Metrics(metrics)) = batch.items {
+                    for series in metrics.series {
+                        names_by_series.insert(series.id, series.name);
                     }
-                    tracing::debug!("feed subscription ended; subscribing again");
+                    let names: HashSet<String> = metrics
+                        .points
+                        .iter()
+                        .filter_map(|point| names_by_series.get(&point.series_id))
+                        .cloned()
+                        .collect();
+                    tracing::debug!(position = batch.position, ?names, "committed batch");
+                    self.committed(&names);
                 }
-                Err(status) => {
-                    tracing::warn!(error = %status.message(), "cannot follow the ingest feed; evaluating at intervals meanwhile");
-                }
-            }
-            tokio::select! {
-                _ = shutdown.wait() => return,
-                _ = tokio::time::sleep(backoff) => {}
-            }
-            backoff = (backoff * 2).min(Duration::from_secs(10));
-        }
+                std::future::ready(())
+            },
+        )
+        .await;
     }
 }
 

@@ -11,7 +11,6 @@ use futures::{Stream, StreamExt as _};
 use pharos_proto::alert::v1 as pb;
 use pharos_proto::alert::v1::alert_service_server::{self, AlertServiceServer};
 use pharos_routing::matcher::Matcher;
-use pharos_runtime::auth::Actor;
 use tokio::sync::broadcast;
 use tonic::{Request, Response, Status};
 
@@ -67,18 +66,7 @@ pub fn server(
     )
 }
 
-/// The authenticated token's name, else the `x-pharos-actor` metadata, else `anonymous`.
-fn actor<T>(request: &Request<T>) -> String {
-    if let Some(Actor(name)) = request.extensions().get::<Actor>() {
-        return name.clone();
-    }
-    request
-        .metadata()
-        .get(ACTOR_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty() && value.len() <= MAX_NAME_BYTES)
-        .map_or_else(|| "anonymous".to_owned(), str::to_owned)
-}
+use pharos_api::client::request_actor as actor;
 
 /// What a watch ends with when it fell behind the dispatcher's event buffer.
 fn fell_behind() -> Status {

@@ -27,57 +27,34 @@ pub async fn follow_security_events(
     hold: Duration,
     shutdown: Shutdown,
 ) {
-    let mut after: Option<u64> = None;
-    let mut backoff = Duration::from_millis(100);
-    loop {
-        let request = pb::SubscribeRequest {
-            signals: vec![pb::FeedSignal::SecurityEvents as i32],
-            after_position: after,
-        };
-        let subscribed = tokio::select! {
-            _ = shutdown.wait() => return,
-            subscribed = feed.subscribe(request) => subscribed,
-        };
-        match subscribed {
-            Ok(mut items) => {
-                backoff = Duration::from_millis(100);
-                loop {
-                    let item = tokio::select! {
-                        _ = shutdown.wait() => return,
-                        item = futures::StreamExt::next(&mut items) => item,
-                    };
-                    let Some(Ok(response)) = item else { break };
-                    let Some(pb::subscribe_response::Item::Batch(batch)) = response.item else {
-                        continue;
-                    };
-                    after = Some(batch.position);
-                    let Some(pb::committed_batch::Items::SecurityEvents(events)) = batch.items
-                    else {
-                        continue;
-                    };
-                    let detections = observe(&detectors, &events.events, batch.committed_unix_nano);
-                    if detections.is_empty() || !service.is_leader() {
-                        continue;
-                    }
-                    let alerts: Vec<Alert> = detections
-                        .iter()
-                        .map(|detection| to_alert(detection, &service, hold))
-                        .collect();
-                    if let Err(error) = service.receive(alerts).await {
-                        tracing::warn!(%error, "a detection could not be stored; it is lost");
-                    }
+    pharos_api::feed::follow(
+        feed,
+        &[pb::FeedSignal::SecurityEvents],
+        shutdown,
+        "security detectors",
+        |batch| {
+            let service = service.clone();
+            let detections = match batch.items {
+                Some(pb::committed_batch::Items::SecurityEvents(events)) => {
+                    observe(&detectors, &events.events, batch.committed_unix_nano)
+                }
+                _ => Vec::new(),
+            };
+            async move {
+                if detections.is_empty() || !service.is_leader() {
+                    return;
+                }
+                let alerts: Vec<Alert> = detections
+                    .iter()
+                    .map(|detection| to_alert(detection, &service, hold))
+                    .collect();
+                if let Err(error) = service.receive(alerts).await {
+                    tracing::warn!(%error, "a detection could not be stored; it is lost");
                 }
             }
-            Err(status) => {
-                tracing::warn!(error = %status.message(), "cannot follow the ingest feed's security events; detectors idle meanwhile");
-            }
-        }
-        tokio::select! {
-            _ = shutdown.wait() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(10));
-    }
+        },
+    )
+    .await;
 }
 
 /// Runs a batch through the detectors (the event's own time, else the commit time).

@@ -20,6 +20,25 @@ use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity
 /// The metadata key a caller without a named token may use to say who it is.
 pub const ACTOR_METADATA: &str = "x-pharos-actor";
 
+/// The longest actor name taken from `x-pharos-actor` metadata.
+const MAX_ACTOR_BYTES: usize = 128;
+
+/// Who a request comes from, as the services record it: the authenticated token's name, else
+/// the `x-pharos-actor` metadata (1 to 128 bytes), else `anonymous`.
+pub fn request_actor<T>(request: &tonic::Request<T>) -> String {
+    if let Some(pharos_runtime::auth::Actor(name)) =
+        request.extensions().get::<pharos_runtime::auth::Actor>()
+    {
+        return name.clone();
+    }
+    request
+        .metadata()
+        .get(ACTOR_METADATA)
+        .and_then(|value| value.to_str().ok())
+        .filter(|value| !value.is_empty() && value.len() <= MAX_ACTOR_BYTES)
+        .map_or_else(|| "anonymous".to_owned(), str::to_owned)
+}
+
 /// Largest message a Pharos client accepts (a config list page, a feed batch).
 pub const MAX_DECODING_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 

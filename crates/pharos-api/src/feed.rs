@@ -55,3 +55,57 @@ impl FeedApi for RemoteFeed {
         ))
     }
 }
+
+/// Follows `feed` from now on until `shutdown`: every committed batch of `signals` goes to
+/// `on_batch`, in commit order. A subscription that ends or fails is taken up again after the
+/// last batch seen (waits of 100 ms doubling to 10 s between failed attempts), so a consumer
+/// misses nothing the feed still keeps. `what` names the consumer in the logs.
+pub async fn follow<F, Fut>(
+    feed: Arc<dyn FeedApi>,
+    signals: &[pb::FeedSignal],
+    shutdown: pharos_runtime::Shutdown,
+    what: &'static str,
+    mut on_batch: F,
+) where
+    F: FnMut(pb::CommittedBatch) -> Fut + Send,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let signals: Vec<i32> = signals.iter().map(|signal| *signal as i32).collect();
+    let mut after: Option<u64> = None;
+    let mut backoff = std::time::Duration::from_millis(100);
+    loop {
+        let request = pb::SubscribeRequest {
+            signals: signals.clone(),
+            after_position: after,
+        };
+        let subscribed = tokio::select! {
+            _ = shutdown.wait() => return,
+            subscribed = feed.subscribe(request) => subscribed,
+        };
+        match subscribed {
+            Ok(mut items) => {
+                backoff = std::time::Duration::from_millis(100);
+                loop {
+                    let item = tokio::select! {
+                        _ = shutdown.wait() => return,
+                        item = futures::StreamExt::next(&mut items) => item,
+                    };
+                    let Some(Ok(response)) = item else { break };
+                    if let Some(pb::subscribe_response::Item::Batch(batch)) = response.item {
+                        after = Some(batch.position);
+                        on_batch(batch).await;
+                    }
+                }
+                tracing::debug!(what, "feed subscription ended; subscribing again");
+            }
+            Err(status) => {
+                tracing::warn!(what, error = %status.message(), "cannot follow the ingest feed; will retry");
+            }
+        }
+        tokio::select! {
+            _ = shutdown.wait() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
+}

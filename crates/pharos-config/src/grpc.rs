@@ -8,7 +8,6 @@ use std::sync::Arc;
 use futures::{Stream, StreamExt as _};
 use pharos_proto::config::v1 as pb;
 use pharos_proto::config::v1::config_service_server::{self, ConfigServiceServer};
-use pharos_runtime::auth::Actor;
 use tonic::{Request, Response, Status};
 
 use crate::service::ConfigService;
@@ -32,19 +31,7 @@ pub fn server(
     )
 }
 
-/// The authenticated token's name, else the `x-pharos-actor` metadata, else
-/// `anonymous`.
-fn actor<T>(request: &Request<T>) -> String {
-    if let Some(Actor(name)) = request.extensions().get::<Actor>() {
-        return name.clone();
-    }
-    request
-        .metadata()
-        .get(ACTOR_METADATA)
-        .and_then(|value| value.to_str().ok())
-        .filter(|value| !value.is_empty() && value.len() <= 128)
-        .map_or_else(|| "anonymous".to_string(), str::to_string)
-}
+use pharos_api::client::request_actor as actor;
 
 type WatchResponseStream = Pin<Box<dyn Stream<Item = Result<pb::WatchResponse, Status>> + Send>>;
 

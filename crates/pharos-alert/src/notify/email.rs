@@ -41,7 +41,8 @@ use pharos_routing::config::{DEFAULT_EMAIL_HTML, EmailConfig, TlsConfig, TlsVers
 use pharos_routing::labels::LabelSet;
 
 use super::body::WebhookMessage;
-use super::webhook::{Attempt, AttemptOutcome, Delivery, RetryPolicy};
+use super::retry::{Answer, deliver_with_retries};
+use super::webhook::{Attempt, Delivery, RetryPolicy};
 use super::{AlertStatus, Notification, NotifiedAlert};
 
 /// The `Subject` header Alertmanager puts in every email config that sets none; it stands for
@@ -512,31 +513,12 @@ pub struct EmailSender {
     policy: RetryPolicy,
 }
 
-/// What follows an attempt.
-enum Then {
-    Delivered(u16),
-    Wait(Duration),
-    Dead(String),
-}
-
-/// What one attempt came to, before it is numbered.
-enum Answer {
-    /// The server took the message, with this reply code.
-    Success(u16),
-    /// Worth another attempt.
-    Transient {
-        code: Option<u16>,
-        error: String,
-        /// What to check once attempts ran out.
-        advice: &'static str,
-    },
-    /// Another attempt would fail the same way; `error` says what to fix.
-    Permanent { code: Option<u16>, error: String },
-}
-
 impl Answer {
     fn permanent(error: String) -> Self {
-        Answer::Permanent { code: None, error }
+        Answer::Permanent {
+            status: None,
+            error,
+        }
     }
 }
 
@@ -583,92 +565,18 @@ impl EmailSender {
         message: &EmailMessage,
         idempotency_key: &str,
         now: impl Fn() -> DateTime<Utc> + Send + Sync,
-        mut on_attempt: impl FnMut(&Attempt) + Send,
+        on_attempt: impl FnMut(&Attempt) + Send,
     ) -> Delivery {
         let server = config.smarthost.to_string();
-        let attempts = self.policy.attempts.max(1);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started_at = now();
-            let clock = tokio::time::Instant::now();
-            let answer = self
-                .attempt(config, message, idempotency_key, started_at)
-                .await;
-            let duration = clock.elapsed();
-            let last = attempt >= attempts;
-
-            let (outcome, code, error, then) = match answer {
-                Answer::Success(code) => (
-                    AttemptOutcome::Delivered,
-                    Some(code),
-                    String::new(),
-                    Then::Delivered(code),
-                ),
-                Answer::Permanent { code, error } => {
-                    let then = Then::Dead(error.clone());
-                    (AttemptOutcome::Failed, code, error, then)
-                }
-                Answer::Transient {
-                    code,
-                    error,
-                    advice,
-                } if last => {
-                    let attempts = if attempt == 1 { "attempt" } else { "attempts" };
-                    let then = Then::Dead(format!(
-                        "{error}; gave up after {attempt} {attempts}: {advice} ({server})"
-                    ));
-                    (AttemptOutcome::Failed, code, error, then)
-                }
-                Answer::Transient { code, error, .. } => {
-                    let wait = self.policy.backoff(attempt);
-                    (AttemptOutcome::Retry, code, error, Then::Wait(wait))
-                }
-            };
-            let record = Attempt {
-                attempt,
-                started_at,
-                duration,
-                outcome,
-                http_status: code,
-                error,
-            };
-            on_attempt(&record);
-
-            match then {
-                Then::Delivered(code) => {
-                    tracing::debug!(server = %server, attempt, code, "email delivered");
-                    return Delivery::Delivered {
-                        attempts: attempt,
-                        http_status: code,
-                    };
-                }
-                Then::Wait(wait) => {
-                    tracing::warn!(
-                        server = %server,
-                        attempt,
-                        code,
-                        error = %record.error,
-                        retry_in = ?wait,
-                        "email attempt failed, retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Then::Dead(last_error) => {
-                    tracing::warn!(
-                        server = %server,
-                        attempt,
-                        code,
-                        error = %last_error,
-                        "email delivery dead"
-                    );
-                    return Delivery::Dead {
-                        attempts: attempt,
-                        last_error,
-                    };
-                }
-            }
-        }
+        deliver_with_retries(
+            &self.policy,
+            "email",
+            &server,
+            &now,
+            on_attempt,
+            |started_at| self.attempt(config, message, idempotency_key, started_at),
+        )
+        .await
     }
 
     /// One connection: build the transport and the message, send, classify the outcome.
@@ -690,7 +598,8 @@ impl EmailSender {
         let server = config.smarthost.to_string();
         match tokio::time::timeout(self.policy.timeout, transport.send(email)).await {
             Err(_) => Answer::Transient {
-                code: None,
+                retry_after: None,
+                status: None,
                 error: format!(
                     "the SMTP server did not take the message within {:?}",
                     self.policy.timeout
@@ -712,7 +621,8 @@ fn classify(error: &lettre::transport::smtp::Error, server: &str, require_tls: b
             .unwrap_or_else(|| format!("the SMTP server answered {code}"));
         if error.is_transient() {
             return Answer::Transient {
-                code: Some(code),
+                retry_after: None,
+                status: Some(code),
                 error: text,
                 advice: "the SMTP server is deferring the message; see its logs",
             };
@@ -730,7 +640,7 @@ fn classify(error: &lettre::transport::smtp::Error, server: &str, require_tls: b
             _ => "see the SMTP server's logs and check the email config",
         };
         return Answer::Permanent {
-            code: Some(code),
+            status: Some(code),
             error: format!("{text}; {fix}"),
         };
     }
@@ -758,14 +668,16 @@ fn classify(error: &lettre::transport::smtp::Error, server: &str, require_tls: b
     }
     if error.is_tls() {
         return Answer::Transient {
-            code: None,
+            retry_after: None,
+            status: None,
             error: format!("TLS with the SMTP server failed: {detail}"),
             advice: "check the email config's tls_config (ca_file, server_name) and that the \
                      server speaks TLS on this port",
         };
     }
     Answer::Transient {
-        code: None,
+        retry_after: None,
+        status: None,
         error: format!("could not talk to the SMTP server: {detail}"),
         advice: "check that the SMTP server is reachable and the routing file's smarthost",
     }
@@ -1021,6 +933,7 @@ mod tests {
     use tokio::net::{TcpListener, TcpStream};
 
     use super::*;
+    use crate::notify::webhook::AttemptOutcome;
 
     /// What the sink saw, over all its connections.
     #[derive(Debug, Default)]

@@ -5,6 +5,7 @@
 
 pub mod body;
 pub mod email;
+mod retry;
 pub mod webhook;
 
 use std::collections::BTreeMap;

@@ -18,6 +18,8 @@ use hmac::{Hmac, Mac};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 
+use super::retry::{Answer, deliver_with_retries};
+
 /// The `User-Agent` of every request.
 pub const USER_AGENT: &str = concat!("Pharos/", env!("CARGO_PKG_VERSION"));
 /// The header carrying the delivery's idempotency key, the same on every attempt.
@@ -198,32 +200,6 @@ pub struct WebhookSender {
     policy: RetryPolicy,
 }
 
-/// What follows an attempt.
-enum Then {
-    Delivered(u16),
-    Wait(Duration),
-    Dead(String),
-}
-
-/// What one attempt came to, before it is numbered.
-enum Answer {
-    Success(u16),
-    /// Worth another attempt.
-    Transient {
-        status: Option<u16>,
-        error: String,
-        /// What to check once attempts ran out.
-        advice: &'static str,
-        /// The `Retry-After` of a 429 or 503, as a wait from now.
-        retry_after: Option<Duration>,
-    },
-    /// Another attempt would fail the same way; `error` says what to fix.
-    Permanent {
-        status: Option<u16>,
-        error: String,
-    },
-}
-
 impl WebhookSender {
     /// A sender with its own connection pool (rustls, no redirects), once the policy checks
     /// out.
@@ -254,101 +230,18 @@ impl WebhookSender {
         body: &[u8],
         idempotency_key: &str,
         now: impl Fn() -> DateTime<Utc> + Send + Sync,
-        mut on_attempt: impl FnMut(&Attempt) + Send,
+        on_attempt: impl FnMut(&Attempt) + Send,
     ) -> Delivery {
         let url = redacted_url(&target.url);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let started_at = now();
-            let clock = tokio::time::Instant::now();
-            let answer = self
-                .attempt(target, body, idempotency_key, started_at, &now)
-                .await;
-            let duration = clock.elapsed();
-            let last = attempt >= self.policy.attempts;
-
-            let (outcome, http_status, error, then) = match answer {
-                Answer::Success(status) => (
-                    AttemptOutcome::Delivered,
-                    Some(status),
-                    String::new(),
-                    Then::Delivered(status),
-                ),
-                Answer::Permanent { status, error } => {
-                    let then = Then::Dead(error.clone());
-                    (AttemptOutcome::Failed, status, error, then)
-                }
-                Answer::Transient {
-                    status,
-                    error,
-                    advice,
-                    ..
-                } if last => {
-                    let attempts = if attempt == 1 { "attempt" } else { "attempts" };
-                    let then = Then::Dead(format!(
-                        "{error}; gave up after {attempt} {attempts}: {advice} ({url})"
-                    ));
-                    (AttemptOutcome::Failed, status, error, then)
-                }
-                Answer::Transient {
-                    status,
-                    error,
-                    retry_after,
-                    ..
-                } => {
-                    let wait = match retry_after {
-                        Some(wait) if wait <= self.policy.max_retry_after => wait,
-                        Some(_) => self.policy.max_backoff,
-                        None => self.policy.backoff(attempt),
-                    };
-                    (AttemptOutcome::Retry, status, error, Then::Wait(wait))
-                }
-            };
-            let record = Attempt {
-                attempt,
-                started_at,
-                duration,
-                outcome,
-                http_status,
-                error,
-            };
-            on_attempt(&record);
-
-            match then {
-                Then::Delivered(http_status) => {
-                    tracing::debug!(url = %url, attempt, status = http_status, "webhook delivered");
-                    return Delivery::Delivered {
-                        attempts: attempt,
-                        http_status,
-                    };
-                }
-                Then::Wait(wait) => {
-                    tracing::warn!(
-                        url = %url,
-                        attempt,
-                        status = http_status,
-                        error = %record.error,
-                        retry_in = ?wait,
-                        "webhook attempt failed, retrying"
-                    );
-                    tokio::time::sleep(wait).await;
-                }
-                Then::Dead(last_error) => {
-                    tracing::warn!(
-                        url = %url,
-                        attempt,
-                        status = http_status,
-                        error = %last_error,
-                        "webhook delivery dead"
-                    );
-                    return Delivery::Dead {
-                        attempts: attempt,
-                        last_error,
-                    };
-                }
-            }
-        }
+        deliver_with_retries(
+            &self.policy,
+            "webhook",
+            &url,
+            &now,
+            on_attempt,
+            |started_at| self.attempt(target, body, idempotency_key, started_at, &now),
+        )
+        .await
     }
 
     /// One POST, classified.
