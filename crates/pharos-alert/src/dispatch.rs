@@ -181,6 +181,9 @@ pub struct Dispatcher {
     wake: Notify,
     external_url: String,
     events: tokio::sync::broadcast::Sender<AlertEvent>,
+    /// Storm control: the most alerts held at once (`alert.max_alerts`).
+    max_alerts: usize,
+    refused: std::sync::atomic::AtomicU64,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -197,6 +200,7 @@ impl Dispatcher {
         outbox: Arc<Outbox>,
         repository: AlertRepository,
         external_url: String,
+        max_alerts: usize,
     ) -> Self {
         Self {
             clock,
@@ -208,6 +212,8 @@ impl Dispatcher {
             wake: Notify::new(),
             external_url,
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
+            max_alerts,
+            refused: std::sync::atomic::AtomicU64::new(0),
         }
     }
 
@@ -330,7 +336,22 @@ impl Dispatcher {
     /// Receives alerts, merging each with the one of the same fingerprint as Alertmanager's
     /// store does, and routes them. Returns the merged alerts (for the caller to persist).
     pub fn put(&self, alerts: Vec<Alert>) -> Vec<Alert> {
+        let (merged, refused) = self.put_counted(alerts);
+        if refused > 0 {
+            tracing::warn!(
+                refused,
+                limit = self.max_alerts,
+                "alerts refused: the dispatcher holds its maximum (alert.max_alerts)"
+            );
+        }
+        merged
+    }
+
+    /// [`Dispatcher::put`], and how many new alerts were refused because the dispatcher holds
+    /// `alert.max_alerts` already (alerts it holds are still updated and resolved).
+    pub fn put_counted(&self, alerts: Vec<Alert>) -> (Vec<Alert>, usize) {
         let now = self.now();
+        let mut refused = 0usize;
         let routing = self.routing();
         let mut merged_alerts = Vec::with_capacity(alerts.len());
         let mut events = Vec::new();
@@ -338,6 +359,11 @@ impl Dispatcher {
             let mut state = self.lock();
             for alert in alerts {
                 let fingerprint = alert.fingerprint();
+                if !state.alerts.contains_key(&fingerprint) && state.alerts.len() >= self.max_alerts
+                {
+                    refused += 1;
+                    continue;
+                }
                 let merged = match state.alerts.get(&fingerprint) {
                     // Only overlapping alerts merge; otherwise the new one replaces the old.
                     Some(old) if old.ends_at > alert.starts_at && old.starts_at < alert.ends_at => {
@@ -377,7 +403,21 @@ impl Dispatcher {
             // No watcher is fine.
             let _ = self.events.send(event);
         }
-        merged_alerts
+        if refused > 0 {
+            self.refused
+                .fetch_add(refused as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+        (merged_alerts, refused)
+    }
+
+    /// New alerts refused since start because the dispatcher was full.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The most alerts the dispatcher holds.
+    pub fn max_alerts(&self) -> usize {
+        self.max_alerts
     }
 
     /// Every alert held, resolved ones included.

@@ -14,6 +14,11 @@ pub enum AlertError {
     InvalidArgument { field: String, reason: String },
     #[error("{0} not found")]
     NotFound(String),
+    /// Storm control: the dispatcher holds `alert.max_alerts` alerts already.
+    #[error(
+        "{refused} new alerts refused: Pharos holds its maximum of {limit} alerts (alert.max_alerts); resolve or silence alerts, fix the rules that fire too many, or raise the limit"
+    )]
+    TooManyAlerts { limit: usize, refused: usize },
     /// A rule file or the routing file cannot be used.
     #[error("{0}")]
     Configuration(String),
@@ -32,6 +37,11 @@ impl From<AlertError> for tonic::Status {
             }
             AlertError::NotFound(what) => tonic::Status::not_found(format!("{what} not found")),
             AlertError::Configuration(message) => tonic::Status::failed_precondition(message),
+            AlertError::TooManyAlerts { .. } => pharos_runtime::error::overloaded(
+                tonic::Code::ResourceExhausted,
+                error.to_string(),
+                Duration::from_secs(60),
+            ),
             AlertError::Store(StoreError::Unavailable(_)) => unavailable(
                 "the database is unavailable; retry shortly",
                 Duration::from_secs(1),

@@ -149,6 +149,7 @@ impl AlertService {
             outbox.clone(),
             repository.clone(),
             external_url.clone(),
+            settings.max_alerts,
         ));
         let evaluator = Arc::new(RuleEvaluator::new(
             &settings,
@@ -501,10 +502,18 @@ impl AlertService {
     }
 
     /// Receives alerts (the API's `POST /api/v2/alerts`), persisted before the call returns.
+    /// New alerts past `alert.max_alerts` are refused (`TooManyAlerts`, after the others are
+    /// stored).
     pub async fn receive(&self, alerts: Vec<Alert>) -> Result<()> {
-        let merged = self.dispatcher.put(alerts);
+        let (merged, refused) = self.dispatcher.put_counted(alerts);
         let rows: Vec<_> = merged.iter().map(alert_row).collect();
         self.repository.upsert_alerts(&rows).await?;
+        if refused > 0 {
+            return Err(AlertError::TooManyAlerts {
+                limit: self.dispatcher.max_alerts(),
+                refused,
+            });
+        }
         Ok(())
     }
 
@@ -790,6 +799,8 @@ impl HealthCheck for AlertHealth {
                 "failing_rules": failing,
                 "last_reload_error": reload_error,
                 "alerts": self.0.dispatcher.alerts().len(),
+                "max_alerts": self.0.dispatcher.max_alerts(),
+                "alerts_refused": self.0.dispatcher.refused(),
             });
             if failing.is_empty() && reload_error.is_none() {
                 ComponentHealth::ok(details)

@@ -55,6 +55,10 @@ pub struct AlertSettings {
     /// How often the process's own metrics are written.
     #[serde(with = "pharos_clock::duration")]
     pub self_monitoring_interval: Duration,
+    /// Storm control: the most alerts held at once (firing and recently resolved, from rules,
+    /// detectors and the API); new ones past it are refused (the API answers 429). About 2 KiB
+    /// each.
+    pub max_alerts: usize,
     /// The security detectors over ingest's security events (`[alert.detectors]`), live
     /// through the `pharos.alert.detectors.*` keys of the config service.
     pub detectors: crate::detect::DetectorSettings,
@@ -86,6 +90,7 @@ impl Default for AlertSettings {
             ingest_endpoint: String::new(),
             service_token: String::new(),
             lease_ttl: Duration::from_secs(4),
+            max_alerts: 50_000,
             detectors: crate::detect::DetectorSettings::default(),
             detection_hold: Duration::from_secs(300),
             config_endpoint: String::new(),
@@ -159,6 +164,9 @@ impl AlertSettings {
         }
         if self.lease_ttl < Duration::from_millis(200) {
             return Err("alert.lease_ttl must be at least 200ms".to_owned());
+        }
+        if self.max_alerts < 1 {
+            return Err("alert.max_alerts must be at least 1".to_owned());
         }
         if self.self_monitoring && self.self_monitoring_interval.is_zero() {
             return Err("alert.self_monitoring_interval must be more than 0s".to_owned());

@@ -102,6 +102,9 @@ fn text_error(status: StatusCode, message: impl Into<String>) -> Response {
 fn service_error(error: AlertError) -> Response {
     match error {
         AlertError::NotFound(_) => StatusCode::NOT_FOUND.into_response(),
+        AlertError::TooManyAlerts { .. } => {
+            text_error(StatusCode::TOO_MANY_REQUESTS, error.to_string())
+        }
         AlertError::InvalidArgument { reason, .. } => text_error(StatusCode::BAD_REQUEST, reason),
         other => {
             tracing::error!(error = %other, "alertmanager api request failed");

@@ -473,7 +473,19 @@ async fn amtool_manages_silences_and_alerts_and_they_survive_kill_9() {
     assert!(ok && out.contains("receiver: hook"), "{out}");
 
     // kill -9, restart: the silence and the posted alert are back, and the notification the
-    // receiver acknowledged is not sent again.
+    // receiver acknowledged (and the store recorded as delivered) is not sent again.
+    let database = dir.path().join("data").join("pharos.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlite_count(
+        &database,
+        "SELECT count(*) FROM alert_outbox WHERE state = 'delivered'",
+    )
+    .await
+        < 1
+    {
+        assert!(Instant::now() < deadline, "the delivery was not recorded");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let mut child = pharos.child.take().expect("running");
     child.kill().expect("kill -9");
     child.wait().expect("reaped");
@@ -679,6 +691,29 @@ async fn a_standby_takes_over_within_seconds_and_repeats_nothing() {
         "PostedToStandby"
     );
 
+    // The receiver's 2xx is recorded before the kill (a kill between the two is the window the
+    // Idempotency-Key covers: the notification would come again with the same key).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        use sqlx::Connection as _;
+        let mut connection = sqlx::PgConnection::connect(database.url())
+            .await
+            .expect("connect");
+        let delivered: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM alert_outbox WHERE state = 'delivered'")
+                .fetch_one(&mut connection)
+                .await
+                .expect("count");
+        if delivered == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the delivery was not recorded:\n{}",
+            leader.log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     // kill -9 the leader: the standby takes over within the lease (4 s) and a renewal (1 s).
     let mut child = leader.child.take().expect("running");
     child.kill().expect("kill -9");
@@ -824,5 +859,54 @@ async fn brute_force_is_detected_and_its_threshold_is_live() {
             pharos.log()
         );
     }
+    pharos.terminate();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_past_the_cap_are_refused_and_held_ones_still_resolve() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pharos = Process::spawn_with_env(dir.path(), &[], &[("PHAROS_ALERT__MAX_ALERTS", "2")]);
+    pharos.wait_serving().await;
+    let post = |alerts: Json| {
+        let url = format!("http://{}/api/v2/alerts", pharos.http);
+        async move {
+            reqwest::Client::new()
+                .post(url)
+                .json(&alerts)
+                .send()
+                .await
+                .expect("post")
+        }
+    };
+    let response = post(serde_json::json!([
+        {"labels": {"alertname": "Storm", "n": "1"}},
+        {"labels": {"alertname": "Storm", "n": "2"}},
+        {"labels": {"alertname": "Storm", "n": "3"}},
+    ]))
+    .await;
+    assert_eq!(response.status(), 429);
+    let text = response.text().await.expect("body");
+    assert!(
+        text.contains("1 new alerts refused") && text.contains("alert.max_alerts"),
+        "{text}"
+    );
+    let alerts = get_json(format!("http://{}/api/v2/alerts", pharos.http)).await;
+    assert_eq!(alerts.as_array().map(Vec::len), Some(2), "{alerts}");
+    // An alert already held is still updated: resolving it is accepted.
+    let response = post(serde_json::json!([
+        {"labels": {"alertname": "Storm", "n": "1"}, "endsAt": "2000-01-01T00:00:00Z", "startsAt": "1999-01-01T00:00:00Z"},
+    ]))
+    .await;
+    assert_eq!(
+        response.status(),
+        200,
+        "{}",
+        response.text().await.unwrap_or_default()
+    );
+    let health = pharos.health().await;
+    assert_eq!(
+        health["components"]["alert"]["alerts_refused"], 1,
+        "{health}"
+    );
     pharos.terminate();
 }
