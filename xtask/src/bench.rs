@@ -6,14 +6,9 @@ use anyhow::bail;
 use xshell::{Shell, cmd};
 
 pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
-    const BUILT: &str = "config, ingest, search, query";
+    const BUILT: &str = "config, ingest, search, query, alert";
     match area {
-        "config" | "ingest" | "search" | "query" => {}
-        "alert" => {
-            bail!(
-                "bench area `{area}` is not built yet: it arrives with the {area} service; built areas: {BUILT}"
-            )
-        }
+        "config" | "ingest" | "search" | "query" | "alert" => {}
         other => bail!("unknown bench area `{other}`; built areas: {BUILT}"),
     }
     let database_url = crate::pg::ensure_for_tests(sh)?;
@@ -40,6 +35,15 @@ pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
         cmd!(
             sh,
             "{harness} query --pharos-bin {pharos} --prometheus-bin {prometheus} --victoria-metrics-bin {victoria_metrics} --database-url {database_url} {quick...}"
+        )
+        .run()?;
+    } else if area == "alert" {
+        let prometheus = crate::tools::prometheus(sh)?;
+        // Debian's prometheus-alertmanager puts the server beside amtool.
+        let alertmanager = crate::tools::amtool(sh)?.with_file_name("prometheus-alertmanager");
+        cmd!(
+            sh,
+            "{harness} alert --pharos-bin {pharos} --prometheus-bin {prometheus} --alertmanager-bin {alertmanager} --database-url {database_url} {quick...}"
         )
         .run()?;
     } else if area == "config" {

@@ -1,10 +1,12 @@
 //! `pharos-bench`: the benchmark harness behind `cargo xtask bench <area>`. Each area runs Pharos
-//! and the real system it is compared with (etcd for config) through the same measuring code in
-//! the same run, and prints numbers and ratios; nothing here asserts a speed.
+//! and the real system it is compared with (etcd for config, Prometheus and Alertmanager for
+//! alert) through the same measuring code in the same run, and prints numbers and ratios;
+//! nothing here asserts a speed.
 
 // The wall clock is allowed here: it times other processes in real time (see clippy.toml).
 #![allow(clippy::disallowed_methods)]
 
+mod alert;
 mod config;
 mod database;
 mod ingest;
@@ -46,6 +48,9 @@ enum Area {
     /// PromQL queries through the Prometheus HTTP API beside Prometheus and VictoriaMetrics on
     /// the same data, and beside the SQL the query service issues.
     Query(query::Args),
+    /// The alert service beside Prometheus and Alertmanager: write acknowledgement to webhook
+    /// per breach, notifications sent, evaluations under load, the security detectors.
+    Alert(alert::Args),
 }
 
 #[derive(clap::Args, Clone)]
@@ -79,6 +84,7 @@ fn main() -> std::process::ExitCode {
             Area::Ingest(args) => ingest::run(args).await,
             Area::Search(args) => search::run(args).await,
             Area::Query(args) => query::run(args).await,
+            Area::Alert(args) => alert::run(args).await,
         }
     });
     match outcome {
