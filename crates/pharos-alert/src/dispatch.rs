@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pharos_clock::Clock;
 use pharos_routing::labels::Fingerprint;
-use pharos_routing::{LabelSet, RoutingConfig};
+use pharos_routing::{LabelSet, RouteOptions, RoutingConfig};
 use pharos_runtime::Shutdown;
 use pharos_store::control::alerts::{AlertRepository, AlertRow, NotificationLogRow};
 use tokio::sync::Notify;
@@ -27,6 +27,7 @@ use crate::alerts::{Alert, millis, time_from_millis};
 use crate::error::{AlertError, Result};
 use crate::notify::{AlertStatus, Notification, NotifiedAlert};
 use crate::outbox::{Integration, Outbox, PreparedNotification};
+use crate::settings::NotificationRateLimit;
 use crate::silences::Silences;
 
 /// How often resolved alerts that no group holds any more are dropped.
@@ -150,6 +151,52 @@ struct State {
     groups: BTreeMap<(usize, String), AggregationGroup>,
     log: HashMap<LogKey, LogEntry>,
     acknowledgements: HashMap<Fingerprint, Acknowledgement>,
+    /// Per route (by index), its notification budget in the current window.
+    budgets: HashMap<usize, RouteBudget>,
+}
+
+/// One route's notifications in the current window of its rate limit.
+#[derive(Debug)]
+struct RouteBudget {
+    window_start: DateTime<Utc>,
+    sent: u32,
+    /// The groups whose notification was held back, for the summary.
+    held: BTreeSet<String>,
+    /// The groups of the summary being sent: not notified on their own meanwhile.
+    in_summary: BTreeSet<String>,
+}
+
+impl RouteBudget {
+    fn new(window_start: DateTime<Utc>) -> Self {
+        Self {
+            window_start,
+            sent: 0,
+            held: BTreeSet::new(),
+            in_summary: BTreeSet::new(),
+        }
+    }
+}
+
+/// A group as a flush sees it.
+struct GroupSnapshot {
+    labels: LabelSet,
+    alerts: Vec<Alert>,
+    firing_everywhere: Vec<LabelSet>,
+}
+
+/// What one flush (or a summary) sends, per integration, and the notification-log entries that
+/// move on without a message.
+#[derive(Debug, Default)]
+struct Plan {
+    notifications: Vec<PreparedNotification>,
+    log_only: Vec<(LogKey, LogEntry)>,
+}
+
+impl Plan {
+    /// Whether anything goes out (what the rate limit counts).
+    fn sends(&self) -> bool {
+        !self.notifications.is_empty()
+    }
 }
 
 /// An alert as the API shows it: the alert and what the dispatcher knows about it.
@@ -170,6 +217,15 @@ pub struct GroupView {
     pub alerts: Vec<AlertView>,
 }
 
+/// The dispatcher's limits against alert storms.
+#[derive(Debug, Clone)]
+pub struct StormControl {
+    /// The most alerts held at once (`alert.max_alerts`).
+    pub max_alerts: usize,
+    /// Each route's notification budget (`alert.notification_rate_limit`).
+    pub rate_limit: NotificationRateLimit,
+}
+
 /// Where alerts go once received, and how notifications leave.
 pub struct Dispatcher {
     clock: Clock,
@@ -184,6 +240,8 @@ pub struct Dispatcher {
     /// Storm control: the most alerts held at once (`alert.max_alerts`).
     max_alerts: usize,
     refused: std::sync::atomic::AtomicU64,
+    /// Storm control: each route's notification budget (`alert.notification_rate_limit`).
+    rate_limit: NotificationRateLimit,
 }
 
 impl std::fmt::Debug for Dispatcher {
@@ -200,8 +258,12 @@ impl Dispatcher {
         outbox: Arc<Outbox>,
         repository: AlertRepository,
         external_url: String,
-        max_alerts: usize,
+        storm: StormControl,
     ) -> Self {
+        let StormControl {
+            max_alerts,
+            rate_limit,
+        } = storm;
         Self {
             clock,
             routing: RwLock::new(routing),
@@ -214,6 +276,7 @@ impl Dispatcher {
             events: tokio::sync::broadcast::channel(EVENT_BUFFER).0,
             max_alerts,
             refused: std::sync::atomic::AtomicU64::new(0),
+            rate_limit,
         }
     }
 
@@ -300,6 +363,8 @@ impl Dispatcher {
         let now = self.now();
         let mut state = self.lock();
         state.groups.clear();
+        // Route indexes change with the tree; held groups are notified again by their flushes.
+        state.budgets.clear();
         let alerts: Vec<Alert> = state.alerts.values().cloned().collect();
         let routing = self.routing();
         for alert in alerts {
@@ -504,11 +569,20 @@ impl Dispatcher {
         let mut last_gc = self.now();
         loop {
             let now = self.now();
+            let (summaries, next_summary) = self.due_summaries(now);
+            for route in summaries {
+                let dispatcher = self.clone();
+                tokio::spawn(async move { dispatcher.send_summary(route).await });
+            }
             let (due, next) = self.due_groups(now);
             for (route, key) in due {
                 let dispatcher = self.clone();
                 tokio::spawn(async move { dispatcher.flush(route, key).await });
             }
+            let next = match (next, next_summary) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
             if now - last_gc >= chrono_duration(GC_INTERVAL) {
                 last_gc = now;
                 let dropped = self.gc(now);
@@ -573,26 +647,13 @@ impl Dispatcher {
         dropped
     }
 
-    /// One flush of one group: Alertmanager's pipeline, then the group's next flush.
+    /// One flush of one group: Alertmanager's pipeline, then the group's next flush. When the
+    /// route's notification budget is spent, what the group needs to send is held back for the
+    /// route's summary.
     async fn flush(self: Arc<Self>, route_index: usize, key: String) {
         let now = self.now();
         let routing = self.routing();
-        let snapshot = {
-            let state = self.lock();
-            state.groups.get(&(route_index, key.clone())).map(|group| {
-                (
-                    group.labels.clone(),
-                    group.alerts.values().cloned().collect::<Vec<Alert>>(),
-                    state
-                        .alerts
-                        .values()
-                        .filter(|alert| !alert.resolved_at(now))
-                        .map(|alert| alert.labels.clone())
-                        .collect::<Vec<LabelSet>>(),
-                )
-            })
-        };
-        let Some((group_labels, alerts, firing_everywhere)) = snapshot else {
+        let Some(snapshot) = self.group_snapshot(route_index, &key, now) else {
             return;
         };
         let Some(route) = routing.route_tree().get(route_index) else {
@@ -600,42 +661,33 @@ impl Dispatcher {
         };
         let options = route.options().clone();
         if !routing.is_route_muted(route, now) {
-            let kept: Vec<&Alert> = {
-                let silences = self.silences();
-                alerts
-                    .iter()
-                    .filter(|alert| {
-                        routing
-                            .is_inhibited(&alert.labels, &firing_everywhere)
-                            .is_none()
-                            && silences.mutes(&alert.labels, now).is_empty()
-                    })
-                    .collect()
-            };
-            self.notify_receiver(
-                &routing,
-                &options.receiver,
-                &key,
-                &group_labels,
-                &kept,
-                &options,
-                now,
-            )
-            .await;
+            let kept =
+                self.kept_alerts(&routing, &snapshot.alerts, &snapshot.firing_everywhere, now);
+            let plan = self.plan(&routing, &key, &snapshot.labels, &kept, &options, now);
+            if !plan.sends() || self.take_budget(route_index, &options.receiver, &key, now) {
+                self.carry_out(plan).await;
+            }
         }
         // The next flush, and resolved alerts the receivers have now heard about leave the group.
         let mut state = self.lock();
         let group_id = (route_index, key);
-        let resolved: Vec<(Fingerprint, Alert)> = alerts
+        let resolved: Vec<(Fingerprint, Alert)> = snapshot
+            .alerts
             .into_iter()
             .filter(|alert| alert.resolved_at(now))
             .map(|alert| (alert.fingerprint(), alert))
             .collect();
+        let held = state.budgets.get(&route_index).is_some_and(|budget| {
+            budget.held.contains(&group_id.1) || budget.in_summary.contains(&group_id.1)
+        });
         let remove_group = match state.groups.get_mut(&group_id) {
             Some(group) => {
-                for (fp, alert) in &resolved {
-                    if group.alerts.get(fp) == Some(alert) {
-                        group.alerts.remove(fp);
+                // A group held back keeps its resolved alerts until the summary told of them.
+                if !held {
+                    for (fp, alert) in &resolved {
+                        if group.alerts.get(fp) == Some(alert) {
+                            group.alerts.remove(fp);
+                        }
                     }
                 }
                 group.flushing = false;
@@ -652,69 +704,84 @@ impl Dispatcher {
         self.wake.notify_one();
     }
 
-    /// The integrations of `receiver` that need to hear about `alerts`, notified.
-    #[allow(clippy::too_many_arguments)]
-    async fn notify_receiver(
+    /// A group's labels and alerts, and the labels of every firing alert (for inhibition).
+    fn group_snapshot(
+        &self,
+        route_index: usize,
+        key: &str,
+        now: DateTime<Utc>,
+    ) -> Option<GroupSnapshot> {
+        let state = self.lock();
+        let group = state.groups.get(&(route_index, key.to_owned()))?;
+        Some(GroupSnapshot {
+            labels: group.labels.clone(),
+            alerts: group.alerts.values().cloned().collect(),
+            firing_everywhere: state
+                .alerts
+                .values()
+                .filter(|alert| !alert.resolved_at(now))
+                .map(|alert| alert.labels.clone())
+                .collect(),
+        })
+    }
+
+    /// The alerts neither inhibited nor silenced.
+    fn kept_alerts<'a>(
         &self,
         routing: &RoutingConfig,
-        receiver: &str,
-        group_key: &str,
-        group_labels: &LabelSet,
-        alerts: &[&Alert],
-        options: &pharos_routing::RouteOptions,
+        alerts: &'a [Alert],
+        firing_everywhere: &[LabelSet],
         now: DateTime<Utc>,
-    ) {
-        let Some(receiver_config) = routing.receiver(receiver) else {
-            return;
-        };
-        let mut firing = BTreeSet::new();
-        let mut resolved = BTreeSet::new();
-        for alert in alerts {
-            if alert.resolved_at(now) {
-                resolved.insert(alert.fingerprint().0);
-            } else {
-                firing.insert(alert.fingerprint().0);
-            }
-        }
-        let expires_at = now + chrono_duration(self.outbox.log_retention(options.repeat_interval));
-        // Acknowledged alerts stop repeating until they resolve: when every firing alert of the
-        // group is acknowledged, only a change (a new firing alert, a resolve) is notified.
+    ) -> Vec<&'a Alert> {
+        let silences = self.silences();
+        alerts
+            .iter()
+            .filter(|alert| {
+                routing
+                    .is_inhibited(&alert.labels, firing_everywhere)
+                    .is_none()
+                    && silences.mutes(&alert.labels, now).is_empty()
+            })
+            .collect()
+    }
+
+    /// How long the receiver waits before hearing again of the same firing alerts:
+    /// acknowledged alerts stop repeating until they resolve, so when every firing alert of the
+    /// group is acknowledged only a change (a new firing alert, a resolve) is notified.
+    fn repeat_interval(&self, firing: &BTreeSet<u64>, options: &RouteOptions) -> Duration {
         let all_acknowledged = !firing.is_empty() && {
             let state = self.lock();
             firing
                 .iter()
                 .all(|fp| state.acknowledgements.contains_key(&Fingerprint(*fp)))
         };
-        let repeat = if all_acknowledged {
+        if all_acknowledged {
             Duration::MAX
         } else {
             options.repeat_interval
+        }
+    }
+
+    /// What each integration of the route's receiver must hear about `alerts` of one group
+    /// (Alertmanager's `DedupStage`), not yet sent.
+    fn plan(
+        &self,
+        routing: &RoutingConfig,
+        group_key: &str,
+        group_labels: &LabelSet,
+        alerts: &[&Alert],
+        options: &RouteOptions,
+        now: DateTime<Utc>,
+    ) -> Plan {
+        let mut plan = Plan::default();
+        let Some(receiver_config) = routing.receiver(&options.receiver) else {
+            return plan;
         };
-        let integrations = receiver_config
-            .webhook_configs
-            .iter()
-            .enumerate()
-            .map(|(index, webhook)| {
-                (
-                    format!("{receiver}/webhook/{index}"),
-                    webhook.send_resolved,
-                    Integration::Webhook(webhook.clone()),
-                )
-            })
-            .chain(
-                receiver_config
-                    .email_configs
-                    .iter()
-                    .enumerate()
-                    .map(|(index, email)| {
-                        (
-                            format!("{receiver}/email/{index}"),
-                            email.send_resolved,
-                            Integration::Email(email.clone()),
-                        )
-                    }),
-            );
-        for (integration, send_resolved, config) in integrations {
+        let (firing, resolved) = fingerprint_sets(alerts, now);
+        let expires_at = now + chrono_duration(self.outbox.log_retention(options.repeat_interval));
+        let repeat = self.repeat_interval(&firing, options);
+        for (integration, send_resolved, config) in integrations(&options.receiver, receiver_config)
+        {
             let log_key = (group_key.to_owned(), integration.clone());
             let entry = self.lock().log.get(&log_key).cloned();
             if !needs_update(
@@ -738,32 +805,165 @@ impl Dispatcher {
                 .filter(|alert| send_resolved || !alert.resolved_at(now))
                 .map(|alert| notified(alert, now))
                 .collect();
-            let delivered = if sent.is_empty() {
+            if sent.is_empty() {
                 // Nothing the receiver wants (only resolved alerts, send_resolved off): the log
                 // still moves on, as Alertmanager's does (in memory: after a restart an absent
                 // entry with nothing firing asks for nothing either).
-                true
-            } else {
-                let notification = Notification {
-                    receiver: receiver.to_owned(),
+                plan.log_only.push((log_key, log_entry));
+                continue;
+            }
+            plan.notifications.push(PreparedNotification {
+                notification: Notification {
+                    receiver: options.receiver.clone(),
                     group_key: group_key.to_owned(),
                     group_labels: group_labels.clone(),
                     external_url: self.external_url.clone(),
                     alerts: sent,
-                };
-                self.outbox
-                    .send(PreparedNotification {
-                        notification,
-                        integration: integration.clone(),
-                        config,
-                        log_entry: log_entry.clone(),
-                    })
-                    .await
-            };
-            if delivered {
-                self.lock().log.insert(log_key, log_entry);
+                },
+                integration,
+                config,
+                log_entry,
+                also_logs: Vec::new(),
+            });
+        }
+        plan
+    }
+
+    /// Sends what a plan holds; the notification log moves on for what was delivered.
+    async fn carry_out(&self, plan: Plan) {
+        {
+            let mut state = self.lock();
+            state.log.extend(plan.log_only);
+        }
+        for prepared in plan.notifications {
+            let integration = prepared.integration.clone();
+            let mut entries = vec![(
+                prepared.notification.group_key.clone(),
+                prepared.log_entry.clone(),
+            )];
+            entries.extend(prepared.also_logs.iter().cloned());
+            if self.outbox.send(prepared).await {
+                let mut state = self.lock();
+                for (group_key, entry) in entries {
+                    state.log.insert((group_key, integration.clone()), entry);
+                }
             }
         }
+    }
+
+    /// Takes one notification from the route's budget; false when it is spent (or a summary is
+    /// due), and then the group is held back for the summary.
+    fn take_budget(
+        &self,
+        route_index: usize,
+        receiver: &str,
+        group_key: &str,
+        now: DateTime<Utc>,
+    ) -> bool {
+        let Some(limit) = self.rate_limit.for_receiver(receiver) else {
+            return true;
+        };
+        let mut state = self.lock();
+        let budget = state
+            .budgets
+            .entry(route_index)
+            .or_insert_with(|| RouteBudget::new(now));
+        if budget.in_summary.contains(group_key) {
+            // Its alerts are in the summary on its way; its next flush decides again.
+            return false;
+        }
+        if budget.held.is_empty() && budget.window_start + chrono_duration(limit.per) <= now {
+            *budget = RouteBudget::new(now);
+        }
+        if budget.held.is_empty() && budget.sent < limit.notifications {
+            budget.sent += 1;
+            return true;
+        }
+        if budget.held.is_empty() {
+            tracing::info!(
+                receiver,
+                notifications = limit.notifications,
+                per = ?limit.per,
+                "notification rate limit reached: notifications of this route are held back until one summary at the end of the window"
+            );
+        }
+        budget.held.insert(group_key.to_owned());
+        drop(state);
+        self.wake.notify_one();
+        false
+    }
+
+    /// The routes whose summary is due (their window ended with groups held back), marked as
+    /// being summarised, and when the next window with held groups ends.
+    fn due_summaries(&self, now: DateTime<Utc>) -> (Vec<usize>, Option<DateTime<Utc>>) {
+        let routing = self.routing();
+        let mut state = self.lock();
+        let mut due = Vec::new();
+        let mut next: Option<DateTime<Utc>> = None;
+        for (route_index, budget) in state.budgets.iter_mut() {
+            if budget.held.is_empty() || !budget.in_summary.is_empty() {
+                continue;
+            }
+            let Some(route) = routing.route_tree().get(*route_index) else {
+                continue;
+            };
+            let Some(limit) = self.rate_limit.for_receiver(route.receiver()) else {
+                continue;
+            };
+            let ends = budget.window_start + chrono_duration(limit.per);
+            if ends <= now {
+                due.push(*route_index);
+            } else {
+                next = Some(next.map_or(ends, |n| n.min(ends)));
+            }
+        }
+        (due, next)
+    }
+
+    /// One summary for a route whose budget was spent: for each integration, every alert of the
+    /// held groups that the integration still needs to hear about, in one notification ("N more
+    /// alerts"), whose delivery records each group's notification-log entry. The summary is the
+    /// first notification of the route's next window.
+    async fn send_summary(self: Arc<Self>, route_index: usize) {
+        let now = self.now();
+        let routing = self.routing();
+        let route = routing.route_tree().get(route_index);
+        // A muted route sends nothing now; its groups are notified by their own flushes later.
+        let sending = route.is_some_and(|route| !routing.is_route_muted(route, now));
+        let held = {
+            let mut state = self.lock();
+            let Some(budget) = state.budgets.get_mut(&route_index) else {
+                return;
+            };
+            let held = std::mem::take(&mut budget.held);
+            *budget = RouteBudget::new(now);
+            if sending {
+                budget.sent = 1;
+                budget.in_summary = held.clone();
+            }
+            held
+        };
+        let Some(route) = route.filter(|_| sending) else {
+            return;
+        };
+        let options = route.options().clone();
+        // Each held group's plan, as its own flush would make it now.
+        let mut plans: Vec<Plan> = Vec::new();
+        for key in &held {
+            let Some(snapshot) = self.group_snapshot(route_index, key, now) else {
+                continue;
+            };
+            let kept =
+                self.kept_alerts(&routing, &snapshot.alerts, &snapshot.firing_everywhere, now);
+            plans.push(self.plan(&routing, key, &snapshot.labels, &kept, &options, now));
+        }
+        let summary = summarize(plans, route.key(), &options.receiver);
+        self.carry_out(summary).await;
+        if let Some(budget) = self.lock().budgets.get_mut(&route_index) {
+            budget.in_summary.clear();
+        }
+        // Resolved alerts the receivers have now heard about leave the groups, at their next flush.
+        self.wake.notify_one();
     }
 }
 
@@ -790,6 +990,118 @@ fn route_alert(state: &mut State, routing: &RoutingConfig, alert: &Alert, now: D
             group.next_flush = now;
         }
     }
+}
+
+/// The integrations of a receiver: name (`receiver/webhook/0`), `send_resolved`, config.
+fn integrations(
+    receiver: &str,
+    config: &pharos_routing::Receiver,
+) -> Vec<(String, bool, Integration)> {
+    let webhooks = config
+        .webhook_configs
+        .iter()
+        .enumerate()
+        .map(|(index, webhook)| {
+            (
+                format!("{receiver}/webhook/{index}"),
+                webhook.send_resolved,
+                Integration::Webhook(webhook.clone()),
+            )
+        });
+    let emails = config
+        .email_configs
+        .iter()
+        .enumerate()
+        .map(|(index, email)| {
+            (
+                format!("{receiver}/email/{index}"),
+                email.send_resolved,
+                Integration::Email(email.clone()),
+            )
+        });
+    webhooks.chain(emails).collect()
+}
+
+/// The fingerprints of the firing and of the resolved alerts.
+fn fingerprint_sets(alerts: &[&Alert], now: DateTime<Utc>) -> (BTreeSet<u64>, BTreeSet<u64>) {
+    let mut firing = BTreeSet::new();
+    let mut resolved = BTreeSet::new();
+    for alert in alerts {
+        if alert.resolved_at(now) {
+            resolved.insert(alert.fingerprint().0);
+        } else {
+            firing.insert(alert.fingerprint().0);
+        }
+    }
+    (firing, resolved)
+}
+
+/// The group label a rate-limit summary carries (`"12 more alerts in 7 groups"`).
+pub const SUMMARY_LABEL: &str = "summary";
+
+/// Folds the plans of the groups a route held back into one notification per integration: every
+/// alert they would have sent, with each group's notification-log entry recorded by its
+/// delivery. The summary's own group key is the route's key with `:rate-limited`.
+fn summarize(plans: Vec<Plan>, route_key: &str, receiver: &str) -> Plan {
+    let mut summary = Plan::default();
+    let mut by_integration: BTreeMap<String, Vec<PreparedNotification>> = BTreeMap::new();
+    for plan in plans {
+        summary.log_only.extend(plan.log_only);
+        for prepared in plan.notifications {
+            by_integration
+                .entry(prepared.integration.clone())
+                .or_default()
+                .push(prepared);
+        }
+    }
+    let group_key = format!("{route_key}:rate-limited");
+    for (integration, parts) in by_integration {
+        let Some(first) = parts.first() else {
+            continue;
+        };
+        let config = first.config.clone();
+        let external_url = first.notification.external_url.clone();
+        let mut log_entry = LogEntry {
+            firing: BTreeSet::new(),
+            resolved: BTreeSet::new(),
+            sent_at: first.log_entry.sent_at,
+            expires_at: first.log_entry.expires_at,
+        };
+        let mut alerts = Vec::new();
+        let mut also_logs = Vec::new();
+        let groups = parts.len();
+        for part in parts {
+            log_entry
+                .firing
+                .extend(part.log_entry.firing.iter().copied());
+            log_entry
+                .resolved
+                .extend(part.log_entry.resolved.iter().copied());
+            log_entry.expires_at = log_entry.expires_at.max(part.log_entry.expires_at);
+            alerts.extend(part.notification.alerts);
+            also_logs.push((part.notification.group_key, part.log_entry));
+        }
+        let text = format!(
+            "{} more alert{} in {groups} group{}",
+            alerts.len(),
+            if alerts.len() == 1 { "" } else { "s" },
+            if groups == 1 { "" } else { "s" },
+        );
+        summary.notifications.push(PreparedNotification {
+            notification: Notification {
+                receiver: receiver.to_owned(),
+                group_key: group_key.clone(),
+                group_labels: LabelSet::from([(SUMMARY_LABEL.to_owned(), text)]),
+                external_url,
+                alerts,
+            },
+            integration,
+            config,
+            log_entry,
+            also_logs,
+        });
+    }
+    summary
 }
 
 /// The alert as a notification carries it: firing alerts with no end time.
@@ -935,6 +1247,83 @@ mod tests {
             repeat,
             now
         ));
+    }
+
+    fn prepared(group_key: &str, integration: &str, fingerprints: &[u64]) -> PreparedNotification {
+        let now = time_from_millis(1_000_000);
+        let alerts = fingerprints
+            .iter()
+            .map(|fp| NotifiedAlert {
+                status: AlertStatus::Firing,
+                labels: LabelSet::from([("n".to_owned(), fp.to_string())]),
+                annotations: BTreeMap::new(),
+                starts_at: now,
+                ends_at: None,
+                generator_url: String::new(),
+                fingerprint: Fingerprint(*fp),
+            })
+            .collect();
+        PreparedNotification {
+            notification: Notification {
+                receiver: "hook".into(),
+                group_key: group_key.into(),
+                group_labels: LabelSet::new(),
+                external_url: "http://pharos".into(),
+                alerts,
+            },
+            integration: integration.into(),
+            config: Integration::Webhook(pharos_routing::WebhookConfig {
+                url: "http://receiver".into(),
+                send_resolved: true,
+                max_alerts: 0,
+                http_config: pharos_routing::HttpClientConfig::default(),
+            }),
+            log_entry: entry(fingerprints, &[], now),
+            also_logs: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_summary_folds_the_held_groups_per_integration() {
+        let plans = vec![
+            Plan {
+                notifications: vec![
+                    prepared("{}:{n=\"1\"}", "hook/webhook/0", &[1]),
+                    prepared("{}:{n=\"1\"}", "hook/email/0", &[1]),
+                ],
+                log_only: Vec::new(),
+            },
+            Plan {
+                notifications: vec![prepared("{}:{n=\"2\"}", "hook/webhook/0", &[2, 3])],
+                log_only: Vec::new(),
+            },
+        ];
+        let summary = summarize(plans, "{}", "hook");
+        assert_eq!(summary.notifications.len(), 2);
+        let email = &summary.notifications[0];
+        assert_eq!(email.integration, "hook/email/0");
+        assert_eq!(
+            email.notification.group_labels[SUMMARY_LABEL],
+            "1 more alert in 1 group"
+        );
+        let webhook = &summary.notifications[1];
+        assert_eq!(webhook.integration, "hook/webhook/0");
+        assert_eq!(webhook.notification.group_key, "{}:rate-limited");
+        assert_eq!(
+            webhook.notification.group_labels[SUMMARY_LABEL],
+            "3 more alerts in 2 groups"
+        );
+        assert_eq!(webhook.notification.alerts.len(), 3);
+        assert_eq!(webhook.log_entry.firing, set(&[1, 2, 3]));
+        let groups: Vec<(&str, BTreeSet<u64>)> = webhook
+            .also_logs
+            .iter()
+            .map(|(key, entry)| (key.as_str(), entry.firing.clone()))
+            .collect();
+        assert_eq!(
+            groups,
+            [("{}:{n=\"1\"}", set(&[1])), ("{}:{n=\"2\"}", set(&[2, 3]))]
+        );
     }
 
     #[test]

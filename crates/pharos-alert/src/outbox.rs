@@ -15,7 +15,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use pharos_clock::Clock;
 use pharos_routing::{EmailConfig, RoutingConfig, WebhookConfig};
-use pharos_store::control::alerts::{AlertRepository, AttemptRow, OutboxRow};
+use pharos_store::control::alerts::{AlertRepository, AttemptRow, OutboxLogRow, OutboxRow};
 use serde::{Deserialize, Serialize};
 
 use crate::alerts::{millis, time_from_millis};
@@ -41,6 +41,9 @@ pub struct PreparedNotification {
     pub integration: String,
     pub config: Integration,
     pub log_entry: LogEntry,
+    /// The entries of other groups this notification speaks for (a rate-limit summary),
+    /// recorded with its own when it is delivered.
+    pub also_logs: Vec<(String, LogEntry)>,
 }
 
 /// An email as the outbox keeps it, rendered once, so that a resend after a crash sends the
@@ -164,6 +167,15 @@ impl Outbox {
                 }
             },
         };
+        let also_logs: Vec<OutboxLogRow> = prepared
+            .also_logs
+            .iter()
+            .map(|(group_key, entry)| OutboxLogRow {
+                group_key: group_key.clone(),
+                firing_json: fingerprints_to_json(&entry.firing),
+                resolved_json: fingerprints_to_json(&entry.resolved),
+            })
+            .collect();
         let mut delivered_all = true;
         for (url, body) in bodies {
             let row = OutboxRow {
@@ -178,7 +190,7 @@ impl Outbox {
                 log_expires_at_ms: millis(prepared.log_entry.expires_at),
                 created_at_ms: millis(self.now()),
             };
-            if let Err(error) = self.repository.enqueue(&row).await {
+            if let Err(error) = self.repository.enqueue(&row, &also_logs).await {
                 // Not recorded, so not sent: the group's next flush decides again.
                 tracing::warn!(%error, group_key = %row.group_key, "cannot record a notification; not sending it now");
                 delivered_all = false;

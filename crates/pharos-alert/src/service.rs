@@ -18,7 +18,7 @@ use pharos_store::control::alerts::{AcknowledgementRow, AlertRepository, RuleGro
 
 use crate::alerts::{Alert, millis, time_from_millis};
 use crate::detect::Detectors;
-use crate::dispatch::{Acknowledgement, Dispatcher, alert_from_row, alert_row};
+use crate::dispatch::{Acknowledgement, Dispatcher, StormControl, alert_from_row, alert_row};
 use crate::error::{AlertError, Result};
 use crate::evaluator::{GroupStatus, RuleEvaluator, load_rule_files};
 use crate::lease::{follow_lease, holder_name};
@@ -149,7 +149,10 @@ impl AlertService {
             outbox.clone(),
             repository.clone(),
             external_url.clone(),
-            settings.max_alerts,
+            StormControl {
+                max_alerts: settings.max_alerts,
+                rate_limit: settings.notification_rate_limit.clone(),
+            },
         ));
         let evaluator = Arc::new(RuleEvaluator::new(
             &settings,

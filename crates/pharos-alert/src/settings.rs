@@ -59,6 +59,10 @@ pub struct AlertSettings {
     /// detectors and the API); new ones past it are refused (the API answers 429). About 2 KiB
     /// each.
     pub max_alerts: usize,
+    /// Storm control: how many notifications each route of the tree may send in a window;
+    /// what it holds back goes out as one summary when the window ends
+    /// (`[alert.notification_rate_limit]`).
+    pub notification_rate_limit: NotificationRateLimit,
     /// The security detectors over ingest's security events (`[alert.detectors]`), live
     /// through the `pharos.alert.detectors.*` keys of the config service.
     pub detectors: crate::detect::DetectorSettings,
@@ -91,6 +95,7 @@ impl Default for AlertSettings {
             service_token: String::new(),
             lease_ttl: Duration::from_secs(4),
             max_alerts: 50_000,
+            notification_rate_limit: NotificationRateLimit::default(),
             detectors: crate::detect::DetectorSettings::default(),
             detection_hold: Duration::from_secs(300),
             config_endpoint: String::new(),
@@ -99,6 +104,57 @@ impl Default for AlertSettings {
             sync_interval: Duration::from_secs(2),
         }
     }
+}
+
+/// A per-route notification budget. Each node of the route tree has its own: at most
+/// `notifications` group notifications per `per`; past it a group's notification is held back,
+/// and when the window ends one summary notification ("N more alerts") carries every alert held
+/// back, then the budget starts again. Off when `notifications` is 0 (the default, as in
+/// Alertmanager, which has no such limit).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationRateLimit {
+    /// Notifications per window for each route; 0: no limit.
+    pub notifications: u32,
+    /// The window.
+    #[serde(with = "pharos_clock::duration")]
+    pub per: Duration,
+    /// Other budgets for the routes whose receiver has this name.
+    pub receivers: BTreeMap<String, RouteBudgetSettings>,
+}
+
+impl Default for NotificationRateLimit {
+    fn default() -> Self {
+        Self {
+            notifications: 0,
+            per: Duration::from_secs(60),
+            receivers: BTreeMap::new(),
+        }
+    }
+}
+
+impl NotificationRateLimit {
+    /// The budget of a route notifying `receiver`; `None` when it has no limit.
+    pub fn for_receiver(&self, receiver: &str) -> Option<RouteBudgetSettings> {
+        let budget = self
+            .receivers
+            .get(receiver)
+            .cloned()
+            .unwrap_or(RouteBudgetSettings {
+                notifications: self.notifications,
+                per: self.per,
+            });
+        (budget.notifications > 0 && !budget.per.is_zero()).then_some(budget)
+    }
+}
+
+/// One route's notification budget.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RouteBudgetSettings {
+    pub notifications: u32,
+    #[serde(with = "pharos_clock::duration")]
+    pub per: Duration,
 }
 
 /// How webhooks are sent and retried.
@@ -167,6 +223,17 @@ impl AlertSettings {
         }
         if self.max_alerts < 1 {
             return Err("alert.max_alerts must be at least 1".to_owned());
+        }
+        let limit = &self.notification_rate_limit;
+        if limit.notifications > 0 && limit.per.is_zero() {
+            return Err("alert.notification_rate_limit.per must be more than 0s".to_owned());
+        }
+        for (receiver, budget) in &limit.receivers {
+            if budget.notifications > 0 && budget.per.is_zero() {
+                return Err(format!(
+                    "alert.notification_rate_limit.receivers.{receiver}.per must be more than 0s"
+                ));
+            }
         }
         if self.self_monitoring && self.self_monitoring_interval.is_zero() {
             return Err("alert.self_monitoring_interval must be more than 0s".to_owned());

@@ -446,6 +446,8 @@ impl Planner<'_> {
                 matchers,
                 start: first - look_back,
                 end: last,
+                // One instant, no range: only each series' latest point counts.
+                latest_only: range.is_none() && first == last,
             },
             offset,
             at,

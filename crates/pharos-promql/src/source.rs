@@ -117,6 +117,11 @@ pub struct Selection {
     pub matchers: Vec<Matcher>,
     pub start: i64,
     pub end: i64,
+    /// Only the latest point of each series in the range is used (an instant-vector selector
+    /// evaluated at one instant): a source may return just that point, and a store can read
+    /// it with one index probe per series instead of the whole lookback window. Returning
+    /// more is still correct.
+    pub latest_only: bool,
 }
 
 impl Selection {
@@ -263,8 +268,13 @@ pub fn select_in_memory<'a>(
     series
         .filter(|(labels, _)| selection.matches(labels))
         .filter_map(|(labels, points)| {
-            let first = points.partition_point(|p| p.t < selection.start);
             let last = points.partition_point(|p| p.t <= selection.end);
+            let first = if selection.latest_only {
+                last.saturating_sub(1)
+            } else {
+                0
+            }
+            .max(points.partition_point(|p| p.t < selection.start));
             (first < last).then(|| Series {
                 labels: labels.clone(),
                 points: points[first..last].to_vec(),

@@ -2,7 +2,8 @@
 //! from the series table (by metric name when the selector names one, then every label matcher
 //! in memory, regexes fully anchored), through a moka cache so that dashboards refreshing the
 //! same panels leave the series table alone; then it reads the points of those series over the
-//! range only, in chunks read in parallel. A `*_over_time` over whole hours reads the hourly
+//! range only, in chunks read in parallel (only each series' latest point for a selector at one
+//! instant, such as a rule's or an instant query's). A `*_over_time` over whole hours reads the hourly
 //! rollups instead (hours not rolled up yet are summed from their points in the same read),
 //! plus the points at the step instants.
 
@@ -156,12 +157,14 @@ impl StoreSource {
             .collect())
     }
 
-    /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks.
+    /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks; only
+    /// the latest of each series when `latest_only`.
     async fn points(
         &self,
         series: &[StoredSeries],
         start: i64,
         end: i64,
+        latest_only: bool,
     ) -> Result<Vec<Series>, StoreError> {
         let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
         let metrics = self.store.metrics();
@@ -175,9 +178,15 @@ impl StoreSource {
                 let metrics = metrics.clone();
                 async move {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
-                    let rows = metrics
-                        .points_of_series_within(&ids, from_us, to_us, statement_timeout)
-                        .await?;
+                    let rows = if latest_only {
+                        metrics
+                            .latest_points_of_series_within(&ids, from_us, to_us, statement_timeout)
+                            .await?
+                    } else {
+                        metrics
+                            .points_of_series_within(&ids, from_us, to_us, statement_timeout)
+                            .await?
+                    };
                     Ok::<_, StoreError>(group_points(&chunk, rows))
                 }
             })
@@ -195,9 +204,14 @@ impl SeriesSource for StoreSource {
             .matching_series(&selection.matchers)
             .await
             .map_err(source_error)?;
-        self.points(&series, selection.start, selection.end)
-            .await
-            .map_err(source_error)
+        self.points(
+            &series,
+            selection.start,
+            selection.end,
+            selection.latest_only,
+        )
+        .await
+        .map_err(source_error)
     }
 
     async fn select_hourly(

@@ -15,6 +15,8 @@
 //!   marked `dead` and shows in the dead letters. On restart the pending rows are sent again
 //!   with the same Idempotency-Key, so a receiver can drop what it already had. Finished rows are
 //!   pruned after a retention.
+//! - `alert_outbox_log`: the notification-log entries of other groups an outbox row's delivery
+//!   writes besides its own (a rate-limit summary speaks for every group it held back).
 //! - `alert_delivery_attempts`: every attempt to deliver an outbox row (outcome, HTTP status,
 //!   error, duration), for the API; pruned by age.
 //! - `alert_leases`: named leases; the replica holding one evaluates and notifies, and takes it
@@ -81,6 +83,15 @@ pub struct OutboxRow {
     pub log_resolved_json: String,
     pub log_expires_at_ms: i64,
     pub created_at_ms: i64,
+}
+
+/// The notification-log entry of another aggregation group that an outbox row's delivery writes
+/// (for the row's integration, with the row's expiry): the groups a summary speaks for.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct OutboxLogRow {
+    pub group_key: String,
+    pub firing_json: String,
+    pub resolved_json: String,
 }
 
 /// An outbox row given up after its last attempt.
@@ -168,6 +179,17 @@ const ENQUEUE: &str = "INSERT INTO alert_outbox \
      log_expires_at_ms, created_at_ms, state, finished_at_ms, last_error) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'pending', NULL, '') \
      ON CONFLICT (idempotency_key) DO NOTHING";
+const ENQUEUE_LOG: &str = "INSERT INTO alert_outbox_log (idempotency_key, group_key, firing, resolved) \
+     VALUES ($1, $2, $3, $4) ON CONFLICT (idempotency_key, group_key) DO NOTHING";
+/// The other groups' entries of a delivered row, for its integration and expiry (`WHERE` before
+/// `ON CONFLICT`, which SQLite needs to parse an upsert from a `SELECT`).
+const UPSERT_NOTIFICATION_LOG_FROM_OUTBOX: &str = "INSERT INTO alert_notification_log \
+     (group_key, integration, firing, resolved, sent_at_ms, expires_at_ms) \
+     SELECT group_key, $2, firing, resolved, $3, $4 FROM alert_outbox_log WHERE idempotency_key = $1 \
+     ON CONFLICT (group_key, integration) DO UPDATE SET firing = excluded.firing, \
+     resolved = excluded.resolved, sent_at_ms = excluded.sent_at_ms, expires_at_ms = excluded.expires_at_ms";
+const DELETE_OUTBOX_LOG_ORPHANS: &str = "DELETE FROM alert_outbox_log \
+     WHERE idempotency_key NOT IN (SELECT idempotency_key FROM alert_outbox)";
 const PENDING_OUTBOX: &str = "SELECT idempotency_key, group_key, integration, receiver, url, body, \
      log_firing AS log_firing_json, log_resolved AS log_resolved_json, log_expires_at_ms, created_at_ms \
      FROM alert_outbox WHERE state = 'pending' ORDER BY created_at_ms, idempotency_key";
@@ -436,11 +458,13 @@ impl AlertRepository {
 
     // Outbox.
 
-    /// Writes a notification `pending`, before it is sent. A row with the same idempotency key
-    /// is left as it is, whatever its state.
-    pub async fn enqueue(&self, row: &OutboxRow) -> Result<()> {
+    /// Writes a notification `pending`, before it is sent, with the entries of other groups its
+    /// delivery will record (`also_logs`, empty but for a summary). A row with the same
+    /// idempotency key is left as it is, whatever its state.
+    pub async fn enqueue(&self, row: &OutboxRow, also_logs: &[OutboxLogRow]) -> Result<()> {
         let _writer = self.sqlite_writer().await;
         with_pool!(self.store, |pool| {
+            let mut tx = pool.begin().await?;
             sqlx::query(ENQUEUE)
                 .bind(&row.idempotency_key)
                 .bind(&row.group_key)
@@ -452,8 +476,18 @@ impl AlertRepository {
                 .bind(&row.log_resolved_json)
                 .bind(row.log_expires_at_ms)
                 .bind(row.created_at_ms)
-                .execute(pool)
+                .execute(&mut *tx)
                 .await?;
+            for log in also_logs {
+                sqlx::query(ENQUEUE_LOG)
+                    .bind(&row.idempotency_key)
+                    .bind(&log.group_key)
+                    .bind(&log.firing_json)
+                    .bind(&log.resolved_json)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
         });
         Ok(())
     }
@@ -466,8 +500,8 @@ impl AlertRepository {
         }))
     }
 
-    /// Marks a pending notification delivered and writes its notification-log entry (sent at
-    /// `delivered_at_ms`), in one transaction: a crash leaves either both or neither. A row no
+    /// Marks a pending notification delivered and writes its notification-log entry and those of
+    /// the groups it speaks for (sent at `delivered_at_ms`), in one transaction: a crash leaves either both or neither. A row no
     /// longer pending is left as it is; an unknown key is [`StoreError::NotFound`].
     pub async fn mark_delivered(&self, idempotency_key: &str, delivered_at_ms: i64) -> Result<()> {
         let _writer = self.sqlite_writer().await;
@@ -482,9 +516,16 @@ impl AlertRepository {
                 Some((group_key, integration, firing, resolved, expires_at_ms)) => {
                     sqlx::query(UPSERT_NOTIFICATION_LOG)
                         .bind(group_key)
-                        .bind(integration)
+                        .bind(&integration)
                         .bind(firing)
                         .bind(resolved)
+                        .bind(delivered_at_ms)
+                        .bind(expires_at_ms)
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query(UPSERT_NOTIFICATION_LOG_FROM_OUTBOX)
+                        .bind(idempotency_key)
+                        .bind(&integration)
                         .bind(delivered_at_ms)
                         .bind(expires_at_ms)
                         .execute(&mut *tx)
@@ -550,7 +591,11 @@ impl AlertRepository {
     /// Deletes the delivered and dead notifications finished before `before_ms` (pending ones
     /// are never deleted); returns how many.
     pub async fn delete_outbox_finished_before(&self, before_ms: i64) -> Result<u64> {
-        self.execute_i64(DELETE_OUTBOX_FINISHED, before_ms).await
+        let deleted = self.execute_i64(DELETE_OUTBOX_FINISHED, before_ms).await?;
+        if deleted > 0 {
+            self.execute_texts(DELETE_OUTBOX_LOG_ORPHANS, &[]).await?;
+        }
+        Ok(deleted)
     }
 
     // Delivery attempts.

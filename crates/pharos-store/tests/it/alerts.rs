@@ -6,8 +6,8 @@
 
 use pharos_store::StoreError;
 use pharos_store::control::alerts::{
-    AcknowledgementRow, AlertRow, AttemptRow, NotificationLogRow, OutboxRow, RuleGroupRow,
-    SilenceRow,
+    AcknowledgementRow, AlertRow, AttemptRow, NotificationLogRow, OutboxLogRow, OutboxRow,
+    RuleGroupRow, SilenceRow,
 };
 use pharos_store::testing::TestDatabase;
 
@@ -16,6 +16,7 @@ pharos_store::backend_tests!(
     alerts_round_trip_are_replaced_and_deleted,
     silences_round_trip_and_ended_ones_are_pruned,
     outbox_life_cycle_writes_the_notification_log,
+    a_summary_writes_the_log_of_every_group_it_speaks_for,
     outbox_dead_letters_and_pruning,
     marking_an_unknown_key_is_not_found,
     notification_log_expires,
@@ -226,15 +227,15 @@ async fn outbox_life_cycle_writes_the_notification_log(database: &TestDatabase) 
         log_resolved_json: r#"["f1"]"#.into(),
         ..outbox("k2", 2_000)
     };
-    alerts.enqueue(&newer).await.expect("enqueue");
-    alerts.enqueue(&older).await.expect("enqueue");
+    alerts.enqueue(&newer, &[]).await.expect("enqueue");
+    alerts.enqueue(&older, &[]).await.expect("enqueue");
     // A second enqueue of the same key (a restart re-planning it) changes nothing.
     let again = OutboxRow {
         body: "changed".into(),
         created_at_ms: 500,
         ..older.clone()
     };
-    alerts.enqueue(&again).await.expect("enqueue again");
+    alerts.enqueue(&again, &[]).await.expect("enqueue again");
     assert_eq!(
         alerts.pending_outbox().await.expect("pending"),
         [older.clone(), newer.clone()]
@@ -266,7 +267,10 @@ async fn outbox_life_cycle_writes_the_notification_log(database: &TestDatabase) 
     );
 
     // Delivered rows stay delivered: neither an enqueue nor a second mark changes them.
-    alerts.enqueue(&older).await.expect("enqueue delivered");
+    alerts
+        .enqueue(&older, &[])
+        .await
+        .expect("enqueue delivered");
     alerts
         .mark_delivered("k1", 9_999)
         .await
@@ -295,11 +299,73 @@ async fn outbox_life_cycle_writes_the_notification_log(database: &TestDatabase) 
     );
 }
 
+async fn a_summary_writes_the_log_of_every_group_it_speaks_for(database: &TestDatabase) {
+    let alerts = database.store().await.alerts();
+    let summary = OutboxRow {
+        group_key: "{}:rate-limited".into(),
+        ..outbox("s1", 1_000)
+    };
+    let held = |group: &str, firing: &str| OutboxLogRow {
+        group_key: group.into(),
+        firing_json: firing.into(),
+        resolved_json: "[]".into(),
+    };
+    let also = [
+        held("{}:{a=\"1\"}", r#"["f1"]"#),
+        held("{}:{a=\"2\"}", r#"["f2"]"#),
+    ];
+    alerts.enqueue(&summary, &also).await.expect("enqueue");
+    // Nothing is recorded before the delivery.
+    assert!(
+        alerts
+            .load_notification_log()
+            .await
+            .expect("log")
+            .is_empty()
+    );
+
+    alerts.mark_delivered("s1", 1_500).await.expect("delivered");
+    // Sorted here: PostgreSQL's collation may order punctuation differently.
+    let mut log = alerts.load_notification_log().await.expect("log");
+    log.sort_by(|a, b| a.group_key.cmp(&b.group_key));
+    let entry = |group: &str, firing: &str| NotificationLogRow {
+        group_key: group.into(),
+        integration: summary.integration.clone(),
+        firing_json: firing.into(),
+        resolved_json: "[]".into(),
+        sent_at_ms: 1_500,
+        expires_at_ms: summary.log_expires_at_ms,
+    };
+    assert_eq!(
+        log,
+        [
+            entry("{}:rate-limited", &summary.log_firing_json),
+            entry("{}:{a=\"1\"}", r#"["f1"]"#),
+            entry("{}:{a=\"2\"}", r#"["f2"]"#),
+        ]
+    );
+    // Pruning the finished row drops what it carried; a second prune finds nothing.
+    assert_eq!(
+        alerts
+            .delete_outbox_finished_before(2_000)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(
+        alerts
+            .delete_outbox_finished_before(2_000)
+            .await
+            .expect("prune"),
+        0
+    );
+}
+
 async fn outbox_dead_letters_and_pruning(database: &TestDatabase) {
     let alerts = database.store().await.alerts();
     for (key, created) in [("d1", 1_000), ("d2", 2_000), ("ok", 3_000), ("p", 4_000)] {
         alerts
-            .enqueue(&outbox(key, created))
+            .enqueue(&outbox(key, created), &[])
             .await
             .expect("enqueue");
     }
@@ -402,7 +468,7 @@ async fn notification_log_expires(database: &TestDatabase) {
         ..outbox("k2", 1_000)
     };
     for row in [&short, &long] {
-        alerts.enqueue(row).await.expect("enqueue");
+        alerts.enqueue(row, &[]).await.expect("enqueue");
         alerts
             .mark_delivered(&row.idempotency_key, 2_000)
             .await

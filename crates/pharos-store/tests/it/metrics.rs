@@ -138,6 +138,22 @@ async fn points_round_trip_in_time_order(database: &TestDatabase) {
     assert_eq!((read[0], read[1]), ((at(1), -1.0), (at(2), 2.5)));
     assert_eq!(read[2].0, at(3));
     assert!(read[2].1.is_nan());
+    // The latest point of each series within a range, as an instant selector reads it.
+    let latest = metrics
+        .latest_points_of_series_within(&[series_id], at(0), at(2), None)
+        .await
+        .expect("latest");
+    assert_eq!(latest, [(series_id, at(2), 2.5)]);
+    let latest = metrics
+        .latest_points_of_series_within(&[series_id], at(4), at(89), None)
+        .await
+        .expect("latest");
+    assert!(latest.is_empty(), "no point in the range: {latest:?}");
+    let latest = metrics
+        .latest_points_of_series_within(&[series_id], at(0), at(120), None)
+        .await
+        .expect("latest");
+    assert_eq!(latest, [(series_id, at(90), 7.0)]);
     assert_eq!(
         metrics.pending_rollups().await.expect("pending"),
         [DAY_START_US, DAY_START_US + HOUR_US]

@@ -910,3 +910,105 @@ async fn alerts_past_the_cap_are_refused_and_held_ones_still_resolve() {
     );
     pharos.terminate();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_rate_limit_a_route_sends_one_summary_and_nothing_twice_after_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let receiver = Receiver::start().await;
+    let settings = write_config(dir.path(), &receiver.url(), CPU_RULES, "");
+    // One group per instance; each route may send 2 notifications per 4 s.
+    std::fs::write(
+        dir.path().join("routing.yml"),
+        format!(
+            "route:\n  receiver: hook\n  group_by: ['instance']\n  group_wait: 0s\n  group_interval: 500ms\n  repeat_interval: 1h\n\
+             receivers:\n- name: hook\n  webhook_configs:\n  - url: {}\n    send_resolved: true\n",
+            receiver.url()
+        ),
+    )
+    .expect("routing");
+    std::fs::write(
+        &settings,
+        "[alert]\nrouting_file = \"routing.yml\"\n\
+         [alert.notification_rate_limit]\nnotifications = 2\nper = \"4s\"\n",
+    )
+    .expect("settings");
+    let args = ["--config", settings.to_str().expect("path")];
+    let mut pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+
+    post_alert(&pharos, "Storm", "1").await;
+    post_alert(&pharos, "Storm", "2").await;
+    let first = receiver
+        .wait_for(2, Duration::from_secs(20), || pharos.log())
+        .await;
+    for (index, received) in first.iter().enumerate() {
+        let body = received.json();
+        assert_eq!(body["alerts"].as_array().map(Vec::len), Some(1), "{body}");
+        assert!(
+            !body["groupKey"]
+                .as_str()
+                .unwrap_or_default()
+                .ends_with(":rate-limited"),
+            "notification {index} is a summary: {body}"
+        );
+    }
+    // The budget is spent: five more groups are held back, then told of in one summary.
+    for instance in 3..=7 {
+        post_alert(&pharos, "Storm", &instance.to_string()).await;
+    }
+    let received = receiver
+        .wait_for(3, Duration::from_secs(20), || pharos.log())
+        .await;
+    let summary = received[2].json();
+    assert_eq!(summary["groupKey"], "{}:rate-limited", "{summary}");
+    assert_eq!(
+        summary["groupLabels"],
+        serde_json::json!({"summary": "5 more alerts in 5 groups"})
+    );
+    assert_eq!(summary["status"], "firing");
+    let mut instances: Vec<String> = summary["alerts"]
+        .as_array()
+        .expect("alerts")
+        .iter()
+        .map(|alert| {
+            alert["labels"]["instance"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect();
+    instances.sort();
+    assert_eq!(instances, ["3", "4", "5", "6", "7"]);
+    // The held groups heard of their alerts through the summary: they do not send them again.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(receiver.received().len(), 3, "{:?}", receiver.received());
+
+    // Nor after kill -9 and a restart (a fresh budget): the summary's delivery recorded each
+    // group's notification log.
+    let database = dir.path().join("data").join("pharos.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlite_count(
+        &database,
+        "SELECT count(*) FROM alert_outbox WHERE state = 'delivered'",
+    )
+    .await
+        < 3
+    {
+        assert!(Instant::now() < deadline, "{}", pharos.log());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let mut child = pharos.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    drop(pharos);
+    pharos = Process::spawn(dir.path(), &args);
+    pharos.wait_serving().await;
+    let alerts = get_json(format!("http://{}/api/v2/alerts", pharos.http)).await;
+    assert_eq!(alerts.as_array().map(Vec::len), Some(7), "{alerts}");
+    // Once it leads again (it waits out its previous lease), its groups flush: a group that
+    // lost its log would be notified now, two at once with the fresh budget.
+    wait_leader(&pharos, true, Duration::from_secs(20)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(receiver.received().len(), 3, "{:?}", receiver.received());
+    pharos.terminate();
+}

@@ -249,12 +249,65 @@ impl MetricsRepository {
         to_us: i64,
         statement_timeout: Option<std::time::Duration>,
     ) -> Result<Vec<(i64, i64, f64)>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
         const POSTGRES_POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
              WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
              ORDER BY series_id, time_us";
+        const SQLITE_POINTS: &str = "SELECT series_id, time_us, value, nan_bits FROM metric_points \
+             WHERE series_id IN (SELECT value FROM json_each($1)) \
+             AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us";
+        self.read_point_rows(
+            (POSTGRES_POINTS, SQLITE_POINTS),
+            ids,
+            from_us,
+            to_us,
+            statement_timeout,
+        )
+        .await
+    }
+
+    /// The latest point of each of the series `ids` with a time in `from_us..=to_us` (series
+    /// without one are absent), ordered by series: what an instant-vector selector evaluated at
+    /// one instant needs, one index probe per series instead of the whole lookback window.
+    pub async fn latest_points_of_series_within(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<(i64, i64, f64)>> {
+        const POSTGRES_LATEST: &str = "SELECT latest.series_id, latest.time_us, latest.value \
+             FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
+             SELECT series_id, time_us, value FROM metric_points \
+             WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
+             ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
+        // SQLite gives the bare columns of an aggregate query the values of the row max() chose.
+        const SQLITE_LATEST: &str = "SELECT series_id, max(time_us) AS time_us, value, nan_bits \
+             FROM metric_points WHERE series_id IN (SELECT value FROM json_each($1)) \
+             AND time_us >= $2 AND time_us <= $3 GROUP BY series_id ORDER BY series_id";
+        self.read_point_rows(
+            (POSTGRES_LATEST, SQLITE_LATEST),
+            ids,
+            from_us,
+            to_us,
+            statement_timeout,
+        )
+        .await
+    }
+
+    /// Runs a read of `(series id, time, value)` rows binding the ids, `from_us` and `to_us`:
+    /// the PostgreSQL statement stopped after `statement_timeout` and canceled when dropped,
+    /// the SQLite one decoding its NaN payloads.
+    async fn read_point_rows(
+        &self,
+        (postgres_sql, sqlite_sql): (&'static str, &'static str),
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<(i64, i64, f64)>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         Ok(match &self.store.pool {
             Pool::Postgres(pool) => {
                 // A read dropped before its end (its query timed out, or its caller went away)
@@ -278,7 +331,7 @@ impl MetricsRepository {
                     pool: pool.clone(),
                     pid: Some(pid),
                 };
-                let rows = sqlx::query_as(POSTGRES_POINTS)
+                let rows = sqlx::query_as(postgres_sql)
                     .bind(ids)
                     .bind(from_us)
                     .bind(to_us)
@@ -290,16 +343,12 @@ impl MetricsRepository {
                 rows
             }
             Pool::Sqlite(pool) => {
-                let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
-                    "SELECT series_id, time_us, value, nan_bits FROM metric_points \
-                     WHERE series_id IN (SELECT value FROM json_each($1)) \
-                     AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us",
-                )
-                .bind(ids_json(ids))
-                .bind(from_us)
-                .bind(to_us)
-                .fetch_all(pool)
-                .await?;
+                let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(sqlite_sql)
+                    .bind(ids_json(ids))
+                    .bind(from_us)
+                    .bind(to_us)
+                    .fetch_all(pool)
+                    .await?;
                 rows.into_iter()
                     .map(|(id, time, value, nan_bits)| {
                         (id, time, super::from_sqlite_value(value, nan_bits))
