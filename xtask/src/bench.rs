@@ -12,12 +12,7 @@ pub fn run(sh: &Shell, area: &str, quick: bool) -> anyhow::Result<()> {
         other => bail!("unknown bench area `{other}`; built areas: {BUILT}"),
     }
     let database_url = crate::pg::ensure_for_tests(sh)?;
-    cmd!(
-        sh,
-        "cargo build --release --locked --package pharos --package pharos-bench"
-    )
-    .run()?;
-    let release = crate::target_dir().join("release");
+    let release = crate::build_release(sh)?;
     let harness = release.join("pharos-bench");
     let pharos = release.join("pharos");
     let quick = quick.then_some("--quick");

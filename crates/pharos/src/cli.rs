@@ -47,6 +47,9 @@ pub enum Command {
     Alert(crate::alert_cli::AlertArgs),
     /// Send realistic telemetry to a running server and report the rate and ack latency.
     Loadgen(crate::loadgen::LoadgenArgs),
+    /// Check that a running server (or some of its services) is serving, over
+    /// grpc.health.v1; exits non-zero otherwise.
+    Health(crate::health_cli::HealthArgs),
 }
 
 /// Where settings come from; every flag also reads a `PHAROS_*` variable.

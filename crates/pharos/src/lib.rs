@@ -5,6 +5,7 @@
 
 pub mod alert_cli;
 pub mod cli;
+pub mod health_cli;
 pub mod loadgen;
 pub mod modules;
 pub mod query_cli;

@@ -89,5 +89,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Rules(args) => pharos::rules_cli::run_rules(args).await,
         Command::Alert(args) => pharos::alert_cli::run_alert(args).await,
         Command::Loadgen(args) => pharos::loadgen::run(args).await,
+        Command::Health(args) => pharos::health_cli::run_health(args).await,
     }
 }

@@ -360,6 +360,38 @@ async fn sqlite_count(database: &Path, sql: &'static str) -> i64 {
         .expect("count")
 }
 
+/// Waits until the store in `dir` recorded `count` delivered notifications (the receiver's 2xx
+/// reached the store: a kill -9 after that must not send them again).
+async fn wait_delivered(dir: &Path, count: i64, log: impl Fn() -> String) {
+    let database = dir.join("data").join("pharos.db");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlite_count(
+        &database,
+        "SELECT count(*) FROM alert_outbox WHERE state = 'delivered'",
+    )
+    .await
+        < count
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{count} deliveries were not recorded\n{}",
+            log()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// kill -9 of `pharos`, then the same server started again in `dir` with `args`.
+async fn kill_9_and_restart(mut pharos: Process, dir: &Path, args: &[&str]) -> Process {
+    let mut child = pharos.child.take().expect("running");
+    child.kill().expect("kill -9");
+    child.wait().expect("reaped");
+    drop(pharos);
+    let pharos = Process::spawn(dir, args);
+    pharos.wait_serving().await;
+    pharos
+}
+
 /// Posts one firing alert through the Alertmanager API.
 async fn post_alert(pharos: &Process, name: &str, instance: &str) {
     let response = reqwest::Client::new()
@@ -474,24 +506,8 @@ async fn amtool_manages_silences_and_alerts_and_they_survive_kill_9() {
 
     // kill -9, restart: the silence and the posted alert are back, and the notification the
     // receiver acknowledged (and the store recorded as delivered) is not sent again.
-    let database = dir.path().join("data").join("pharos.db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sqlite_count(
-        &database,
-        "SELECT count(*) FROM alert_outbox WHERE state = 'delivered'",
-    )
-    .await
-        < 1
-    {
-        assert!(Instant::now() < deadline, "the delivery was not recorded");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut child = pharos.child.take().expect("running");
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
-    drop(pharos);
-    pharos = Process::spawn(dir.path(), &args);
-    pharos.wait_serving().await;
+    wait_delivered(dir.path(), 1, || pharos.log()).await;
+    pharos = kill_9_and_restart(pharos, dir.path(), &args).await;
     let (ok, out) = amtool(
         &amtool_binary,
         &pharos,
@@ -537,12 +553,7 @@ async fn a_notification_pending_at_kill_9_is_sent_after_restart_with_its_key() {
     let first = receiver
         .wait_for(1, Duration::from_secs(20), || pharos.log())
         .await;
-    let mut child = pharos.child.take().expect("running");
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
-    drop(pharos);
-    pharos = Process::spawn(dir.path(), &args);
-    pharos.wait_serving().await;
+    pharos = kill_9_and_restart(pharos, dir.path(), &args).await;
     let received = receiver
         .wait_for(2, Duration::from_secs(20), || pharos.log())
         .await;
@@ -985,24 +996,8 @@ async fn past_its_rate_limit_a_route_sends_one_summary_and_nothing_twice_after_k
 
     // Nor after kill -9 and a restart (a fresh budget): the summary's delivery recorded each
     // group's notification log.
-    let database = dir.path().join("data").join("pharos.db");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while sqlite_count(
-        &database,
-        "SELECT count(*) FROM alert_outbox WHERE state = 'delivered'",
-    )
-    .await
-        < 3
-    {
-        assert!(Instant::now() < deadline, "{}", pharos.log());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    let mut child = pharos.child.take().expect("running");
-    child.kill().expect("kill -9");
-    child.wait().expect("reaped");
-    drop(pharos);
-    pharos = Process::spawn(dir.path(), &args);
-    pharos.wait_serving().await;
+    wait_delivered(dir.path(), 3, || pharos.log()).await;
+    pharos = kill_9_and_restart(pharos, dir.path(), &args).await;
     let alerts = get_json(format!("http://{}/api/v2/alerts", pharos.http)).await;
     assert_eq!(alerts.as_array().map(Vec::len), Some(7), "{alerts}");
     // Once it leads again (it waits out its previous lease), its groups flush: a group that

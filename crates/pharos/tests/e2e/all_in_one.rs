@@ -189,3 +189,42 @@ async fn all_in_one_on_the_embedded_store() {
     // A Watch stream open at shutdown does not hold the process up.
     server.terminate();
 }
+
+/// `pharos health`, what the image's probes and the chart's test Pod run: serving services pass,
+/// a service this process does not run and an endpoint nobody answers fail, naming why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pharos_health_checks_the_server_and_each_service() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Process::spawn(dir.path(), &["--target", "config"]);
+    server.wait_serving().await;
+    let endpoint = server.endpoint();
+    let health = |args: &[&str]| crate::support::cli_of("health", &endpoint, args);
+
+    let (ok, out, err) = health(&[]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "(server): SERVING");
+    let (ok, out, err) = health(&["--service", "pharos.config.v1.ConfigService"]);
+    assert!(ok, "{out}{err}");
+    assert_eq!(out.trim(), "pharos.config.v1.ConfigService: SERVING");
+
+    let (ok, out, err) = health(&[
+        "--service",
+        "pharos.config.v1.ConfigService",
+        "--service",
+        "pharos.ingest.v1.IngestService",
+    ]);
+    assert!(!ok, "{out}{err}");
+    assert!(
+        out.contains("pharos.ingest.v1.IngestService: NOT_FOUND"),
+        "{out}"
+    );
+    assert!(
+        err.contains("not serving: pharos.ingest.v1.IngestService"),
+        "{err}"
+    );
+    server.terminate();
+
+    let (ok, out, err) = health(&["--timeout", "2s"]);
+    assert!(!ok, "{out}{err}");
+    assert!(err.contains(&endpoint), "{err}");
+}
