@@ -58,7 +58,7 @@ impl FeedApi for RemoteFeed {
 
 /// Follows `feed` from now on until `shutdown`: every committed batch of `signals` goes to
 /// `on_batch`, in commit order. A subscription that ends or fails is taken up again after the
-/// last batch seen (waits of 100 ms doubling to 10 s between failed attempts), so a consumer
+/// last batch seen (or where the first subscription started, before any batch) (waits of 100 ms doubling to 10 s between failed attempts), so a consumer
 /// misses nothing the feed still keeps. `what` names the consumer in the logs.
 pub async fn follow<F, Fut>(
     feed: Arc<dyn FeedApi>,
@@ -91,9 +91,16 @@ pub async fn follow<F, Fut>(
                         item = futures::StreamExt::next(&mut items) => item,
                     };
                     let Some(Ok(response)) = item else { break };
-                    if let Some(pb::subscribe_response::Item::Batch(batch)) = response.item {
-                        after = Some(batch.position);
-                        on_batch(batch).await;
+                    match response.item {
+                        Some(pb::subscribe_response::Item::Batch(batch)) => {
+                            after = Some(batch.position);
+                            on_batch(batch).await;
+                        }
+                        // Where "now" was: a resubscription before any batch resumes there.
+                        Some(pb::subscribe_response::Item::Started(started)) => {
+                            after = after.or(Some(started.position));
+                        }
+                        _ => {}
                     }
                 }
                 tracing::debug!(what, "feed subscription ended; subscribing again");
@@ -107,5 +114,88 @@ pub async fn follow<F, Fut>(
             _ = tokio::time::sleep(backoff) => {}
         }
         backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    /// A feed whose subscriptions answer from a script, recording each request.
+    struct ScriptedFeed {
+        requests: Mutex<Vec<pb::SubscribeRequest>>,
+        scripts: Mutex<Vec<Vec<pb::subscribe_response::Item>>>,
+    }
+
+    #[async_trait::async_trait]
+    impl FeedApi for ScriptedFeed {
+        async fn subscribe(&self, request: pb::SubscribeRequest) -> Result<FeedItems, Status> {
+            self.requests.lock().expect("lock").push(request);
+            let mut scripts = self.scripts.lock().expect("lock");
+            let items = if scripts.is_empty() {
+                Vec::new()
+            } else {
+                scripts.remove(0)
+            };
+            let items: Vec<Result<pb::SubscribeResponse, Status>> = items
+                .into_iter()
+                .map(|item| Ok(pb::SubscribeResponse { item: Some(item) }))
+                .chain(std::iter::once(Err(Status::unavailable("gone"))))
+                .collect();
+            Ok(Box::pin(futures::stream::iter(items)))
+        }
+    }
+
+    fn batch(position: u64) -> pb::subscribe_response::Item {
+        pb::subscribe_response::Item::Batch(pb::CommittedBatch {
+            position,
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_subscription_lost_before_any_batch_resumes_where_it_started() {
+        let feed = Arc::new(ScriptedFeed {
+            requests: Mutex::new(Vec::new()),
+            scripts: Mutex::new(vec![
+                // From now on, "now" being 41; lost before any batch.
+                vec![pb::subscribe_response::Item::Started(pb::Started {
+                    position: 41,
+                })],
+                // Resumed: a batch, then lost again.
+                vec![batch(42)],
+                // Resumed after the batch.
+                vec![batch(43)],
+            ]),
+        });
+        let shutdown = pharos_runtime::Shutdown::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let follower = {
+            let (feed, shutdown, seen) = (feed.clone(), shutdown.clone(), seen.clone());
+            tokio::spawn(async move {
+                follow(feed, &[], shutdown, "test", move |batch| {
+                    seen.lock().expect("lock").push(batch.position);
+                    std::future::ready(())
+                })
+                .await;
+            })
+        };
+        while seen.lock().expect("lock").len() < 2 {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        shutdown.trigger();
+        follower.await.expect("follower ends at shutdown");
+        let afters: Vec<Option<u64>> = feed
+            .requests
+            .lock()
+            .expect("lock")
+            .iter()
+            .take(3)
+            .map(|request| request.after_position)
+            .collect();
+        assert_eq!(afters, [None, Some(41), Some(42)]);
+        assert_eq!(*seen.lock().expect("lock"), [42, 43]);
     }
 }

@@ -73,6 +73,8 @@ pub enum FeedError {
 /// What a subscription yields.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FeedItem {
+    /// The first item of a subscription from now on: the position it starts after.
+    Started(i64),
     Batch(Arc<CommittedBatch>),
     /// Positions `first..=last` are no longer kept.
     Missed {
@@ -175,7 +177,15 @@ impl Feed {
         let feed = self.clone();
         let mut head = self.head.subscribe();
         let mut position = after.unwrap_or_else(|| *head.borrow_and_update());
+        let started = after.is_none().then_some(position);
         tokio::spawn(async move {
+            // From now on: say where "now" is, so that a subscriber that must resubscribe
+            // before any batch arrives can resume from there.
+            if let Some(position) = started
+                && sender.send(Ok(FeedItem::Started(position))).await.is_err()
+            {
+                return;
+            }
             let wanted = |signal: FeedSignal| signals.is_empty() || signals.contains(&signal);
             loop {
                 // The head first: every position up to it was committed before the read.
@@ -235,6 +245,13 @@ impl Feed {
     ) -> Result<pb::SubscribeResponse, FeedError> {
         use pb::subscribe_response::Item;
         let batch = match item {
+            FeedItem::Started(position) => {
+                return Ok(pb::SubscribeResponse {
+                    item: Some(Item::Started(pb::Started {
+                        position: u64::try_from(position).unwrap_or_default(),
+                    })),
+                });
+            }
             FeedItem::Missed { first, last } => {
                 return Ok(pb::SubscribeResponse {
                     item: Some(Item::Missed(pb::Missed {

@@ -50,7 +50,7 @@ async fn next(stream: &mut Streaming<pb::SubscribeResponse>) -> Item {
 fn batch(item: Item) -> pb::CommittedBatch {
     match item {
         Item::Batch(batch) => batch,
-        Item::Missed(missed) => panic!("unexpected {missed:?}"),
+        other => panic!("unexpected {other:?}"),
     }
 }
 
@@ -68,6 +68,11 @@ async fn every_committed_batch_arrives_once_in_order(database: &TestDatabase) {
     let server = start_server(database, IngestSettings::default()).await;
     // Subscribed from now on, and not reading while the writes below run.
     let mut stream = subscribe(&server, &[], None).await;
+    // From now on: the first item says where "now" is (nothing committed yet).
+    match next(&mut stream).await {
+        Item::Started(started) => assert_eq!(started.position, 0),
+        other => panic!("expected Started first, got {other:?}"),
+    }
     let now = server.store.clock().now_micros();
     let mut writers = Vec::new();
     for writer in 0..4i64 {

@@ -348,12 +348,20 @@ class SubscribeRequest(_message.Message):
     def __init__(self, signals: _Optional[_Iterable[_Union[FeedSignal, str]]] = ..., after_position: _Optional[int] = ...) -> None: ...
 
 class SubscribeResponse(_message.Message):
-    __slots__ = ("batch", "missed")
+    __slots__ = ("batch", "missed", "started")
     BATCH_FIELD_NUMBER: _ClassVar[int]
     MISSED_FIELD_NUMBER: _ClassVar[int]
+    STARTED_FIELD_NUMBER: _ClassVar[int]
     batch: CommittedBatch
     missed: Missed
-    def __init__(self, batch: _Optional[_Union[CommittedBatch, _Mapping]] = ..., missed: _Optional[_Union[Missed, _Mapping]] = ...) -> None: ...
+    started: Started
+    def __init__(self, batch: _Optional[_Union[CommittedBatch, _Mapping]] = ..., missed: _Optional[_Union[Missed, _Mapping]] = ..., started: _Optional[_Union[Started, _Mapping]] = ...) -> None: ...
+
+class Started(_message.Message):
+    __slots__ = ("position",)
+    POSITION_FIELD_NUMBER: _ClassVar[int]
+    position: int
+    def __init__(self, position: _Optional[int] = ...) -> None: ...
 
 class Missed(_message.Message):
     __slots__ = ("first_position", "last_position")
