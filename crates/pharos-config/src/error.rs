@@ -32,6 +32,9 @@ pub enum ConfigError {
     },
     #[error("the configuration store is unavailable")]
     Unavailable(#[source] Arc<StoreError>),
+    /// A Watch open when the service stops: the watcher resumes after `last_revision`.
+    #[error("the server is shutting down (watch delivered up to revision {last_revision})")]
+    ShuttingDown { last_revision: i64 },
     /// A bug or corrupt state: logged with its cause, sent as INTERNAL without it.
     #[error("the configuration store failed")]
     Internal(#[source] Arc<StoreError>),
@@ -129,6 +132,12 @@ impl From<ConfigError> for tonic::Status {
                     Duration::from_secs(1),
                 )
             }
+            ConfigError::ShuttingDown { last_revision } => rich::unavailable(
+                format!(
+                    "the server is shutting down; watch again with start_revision {last_revision} (another replica, or this one once it is back)"
+                ),
+                Duration::from_secs(1),
+            ),
             internal @ ConfigError::Internal(_) => rich::internal(&internal),
         }
     }

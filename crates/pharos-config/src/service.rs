@@ -307,7 +307,12 @@ impl ConfigService {
                     batch = subscription.next_batch() => Some(batch),
                     () = shutdown.wait() => None,
                 };
-                let Some(batch) = batch else { break };
+                // The service stops: UNAVAILABLE with where to resume, not a plain end that a
+                // client could take for "nothing more to watch".
+                let Some(batch) = batch else {
+                    Err(ConfigError::ShuttingDown { last_revision: last })?;
+                    break;
+                };
                 let batch = batch?;
                 let events: Vec<pb::WatchEvent> = batch
                     .iter()

@@ -22,6 +22,7 @@ pharos_store::backend_tests!(
     compare_and_set_conflicts,
     environments_override_the_base,
     watch_sends_snapshot_then_changes,
+    a_watch_open_at_shutdown_ends_unavailable_with_its_resume_point,
     watch_resumes_exactly_after_a_revision,
     watch_refuses_compacted_revisions,
     slow_watcher_gets_coalesced_events,
@@ -459,6 +460,35 @@ async fn watch_sends_snapshot_then_changes(database: &TestDatabase) {
     );
     assert_eq!(changes[0].previous_value.as_deref(), Some("1"));
     server.stop().await;
+}
+
+async fn a_watch_open_at_shutdown_ends_unavailable_with_its_resume_point(database: &TestDatabase) {
+    let server = support::start_server(database.store().await).await;
+    let client = server.client().await;
+    client.set(set("app.one", "1")).await.expect("set");
+    let mut stream = client
+        .watch(pb::WatchRequest {
+            prefixes: vec!["app.".into()],
+            ..pb::WatchRequest::default()
+        })
+        .await
+        .expect("watch");
+    let (_, revision) = initial(&mut stream).await;
+    assert_eq!(revision, 1);
+    let stopping = tokio::spawn(server.stop());
+    let ended = tokio::time::timeout(WAIT, stream.next())
+        .await
+        .expect("the watch ends when the server stops");
+    let status = ended
+        .expect("a status, not a plain end")
+        .expect_err("an error status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("start_revision 1"),
+        "{}",
+        status.message()
+    );
+    stopping.await.expect("the server stopped");
 }
 
 async fn watch_resumes_exactly_after_a_revision(database: &TestDatabase) {

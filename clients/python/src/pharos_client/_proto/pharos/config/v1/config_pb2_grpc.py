@@ -118,7 +118,9 @@ class ConfigServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Watch(self, request, context):
-        """Watch streams changes of the selected keys.
+        """Watch streams changes of the selected keys. It never ends on its own: when
+        the server stops it ends with UNAVAILABLE, whose message names the
+        start_revision to resume from on another replica.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
