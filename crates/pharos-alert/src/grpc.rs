@@ -77,6 +77,14 @@ fn fell_behind() -> Status {
     )
 }
 
+/// What a watch ends with when the process stops.
+fn shutting_down() -> Status {
+    pharos_runtime::error::unavailable(
+        "the server is shutting down; watch again (another replica, or this one once it is back)",
+        Duration::from_secs(1),
+    )
+}
+
 type WatchAlertsStream =
     Pin<Box<dyn Stream<Item = Result<pb::WatchAlertsResponse, Status>> + Send>>;
 
@@ -183,7 +191,13 @@ impl alert_service_server::AlertService for AlertGrpc {
             }));
         let shutdown = self.shutdown.clone();
         let stopped = Box::pin(async move { shutdown.wait().await });
-        Ok(Response::new(Box::pin(stream.take_until(stopped))))
+        // When the process stops: UNAVAILABLE, not a plain end a client could take for the end
+        // of the watch. (After an error, tonic sends nothing more, so a stream that ended with
+        // `fell_behind` keeps that status.)
+        let ended = futures::stream::once(async { Err(shutting_down()) });
+        Ok(Response::new(Box::pin(
+            stream.take_until(stopped).chain(ended),
+        )))
     }
 
     async fn acknowledge(

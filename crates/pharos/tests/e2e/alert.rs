@@ -1007,3 +1007,39 @@ async fn past_its_rate_limit_a_route_sends_one_summary_and_nothing_twice_after_k
     assert_eq!(receiver.received().len(), 3, "{:?}", receiver.received());
     pharos.terminate();
 }
+
+/// A `WatchAlerts` open when the process stops ends with UNAVAILABLE (watch again elsewhere),
+/// not with a plain end that a client could take for the end of the watch; the stop is not held
+/// up by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_watch_open_at_shutdown_ends_unavailable() {
+    use futures::StreamExt as _;
+    use pharos_proto::alert::v1 as alert_pb;
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pharos = Process::spawn(dir.path(), &["--target", "ingest,query,alert"]);
+    pharos.wait_serving().await;
+    let mut client = alert_pb::alert_service_client::AlertServiceClient::connect(pharos.endpoint())
+        .await
+        .expect("connect");
+    let mut stream = client
+        .watch_alerts(alert_pb::WatchAlertsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let first = stream
+        .next()
+        .await
+        .expect("a snapshot")
+        .expect("a response");
+    assert!(first.snapshot_complete, "{first:?}");
+    let stopping = tokio::task::spawn_blocking(move || pharos.terminate());
+    let ended = tokio::time::timeout(Duration::from_secs(15), stream.next())
+        .await
+        .expect("the watch ends when the process stops");
+    let status = ended
+        .expect("a status, not a plain end")
+        .expect_err("an error status");
+    assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+    stopping.await.expect("the process stopped cleanly");
+}

@@ -150,7 +150,8 @@ class AlertServiceServicer:
         snapshot_complete), then every change as it happens. A watcher that reads
         too slowly to keep up with the changes gets the stream ended with
         RESOURCE_EXHAUSTED ("watch fell behind; watch again"): watch again and
-        take the new snapshot.
+        take the new snapshot. When the server stops, the stream ends with
+        UNAVAILABLE: watch again on another replica, or once it is back.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
