@@ -21,14 +21,14 @@
 //!
 //! then removes the container, the image and the build context, failed or not.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use xshell::{Shell, cmd};
 
+use crate::http::{first_chars, free_port, http_get, percent_encode};
 use crate::step;
 
 /// The image's name; `cargo xtask image` tags its throwaway build `:xtask-<pid>`.
@@ -581,44 +581,6 @@ fn check_queries(sh: &Shell, root: &Path, ports: &Ports) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A minimal HTTP/1.0 GET (so the body is never chunked): the status and the body.
-fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: */*\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("no HTTP status in {:?}", first_chars(head, 200)))?;
-    Ok((status, body.to_owned()))
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len() * 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            encoded.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    encoded
-}
-
-fn free_port() -> anyhow::Result<u16> {
-    Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?.port())
-}
-
 fn sorted_files(dir: &Path, suffix: &str) -> anyhow::Result<Vec<PathBuf>> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
@@ -634,10 +596,6 @@ fn relative(root: &Path, path: &Path) -> String {
         .unwrap_or(path)
         .display()
         .to_string()
-}
-
-fn first_chars(text: &str, count: usize) -> String {
-    text.chars().take(count).collect()
 }
 
 /// Megabytes (10^6 bytes), as registries and `podman images` show sizes.

@@ -7,6 +7,7 @@
 mod bench;
 mod ci;
 mod helm;
+mod http;
 mod image;
 mod pg;
 mod soak;

@@ -28,8 +28,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs::File;
-use std::io::{IsTerminal as _, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::{IsTerminal as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
@@ -39,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, bail, ensure};
 use xshell::{Shell, cmd};
 
+use crate::http::{first_chars, http_get, percent_encode};
 use crate::step;
 
 #[derive(Debug, clap::Args)]
@@ -879,6 +880,7 @@ fn terminate(child: &mut Child) -> anyhow::Result<ExitStatus> {
     bail!("did not stop within 20 s of SIGTERM; killed ({status})")
 }
 
+/// A loopback address nobody listens on now.
 fn free_port() -> anyhow::Result<SocketAddr> {
     Ok(TcpListener::bind(("127.0.0.1", 0))?.local_addr()?)
 }
@@ -904,28 +906,6 @@ fn tail(path: &Path, lines: usize) -> String {
     shown
 }
 
-/// A minimal HTTP/1.0 GET (so the body is never chunked): the status and the body.
-fn http_get(address: SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2))?;
-    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: */*\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response).into_owned();
-    let (head, body) = response
-        .split_once("\r\n\r\n")
-        .unwrap_or((response.as_str(), ""));
-    let status = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|code| code.parse().ok())
-        .with_context(|| format!("no HTTP status in {:?}", first_chars(head, 200)))?;
-    Ok((status, body.to_owned()))
-}
-
 /// `/health` answers 200 with `"status":"ok"`.
 fn health(address: SocketAddr) -> anyhow::Result<()> {
     let (status, body) = http_get(address, "/health")?;
@@ -935,22 +915,6 @@ fn health(address: SocketAddr) -> anyhow::Result<()> {
         first_chars(&body, 400)
     );
     Ok(())
-}
-
-fn first_chars(text: &str, count: usize) -> String {
-    text.chars().take(count).collect()
-}
-
-fn percent_encode(text: &str) -> String {
-    let mut encoded = String::with_capacity(text.len() * 2);
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-_.~".contains(&byte) {
-            encoded.push(char::from(byte));
-        } else {
-            let _ = write!(encoded, "%{byte:02X}");
-        }
-    }
-    encoded
 }
 
 /// Peak resident set size of a running process (VmHWM), in bytes.
