@@ -44,6 +44,7 @@ use crate::Common;
 use crate::database::BenchDatabase;
 use crate::process::{Server, channel, free_port, loopback, wait_serving};
 use crate::stats::{Latencies, print_markdown, show_duration};
+use crate::writes::{write_metrics, write_security_events};
 
 /// The breach rule: its metric, its alert and its threshold, and the value a breach writes.
 const BREACH_METRIC: &str = "bench_value";
@@ -493,43 +494,6 @@ fn signal(server: &Server, signal: &str) -> anyhow::Result<()> {
         bail!("kill -{signal} {} failed", server.name);
     }
     Ok(())
-}
-
-/// Sends the `WriteMetrics` request `points` builds (built again for a retry, so a request is
-/// not copied just in case), again after a pause while the service says it is overloaded;
-/// returns the points accepted and the retries.
-async fn write_metrics(
-    client: &mut IngestServiceClient<Channel>,
-    points: impl Fn() -> Vec<pb::MetricPoint>,
-) -> anyhow::Result<(u64, u64)> {
-    for retries in 0..600 {
-        let request = pb::WriteMetricsRequest { points: points() };
-        match client.write_metrics(request).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                if let Some(rejection) = reply.rejections.first() {
-                    bail!(
-                        "pharos rejected {} points, the first for {} ({}): {}",
-                        reply.rejected,
-                        rejection.reason,
-                        rejection.field,
-                        rejection.message
-                    );
-                }
-                return Ok((reply.accepted, retries));
-            }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => return Err(status).context("WriteMetrics failed"),
-        }
-    }
-    bail!("pharos stayed overloaded for a minute")
 }
 
 /// Prometheus' remote write: the request, protobuf in snappy's block format.
@@ -1075,41 +1039,6 @@ fn security_event(event_type: &str, user: &str, source_ip: String) -> pb::Securi
     }
 }
 
-/// [`write_metrics`] for security events.
-async fn write_security(
-    client: &mut IngestServiceClient<Channel>,
-    events: impl Fn() -> Vec<pb::SecurityEvent>,
-) -> anyhow::Result<u64> {
-    for _ in 0..600 {
-        let request = pb::WriteSecurityEventsRequest { events: events() };
-        match client.write_security_events(request).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                if let Some(rejection) = reply.rejections.first() {
-                    bail!(
-                        "pharos rejected {} security events, the first for {} ({}): {}",
-                        reply.rejected,
-                        rejection.reason,
-                        rejection.field,
-                        rejection.message
-                    );
-                }
-                return Ok(reply.accepted);
-            }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => return Err(status).context("WriteSecurityEvents failed"),
-        }
-    }
-    bail!("pharos stayed overloaded for a minute")
-}
-
 /// Times of one attack, from the last failure's write being sent and from its acknowledgement
 /// (zero when the webhook came first) to the `BruteForceUser` webhook.
 struct Probe {
@@ -1126,7 +1055,7 @@ async fn brute_force_probe(
     source_ip: String,
     within: Duration,
 ) -> anyhow::Result<Option<Probe>> {
-    write_security(client, || {
+    write_security_events(client, || {
         (0..BRUTE_FORCE_FAILURES - 1)
             .map(|_| security_event("auth_failure", user, source_ip.clone()))
             .collect()
@@ -1134,7 +1063,7 @@ async fn brute_force_probe(
     .await?;
     let mut events = receiver.events.subscribe();
     let sent = Instant::now();
-    write_security(client, || {
+    write_security_events(client, || {
         vec![security_event("auth_failure", user, source_ip.clone())]
     })
     .await?;
@@ -1247,7 +1176,7 @@ async fn security(
                         .min(MAX_POINTS_PER_REQUEST as u64);
                     let first = next;
                     let began = Instant::now();
-                    accepted += write_security(&mut client, || {
+                    accepted += write_security_events(&mut client, || {
                         (0..count).map(|k| load_event(first + k * step)).collect()
                     })
                     .await?;

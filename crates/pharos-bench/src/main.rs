@@ -16,6 +16,7 @@ mod search;
 mod search_reference;
 mod stats;
 mod systems;
+mod writes;
 
 use std::path::PathBuf;
 

@@ -26,6 +26,7 @@ use crate::Common;
 use crate::database::BenchDatabase;
 use crate::process::{Server, channel, free_port, loopback, start_pharos_with};
 use crate::stats::{Latencies, print_markdown, show_duration};
+use crate::writes::write_metrics;
 
 /// Time between two points of a series: a 15 s scrape interval.
 const STEP_MS: i64 = 15_000;
@@ -1507,12 +1508,12 @@ async fn load_pharos(
     let (labels, point) = (&labels, &point);
     futures::stream::iter(0..total.div_ceil(BATCH_POINTS))
         .map(|batch| {
-            let client = client.clone();
+            let mut client = client.clone();
             let bar = bar.clone();
             async move {
                 let first = batch * BATCH_POINTS;
-                let request = || pb::WriteMetricsRequest {
-                    points: (first..(first + BATCH_POINTS).min(total))
+                let points = || {
+                    (first..(first + BATCH_POINTS).min(total))
                         .map(|flat| {
                             let (series, time_ms, value) = point(flat);
                             pb::MetricPoint {
@@ -1522,9 +1523,9 @@ async fn load_pharos(
                                 value,
                             }
                         })
-                        .collect(),
+                        .collect()
                 };
-                let accepted = write_batch(client, request).await?;
+                let (accepted, _) = write_metrics(&mut client, points).await?;
                 bar.inc(accepted);
                 Ok::<_, anyhow::Error>(())
             }
@@ -1534,41 +1535,6 @@ async fn load_pharos(
         .await?;
     bar.finish_and_clear();
     Ok(())
-}
-
-/// Sends the batch `request` builds, again after a pause while the service says it is
-/// overloaded; returns the points accepted.
-async fn write_batch(
-    mut client: IngestServiceClient<tonic::transport::Channel>,
-    request: impl Fn() -> pb::WriteMetricsRequest,
-) -> anyhow::Result<u64> {
-    for _ in 0..600 {
-        match client.write_metrics(request()).await {
-            Ok(reply) => {
-                let reply = reply.into_inner();
-                if let Some(rejection) = reply.rejections.first() {
-                    bail!(
-                        "pharos rejected {} points, the first for {} ({}): {}",
-                        reply.rejected,
-                        rejection.reason,
-                        rejection.field,
-                        rejection.message
-                    );
-                }
-                return Ok(reply.accepted);
-            }
-            Err(status)
-                if matches!(
-                    status.code(),
-                    tonic::Code::ResourceExhausted | tonic::Code::Unavailable
-                ) =>
-            {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(status) => return Err(status).context("WriteMetrics failed"),
-        }
-    }
-    bail!("pharos stayed overloaded for a minute")
 }
 
 /// Bytes of the metric tables in PostgreSQL: every partition of `metric_points` and
