@@ -22,6 +22,8 @@ use pharos_proto::ingest::v1::ingest_service_client::IngestServiceClient;
 use serde_json::Value as Json;
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use pharos_store::signals::metrics;
+
 use crate::Common;
 use crate::database::BenchDatabase;
 use crate::process::{Server, channel, free_port, loopback, start_pharos_with};
@@ -63,9 +65,25 @@ const PARALLEL_READS: usize = 4;
 const SERIES_BY_NAME: &str =
     "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id";
 const ALL_SERIES: &str = "SELECT id, name, labels::text FROM metric_series ORDER BY id";
+/// A range read: the pending windows of the range, the chunks of the other windows, and the
+/// points of each run of pending windows.
+const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
+     WHERE window_us >= $1 AND window_us <= $2 ORDER BY window_us";
+const CHUNKS: &str = "SELECT series_id, window_us, points, data FROM metric_chunks \
+     WHERE series_id = ANY($1) \
+     AND window_us >= $2 AND window_us <= $3 AND NOT (window_us = ANY($4)) \
+     ORDER BY series_id, window_us";
 const POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
      WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
      ORDER BY series_id, time_us";
+/// The read of a selector evaluated at one instant: each series' latest point.
+const LATEST_POINTS: &str = "SELECT latest.series_id, latest.time_us, latest.value \
+     FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
+     SELECT series_id, time_us, value FROM metric_points \
+     WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
+     ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
+/// The time one chunk covers (`CHUNK_WINDOW_US` in the store).
+const WINDOW_US: i64 = pharos_store::signals::metrics::CHUNK_WINDOW_US;
 /// What the query service issues for a `*_over_time` over whole hours (`hourly_aggregates` and
 /// `points_at_instants` in the same file): in one read-only snapshot, the hours not rolled up
 /// yet, the hourly rollups of the others and the pending hours summed from their points; beside
@@ -462,6 +480,8 @@ struct Case {
     victoria_same_values: bool,
     /// Set for the query the hourly rollups answer.
     hourly: Option<Hourly>,
+    /// Whether the service reads only each series' latest point (a selector at one instant).
+    latest_only: bool,
 }
 
 /// What a query over hourly rollups reads, and how its answer is checked.
@@ -529,6 +549,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             prometheus_aim: Some(2.0),
             victoria_same_values: true,
             hourly: None,
+            latest_only: false,
         },
         Case {
             label: format!(
@@ -545,6 +566,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             prometheus_aim: Some(1.0),
             victoria_same_values: false,
             hourly: None,
+            latest_only: false,
         },
         Case {
             label: format!(
@@ -561,6 +583,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             prometheus_aim: Some(1.0),
             victoria_same_values: false,
             hourly: None,
+            latest_only: false,
         },
         Case {
             label: format!(
@@ -576,6 +599,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             prometheus_aim: Some(1.0),
             victoria_same_values: true,
             hourly: None,
+            latest_only: true,
         },
         hourly_case(data, shape),
     ]
@@ -618,6 +642,7 @@ fn hourly_case(data: &DataSet, shape: &Shape) -> Case {
                 step_ms: HOUR_MS,
             },
         }),
+        latest_only: false,
     }
 }
 
@@ -723,9 +748,14 @@ async fn measure(
     let env = [
         // Every query issues the statements of the floor: no series selection is reused.
         ("PHAROS_QUERY__SERIES_CACHE__CAPACITY", "0".to_owned()),
-        // No background rollups while queries are timed: this harness rolls up once, before.
+        // No background rollups or compaction while queries are timed: this harness runs
+        // each once, before.
         (
             "PHAROS_INGEST__RETENTION__ROLLUP_INTERVAL",
+            "365d".to_owned(),
+        ),
+        (
+            "PHAROS_INGEST__RETENTION__COMPACTION_INTERVAL",
             "365d".to_owned(),
         ),
         // The gauges' history reaches back `history_days`.
@@ -776,12 +806,32 @@ async fn measure(
             data.points()
         );
     }
+    // What the ingest service's compaction job (every 30 s) has done by now: every window that
+    // ended over 2 minutes ago in chunks, the rest pending.
+    let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
+        url: database.url.clone(),
+        max_connections: 2,
+        ..Default::default()
+    })
+    .await?;
+    let started = Instant::now();
+    eprintln!("compacting into chunks");
+    let compacted = store.metrics().compact(now_micros()?).await?;
+    loads.push(format!(
+        "Pharos compaction {} ({} windows, {} chunks, {} points, {:.2} B/point)",
+        show_duration(started.elapsed()),
+        compacted.windows,
+        thousands(usize::try_from(compacted.chunks).unwrap_or(0)),
+        thousands(usize::try_from(compacted.points).unwrap_or(0)),
+        compacted.bytes as f64 / compacted.points.max(1) as f64
+    ));
     // As a database that has been running would be: statistics, visibility map, no autovacuum
     // pending while queries are timed.
     eprintln!("VACUUM ANALYZE");
     sqlx::raw_sql("VACUUM ANALYZE").execute(&pool).await?;
     // The bytes of the data set alone, before the history only Pharos keeps.
-    let pharos_footprint = pharos_footprint(&pool, data.points(), &database.server_version).await?;
+    let pharos_footprints =
+        pharos_footprints(&pool, data.points(), &database.server_version).await?;
 
     // The gauges' history, then the hourly rollups of every hour, by the store's own code (what
     // the ingest service's rollup job runs every 5 minutes).
@@ -803,14 +853,9 @@ async fn measure(
     .await?;
     let loaded_history = started.elapsed();
     let started = Instant::now();
-    eprintln!("rolling up every hour");
-    let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
-        url: database.url.clone(),
-        max_connections: 2,
-        ..Default::default()
-    })
-    .await?;
+    eprintln!("rolling up every hour, compacting the history");
     let rolled = store.metrics().roll_up(now_micros()?).await?;
+    store.metrics().compact(now_micros()?).await?;
     drop(store);
     loads.push(format!(
         "Pharos history {} ({} gauge points), its rollups {} ({} hours, {} hourly rows)",
@@ -852,7 +897,7 @@ async fn measure(
         measured.push((case, result));
     }
 
-    let mut footprints = vec![pharos_footprint];
+    let mut footprints = pharos_footprints;
     let prometheus_bytes = disk_usage(&prometheus_dir)?;
     let mut block_bytes = 0;
     for entry in std::fs::read_dir(&prometheus_dir)? {
@@ -929,9 +974,16 @@ async fn measure_case(
     }
     let (_, rows) = floor(pool, case, ids).await?;
     let expected_rows = expected_floor_rows(data, case);
-    if rows != expected_rows {
+    // A range read takes whole chunks: up to a window's points more at each end of the range.
+    let edges = match case.hourly {
+        None if case.latest_only => 0,
+        None => case.reads.len() * 2 * usize::try_from(WINDOW_US / 1000 / STEP_MS).unwrap_or(0),
+        Some(_) => 0,
+    };
+    if !(expected_rows..=expected_rows + edges).contains(&rows) {
         problems.push(format!(
-            "the SQL floor read {rows} rows where the data set has {expected_rows}"
+            "the SQL floor read {rows} points where the data set has {expected_rows} \
+             (and up to {edges} more at the edges of chunks)"
         ));
     }
     let agreement = match &case.hourly {
@@ -1055,6 +1107,7 @@ async fn floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Durat
 /// The rows the floor of `case` must read from the data set (and the gauges' history).
 fn expected_floor_rows(data: &DataSet, case: &Case) -> usize {
     match &case.hourly {
+        None if case.latest_only => case.reads.len(),
         None => case.reads.len() * data.steps_within(case.from_ms, case.to_ms),
         Some(hourly) => {
             let hours = (0..)
@@ -1156,24 +1209,62 @@ async fn sql_floor_hourly(
 }
 
 /// The statements the query service issues for `case`, run directly: the series of the
-/// metric name (or every series), then the points of the selected series (`ids`, in the
-/// order the service reads them) over the range, 256 series per statement and 4 statements at
-/// once. Returns the time and the points read.
+/// metric name (or every series), then for the selected series (`ids`, in the order the service
+/// reads them), 256 series per read and 4 reads at once, the range's pending windows, the
+/// chunks of the others and the points of the pending ones (or, for a selector at one instant,
+/// each series' latest point). Returns the time and the points read (those of whole chunks,
+/// edges included), without decoding the chunks.
 async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
     let (from_us, to_us) = (case.from_ms * 1000, case.to_ms * 1000 + 999);
+    let first_window = from_us.div_euclid(WINDOW_US) * WINDOW_US;
     let started = Instant::now();
     let series = select_series(pool, case.name).await?;
     let chunks: Vec<Vec<i64>> = ids.chunks(SERIES_PER_READ).map(<[i64]>::to_vec).collect();
     let counts: Vec<usize> = futures::stream::iter(chunks)
         .map(|chunk| async move {
-            let rows: Vec<(i64, i64, f64)> = sqlx::query_as(POINTS)
+            if case.latest_only {
+                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(LATEST_POINTS)
+                    .persistent(false)
+                    .bind(&chunk)
+                    .bind(from_us)
+                    .bind(to_us)
+                    .fetch_all(pool)
+                    .await?;
+                return Ok(rows.len());
+            }
+            let mut transaction = pool.begin().await?;
+            let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
                 .persistent(false)
-                .bind(chunk)
-                .bind(from_us)
+                .bind(first_window)
                 .bind(to_us)
-                .fetch_all(pool)
+                .fetch_all(&mut *transaction)
                 .await?;
-            Ok::<_, sqlx::Error>(rows.len())
+            let chunks: Vec<(i64, i64, i32, Vec<u8>)> = sqlx::query_as(CHUNKS)
+                .persistent(false)
+                .bind(&chunk)
+                .bind(first_window)
+                .bind(to_us)
+                .bind(&pending)
+                .fetch_all(&mut *transaction)
+                .await?;
+            let mut read: usize = chunks
+                .iter()
+                .map(|(_, _, points, _)| usize::try_from(*points).unwrap_or(0))
+                .sum();
+            for (low, high) in
+                metrics::pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
+            {
+                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(POINTS)
+                    .persistent(false)
+                    .bind(&chunk)
+                    .bind(low)
+                    .bind(high)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                read += rows.len();
+            }
+            transaction.commit().await?;
+            Ok::<_, sqlx::Error>(read)
         })
         .buffered(PARALLEL_READS)
         .try_collect()
@@ -1538,35 +1629,59 @@ async fn load_pharos(
 }
 
 /// Bytes of the metric tables in PostgreSQL: every partition of `metric_points` and
-/// `metric_series`, with their indexes and TOAST.
-async fn pharos_footprint(
+/// `metric_series`, with their indexes and TOAST; then apart every partition of
+/// `metric_chunks`, the compressed copy that range reads take compacted windows from.
+async fn pharos_footprints(
     pool: &PgPool,
     points: usize,
     server_version: &str,
-) -> anyhow::Result<Footprint> {
-    let (total, heap, indexes): (i64, i64, i64) = sqlx::query_as(
-        "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT, \
-         COALESCE(SUM(pg_relation_size(c.oid)), 0)::BIGINT, \
-         COALESCE(SUM(pg_indexes_size(c.oid)), 0)::BIGINT \
-         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
-         WHERE i.inhparent = 'metric_points'::regclass",
-    )
-    .fetch_one(pool)
-    .await?;
+) -> anyhow::Result<Vec<Footprint>> {
+    let sizes = |parent: &'static str| async move {
+        sqlx::query_as::<_, (i64, i64, i64)>(
+            "SELECT COALESCE(SUM(pg_total_relation_size(c.oid)), 0)::BIGINT, \
+             COALESCE(SUM(pg_relation_size(c.oid)), 0)::BIGINT, \
+             COALESCE(SUM(pg_indexes_size(c.oid)), 0)::BIGINT \
+             FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid \
+             WHERE i.inhparent = $1::regclass",
+        )
+        .bind(parent)
+        .fetch_one(pool)
+        .await
+    };
+    let (total, heap, indexes) = sizes("metric_points").await?;
     let series: i64 = sqlx::query_scalar("SELECT pg_total_relation_size('metric_series')")
         .fetch_one(pool)
         .await?;
+    let (chunk_total, chunk_heap, chunk_indexes) = sizes("metric_chunks").await?;
+    let (data,): (i64,) =
+        sqlx::query_as("SELECT COALESCE(SUM(length(data)), 0)::BIGINT FROM metric_chunks")
+            .fetch_one(pool)
+            .await?;
     let per_point = |bytes: i64| bytes as f64 / points.max(1) as f64;
-    Ok(Footprint {
-        system: format!("Pharos on PostgreSQL {server_version}"),
-        bytes: u64::try_from(total + series).unwrap_or(0),
-        points,
-        counted: format!(
-            "metric_points partitions ({:.1} B/point rows, {:.1} B/point index) and metric_series",
-            per_point(heap),
-            per_point(indexes)
-        ),
-    })
+    Ok(vec![
+        Footprint {
+            system: format!("Pharos on PostgreSQL {server_version}, points"),
+            bytes: u64::try_from(total + series).unwrap_or(0),
+            points,
+            counted: format!(
+                "metric_points partitions ({:.1} B/point rows, {:.1} B/point index) and metric_series",
+                per_point(heap),
+                per_point(indexes)
+            ),
+        },
+        Footprint {
+            system: format!("Pharos on PostgreSQL {server_version}, chunks"),
+            bytes: u64::try_from(chunk_total).unwrap_or(0),
+            points,
+            counted: format!(
+                "metric_chunks partitions ({:.2} B/point compressed data, {:.2} B/point rows \
+                 and TOAST, {:.2} B/point index), beside the points",
+                per_point(data),
+                per_point(chunk_total - chunk_indexes - chunk_heap) + per_point(chunk_heap),
+                per_point(chunk_indexes)
+            ),
+        },
+    ])
 }
 
 /// Bytes allocated to the files under `dir`, as `du` counts them.
@@ -1722,8 +1837,11 @@ impl Report {
              ending at the last whole minute; the same values in every system. Pharos: `pharos \
              serve --target ingest,query` on PostgreSQL {postgres}, loaded through gRPC \
              WriteMetrics in time order ({} points per request, {BATCHES_IN_FLIGHT} in flight), \
-             then VACUUM ANALYZE; series cache off (every query issues the floor's \
-             statements), metrics feed off, no background rollups while timing. For query (e), \
+             then compacted into chunks by the store's own code as the service's 30 s job \
+             would have (every 10-minute window that ended over 2 minutes ago; the rest stays \
+             pending and is read from points), then VACUUM ANALYZE; series cache off (every \
+             query issues the floor's statements), metrics feed off, no background rollups or \
+             compaction while timing. For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
              {} days (only query (e) reads it), rolled up with the rest before timing by the \
              store's own rollup code (the hours of the last ~2 h stay pending, summed from their \
@@ -1733,7 +1851,8 @@ impl Report {
              (max block 24 h, so 18 h blocks as compaction leaves them), no scrape jobs. \
              VictoriaMetrics {}: /api/v1/import/prometheus, force_flush, response cache off \
              (-search.disableCache). SQL floor: the query service's statements run with sqlx \
-             ({SERIES_PER_READ} series per points statement, {PARALLEL_READS} at once) over the \
+             ({SERIES_PER_READ} series per read, {PARALLEL_READS} at once: the pending windows, \
+             the chunks of the others, not decoded, and the points of the pending ones) over the \
              range the query needs (start less 5 m), each planned for its parameters (unnamed \
              statements: no generic plan). Each system answers the same HTTP GET \
              (reqwest, keep-alive), timed to the last byte of the answer; 2 warm-up turns, then \

@@ -13,7 +13,7 @@ use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Expired;
 use pharos_store::signals::logs::LogsRepository;
-use pharos_store::signals::metrics::{MetricsRepository, NewSeries, PointRow, RolledUp};
+use pharos_store::signals::metrics::{Compacted, MetricsRepository, NewSeries, PointRow, RolledUp};
 use pharos_store::signals::security_events::SecurityEventsRepository;
 use pharos_store::signals::spans::SpansRepository;
 use pharos_store::{Store, StoreError};
@@ -206,6 +206,12 @@ impl IngestService {
         );
         service.spawn_every(
             &shutdown,
+            |settings| settings.retention.compaction_interval,
+            "compaction",
+            |service| Box::pin(async move { service.compact().await.map(drop) }),
+        );
+        service.spawn_every(
+            &shutdown,
             |settings| (settings.feed.retention / 4).max(Duration::from_secs(1)),
             "feed expiry",
             |service| {
@@ -266,6 +272,25 @@ impl IngestService {
                 hours = done.hours,
                 hourly_rows = done.hourly_rows,
                 "rolled up metric hours"
+            );
+        }
+        Ok(done)
+    }
+
+    /// Compacts the metric windows that ended and are pending into chunks, and logs what it
+    /// did.
+    pub async fn compact(&self) -> Result<Compacted, StoreError> {
+        let done = self
+            .metrics_repository
+            .compact(self.metrics_repository.store().clock().now_micros())
+            .await?;
+        if done.windows > 0 {
+            tracing::info!(
+                windows = done.windows,
+                chunks = done.chunks,
+                points = done.points,
+                bytes = done.bytes,
+                "compacted metric windows into chunks"
             );
         }
         Ok(done)

@@ -193,6 +193,10 @@ pub struct RetentionSettings {
     /// How often pending hours are rolled up.
     #[serde(with = "pharos_clock::duration")]
     pub rollup_interval: Duration,
+    /// How often ended 10-minute windows of points are compacted into chunks (range reads
+    /// take compacted windows from chunks, the rest from points).
+    #[serde(with = "pharos_clock::duration")]
+    pub compaction_interval: Duration,
     /// How often expiry runs.
     #[serde(with = "pharos_clock::duration")]
     pub interval: Duration,
@@ -210,6 +214,7 @@ impl Default for RetentionSettings {
             security_high: DAY * 365,
             security_other: DAY * 90,
             rollup_interval: Duration::from_secs(300),
+            compaction_interval: Duration::from_secs(30),
             interval: Duration::from_secs(3600),
         }
     }

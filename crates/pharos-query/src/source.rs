@@ -16,6 +16,7 @@ use pharos_promql::{
     HourBucket, HourlySelection, HourlySeries, Labels, METRIC_NAME, Matcher, Point, Selection,
     Series, SeriesSource, SourceError,
 };
+use pharos_store::signals::metrics::SeriesPoints;
 use pharos_store::{Store, StoreError};
 
 use crate::settings::SeriesCacheSettings;
@@ -157,8 +158,10 @@ impl StoreSource {
             .collect())
     }
 
-    /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks; only
-    /// the latest of each series when `latest_only`.
+    /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks, each
+    /// its own task so that decoding chunks of points spreads over the cores (a task is
+    /// aborted, and its read canceled, when the query is dropped); only the latest of each
+    /// series when `latest_only`.
     async fn points(
         &self,
         series: &[StoredSeries],
@@ -176,18 +179,27 @@ impl StoreSource {
         let read: Vec<Vec<Series>> = futures::stream::iter(chunks)
             .map(move |chunk| {
                 let metrics = metrics.clone();
-                async move {
+                let task = tokio::spawn(async move {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
-                    let rows = if latest_only {
+                    let points = if latest_only {
                         metrics
                             .latest_points_of_series_within(&ids, from_us, to_us, statement_timeout)
                             .await?
+                            .into_iter()
+                            .map(|(id, time, value)| (id, vec![(time, value)]))
+                            .collect()
                     } else {
                         metrics
-                            .points_of_series_within(&ids, from_us, to_us, statement_timeout)
+                            .series_points_within(&ids, from_us, to_us, statement_timeout)
                             .await?
                     };
-                    Ok::<_, StoreError>(group_points(&chunk, rows))
+                    Ok::<_, StoreError>(series_of(&chunk, points))
+                });
+                let task = tokio_util::task::AbortOnDropHandle::new(task);
+                async move {
+                    task.await.map_err(|error| {
+                        StoreError::InvalidValue(format!("a read of points failed: {error}"))
+                    })?
                 }
             })
             .buffered(PARALLEL_READS)
@@ -269,14 +281,17 @@ impl SeriesSource for StoreSource {
     }
 }
 
-/// Rows of `(series id, time in µs, value)` ordered by series and time, as series of `chunk`.
-fn group_points(chunk: &[StoredSeries], rows: Vec<(i64, i64, f64)>) -> Vec<Series> {
+/// The points read of each series of `chunk` (by id; times in µs), as the engine's series.
+fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Series> {
     let index: std::collections::HashMap<i64, usize> =
         chunk.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
     let mut points: Vec<Vec<Point>> = vec![Vec::new(); chunk.len()];
-    for (id, time_us, value) in rows {
+    for (id, read) in read {
         if let Some(&at) = index.get(&id) {
-            points[at].push(Point::new(time_us.div_euclid(1000), value));
+            points[at] = read
+                .into_iter()
+                .map(|(time_us, value)| Point::new(time_us.div_euclid(1000), value))
+                .collect();
         }
     }
     chunk

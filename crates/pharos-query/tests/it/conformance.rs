@@ -2,14 +2,16 @@
 //! `pharos-promql`'s suite stored as the ingest service stores it (on SQLite and PostgreSQL),
 //! every query of its corpus asked of the query service's Prometheus HTTP API and of a real
 //! Prometheus 2.42 over the same samples, and the answers compared as in that suite (the
-//! harness is the same file, `crates/pharos-promql/tests/it/harness.rs`).
+//! harness is the same file, `crates/pharos-promql/tests/it/harness.rs`). On PostgreSQL the
+//! points are compacted into chunks first and on SQLite they are not, so the corpus checks
+//! both read paths against Prometheus.
 
 use std::collections::HashMap;
 
 use pharos_query::{QueryModule, QuerySettings};
-use pharos_store::Store;
 use pharos_store::signals::metrics::{NewSeries, PointRow, SeriesKey};
 use pharos_store::testing::TestDatabase;
+use pharos_store::{Backend, Store};
 use pharos_test_support::TestServer;
 
 use crate::dataset::Dataset;
@@ -62,6 +64,16 @@ async fn store_dataset(store: &Store, data: &Dataset) {
             .insert_points(chunk, None)
             .await
             .expect("store the data set's points");
+    }
+    if store.backend() == Backend::Postgres {
+        let done = metrics
+            .compact(i64::MAX / 2)
+            .await
+            .expect("compact the data set");
+        assert!(
+            done.windows > 0 && metrics.pending_windows().await.expect("pending").is_empty(),
+            "every window of the data set is compacted"
+        );
     }
 }
 

@@ -18,6 +18,7 @@ pharos_store::backend_tests!(
     expiry_removes_old_points_and_rollups,
     nan_bit_patterns_survive_and_slow_reads_stop_at_their_timeout,
     an_abandoned_read_stops_on_the_server,
+    compacted_windows_read_exactly_as_their_points,
 );
 
 fn series(name: &str, labels: &[(&str, &str)]) -> NewSeries {
@@ -249,15 +250,22 @@ async fn expiry_removes_old_points_and_rollups(database: &TestDatabase) {
         .await
         .expect("roll up");
     assert_eq!(done.hours, 2);
+    let compacted = metrics
+        .compact(store.clock().now_micros())
+        .await
+        .expect("compact");
+    assert_eq!((compacted.windows, compacted.chunks), (2, 2));
 
+    // The old point goes with its chunk: a point and a chunk partition, or row each.
     let expired = metrics
         .expire_points(DAY_START_US + DAY_US)
         .await
         .expect("expire points");
     match store.backend() {
-        Backend::Postgres => assert_eq!(expired.partitions_dropped, 1),
-        Backend::Sqlite => assert_eq!(expired.rows_deleted, 1),
+        Backend::Postgres => assert_eq!(expired.partitions_dropped, 2),
+        Backend::Sqlite => assert_eq!(expired.rows_deleted, 2),
     }
+    assert_eq!(metrics.chunk_totals().await.expect("chunks").0, 1);
     let left = metrics
         .read_points(series_id, 0, i64::MAX)
         .await
@@ -416,4 +424,158 @@ async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
         .await
         .expect("the next read works");
     assert_eq!(read.len(), 1);
+}
+
+/// A window compacted into chunks reads exactly as its points did, bit for bit (NaN, the
+/// staleness marker, duplicate times, uneven steps), whatever the range's edges; reads do take
+/// compacted windows from their chunks; a late point makes its window pending again (read from
+/// points until compacted again); a window that has not ended is left pending.
+async fn compacted_windows_read_exactly_as_their_points(database: &TestDatabase) {
+    const MINUTE: i64 = 60_000_000;
+    let start = DAY_START_US + HOUR_US;
+    let (clock, hand) = Clock::manual(start + 45 * MINUTE);
+    let store = database.store_with_clock(clock).await;
+    let metrics = store.metrics();
+    let new = [series("up", &[("job", "a")]), series("up", &[("job", "b")])];
+    let created = metrics.create_series(&new).await.expect("create");
+    let (a, b) = (created[&new[0].key].0, created[&new[1].key].0);
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let mut points: Vec<PointRow> = (0..180)
+        .map(|i| PointRow {
+            series_id: a,
+            time_us: start + i * 15_000_000,
+            value: match i {
+                7 => f64::NAN,
+                8 => stale,
+                _ => (i * 3) as f64 + 0.25,
+            },
+        })
+        .collect();
+    points.extend(
+        [3, 17, 17, 250, 601, 1_199, 1_800, 2_399]
+            .iter()
+            .map(|&s| PointRow {
+                series_id: b,
+                time_us: start + s * 1_000_000 + 123,
+                value: -(s as f64),
+            }),
+    );
+    // The newest points arrive first: batches need not be in time order.
+    let (older, newer) = points.split_at(100);
+    metrics.insert_points(newer, None).await.expect("insert");
+    metrics.insert_points(older, None).await.expect("insert");
+
+    let ranges = [
+        (0, i64::MAX),
+        (start, start + 45 * MINUTE),
+        (start + 5 * MINUTE + 1, start + 25 * MINUTE - 1),
+        (start + 10 * MINUTE, start + 10 * MINUTE),
+        (start + 17 * 1_000_000 + 123, start + 17 * 1_000_000 + 123),
+        (start + 31 * MINUTE, start + 29 * MINUTE),
+    ];
+    let read_all = || async {
+        let mut reads = Vec::new();
+        for &(from, to) in &ranges {
+            let rows = metrics
+                .points_of_series_within(&[a, b], from, to, None)
+                .await
+                .expect("read");
+            reads.push(sortable(rows));
+        }
+        reads
+    };
+    let before = read_all().await;
+    assert_eq!(before[0].len(), 188);
+    assert_eq!(before[5].len(), 0, "an inverted range is empty");
+
+    // Half an hour later every window has ended and settled: five windows, two series.
+    hand.advance(Duration::from_secs(30 * 60));
+    let done = metrics
+        .compact(store.clock().now_micros())
+        .await
+        .expect("compact");
+    assert_eq!((done.windows, done.chunks, done.points), (5, 8, 188));
+    assert!(metrics.pending_windows().await.expect("pending").is_empty());
+    assert_eq!(read_all().await, before, "chunks read as their points");
+
+    // The reads do come from the chunks: with the points gone from their table, they are
+    // still found.
+    remove_points(database, store.backend()).await;
+    assert_eq!(read_all().await, before, "read from chunks alone");
+
+    // A late point marks its window pending; the window is read from its points (the late
+    // one alone, the others having been removed above) and, once compacted again, from its
+    // new chunk.
+    let late = PointRow {
+        series_id: a,
+        time_us: start + 44 * MINUTE + 7,
+        value: 99.0,
+    };
+    metrics.insert_points(&[late], None).await.expect("late");
+    let window = start + 40 * MINUTE;
+    assert_eq!(metrics.pending_windows().await.expect("pending"), [window]);
+    let read = metrics
+        .points_of_series_within(&[a], window, i64::MAX, None)
+        .await
+        .expect("read");
+    assert_eq!(read, [(a, late.time_us, 99.0)]);
+    let done = metrics
+        .compact(store.clock().now_micros())
+        .await
+        .expect("compact");
+    assert_eq!((done.windows, done.points), (1, 1));
+    let read = metrics
+        .points_of_series_within(&[a], window, i64::MAX, None)
+        .await
+        .expect("read");
+    assert_eq!(read, [(a, late.time_us, 99.0)]);
+
+    // A window that has not ended (or not settled) stays pending and reads from its points.
+    let now = store.clock().now_micros();
+    let fresh = PointRow {
+        series_id: b,
+        time_us: now - MINUTE,
+        value: 1.0,
+    };
+    metrics.insert_points(&[fresh], None).await.expect("fresh");
+    assert_eq!(metrics.compact(now).await.expect("compact").windows, 0);
+    let read = metrics
+        .points_of_series_within(&[b], now - 2 * MINUTE, now, None)
+        .await
+        .expect("read");
+    assert_eq!(read, [(b, fresh.time_us, 1.0)]);
+}
+
+/// Rows with their values' bits, sorted (points at the same time may come in either order).
+fn sortable(rows: Vec<(i64, i64, f64)>) -> Vec<(i64, i64, u64)> {
+    let mut rows: Vec<(i64, i64, u64)> = rows
+        .into_iter()
+        .map(|(id, time, value)| (id, time, value.to_bits()))
+        .collect();
+    rows.sort_unstable();
+    rows
+}
+
+/// Deletes every row of `metric_points`, behind the repository's back.
+async fn remove_points(database: &TestDatabase, backend: Backend) {
+    match backend {
+        Backend::Postgres => {
+            let pool = sqlx::PgPool::connect(database.url())
+                .await
+                .expect("connect");
+            sqlx::query("DELETE FROM metric_points")
+                .execute(&pool)
+                .await
+                .expect("delete");
+        }
+        Backend::Sqlite => {
+            let pool = sqlx::SqlitePool::connect(database.url())
+                .await
+                .expect("connect");
+            sqlx::query("DELETE FROM metric_points")
+                .execute(&pool)
+                .await
+                .expect("delete");
+        }
+    }
 }

@@ -5,8 +5,13 @@
 //! [`MetricsRepository::roll_up`] turns pending hours into hourly and daily rollups (count, sum,
 //! min, max per series), so late points are never left out of a rollup.
 //!
+//! Each batch also marks the 10-minute windows it touched, and [`MetricsRepository::compact`]
+//! turns each pending window that has ended into one compressed chunk per series
+//! (`metric_chunks`, format in `chunk.rs`), so that range reads decode a few chunks instead of
+//! reading a row per point; `metric_points` stays the record that batches append to.
+//!
 //! This file holds the types and the repository; its jobs live beside it: `write.rs` (series
-//! and points in), `rollup.rs`, `retention.rs` and `read.rs`.
+//! and points in), `rollup.rs`, `compact.rs`, `retention.rs` and `read.rs`.
 
 // The aggregates of an hour of points, written into `metric_rollups_1h` by the rollup and
 // computed for still-pending hours by the query service's read: both must give the same row, or
@@ -48,6 +53,8 @@ macro_rules! sqlite_not_stale {
     };
 }
 
+mod chunk;
+mod compact;
 mod read;
 mod retention;
 mod rollup;
@@ -57,6 +64,7 @@ use crate::Store;
 use crate::backend::partitions::{Partitions, Span, TimeUnit};
 
 pub use crate::backend::partitions::Expired;
+pub use read::{SeriesPoints, pending_runs};
 pub use write::encode_copy_binary;
 
 /// The identity of a series: its metric name and canonical label set.
@@ -84,6 +92,72 @@ impl NewSeries {
             .map(|(name, value)| (name.clone(), serde_json::Value::String(value.clone())))
             .collect();
         serde_json::Value::Object(object).to_string()
+    }
+}
+
+/// The starts of the `span_us`-long buckets (hours, chunk windows) that `times` fall in,
+/// sorted and distinct.
+fn bucket_starts(times: impl Iterator<Item = i64>, span_us: i64) -> Vec<i64> {
+    let mut starts: Vec<i64> = times
+        .map(|time| time.div_euclid(span_us) * span_us)
+        .collect();
+    starts.sort_unstable();
+    starts.dedup();
+    starts
+}
+
+/// Opens one pass of a job over pending marks (rollup, compaction) on PostgreSQL: a
+/// transaction holding the job's advisory `lock` (`None` when another replica holds it), in
+/// which `take` has taken the oldest mark starting at or before `before`. `None` when there is
+/// nothing to do. Taking the mark first makes a batch that marks the same start again wait for
+/// the pass, whose later statements then see the batch's points.
+async fn take_pending_postgres(
+    pool: &sqlx::PgPool,
+    lock: i64,
+    take: &'static str,
+    before: i64,
+) -> crate::error::Result<Option<(sqlx::PgTransaction<'static>, i64)>> {
+    let mut transaction = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(lock)
+        .fetch_one(&mut *transaction)
+        .await?;
+    let start: Option<i64> = if locked {
+        sqlx::query_scalar(take)
+            .bind(before)
+            .fetch_optional(&mut *transaction)
+            .await?
+    } else {
+        None
+    };
+    match start {
+        Some(start) => Ok(Some((transaction, start))),
+        None => {
+            // Ended here, not on drop: a dropped transaction's rollback is sent later, and the
+            // lock it holds would turn the next pass away.
+            transaction.rollback().await?;
+            Ok(None)
+        }
+    }
+}
+
+/// [`take_pending_postgres`] on SQLite, where the caller holds the store's write lock.
+async fn take_pending_sqlite(
+    pool: &sqlx::SqlitePool,
+    take: &'static str,
+    before: i64,
+) -> crate::error::Result<Option<(sqlx::Transaction<'static, sqlx::Sqlite>, i64)>> {
+    let mut transaction = pool.begin().await?;
+    let start: Option<i64> = sqlx::query_scalar(take)
+        .bind(before)
+        .fetch_optional(&mut *transaction)
+        .await?;
+    match start {
+        Some(start) => Ok(Some((transaction, start))),
+        None => {
+            transaction.rollback().await?;
+            Ok(None)
+        }
     }
 }
 
@@ -126,8 +200,12 @@ pub(crate) fn from_sqlite_value(value: Option<f64>, nan_bits: Option<i64>) -> f6
 }
 
 const HOUR_US: i64 = 3_600_000_000;
-/// An hour is rolled up once it ended this long ago, so that batches holding its last points
-/// have committed (later points mark it pending again and it is rolled up again).
+/// The time one metric chunk covers: ten minutes, so that a range read ending now takes all but
+/// its last few minutes from chunks.
+pub const CHUNK_WINDOW_US: i64 = 600_000_000;
+/// An hour is rolled up (a window compacted) once it ended this long ago, so that batches
+/// holding its last points have committed (later points mark it pending again and it is rolled
+/// up or compacted again).
 const ROLLUP_SETTLE_US: i64 = 120_000_000;
 
 /// Metric series, points and rollups; cheap to clone.
@@ -135,6 +213,7 @@ const ROLLUP_SETTLE_US: i64 = 120_000_000;
 pub struct MetricsRepository {
     store: Store,
     points: Partitions,
+    chunks: Partitions,
     hourly: Partitions,
     daily: Partitions,
 }
@@ -154,6 +233,17 @@ pub struct RollupRow {
     pub nan_count: i64,
 }
 
+/// What one [`MetricsRepository::compact`] pass did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Compacted {
+    pub windows: u64,
+    /// Chunks written (one per series with points in a window).
+    pub chunks: u64,
+    pub points: u64,
+    /// Bytes of the chunks written.
+    pub bytes: u64,
+}
+
 /// What one [`MetricsRepository::roll_up`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RolledUp {
@@ -170,6 +260,7 @@ impl Store {
         MetricsRepository {
             store: self.clone(),
             points: Partitions::new("metric_points", Span::Day, TimeUnit::Micros),
+            chunks: Partitions::new("metric_chunks", Span::Day, TimeUnit::Micros),
             hourly: Partitions::new("metric_rollups_1h", Span::Day, TimeUnit::Micros),
             daily: Partitions::new("metric_rollups_1d", Span::Month, TimeUnit::Micros),
         }

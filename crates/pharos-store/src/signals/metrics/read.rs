@@ -1,7 +1,7 @@
 //! The read paths of metrics: points and rollups of a series over time, the series of a name or
 //! of a set of ids, and counts for tests and diagnostics.
 
-use super::{MetricsRepository, RollupRow, SeriesRow};
+use super::{CHUNK_WINDOW_US, MetricsRepository, RollupRow, SeriesRow, chunk};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 
@@ -240,8 +240,14 @@ impl MetricsRepository {
     }
 
     /// [`MetricsRepository::points_of_series`], stopped by PostgreSQL itself after
-    /// `statement_timeout` (its `statement_timeout`, set for this statement alone), so that a
+    /// `statement_timeout` (its `statement_timeout`, set for this read alone), so that a
     /// query whose caller gave up does not keep the server busy. SQLite has no such setting.
+    ///
+    /// Compacted windows are read from their chunks, pending ones (the last few minutes, and
+    /// windows late points reached since their compaction) from `metric_points`. Without a
+    /// snapshot across the statements the answer still holds every point committed before the
+    /// read began: points are never removed from `metric_points` (but by expiry), and a window
+    /// taken from its chunk was compacted from every point it had when the read found it done.
     pub async fn points_of_series_within(
         &self,
         ids: &[i64],
@@ -249,20 +255,121 @@ impl MetricsRepository {
         to_us: i64,
         statement_timeout: Option<std::time::Duration>,
     ) -> Result<Vec<(i64, i64, f64)>> {
-        const POSTGRES_POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
-             WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
-             ORDER BY series_id, time_us";
-        const SQLITE_POINTS: &str = "SELECT series_id, time_us, value, nan_bits FROM metric_points \
-             WHERE series_id IN (SELECT value FROM json_each($1)) \
-             AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us";
-        self.read_point_rows(
-            (POSTGRES_POINTS, SQLITE_POINTS),
-            ids,
-            from_us,
-            to_us,
-            statement_timeout,
-        )
-        .await
+        let series = self
+            .series_points_within(ids, from_us, to_us, statement_timeout)
+            .await?;
+        Ok(series
+            .into_iter()
+            .flat_map(|(id, points)| {
+                points
+                    .into_iter()
+                    .map(move |(time, value)| (id, time, value))
+            })
+            .collect())
+    }
+
+    /// [`MetricsRepository::points_of_series_within`] grouped by series: each series of `ids`
+    /// with points in the range, in id order, with its points oldest first.
+    pub async fn series_points_within(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Vec<SeriesPoints>> {
+        if ids.is_empty() || to_us < from_us {
+            return Ok(Vec::new());
+        }
+        let first_window = from_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
+        let (chunks, runs) = match &self.store.pool {
+            Pool::Postgres(pool) => {
+                let mut read = AbandonableRead::start(pool).await?;
+                let connection = read.connection()?;
+                let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
+                let cancel = CancelOnDrop::arm(&mut transaction, pool, statement_timeout).await?;
+                let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
+                    .bind(first_window)
+                    .bind(to_us)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                let chunks: Vec<ChunkRow> = sqlx::query_as(
+                    "SELECT series_id, window_us, points, data FROM metric_chunks WHERE series_id = ANY($1) \
+                     AND window_us >= $2 AND window_us <= $3 AND NOT (window_us = ANY($4)) \
+                     ORDER BY series_id, window_us",
+                )
+                .bind(ids)
+                .bind(first_window)
+                .bind(to_us)
+                .bind(&pending)
+                .fetch_all(&mut *transaction)
+                .await?;
+                let mut runs = Vec::new();
+                for (low, high) in
+                    pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
+                {
+                    let rows: Vec<(i64, i64, f64)> = sqlx::query_as(
+                        "SELECT series_id, time_us, value FROM metric_points \
+                         WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
+                         ORDER BY series_id, time_us",
+                    )
+                    .bind(ids)
+                    .bind(low)
+                    .bind(high)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+                    runs.push(rows);
+                }
+                transaction.commit().await?;
+                cancel.finished();
+                read.finished();
+                (chunks, runs)
+            }
+            Pool::Sqlite(pool) => {
+                let ids = ids_json(ids);
+                let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
+                    .bind(first_window)
+                    .bind(to_us)
+                    .fetch_all(pool)
+                    .await?;
+                let chunks: Vec<ChunkRow> = sqlx::query_as(
+                    "SELECT series_id, window_us, points, data FROM metric_chunks \
+                     WHERE series_id IN (SELECT value FROM json_each($1)) \
+                     AND window_us >= $2 AND window_us <= $3 \
+                     AND window_us NOT IN (SELECT value FROM json_each($4)) \
+                     ORDER BY series_id, window_us",
+                )
+                .bind(&ids)
+                .bind(first_window)
+                .bind(to_us)
+                .bind(ids_json(&pending))
+                .fetch_all(pool)
+                .await?;
+                let mut runs = Vec::new();
+                for (low, high) in
+                    pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
+                {
+                    let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
+                        "SELECT series_id, time_us, value, nan_bits FROM metric_points \
+                         WHERE series_id IN (SELECT value FROM json_each($1)) \
+                         AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us",
+                    )
+                    .bind(&ids)
+                    .bind(low)
+                    .bind(high)
+                    .fetch_all(pool)
+                    .await?;
+                    runs.push(
+                        rows.into_iter()
+                            .map(|(id, time, value, nan_bits)| {
+                                (id, time, super::from_sqlite_value(value, nan_bits))
+                            })
+                            .collect(),
+                    );
+                }
+                (chunks, runs)
+            }
+        };
+        merge_chunks_and_points(chunks, runs, from_us, to_us)
     }
 
     /// The latest point of each of the series `ids` with a time in `from_us..=to_us` (series
@@ -316,21 +423,7 @@ impl MetricsRepository {
                 let mut read = AbandonableRead::start(pool).await?;
                 let connection = read.connection()?;
                 let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
-                // One round trip: the backend's pid (to cancel the read if it is abandoned) and
-                // this transaction's statement timeout ("0": none).
-                let millis = statement_timeout
-                    .map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128))
-                    .to_string();
-                let pid: i32 = sqlx::query_scalar(
-                    "SELECT pg_backend_pid() FROM (SELECT set_config('statement_timeout', $1, true)) AS set",
-                )
-                .bind(millis)
-                .fetch_one(&mut *transaction)
-                .await?;
-                let cancel = CancelOnDrop {
-                    pool: pool.clone(),
-                    pid: Some(pid),
-                };
+                let cancel = CancelOnDrop::arm(&mut transaction, pool, statement_timeout).await?;
                 let rows = sqlx::query_as(postgres_sql)
                     .bind(ids)
                     .bind(from_us)
@@ -501,6 +594,28 @@ struct CancelOnDrop {
 }
 
 impl CancelOnDrop {
+    /// Sets `transaction`'s statement timeout ("0": none) and learns its backend's pid, in one
+    /// round trip, to cancel the read if it is abandoned.
+    async fn arm(
+        transaction: &mut sqlx::PgTransaction<'_>,
+        pool: &sqlx::PgPool,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<Self> {
+        let millis = statement_timeout
+            .map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128))
+            .to_string();
+        let pid: i32 = sqlx::query_scalar(
+            "SELECT pg_backend_pid() FROM (SELECT set_config('statement_timeout', $1, true)) AS set",
+        )
+        .bind(millis)
+        .fetch_one(&mut **transaction)
+        .await?;
+        Ok(Self {
+            pool: pool.clone(),
+            pid: Some(pid),
+        })
+    }
+
     fn finished(mut self) {
         self.pid = None;
     }
@@ -538,6 +653,113 @@ async fn plan_each_time(transaction: &mut sqlx::PgTransaction<'_>) -> Result<()>
     Ok(())
 }
 
+/// A chunk as read: series id, window, point count, data.
+type ChunkRow = (i64, i64, i32, Vec<u8>);
+
+/// Pending chunk windows starting in `$1..=$2`, oldest first.
+const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
+     WHERE window_us >= $1 AND window_us <= $2 ORDER BY window_us";
+
+/// The time ranges within `from_us..=to_us` that the pending windows `pending` (sorted) cover:
+/// where a read takes points from `metric_points`. Pending windows join into one range unless
+/// a window with chunks (`chunked`, sorted) lies between them; the windows they then span
+/// without being pending hold no points of the series read, so one statement reads a run of
+/// pending windows with gaps in the data.
+pub fn pending_runs(
+    pending: &[i64],
+    chunked: impl IntoIterator<Item = i64>,
+    from_us: i64,
+    to_us: i64,
+) -> Vec<(i64, i64)> {
+    let mut chunked: Vec<i64> = chunked.into_iter().collect();
+    chunked.sort_unstable();
+    let mut runs: Vec<(i64, i64)> = Vec::new();
+    for &window in pending {
+        let (low, high) = (
+            window.max(from_us),
+            (window + CHUNK_WINDOW_US - 1).min(to_us),
+        );
+        if low > high {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(last)
+                if chunked
+                    .get(chunked.partition_point(|&c| c <= last.1))
+                    .is_none_or(|&c| c >= low) =>
+            {
+                last.1 = high
+            }
+            _ => runs.push((low, high)),
+        }
+    }
+    runs
+}
+
+/// A series id and its points (time in microseconds, value), oldest first.
+pub type SeriesPoints = (i64, Vec<(i64, f64)>);
+
+/// The points of `chunks` (ordered by series and window) within `from_us..=to_us` and of
+/// `runs` (rows ordered by series and time, runs in time order), by series in id order, each
+/// oldest first. Chunks and runs cover disjoint windows.
+fn merge_chunks_and_points(
+    chunks: Vec<ChunkRow>,
+    runs: Vec<Vec<(i64, i64, f64)>>,
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<SeriesPoints>> {
+    // Per series: the points from its chunks, then those from its pending windows.
+    type Points = Vec<(i64, f64)>;
+    let mut series: std::collections::BTreeMap<i64, (Points, Points)> =
+        std::collections::BTreeMap::new();
+    // Each series' points from its chunks go into one vector sized for all of them.
+    for chunk in &chunks {
+        let (from_chunks, _) = series.entry(chunk.0).or_default();
+        from_chunks.reserve(usize::try_from(chunk.2).unwrap_or(0));
+    }
+    let mut scratch = chunk::Scratch::default();
+    for (series_id, _, _, data) in chunks {
+        let (from_chunks, _) = series.entry(series_id).or_default();
+        chunk::decode_into(&data, from_us..=to_us, from_chunks, &mut scratch)?;
+    }
+    for run in runs {
+        for (series_id, time, value) in run {
+            series.entry(series_id).or_default().1.push((time, value));
+        }
+    }
+    Ok(series
+        .into_iter()
+        .map(|(series_id, (from_chunks, from_points))| {
+            let points = if from_points.is_empty() {
+                from_chunks
+            } else if from_chunks.is_empty() {
+                from_points
+            } else {
+                merge_sorted(from_chunks, from_points)
+            };
+            (series_id, points)
+        })
+        .collect())
+}
+
+/// Two lists of points in time order as one.
+fn merge_sorted(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    let mut merged = Vec::with_capacity(a.len() + b.len());
+    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    loop {
+        let next = match (a.peek(), b.peek()) {
+            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+            (Some(_), Some(_)) => b.next(),
+            (Some(_), None) => a.next(),
+            (None, _) => b.next(),
+        };
+        match next {
+            Some(point) => merged.push(point),
+            None => return merged,
+        }
+    }
+}
+
 /// Pending hours in `$1..$2`.
 const PENDING_HOURS: &str =
     "SELECT hour_us FROM metric_rollup_pending WHERE hour_us >= $1 AND hour_us < $2";
@@ -569,4 +791,28 @@ fn ids_json(ids: &[i64]) -> String {
     }
     text.push(']');
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const W: i64 = CHUNK_WINDOW_US;
+
+    #[test]
+    fn pending_windows_join_unless_a_chunk_lies_between() {
+        // Windows 0, 1 and 3 pending, nothing compacted: one run over the gap.
+        assert_eq!(
+            pending_runs(&[0, W, 3 * W], [], 0, 10 * W),
+            [(0, 4 * W - 1)]
+        );
+        // Window 2 has a chunk: two runs around it.
+        assert_eq!(
+            pending_runs(&[0, W, 3 * W], [2 * W, 2 * W], 0, 10 * W),
+            [(0, 2 * W - 1), (3 * W, 4 * W - 1)]
+        );
+        // A chunk beyond the runs changes nothing; the range clips the runs.
+        assert_eq!(pending_runs(&[0, W], [5 * W], 10, W + 5), [(10, W + 5)]);
+        assert_eq!(pending_runs(&[0], [], W, 2 * W), []);
+    }
 }

@@ -1,18 +1,27 @@
-//! Metric retention: points and rollups past their age go, as whole partitions on PostgreSQL
+//! Metric retention: points (with their chunks) and rollups past their age go, as whole partitions on PostgreSQL
 //! (a partial day or month stays until it is whole past the cut) and as rows on SQLite.
 
-use super::MetricsRepository;
+use super::{CHUNK_WINDOW_US, MetricsRepository};
 use crate::backend::Pool;
 use crate::backend::partitions::Expired;
 use crate::error::Result;
 
 impl MetricsRepository {
-    /// Removes every point older than `before_us`. On PostgreSQL whole day partitions go, those
-    /// entirely before the cut (a partial day stays until it is whole); on SQLite rows are deleted.
+    /// Removes every point older than `before_us`, with its chunks. On PostgreSQL whole day
+    /// partitions go, those entirely before the cut (a partial day stays until it is whole); on
+    /// SQLite rows are deleted, and a chunk window the cut falls in stays until it is whole
+    /// past it.
     pub async fn expire_points(&self, before_us: i64) -> Result<Expired> {
-        self.store
+        let whole_windows = before_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
+        let mut expired = self
+            .store
+            .expire(&self.chunks, "metric_chunks", "window_us", whole_windows)
+            .await?;
+        expired += self
+            .store
             .expire(&self.points, "metric_points", "time_us", before_us)
-            .await
+            .await?;
+        Ok(expired)
     }
 
     /// Removes hourly rollups older than `hourly_before_us` and daily ones older than

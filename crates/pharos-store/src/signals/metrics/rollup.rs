@@ -3,7 +3,10 @@
 //! count of its ordinary NaN points; staleness markers left out) and recomputes the
 //! hour's day in `metric_rollups_1d`, one replica at a time (an advisory lock on PostgreSQL).
 
-use super::{HOUR_US, MetricsRepository, ROLLUP_SETTLE_US, RolledUp};
+use super::{
+    HOUR_US, MetricsRepository, ROLLUP_SETTLE_US, RolledUp, take_pending_postgres,
+    take_pending_sqlite,
+};
 use crate::backend::partitions::DAY_US;
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
@@ -22,25 +25,9 @@ impl MetricsRepository {
         loop {
             let rows = match &self.store.pool {
                 Pool::Postgres(pool) => {
-                    let mut transaction = pool.begin().await?;
-                    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-                        .bind(ROLLUP_LOCK)
-                        .fetch_one(&mut *transaction)
-                        .await?;
-                    if !locked {
-                        // Ended here, not on drop: a dropped transaction's rollback is sent
-                        // later, and the lock it holds would turn the next pass away.
-                        transaction.rollback().await?;
-                        return Ok(done);
-                    }
-                    // Taking the mark first makes a batch that marks the hour again wait for
-                    // this rollup, whose later statements then see the batch's points.
-                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
-                        .bind(before)
-                        .fetch_optional(&mut *transaction)
-                        .await?;
-                    let Some(hour) = hour else {
-                        transaction.rollback().await?;
+                    let Some((mut transaction, hour)) =
+                        take_pending_postgres(pool, ROLLUP_LOCK, TAKE_PENDING_HOUR, before).await?
+                    else {
                         return Ok(done);
                     };
                     let day = hour.div_euclid(DAY_US) * DAY_US;
@@ -62,13 +49,9 @@ impl MetricsRepository {
                 }
                 Pool::Sqlite(pool) => {
                     let _writer = self.store.write_lock.lock().await;
-                    let mut transaction = pool.begin().await?;
-                    let hour: Option<i64> = sqlx::query_scalar(TAKE_PENDING_HOUR)
-                        .bind(before)
-                        .fetch_optional(&mut *transaction)
-                        .await?;
-                    let Some(hour) = hour else {
-                        transaction.rollback().await?;
+                    let Some((mut transaction, hour)) =
+                        take_pending_sqlite(pool, TAKE_PENDING_HOUR, before).await?
+                    else {
                         return Ok(done);
                     };
                     let day = hour.div_euclid(DAY_US) * DAY_US;

@@ -7,7 +7,10 @@ use std::collections::HashMap;
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::{HOUR_US, MetricsRepository, NewSeries, PointRow, ROLLUP_SETTLE_US, SeriesKey};
+use super::{
+    CHUNK_WINDOW_US, HOUR_US, MetricsRepository, NewSeries, PointRow, ROLLUP_SETTLE_US, SeriesKey,
+    bucket_starts,
+};
 use crate::backend::bulk::{Batch, CopyEncoder, time_range, write_batch};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
@@ -152,8 +155,9 @@ impl MetricsRepository {
             .collect())
     }
 
-    /// Stores `points` in one transaction, with the hours they touched marked for rollup and,
-    /// when given, the batch's feed row; returns the feed position.
+    /// Stores `points` in one transaction, with the hours they touched marked for rollup, the
+    /// windows they touched marked for compaction and, when given, the batch's feed row;
+    /// returns the feed position.
     pub async fn insert_points(
         &self,
         points: &[PointRow],
@@ -163,37 +167,15 @@ impl MetricsRepository {
             return Ok(None);
         }
         let (oldest, newest) = time_range(points.iter().map(|point| point.time_us));
-        let mut hours: Vec<i64> = points
-            .iter()
-            .map(|point| point.time_us.div_euclid(HOUR_US) * HOUR_US)
-            .collect();
-        hours.sort_unstable();
-        hours.dedup();
+        let times = || points.iter().map(|point| point.time_us);
+        let hours = bucket_starts(times(), HOUR_US);
+        let windows = bucket_starts(times(), CHUNK_WINDOW_US);
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let data = encode_copy_binary(points);
-                // Hours a rollup may already be reading (late points) lock their mark, so that
-                // the rollup either waits for this batch or runs again after it; marks of
-                // recent hours do not lock, so concurrent batches never queue on them.
                 let settled = self.store.clock().now_micros() - ROLLUP_SETTLE_US;
-                let (late, recent): (Vec<i64>, Vec<i64>) =
-                    hours.iter().partition(|&&hour| hour + HOUR_US <= settled);
-                let mut then = Vec::new();
-                if !recent.is_empty() {
-                    then.push((
-                        "INSERT INTO metric_rollup_pending (hour_us) \
-                         SELECT UNNEST($1::bigint[]) ON CONFLICT DO NOTHING",
-                        recent,
-                    ));
-                }
-                if !late.is_empty() {
-                    then.push((
-                        "INSERT INTO metric_rollup_pending (hour_us) \
-                         SELECT UNNEST($1::bigint[]) \
-                         ON CONFLICT (hour_us) DO UPDATE SET hour_us = EXCLUDED.hour_us",
-                        late,
-                    ));
-                }
+                let mut then = HOUR_MARKS.statements(hours, settled);
+                then.extend(WINDOW_MARKS.statements(windows, settled));
                 write_batch(
                     pool,
                     Batch {
@@ -223,13 +205,17 @@ impl MetricsRepository {
                     });
                     insert.build().execute(&mut *transaction).await?;
                 }
-                let mut mark: QueryBuilder<Sqlite> =
-                    QueryBuilder::new("INSERT INTO metric_rollup_pending (hour_us) ");
-                mark.push_values(&hours, |mut row, hour| {
-                    row.push_bind(*hour);
-                });
-                mark.push(" ON CONFLICT DO NOTHING");
-                mark.build().execute(&mut *transaction).await?;
+                for (insert, starts) in [
+                    ("INSERT INTO metric_rollup_pending (hour_us) ", &hours),
+                    ("INSERT INTO metric_chunk_pending (window_us) ", &windows),
+                ] {
+                    let mut mark: QueryBuilder<Sqlite> = QueryBuilder::new(insert);
+                    mark.push_values(starts, |mut row, start| {
+                        row.push_bind(*start);
+                    });
+                    mark.push(" ON CONFLICT DO NOTHING");
+                    mark.build().execute(&mut *transaction).await?;
+                }
                 let position = match feed {
                     Some(entry) => {
                         Some(append_sqlite(&mut transaction, entry, self.store.clock()).await?)
@@ -249,6 +235,47 @@ impl MetricsRepository {
             return Ok(0);
         };
         self.points.ensure(pool, from_us, to_us).await
+    }
+}
+
+/// A table of pending marks (hours waiting for their rollup, windows waiting for compaction) as
+/// a batch of points marks it on PostgreSQL.
+struct PendingMarks {
+    /// Marks starts that may still be receiving points, without locking: concurrent batches
+    /// never queue on them.
+    recent: &'static str,
+    /// Marks starts a rollup or compaction may be reading (late points), locking the mark so
+    /// that the job either waits for this batch or runs again after it.
+    late: &'static str,
+    span_us: i64,
+}
+
+const HOUR_MARKS: PendingMarks = PendingMarks {
+    recent: "INSERT INTO metric_rollup_pending (hour_us) \
+             SELECT UNNEST($1::bigint[]) ON CONFLICT DO NOTHING",
+    late: "INSERT INTO metric_rollup_pending (hour_us) SELECT UNNEST($1::bigint[]) \
+           ON CONFLICT (hour_us) DO UPDATE SET hour_us = EXCLUDED.hour_us",
+    span_us: HOUR_US,
+};
+
+const WINDOW_MARKS: PendingMarks = PendingMarks {
+    recent: "INSERT INTO metric_chunk_pending (window_us) \
+             SELECT UNNEST($1::bigint[]) ON CONFLICT DO NOTHING",
+    late: "INSERT INTO metric_chunk_pending (window_us) SELECT UNNEST($1::bigint[]) \
+           ON CONFLICT (window_us) DO UPDATE SET window_us = EXCLUDED.window_us",
+    span_us: CHUNK_WINDOW_US,
+};
+
+impl PendingMarks {
+    /// The statements marking `starts`, those that ended before `settled` being late.
+    fn statements(&self, starts: Vec<i64>, settled: i64) -> Vec<(&'static str, Vec<i64>)> {
+        let (late, recent): (Vec<i64>, Vec<i64>) = starts
+            .into_iter()
+            .partition(|&start| start + self.span_us <= settled);
+        [(self.recent, recent), (self.late, late)]
+            .into_iter()
+            .filter(|(_, starts)| !starts.is_empty())
+            .collect()
     }
 }
 

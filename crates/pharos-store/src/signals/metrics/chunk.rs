@@ -1,0 +1,231 @@
+//! The byte format of a metric chunk: every point one series has in one chunk window, oldest
+//! first, compressed. Times that step evenly (a scrape interval) are stored as a start and a
+//! step; others, and every value, are compressed with pco (pcodec), which is lossless to the
+//! bit, so NaN payloads such as Prometheus' staleness marker come back exactly.
+//!
+//! Layout: format version (1 byte), point count (u32 LE), time kind (1 byte): `0` evenly
+//! stepped, then start and step (i64 LE each); `1` pco, then its length (u32 LE) and the pco
+//! file; the rest is the pco file of the values.
+
+use pco::ChunkConfig;
+use pco::standalone::{simple_compress, simple_decompress_into};
+
+use crate::error::{Result, StoreError};
+
+const FORMAT: u8 = 1;
+const TIMES_STEPPED: u8 = 0;
+const TIMES_PCO: u8 = 1;
+
+/// Encodes `points` (time in microseconds, value), oldest first, as one chunk.
+pub(crate) fn encode(points: &[(i64, f64)]) -> Result<Vec<u8>> {
+    let count = u32::try_from(points.len())
+        .map_err(|_| StoreError::InvalidValue("a chunk holds at most 2^32 - 1 points".into()))?;
+    let config = ChunkConfig::default();
+    let times: Vec<i64> = points.iter().map(|point| point.0).collect();
+    let values: Vec<f64> = points.iter().map(|point| point.1).collect();
+    let mut data = Vec::with_capacity(32 + points.len());
+    data.push(FORMAT);
+    data.extend_from_slice(&count.to_le_bytes());
+    match even_step(&times) {
+        Some((start, step)) => {
+            data.push(TIMES_STEPPED);
+            data.extend_from_slice(&start.to_le_bytes());
+            data.extend_from_slice(&step.to_le_bytes());
+        }
+        None => {
+            let compressed = simple_compress(&times, &config).map_err(codec_error)?;
+            let length = u32::try_from(compressed.len())
+                .map_err(|_| StoreError::InvalidValue("a chunk's times exceed 4 GiB".into()))?;
+            data.push(TIMES_PCO);
+            data.extend_from_slice(&length.to_le_bytes());
+            data.extend_from_slice(&compressed);
+        }
+    }
+    data.extend_from_slice(&simple_compress(&values, &config).map_err(codec_error)?);
+    Ok(data)
+}
+
+/// Buffers one read reuses across the chunks it decodes.
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    times: Vec<i64>,
+    values: Vec<f64>,
+}
+
+/// Decodes a chunk and appends its points within `range`, oldest first, to `points`.
+pub(crate) fn decode_into(
+    data: &[u8],
+    range: std::ops::RangeInclusive<i64>,
+    points: &mut Vec<(i64, f64)>,
+    scratch: &mut Scratch,
+) -> Result<()> {
+    let mut reader = Reader { data };
+    if reader.byte()? != FORMAT {
+        return Err(corrupt("unknown format version"));
+    }
+    let count = reader.u32()? as usize;
+    let times = reader.byte()?;
+    let stepped = match times {
+        TIMES_STEPPED => Some((reader.i64()?, reader.i64()?)),
+        TIMES_PCO => {
+            let length = reader.u32()? as usize;
+            decompress(reader.take(length)?, count, &mut scratch.times)?;
+            None
+        }
+        _ => return Err(corrupt("unknown time encoding")),
+    };
+    decompress(reader.data, count, &mut scratch.values)?;
+    let values = &scratch.values;
+    match stepped {
+        Some((start, step)) => points.extend(
+            values
+                .iter()
+                .enumerate()
+                .map(|(index, &value)| (start.wrapping_add(step.wrapping_mul(index as i64)), value))
+                .filter(|(time, _)| range.contains(time)),
+        ),
+        None => points.extend(
+            scratch
+                .times
+                .iter()
+                .copied()
+                .zip(values.iter().copied())
+                .filter(|(time, _)| range.contains(time)),
+        ),
+    }
+    Ok(())
+}
+
+/// Decompresses a pco file of exactly `count` numbers into `into` (resized to them).
+fn decompress<T: pco::data_types::Number + Default>(
+    data: &[u8],
+    count: usize,
+    into: &mut Vec<T>,
+) -> Result<()> {
+    into.clear();
+    into.resize(count, T::default());
+    let progress = simple_decompress_into(data, into).map_err(codec_error)?;
+    if progress.n_processed != count || !progress.finished {
+        return Err(corrupt("point count differs from its header"));
+    }
+    Ok(())
+}
+
+/// `(start, step)` when `times` (two or more) step evenly.
+fn even_step(times: &[i64]) -> Option<(i64, i64)> {
+    let (&first, &second) = (times.first()?, times.get(1)?);
+    let step = second.checked_sub(first)?;
+    times
+        .windows(2)
+        .all(|pair| pair[1].checked_sub(pair[0]) == Some(step))
+        .then_some((first, step))
+}
+
+struct Reader<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, length: usize) -> Result<&'a [u8]> {
+        if self.data.len() < length {
+            return Err(corrupt("truncated"));
+        }
+        let (head, rest) = self.data.split_at(length);
+        self.data = rest;
+        Ok(head)
+    }
+
+    fn byte(&mut self) -> Result<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u32(&mut self) -> Result<u32> {
+        let mut bytes = [0; 4];
+        bytes.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(bytes))
+    }
+
+    fn i64(&mut self) -> Result<i64> {
+        let mut bytes = [0; 8];
+        bytes.copy_from_slice(self.take(8)?);
+        Ok(i64::from_le_bytes(bytes))
+    }
+}
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::InvalidValue(format!("corrupt metric chunk: {what}"))
+}
+
+fn codec_error(error: pco::errors::PcoError) -> StoreError {
+    StoreError::InvalidValue(format!("metric chunk codec: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decode(data: &[u8], range: std::ops::RangeInclusive<i64>) -> Result<Vec<(i64, f64)>> {
+        let mut decoded = Vec::new();
+        decode_into(data, range, &mut decoded, &mut Scratch::default())?;
+        Ok(decoded)
+    }
+
+    fn round_trip(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
+        decode(&encode(points).expect("encode"), i64::MIN..=i64::MAX).expect("decode")
+    }
+
+    fn bits(points: &[(i64, f64)]) -> Vec<(i64, u64)> {
+        points.iter().map(|&(t, v)| (t, v.to_bits())).collect()
+    }
+
+    #[test]
+    fn evenly_stepped_points_keep_every_bit() {
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        let points: Vec<(i64, f64)> = (0..40)
+            .map(|i| {
+                let value = match i {
+                    5 => stale,
+                    6 => f64::NAN,
+                    7 => -0.0,
+                    8 => f64::INFINITY,
+                    _ => (i * i) as f64 * 0.1,
+                };
+                (1_765_000_000_000_000 + i * 15_000_000, value)
+            })
+            .collect();
+        let data = encode(&points).expect("encode");
+        assert_eq!(data[5], TIMES_STEPPED, "an even step is stored as such");
+        assert_eq!(bits(&round_trip(&points)), bits(&points));
+    }
+
+    #[test]
+    fn uneven_times_duplicates_and_single_points_round_trip() {
+        let uneven = [(10, 1.0), (11, 2.0), (11, 3.0), (500, 4.0), (-7_000, 5.0)];
+        assert_eq!(bits(&round_trip(&uneven)), bits(&uneven));
+        let one = [(42, 7.5)];
+        assert_eq!(bits(&round_trip(&one)), bits(&one));
+        assert_eq!(round_trip(&[]), Vec::new());
+    }
+
+    #[test]
+    fn decoding_keeps_only_wanted_times_and_refuses_corrupt_bytes() {
+        let points: Vec<(i64, f64)> = (0..10).map(|i| (i, i as f64)).collect();
+        let data = encode(&points).expect("encode");
+        let kept = decode(&data, 3..=5).expect("decode");
+        assert_eq!(kept, vec![(3, 3.0), (4, 4.0), (5, 5.0)]);
+        for cut in [0, 1, 6, 14, data.len() - 1] {
+            assert!(
+                decode(&data[..cut], 0..=100).is_err(),
+                "a chunk cut at {cut} bytes is refused"
+            );
+        }
+        let mut wrong = data.clone();
+        wrong[0] = 9;
+        assert!(decode(&wrong, 0..=100).is_err());
+        let uneven = encode(&[(1, 1.0), (5, 2.0), (6, 3.0)]).expect("encode");
+        assert_eq!(
+            decode(&uneven, 5..=9).expect("decode"),
+            vec![(5, 2.0), (6, 3.0)]
+        );
+    }
+}
