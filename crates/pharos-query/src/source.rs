@@ -168,7 +168,7 @@ impl StoreSource {
         start: i64,
         end: i64,
         latest_only: bool,
-    ) -> Result<Vec<Series>, StoreError> {
+    ) -> Result<Vec<Series>, SourceError> {
         let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
         let metrics = self.store.metrics();
         let statement_timeout = self.statement_timeout;
@@ -197,9 +197,13 @@ impl StoreSource {
                 });
                 let task = tokio_util::task::AbortOnDropHandle::new(task);
                 async move {
-                    task.await.map_err(|error| {
-                        StoreError::InvalidValue(format!("a read of points failed: {error}"))
-                    })?
+                    match task.await {
+                        Ok(read) => read.map_err(source_error),
+                        Err(error) => Err(SourceError::new(
+                            format!("a read of points stopped: {error}"),
+                            false,
+                        )),
+                    }
                 }
             })
             .buffered(PARALLEL_READS)
@@ -223,7 +227,6 @@ impl SeriesSource for StoreSource {
             selection.latest_only,
         )
         .await
-        .map_err(source_error)
     }
 
     async fn select_hourly(

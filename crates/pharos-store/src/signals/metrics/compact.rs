@@ -53,7 +53,7 @@ impl MetricsRepository {
                         .fetch(&mut *transaction),
                     )
                     .await?;
-                    sqlx::query("DELETE FROM metric_chunks WHERE window_us = $1")
+                    sqlx::query(DELETE_WINDOW_CHUNKS)
                         .bind(window)
                         .execute(&mut *transaction)
                         .await?;
@@ -101,7 +101,7 @@ impl MetricsRepository {
                         }),
                     )
                     .await?;
-                    sqlx::query("DELETE FROM metric_chunks WHERE window_us = $1")
+                    sqlx::query(DELETE_WINDOW_CHUNKS)
                         .bind(window)
                         .execute(&mut *transaction)
                         .await?;
@@ -185,6 +185,9 @@ fn new_chunk(series_id: i64, points: &[(i64, f64)]) -> Result<NewChunk> {
         data: chunk::encode(points)?,
     })
 }
+
+/// Removes the chunks of window `$1`, which its new chunks replace.
+const DELETE_WINDOW_CHUNKS: &str = "DELETE FROM metric_chunks WHERE window_us = $1";
 
 /// Takes the oldest pending window that ended before `$1`.
 const TAKE_PENDING_WINDOW: &str = "DELETE FROM metric_chunk_pending WHERE window_us = \

@@ -662,7 +662,7 @@ const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
 
 /// The time ranges within `from_us..=to_us` that the pending windows `pending` (sorted) cover:
 /// where a read takes points from `metric_points`. Pending windows join into one range unless
-/// a window with chunks (`chunked`, sorted) lies between them; the windows they then span
+/// a window with chunks (`chunked`, in any order) lies between them; the windows they then span
 /// without being pending hold no points of the series read, so one statement reads a run of
 /// pending windows with gaps in the data.
 pub fn pending_runs(

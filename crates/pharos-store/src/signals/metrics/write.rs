@@ -167,9 +167,9 @@ impl MetricsRepository {
             return Ok(None);
         }
         let (oldest, newest) = time_range(points.iter().map(|point| point.time_us));
-        let times = || points.iter().map(|point| point.time_us);
-        let hours = bucket_starts(times(), HOUR_US);
-        let windows = bucket_starts(times(), CHUNK_WINDOW_US);
+        let windows = bucket_starts(points.iter().map(|point| point.time_us), CHUNK_WINDOW_US);
+        // Windows divide hours: the hours come from the few window starts, not the points.
+        let hours = bucket_starts(windows.iter().copied(), HOUR_US);
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let data = encode_copy_binary(points);
