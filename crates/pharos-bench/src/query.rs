@@ -65,25 +65,15 @@ const PARALLEL_READS: usize = 4;
 const SERIES_BY_NAME: &str =
     "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id";
 const ALL_SERIES: &str = "SELECT id, name, labels::text FROM metric_series ORDER BY id";
-/// A range read: the pending windows of the range, the chunks of the other windows, and the
-/// points of each run of pending windows.
-const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
-     WHERE window_us >= $1 AND window_us <= $2 ORDER BY window_us";
-const CHUNKS: &str = "SELECT series_id, window_us, points, data FROM metric_chunks \
-     WHERE series_id = ANY($1) \
-     AND window_us >= $2 AND window_us <= $3 AND NOT (window_us = ANY($4)) \
-     ORDER BY series_id, window_us";
-const POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
-     WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
-     ORDER BY series_id, time_us";
 /// The read of a selector evaluated at one instant: each series' latest point.
 const LATEST_POINTS: &str = "SELECT latest.series_id, latest.time_us, latest.value \
      FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
      SELECT series_id, time_us, value FROM metric_points \
      WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
      ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
-/// The time one chunk covers (`CHUNK_WINDOW_US` in the store).
+/// The time one chunk covers while its hour goes on, and once the hour has ended.
 const WINDOW_US: i64 = pharos_store::signals::metrics::CHUNK_WINDOW_US;
+const HOUR_US: i64 = pharos_store::signals::metrics::HOUR_US;
 /// What the query service issues for a `*_over_time` over whole hours (`hourly_aggregates` and
 /// `points_at_instants` in the same file): in one read-only snapshot, the hours not rolled up
 /// yet, the hourly rollups of the others and the pending hours summed from their points; beside
@@ -818,9 +808,11 @@ async fn measure(
     eprintln!("compacting into chunks");
     let compacted = store.metrics().compact(now_micros()?).await?;
     loads.push(format!(
-        "Pharos compaction {} ({} windows, {} chunks, {} points, {:.2} B/point)",
+        "Pharos compaction {} ({} windows or hours, {} whole hours, {} chunks, {} points, \
+         {:.2} B/point)",
         show_duration(started.elapsed()),
         compacted.windows,
+        compacted.hours,
         thousands(usize::try_from(compacted.chunks).unwrap_or(0)),
         thousands(usize::try_from(compacted.points).unwrap_or(0)),
         compacted.bytes as f64 / compacted.points.max(1) as f64
@@ -974,10 +966,10 @@ async fn measure_case(
     }
     let (_, rows) = floor(pool, case, ids).await?;
     let expected_rows = expected_floor_rows(data, case);
-    // A range read takes whole chunks: up to a window's points more at each end of the range.
+    // A range read takes whole chunks: up to an hour's points more at each end of the range.
     let edges = match case.hourly {
         None if case.latest_only => 0,
-        None => case.reads.len() * 2 * usize::try_from(WINDOW_US / 1000 / STEP_MS).unwrap_or(0),
+        None => case.reads.len() * 2 * usize::try_from(HOUR_US / 1000 / STEP_MS).unwrap_or(0),
         Some(_) => 0,
     };
     if !(expected_rows..=expected_rows + edges).contains(&rows) {
@@ -1217,6 +1209,7 @@ async fn sql_floor_hourly(
 async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
     let (from_us, to_us) = (case.from_ms * 1000, case.to_ms * 1000 + 999);
     let first_window = from_us.div_euclid(WINDOW_US) * WINDOW_US;
+    let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
     let started = Instant::now();
     let series = select_series(pool, case.name).await?;
     let chunks: Vec<Vec<i64>> = ids.chunks(SERIES_PER_READ).map(<[i64]>::to_vec).collect();
@@ -1232,21 +1225,23 @@ async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(D
                     .await?;
                 return Ok(rows.len());
             }
-            let mut transaction = pool.begin().await?;
-            let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
-                .persistent(false)
-                .bind(first_window)
-                .bind(to_us)
-                .fetch_all(&mut *transaction)
-                .await?;
-            let chunks: Vec<(i64, i64, i32, Vec<u8>)> = sqlx::query_as(CHUNKS)
-                .persistent(false)
-                .bind(&chunk)
-                .bind(first_window)
-                .bind(to_us)
-                .bind(&pending)
-                .fetch_all(&mut *transaction)
-                .await?;
+            let mut connection = pool.acquire().await?;
+            let mut transaction = sqlx::Connection::begin_with(
+                &mut *connection,
+                sqlx::AssertSqlSafe(metrics::begin_read(None)),
+            )
+            .await?;
+            let rows: Vec<metrics::PendingOrChunkRow> =
+                sqlx::query_as(metrics::POSTGRES_PENDING_AND_CHUNKS)
+                    .persistent(false)
+                    .bind(&chunk)
+                    .bind(first_hour)
+                    .bind(to_us)
+                    .bind(first_window)
+                    .fetch_all(&mut *transaction)
+                    .await?;
+            let (chunks, pending): (Vec<_>, Vec<_>) = rows.iter().partition(|row| row.0.is_some());
+            let pending: Vec<i64> = pending.iter().map(|row| row.1).collect();
             let mut read: usize = chunks
                 .iter()
                 .map(|(_, _, points, _)| usize::try_from(*points).unwrap_or(0))
@@ -1254,7 +1249,7 @@ async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(D
             for (low, high) in
                 metrics::pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
             {
-                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(POINTS)
+                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(metrics::POSTGRES_POINTS)
                     .persistent(false)
                     .bind(&chunk)
                     .bind(low)

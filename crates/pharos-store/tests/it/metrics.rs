@@ -427,9 +427,11 @@ async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
 }
 
 /// A window compacted into chunks reads exactly as its points did, bit for bit (NaN, the
-/// staleness marker, duplicate times, uneven steps), whatever the range's edges; reads do take
-/// compacted windows from their chunks; a late point makes its window pending again (read from
-/// points until compacted again); a window that has not ended is left pending.
+/// staleness marker, duplicate times, uneven steps), whatever the range's edges, and so does
+/// an hour once its windows' chunks are compacted into hour chunks; reads do take compacted
+/// windows from their chunks; a late point makes its window pending again (read from points,
+/// the rest of its hour's chunk still from the chunk, until compacted again); a window that
+/// has not ended is left pending.
 async fn compacted_windows_read_exactly_as_their_points(database: &TestDatabase) {
     const MINUTE: i64 = 60_000_000;
     let start = DAY_START_US + HOUR_US;
@@ -488,15 +490,27 @@ async fn compacted_windows_read_exactly_as_their_points(database: &TestDatabase)
     assert_eq!(before[0].len(), 188);
     assert_eq!(before[5].len(), 0, "an inverted range is empty");
 
-    // Half an hour later every window has ended and settled: five windows, two series.
-    hand.advance(Duration::from_secs(30 * 60));
-    let done = metrics
-        .compact(store.clock().now_micros())
-        .await
-        .expect("compact");
-    assert_eq!((done.windows, done.chunks, done.points), (5, 8, 188));
+    // Twelve minutes later the five windows with points have ended and settled, their hour
+    // has not: one chunk a series and window.
+    hand.advance(Duration::from_secs(12 * 60));
+    assert_eq!(compact_now(&store).await, (5, 0, 8, 188));
     assert!(metrics.pending_windows().await.expect("pending").is_empty());
     assert_eq!(read_all().await, before, "chunks read as their points");
+
+    // A point in the hour's last window; once the hour has ended, that window's compaction
+    // compacts the hour: one chunk a series replaces its window chunks.
+    let last = PointRow {
+        series_id: b,
+        time_us: start + 55 * MINUTE,
+        value: 5.5,
+    };
+    metrics.insert_points(&[last], None).await.expect("insert");
+    let before = read_all().await;
+    assert_eq!(before[0].len(), 189);
+    hand.advance(Duration::from_secs(20 * 60));
+    assert_eq!(compact_now(&store).await, (1, 1, 2, 189));
+    assert_eq!(metrics.chunk_totals().await.expect("totals").0, 2);
+    assert_eq!(read_all().await, before, "hour chunks read as their points");
 
     // The reads do come from the chunks: with the points gone from their table, they are
     // still found.
@@ -519,11 +533,20 @@ async fn compacted_windows_read_exactly_as_their_points(database: &TestDatabase)
         .await
         .expect("read");
     assert_eq!(read, [(a, late.time_us, 99.0)]);
-    let done = metrics
-        .compact(store.clock().now_micros())
+    // The rest of the hour still comes from its chunk.
+    let mut expected: Vec<(i64, i64, u64)> = before[0]
+        .iter()
+        .filter(|&&(id, time, _)| id == a && !(window..window + 10 * MINUTE).contains(&time))
+        .copied()
+        .collect();
+    expected.push((a, late.time_us, 99f64.to_bits()));
+    let read = metrics
+        .points_of_series_within(&[a], 0, i64::MAX, None)
         .await
-        .expect("compact");
-    assert_eq!((done.windows, done.points), (1, 1));
+        .expect("read");
+    assert_eq!(sortable(read), expected);
+    // Its hour is compacted again, from the points it has now: the late one.
+    assert_eq!(compact_now(&store).await, (1, 1, 1, 1));
     let read = metrics
         .points_of_series_within(&[a], window, i64::MAX, None)
         .await
@@ -544,6 +567,16 @@ async fn compacted_windows_read_exactly_as_their_points(database: &TestDatabase)
         .await
         .expect("read");
     assert_eq!(read, [(b, fresh.time_us, 1.0)]);
+}
+
+/// Compacts what is due by the store's clock: windows (or hours), whole hours, chunks, points.
+async fn compact_now(store: &Store) -> (u64, u64, u64, u64) {
+    let done = store
+        .metrics()
+        .compact(store.clock().now_micros())
+        .await
+        .expect("compact");
+    (done.windows, done.hours, done.chunks, done.points)
 }
 
 /// Rows with their values' bits, sorted (points at the same time may come in either order).

@@ -52,10 +52,10 @@ pub(crate) struct Scratch {
     values: Vec<f64>,
 }
 
-/// Decodes a chunk and appends its points within `range`, oldest first, to `points`.
+/// Decodes a chunk and appends the points whose time `keep` accepts, oldest first, to `points`.
 pub(crate) fn decode_into(
     data: &[u8],
-    range: std::ops::RangeInclusive<i64>,
+    keep: impl Fn(i64) -> bool,
     points: &mut Vec<(i64, f64)>,
     scratch: &mut Scratch,
 ) -> Result<()> {
@@ -82,7 +82,7 @@ pub(crate) fn decode_into(
                 .iter()
                 .enumerate()
                 .map(|(index, &value)| (start.wrapping_add(step.wrapping_mul(index as i64)), value))
-                .filter(|(time, _)| range.contains(time)),
+                .filter(|&(time, _)| keep(time)),
         ),
         None => points.extend(
             scratch
@@ -90,7 +90,7 @@ pub(crate) fn decode_into(
                 .iter()
                 .copied()
                 .zip(values.iter().copied())
-                .filter(|(time, _)| range.contains(time)),
+                .filter(|&(time, _)| keep(time)),
         ),
     }
     Ok(())
@@ -166,7 +166,12 @@ mod tests {
 
     fn decode(data: &[u8], range: std::ops::RangeInclusive<i64>) -> Result<Vec<(i64, f64)>> {
         let mut decoded = Vec::new();
-        decode_into(data, range, &mut decoded, &mut Scratch::default())?;
+        decode_into(
+            data,
+            |time| range.contains(&time),
+            &mut decoded,
+            &mut Scratch::default(),
+        )?;
         Ok(decoded)
     }
 

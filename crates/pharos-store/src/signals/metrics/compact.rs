@@ -1,14 +1,17 @@
 //! Metric compaction: [`MetricsRepository::compact`] turns each pending chunk window that has
 //! ended into one compressed chunk per series with points in it (`metric_chunks`), replacing the
 //! window's earlier chunks, one window per transaction and one replica at a time (an advisory
-//! lock on PostgreSQL). Points stay in `metric_points`; reads take a compacted window from its
-//! chunks and a pending one from its points, so a window's points read the same either way.
+//! lock on PostgreSQL). Once a whole hour has ended, a pending window of it compacts the hour:
+//! one chunk per series for the hour replaces its window chunks, so that long reads decode a
+//! sixth of the chunks (a chunk's decoding costs about 2 µs before its first point). Points
+//! stay in `metric_points`; reads take a compacted window from its chunks and a pending one from
+//! its points, so a window's points read the same either way.
 
 use futures::TryStreamExt;
 
 use super::{
-    CHUNK_WINDOW_US, Compacted, MetricsRepository, ROLLUP_SETTLE_US, chunk, take_pending_postgres,
-    take_pending_sqlite,
+    CHUNK_WINDOW_US, Compacted, HOUR_US, MetricsRepository, ROLLUP_SETTLE_US, chunk,
+    take_pending_postgres, take_pending_sqlite,
 };
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
@@ -27,14 +30,14 @@ struct NewChunk {
 }
 
 impl MetricsRepository {
-    /// Compacts every pending window that ended before `now_us` less a settling margin. Each
-    /// window commits on its own; on PostgreSQL one replica at a time compacts (the others
-    /// return at once).
+    /// Compacts every pending window that ended before `now_us` less a settling margin, the
+    /// whole hour when the hour it is in has ended too. Each window (or hour) commits on its
+    /// own; on PostgreSQL one replica at a time compacts (the others return at once).
     pub async fn compact(&self, now_us: i64) -> Result<Compacted> {
         let before = now_us - ROLLUP_SETTLE_US - CHUNK_WINDOW_US;
         let mut done = Compacted::default();
         loop {
-            let chunks = match &self.store.pool {
+            let (span, chunks) = match &self.store.pool {
                 Pool::Postgres(pool) => {
                     let Some((mut transaction, window)) =
                         take_pending_postgres(pool, COMPACTION_LOCK, TAKE_PENDING_WINDOW, before)
@@ -42,19 +45,26 @@ impl MetricsRepository {
                     else {
                         return Ok(done);
                     };
-                    self.chunks.ensure(pool, window, window).await?;
+                    let span = compaction_span(window, before);
+                    self.chunks.ensure(pool, span.start, span.start).await?;
+                    sqlx::query(TAKE_SPAN_MARKS)
+                        .bind(span.start)
+                        .bind(span.end)
+                        .execute(&mut *transaction)
+                        .await?;
                     let chunks = encode_window(
                         sqlx::query_as(
                             "SELECT series_id, time_us, value FROM metric_points \
                              WHERE time_us >= $1 AND time_us < $2 ORDER BY series_id, time_us",
                         )
-                        .bind(window)
-                        .bind(window + CHUNK_WINDOW_US)
+                        .bind(span.start)
+                        .bind(span.end)
                         .fetch(&mut *transaction),
                     )
                     .await?;
-                    sqlx::query(DELETE_WINDOW_CHUNKS)
-                        .bind(window)
+                    sqlx::query(DELETE_SPAN_CHUNKS)
+                        .bind(span.start)
+                        .bind(span.end)
                         .execute(&mut *transaction)
                         .await?;
                     for part in chunks.chunks(CHUNKS_PER_INSERT) {
@@ -67,7 +77,7 @@ impl MetricsRepository {
                              FROM UNNEST($2::bigint[], $3::int[], $4::bytea[]) \
                              AS new(series_id, points, data)",
                         )
-                        .bind(window)
+                        .bind(span.start)
                         .bind(&ids)
                         .bind(&counts)
                         .bind(&data)
@@ -75,7 +85,7 @@ impl MetricsRepository {
                         .await?;
                     }
                     transaction.commit().await?;
-                    chunks
+                    (span, chunks)
                 }
                 Pool::Sqlite(pool) => {
                     let _writer = self.store.write_lock.lock().await;
@@ -84,6 +94,12 @@ impl MetricsRepository {
                     else {
                         return Ok(done);
                     };
+                    let span = compaction_span(window, before);
+                    sqlx::query(TAKE_SPAN_MARKS)
+                        .bind(span.start)
+                        .bind(span.end)
+                        .execute(&mut *transaction)
+                        .await?;
                     // Series by series (CROSS JOIN keeps that order), each read through the
                     // (series_id, time_us) index.
                     let chunks = encode_window(
@@ -93,16 +109,17 @@ impl MetricsRepository {
                              ON series_id = metric_series.id \
                              AND time_us >= $1 AND time_us < $2 ORDER BY series_id, time_us",
                         )
-                        .bind(window)
-                        .bind(window + CHUNK_WINDOW_US)
+                        .bind(span.start)
+                        .bind(span.end)
                         .fetch(&mut *transaction)
                         .map_ok(|(id, time, value, nan_bits)| {
                             (id, time, super::from_sqlite_value(value, nan_bits))
                         }),
                     )
                     .await?;
-                    sqlx::query(DELETE_WINDOW_CHUNKS)
-                        .bind(window)
+                    sqlx::query(DELETE_SPAN_CHUNKS)
+                        .bind(span.start)
+                        .bind(span.end)
                         .execute(&mut *transaction)
                         .await?;
                     for chunk in &chunks {
@@ -111,17 +128,20 @@ impl MetricsRepository {
                              VALUES ($1, $2, $3, $4)",
                         )
                         .bind(chunk.series_id)
-                        .bind(window)
+                        .bind(span.start)
                         .bind(chunk.points)
                         .bind(&chunk.data)
                         .execute(&mut *transaction)
                         .await?;
                     }
                     transaction.commit().await?;
-                    chunks
+                    (span, chunks)
                 }
             };
             done.windows += 1;
+            if span.end - span.start == HOUR_US {
+                done.hours += 1;
+            }
             done.chunks += chunks.len() as u64;
             for chunk in &chunks {
                 done.points += chunk.points as u64;
@@ -186,8 +206,25 @@ fn new_chunk(series_id: i64, points: &[(i64, f64)]) -> Result<NewChunk> {
     })
 }
 
-/// Removes the chunks of window `$1`, which its new chunks replace.
-const DELETE_WINDOW_CHUNKS: &str = "DELETE FROM metric_chunks WHERE window_us = $1";
+/// What compacting the pending `window` rewrites: its hour when that hour's last window ended
+/// before `before` (the hour's window chunks become hour chunks), else the window alone.
+fn compaction_span(window: i64, before: i64) -> std::ops::Range<i64> {
+    let hour = window.div_euclid(HOUR_US) * HOUR_US;
+    if hour + HOUR_US - CHUNK_WINDOW_US <= before {
+        hour..hour + HOUR_US
+    } else {
+        window..window + CHUNK_WINDOW_US
+    }
+}
+
+/// Takes the other pending marks of the span `$1..$2`, which its compaction covers.
+const TAKE_SPAN_MARKS: &str =
+    "DELETE FROM metric_chunk_pending WHERE window_us >= $1 AND window_us < $2";
+
+/// Removes the chunks starting in the span `$1..$2` (an hour's window chunks, or its hour
+/// chunks), which its new chunks replace.
+const DELETE_SPAN_CHUNKS: &str =
+    "DELETE FROM metric_chunks WHERE window_us >= $1 AND window_us < $2";
 
 /// Takes the oldest pending window that ended before `$1`.
 const TAKE_PENDING_WINDOW: &str = "DELETE FROM metric_chunk_pending WHERE window_us = \

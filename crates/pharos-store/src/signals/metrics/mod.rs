@@ -64,7 +64,10 @@ use crate::Store;
 use crate::backend::partitions::{Partitions, Span, TimeUnit};
 
 pub use crate::backend::partitions::Expired;
-pub use read::{SeriesPoints, pending_runs};
+pub use read::{
+    POSTGRES_PENDING_AND_CHUNKS, POSTGRES_POINTS, PendingOrChunkRow, SeriesPoints, begin_read,
+    pending_runs,
+};
 pub use write::encode_copy_binary;
 
 /// The identity of a series: its metric name and canonical label set.
@@ -199,9 +202,11 @@ pub(crate) fn from_sqlite_value(value: Option<f64>, nan_bits: Option<i64>) -> f6
     }
 }
 
-const HOUR_US: i64 = 3_600_000_000;
-/// The time one metric chunk covers: ten minutes, so that a range read ending now takes all but
-/// its last few minutes from chunks.
+/// An hour; also the time a metric chunk covers once its hour has ended.
+pub const HOUR_US: i64 = 3_600_000_000;
+/// The time one metric chunk covers while its hour goes on: ten minutes, so that a range read
+/// ending now takes all but its last few minutes from chunks. A chunk starts at a multiple of
+/// it and covers it or (once compacted with its hour) the whole hour.
 pub const CHUNK_WINDOW_US: i64 = 600_000_000;
 /// An hour is rolled up (a window compacted) once it ended this long ago, so that batches
 /// holding its last points have committed (later points mark it pending again and it is rolled
@@ -236,7 +241,10 @@ pub struct RollupRow {
 /// What one [`MetricsRepository::compact`] pass did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Compacted {
+    /// Windows and hours compacted.
     pub windows: u64,
+    /// Of them, whole hours (their window chunks replaced by one chunk a series).
+    pub hours: u64,
     /// Chunks written (one per series with points in a window).
     pub chunks: u64,
     pub points: u64,

@@ -1,7 +1,7 @@
 //! The read paths of metrics: points and rollups of a series over time, the series of a name or
 //! of a set of ids, and counts for tests and diagnostics.
 
-use super::{CHUNK_WINDOW_US, MetricsRepository, RollupRow, SeriesRow, chunk};
+use super::{CHUNK_WINDOW_US, HOUR_US, MetricsRepository, RollupRow, SeriesRow, chunk};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 
@@ -281,48 +281,49 @@ impl MetricsRepository {
             return Ok(Vec::new());
         }
         let first_window = from_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
-        let (chunks, runs) = match &self.store.pool {
+        // An hour's chunk starts at its hour, which may be before the first window.
+        let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
+        let (pending, chunks, runs) = match &self.store.pool {
             Pool::Postgres(pool) => {
                 let mut read = AbandonableRead::start(pool).await?;
-                let connection = read.connection()?;
-                let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
-                let cancel = CancelOnDrop::arm(&mut transaction, pool, statement_timeout).await?;
-                let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
-                    .bind(first_window)
+                let mut transaction = read.begin(statement_timeout).await?;
+                // The pending windows (series id NULL) and the chunks, in one snapshot.
+                let rows: Vec<PendingOrChunkRow> = sqlx::query_as(POSTGRES_PENDING_AND_CHUNKS)
+                    .bind(ids)
+                    .bind(first_hour)
                     .bind(to_us)
+                    .bind(first_window)
                     .fetch_all(&mut *transaction)
                     .await?;
-                let chunks: Vec<ChunkRow> = sqlx::query_as(
-                    "SELECT series_id, window_us, points, data FROM metric_chunks WHERE series_id = ANY($1) \
-                     AND window_us >= $2 AND window_us <= $3 AND NOT (window_us = ANY($4)) \
-                     ORDER BY series_id, window_us",
-                )
-                .bind(ids)
-                .bind(first_window)
-                .bind(to_us)
-                .bind(&pending)
-                .fetch_all(&mut *transaction)
-                .await?;
+                let mut pending = Vec::new();
+                let mut chunks: Vec<ChunkRow> = Vec::with_capacity(rows.len());
+                for row in rows {
+                    match row {
+                        (Some(series_id), window, points, Some(data)) => {
+                            chunks.push((series_id, window, points, data))
+                        }
+                        (_, window, _, _) => pending.push(window),
+                    }
+                }
+                pending.sort_unstable();
+                if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
+                    chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
+                }
                 let mut runs = Vec::new();
                 for (low, high) in
                     pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
                 {
-                    let rows: Vec<(i64, i64, f64)> = sqlx::query_as(
-                        "SELECT series_id, time_us, value FROM metric_points \
-                         WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
-                         ORDER BY series_id, time_us",
-                    )
-                    .bind(ids)
-                    .bind(low)
-                    .bind(high)
-                    .fetch_all(&mut *transaction)
-                    .await?;
+                    let rows: Vec<(i64, i64, f64)> = sqlx::query_as(POSTGRES_POINTS)
+                        .bind(ids)
+                        .bind(low)
+                        .bind(high)
+                        .fetch_all(&mut *transaction)
+                        .await?;
                     runs.push(rows);
                 }
                 transaction.commit().await?;
-                cancel.finished();
                 read.finished();
-                (chunks, runs)
+                (pending, chunks, runs)
             }
             Pool::Sqlite(pool) => {
                 let ids = ids_json(ids);
@@ -335,13 +336,13 @@ impl MetricsRepository {
                     "SELECT series_id, window_us, points, data FROM metric_chunks \
                      WHERE series_id IN (SELECT value FROM json_each($1)) \
                      AND window_us >= $2 AND window_us <= $3 \
-                     AND window_us NOT IN (SELECT value FROM json_each($4)) \
+                     AND (window_us >= $4 OR window_us = $2) \
                      ORDER BY series_id, window_us",
                 )
                 .bind(&ids)
-                .bind(first_window)
+                .bind(first_hour)
                 .bind(to_us)
-                .bind(ids_json(&pending))
+                .bind(first_window)
                 .fetch_all(pool)
                 .await?;
                 let mut runs = Vec::new();
@@ -366,10 +367,10 @@ impl MetricsRepository {
                             .collect(),
                     );
                 }
-                (chunks, runs)
+                (pending, chunks, runs)
             }
         };
-        merge_chunks_and_points(chunks, runs, from_us, to_us)
+        merge_chunks_and_points(chunks, runs, &PendingWindows(pending), from_us, to_us)
     }
 
     /// The latest point of each of the series `ids` with a time in `from_us..=to_us` (series
@@ -421,9 +422,7 @@ impl MetricsRepository {
                 // is canceled on the server and its connection closed, rather than run to its
                 // end on a connection that goes back to the pool.
                 let mut read = AbandonableRead::start(pool).await?;
-                let connection = read.connection()?;
-                let mut transaction = sqlx::Acquire::begin(&mut *connection).await?;
-                let cancel = CancelOnDrop::arm(&mut transaction, pool, statement_timeout).await?;
+                let mut transaction = read.begin(statement_timeout).await?;
                 let rows = sqlx::query_as(postgres_sql)
                     .bind(ids)
                     .bind(from_us)
@@ -431,7 +430,6 @@ impl MetricsRepository {
                     .fetch_all(&mut *transaction)
                     .await?;
                 transaction.commit().await?;
-                cancel.finished();
                 read.finished();
                 rows
             }
@@ -553,10 +551,25 @@ impl MetricsRepository {
 
 /// A pooled PostgreSQL connection running a read that may be abandoned: dropped before
 /// [`AbandonableRead::finished`], it closes the connection instead of returning it to the pool,
-/// so that a statement still running on it (canceled by [`CancelOnDrop`]) cannot meet the next
-/// borrower, nor the cancel hit another read.
+/// so that a statement still running on it cannot meet the next borrower; the server notices
+/// the closed connection within [`CLIENT_CHECK_MS`] and stops the statement.
 struct AbandonableRead {
     connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
+}
+
+/// How often PostgreSQL checks, while a read's statement runs, that the reader is still there
+/// (`client_connection_check_interval`).
+const CLIENT_CHECK_MS: u32 = 100;
+
+/// The statement that begins a read: a read-only transaction stopped by the server after
+/// `statement_timeout` (none when `None`) and when its connection closes, in one round trip.
+pub fn begin_read(statement_timeout: Option<std::time::Duration>) -> String {
+    let timeout_ms =
+        statement_timeout.map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128));
+    format!(
+        "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; \
+         SET LOCAL client_connection_check_interval = {CLIENT_CHECK_MS}"
+    )
 }
 
 impl AbandonableRead {
@@ -566,10 +579,19 @@ impl AbandonableRead {
         })
     }
 
-    fn connection(&mut self) -> Result<&mut sqlx::pool::PoolConnection<sqlx::Postgres>> {
-        self.connection
-            .as_mut()
-            .ok_or_else(|| crate::error::StoreError::InvalidValue("the read has ended".to_owned()))
+    /// Begins the read's transaction (see [`begin_read`]).
+    async fn begin(
+        &mut self,
+        statement_timeout: Option<std::time::Duration>,
+    ) -> Result<sqlx::PgTransaction<'_>> {
+        let connection = self.connection.as_mut().ok_or_else(|| {
+            crate::error::StoreError::InvalidValue("the read has ended".to_owned())
+        })?;
+        Ok(sqlx::Connection::begin_with(
+            &mut **connection,
+            sqlx::AssertSqlSafe(begin_read(statement_timeout)),
+        )
+        .await?)
     }
 
     /// The read ended: the connection goes back to the pool.
@@ -582,59 +604,6 @@ impl Drop for AbandonableRead {
     fn drop(&mut self) {
         if let Some(connection) = self.connection.as_mut() {
             connection.close_on_drop();
-        }
-    }
-}
-
-/// Asks PostgreSQL to cancel the statement of backend `pid` when dropped before
-/// [`CancelOnDrop::finished`].
-struct CancelOnDrop {
-    pool: sqlx::PgPool,
-    pid: Option<i32>,
-}
-
-impl CancelOnDrop {
-    /// Sets `transaction`'s statement timeout ("0": none) and learns its backend's pid, in one
-    /// round trip, to cancel the read if it is abandoned.
-    async fn arm(
-        transaction: &mut sqlx::PgTransaction<'_>,
-        pool: &sqlx::PgPool,
-        statement_timeout: Option<std::time::Duration>,
-    ) -> Result<Self> {
-        let millis = statement_timeout
-            .map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128))
-            .to_string();
-        let pid: i32 = sqlx::query_scalar(
-            "SELECT pg_backend_pid() FROM (SELECT set_config('statement_timeout', $1, true)) AS set",
-        )
-        .bind(millis)
-        .fetch_one(&mut **transaction)
-        .await?;
-        Ok(Self {
-            pool: pool.clone(),
-            pid: Some(pid),
-        })
-    }
-
-    fn finished(mut self) {
-        self.pid = None;
-    }
-}
-
-impl Drop for CancelOnDrop {
-    fn drop(&mut self) {
-        let Some(pid) = self.pid else { return };
-        let pool = self.pool.clone();
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            runtime.spawn(async move {
-                if let Err(error) = sqlx::query("SELECT pg_cancel_backend($1)")
-                    .bind(pid)
-                    .execute(&pool)
-                    .await
-                {
-                    tracing::warn!(%error, pid, "cannot cancel an abandoned read of points");
-                }
-            });
         }
     }
 }
@@ -656,15 +625,33 @@ async fn plan_each_time(transaction: &mut sqlx::PgTransaction<'_>) -> Result<()>
 /// A chunk as read: series id, window, point count, data.
 type ChunkRow = (i64, i64, i32, Vec<u8>);
 
+/// A row of [`POSTGRES_PENDING_AND_CHUNKS`]: a chunk, or a pending window (series id and data
+/// NULL).
+pub type PendingOrChunkRow = (Option<i64>, i64, i32, Option<Vec<u8>>);
+
+/// In one snapshot, the pending windows starting in `$4..=$3` (series id and data NULL) and
+/// the chunks of the series `$1` that may hold points in `$4..=$3`: those starting there and the
+/// one at `$2`, the hour of `$4`, which may be that hour's chunk; ordered by series and window.
+pub const POSTGRES_PENDING_AND_CHUNKS: &str = "(SELECT NULL::BIGINT, window_us, 0, NULL::BYTEA \
+     FROM metric_chunk_pending WHERE window_us >= $4 AND window_us <= $3) UNION ALL \
+     (SELECT series_id, window_us, points, data FROM metric_chunks \
+     WHERE series_id = ANY($1) AND window_us >= $2 AND window_us <= $3 \
+     AND (window_us >= $4 OR window_us = $2) ORDER BY series_id, window_us)";
+
+/// The points of the series `$1` in `$2..=$3`, by series and time.
+pub const POSTGRES_POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
+     WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
+     ORDER BY series_id, time_us";
+
 /// Pending chunk windows starting in `$1..=$2`, oldest first.
 const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
      WHERE window_us >= $1 AND window_us <= $2 ORDER BY window_us";
 
 /// The time ranges within `from_us..=to_us` that the pending windows `pending` (sorted) cover:
 /// where a read takes points from `metric_points`. Pending windows join into one range unless
-/// a window with chunks (`chunked`, in any order) lies between them; the windows they then span
-/// without being pending hold no points of the series read, so one statement reads a run of
-/// pending windows with gaps in the data.
+/// a chunk (starting at one of `chunked`, in any order) starts between them: a gap without
+/// chunks mostly holds no points of the series read, so one statement reads a run of pending
+/// windows with gaps in the data (the points of windows that are not pending are dropped).
 pub fn pending_runs(
     pending: &[i64],
     chunked: impl IntoIterator<Item = i64>,
@@ -699,12 +686,35 @@ pub fn pending_runs(
 /// A series id and its points (time in microseconds, value), oldest first.
 pub type SeriesPoints = (i64, Vec<(i64, f64)>);
 
-/// The points of `chunks` (ordered by series and window) within `from_us..=to_us` and of
-/// `runs` (rows ordered by series and time, runs in time order), by series in id order, each
-/// oldest first. Chunks and runs cover disjoint windows.
+/// The pending windows a read found, sorted: their points come from `metric_points`, whatever
+/// chunks of them (compacted before a late point marked them again, or inside an hour's chunk)
+/// hold.
+struct PendingWindows(Vec<i64>);
+
+impl PendingWindows {
+    /// Whether the point at `time_us` lies in a pending window.
+    fn holds(&self, time_us: i64) -> bool {
+        let window = time_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
+        self.0.binary_search(&window).is_ok()
+    }
+
+    /// Whether the chunk starting at `start` (covering at most an hour) may hold points of a
+    /// pending window.
+    fn meet_chunk_at(&self, start: i64) -> bool {
+        let at = self.0.partition_point(|&window| window < start);
+        self.0
+            .get(at)
+            .is_some_and(|&window| window < start + HOUR_US)
+    }
+}
+
+/// The points of `chunks` (ordered by series and window) and of `runs` (rows ordered by series
+/// and time, runs in time order) within `from_us..=to_us`, by series in id order, each oldest
+/// first: points of the `pending` windows from the runs, the others from the chunks.
 fn merge_chunks_and_points(
     chunks: Vec<ChunkRow>,
     runs: Vec<Vec<(i64, i64, f64)>>,
+    pending: &PendingWindows,
     from_us: i64,
     to_us: i64,
 ) -> Result<Vec<SeriesPoints>> {
@@ -717,18 +727,29 @@ fn merge_chunks_and_points(
         let (from_chunks, _) = series.entry(chunk.0).or_default();
         from_chunks.reserve(usize::try_from(chunk.2).unwrap_or(0));
     }
+    let in_range = |time: i64| from_us <= time && time <= to_us;
     let mut scratch = chunk::Scratch::default();
-    for (series_id, _, _, data) in chunks {
+    for (series_id, start, _, data) in chunks {
         let (from_chunks, _) = series.entry(series_id).or_default();
-        chunk::decode_into(&data, from_us..=to_us, from_chunks, &mut scratch)?;
+        if pending.meet_chunk_at(start) {
+            let keep = |time: i64| in_range(time) && !pending.holds(time);
+            chunk::decode_into(&data, keep, from_chunks, &mut scratch)?;
+        } else {
+            chunk::decode_into(&data, in_range, from_chunks, &mut scratch)?;
+        }
     }
     for run in runs {
         for (series_id, time, value) in run {
-            series.entry(series_id).or_default().1.push((time, value));
+            if pending.holds(time) {
+                series.entry(series_id).or_default().1.push((time, value));
+            }
         }
     }
     Ok(series
         .into_iter()
+        .filter(|(_, (from_chunks, from_points))| {
+            !from_chunks.is_empty() || !from_points.is_empty()
+        })
         .map(|(series_id, (from_chunks, from_points))| {
             let points = if from_points.is_empty() {
                 from_chunks

@@ -1,7 +1,7 @@
 //! Metric retention: points (with their chunks) and rollups past their age go, as whole partitions on PostgreSQL
 //! (a partial day or month stays until it is whole past the cut) and as rows on SQLite.
 
-use super::{CHUNK_WINDOW_US, MetricsRepository};
+use super::{HOUR_US, MetricsRepository};
 use crate::backend::Pool;
 use crate::backend::partitions::Expired;
 use crate::error::Result;
@@ -9,13 +9,13 @@ use crate::error::Result;
 impl MetricsRepository {
     /// Removes every point older than `before_us`, with its chunks. On PostgreSQL whole day
     /// partitions go, those entirely before the cut (a partial day stays until it is whole); on
-    /// SQLite rows are deleted, and a chunk window the cut falls in stays until it is whole
-    /// past it.
+    /// SQLite rows are deleted, and the chunks of the hour the cut falls in (a chunk covers at
+    /// most an hour) stay until it is whole past it.
     pub async fn expire_points(&self, before_us: i64) -> Result<Expired> {
-        let whole_windows = before_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
+        let whole_hours = before_us.div_euclid(HOUR_US) * HOUR_US;
         let mut expired = self
             .store
-            .expire(&self.chunks, "metric_chunks", "window_us", whole_windows)
+            .expire(&self.chunks, "metric_chunks", "window_us", whole_hours)
             .await?;
         expired += self
             .store
