@@ -1202,8 +1202,9 @@ async fn sql_floor_hourly(
 
 /// The statements the query service issues for `case`, run directly: the series of the
 /// metric name (or every series), then for the selected series (`ids`, in the order the service
-/// reads them), 256 series per read and 4 reads at once, the range's pending windows, the
-/// chunks of the others and the points of the pending ones (or, for a selector at one instant,
+/// reads them), 256 series per read and 4 reads at once, the read's BEGIN, the range's pending
+/// windows with the chunks in one statement and the points of the pending windows (or, for a
+/// selector at one instant,
 /// each series' latest point). Returns the time and the points read (those of whole chunks,
 /// edges included), without decoding the chunks.
 async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
@@ -1258,7 +1259,8 @@ async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(D
                     .await?;
                 read += rows.len();
             }
-            transaction.commit().await?;
+            // As the service ends a read: rolled back as the connection returns to the pool.
+            drop(transaction);
             Ok::<_, sqlx::Error>(read)
         })
         .buffered(PARALLEL_READS)
@@ -1833,8 +1835,9 @@ impl Report {
              serve --target ingest,query` on PostgreSQL {postgres}, loaded through gRPC \
              WriteMetrics in time order ({} points per request, {BATCHES_IN_FLIGHT} in flight), \
              then compacted into chunks by the store's own code as the service's 30 s job \
-             would have (every 10-minute window that ended over 2 minutes ago; the rest stays \
-             pending and is read from points), then VACUUM ANALYZE; series cache off (every \
+             would have (every hour that ended over 2 minutes ago into hour chunks, every \
+             10-minute window of the hour going on that ended over 2 minutes ago into window \
+             chunks; the rest stays pending and is read from points), then VACUUM ANALYZE; series cache off (every \
              query issues the floor's statements), metrics feed off, no background rollups or \
              compaction while timing. For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
@@ -1846,8 +1849,9 @@ impl Report {
              (max block 24 h, so 18 h blocks as compaction leaves them), no scrape jobs. \
              VictoriaMetrics {}: /api/v1/import/prometheus, force_flush, response cache off \
              (-search.disableCache). SQL floor: the query service's statements run with sqlx \
-             ({SERIES_PER_READ} series per read, {PARALLEL_READS} at once: the pending windows, \
-             the chunks of the others, not decoded, and the points of the pending ones) over the \
+             ({SERIES_PER_READ} series per read, {PARALLEL_READS} at once: the read's BEGIN, \
+             the pending windows with the chunks, not decoded, the points of the pending \
+             windows; its rollback on return to the pool, as the service's) over the \
              range the query needs (start less 5 m), each planned for its parameters (unnamed \
              statements: no generic plan). Each system answers the same HTTP GET \
              (reqwest, keep-alive), timed to the last byte of the answer; 2 warm-up turns, then \

@@ -3,6 +3,7 @@
 //! query's, or a subquery's) into a scalar per step or a set of [`StepSeries`]; range vectors
 //! (selectors and subqueries) stay raw [`Series`] until a function slices them per step.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::aggregate;
@@ -48,6 +49,13 @@ pub(crate) struct StepPoint {
 pub(crate) struct StepSeries {
     pub labels: Labels,
     pub points: Vec<StepPoint>,
+}
+
+/// A series of a range vector: a selector's own (borrowed, unless staleness markers had to be
+/// dropped from it) or a subquery's.
+struct RangeSeries<'a> {
+    labels: Cow<'a, Labels>,
+    points: Cow<'a, [Point]>,
 }
 
 /// The value of a node over a grid.
@@ -190,8 +198,8 @@ impl<'a> Evaluator<'a> {
                         .into_iter()
                         .filter_map(|one| {
                             let points = slice(&one.points, window.0, window.1).to_vec();
-                            (!points.is_empty()).then_some(Series {
-                                labels: one.labels,
+                            (!points.is_empty()).then(|| Series {
+                                labels: one.labels.into_owned(),
                                 points,
                             })
                         })
@@ -441,24 +449,38 @@ impl<'a> Evaluator<'a> {
 
     /// The raw series of a range vector over everything the grid needs: a selector's data
     /// without staleness markers, or a subquery evaluated over its own grid.
-    fn range_vector(&self, node: &Node, grid: Grid) -> Result<Vec<Series>> {
+    fn range_vector(&self, node: &Node, grid: Grid) -> Result<Vec<RangeSeries<'_>>> {
         match node {
             Node::MatrixSelector(id) => {
                 let (_, data) = self.selector(*id);
                 Ok(data
                     .iter()
-                    .map(|series| Series {
-                        labels: series.labels.clone(),
-                        points: series
-                            .points
-                            .iter()
-                            .filter(|p| !is_stale_nan(p.v))
-                            .copied()
-                            .collect(),
+                    .map(|series| RangeSeries {
+                        labels: Cow::Borrowed(&series.labels),
+                        // Borrowed unless the series holds staleness markers to drop.
+                        points: if series.points.iter().any(|p| is_stale_nan(p.v)) {
+                            Cow::Owned(
+                                series
+                                    .points
+                                    .iter()
+                                    .filter(|p| !is_stale_nan(p.v))
+                                    .copied()
+                                    .collect(),
+                            )
+                        } else {
+                            Cow::Borrowed(&series.points)
+                        },
                     })
                     .collect())
             }
-            Node::Subquery(subquery) => self.subquery(subquery, grid),
+            Node::Subquery(subquery) => Ok(self
+                .subquery(subquery, grid)?
+                .into_iter()
+                .map(|series| RangeSeries {
+                    labels: Cow::Owned(series.labels),
+                    points: Cow::Owned(series.points),
+                })
+                .collect()),
             _ => Err(Error::Execution("expected a range vector".to_owned())),
         }
     }
@@ -535,11 +557,21 @@ impl<'a> Evaluator<'a> {
         let mut step_params: Vec<f64> = Vec::with_capacity(params.len());
         for one in &series {
             self.check_abort()?;
-            let mut points = Vec::new();
+            let mut points = Vec::with_capacity(grid.len());
+            // Windows move forward with the steps: two cursors find each one's points (back
+            // to the start should a window ever move back).
+            let (mut first, mut last, mut previous) = (0, 0, (i64::MIN, i64::MIN));
             for step in 0..grid.len() {
                 let t = grid.time(step);
                 let (from, to) = self.matrix_window(range, t);
-                let window_points = slice(&one.points, from, to);
+                if from < previous.0 || to < previous.1 {
+                    (first, last) = (0, 0);
+                }
+                previous = (from, to);
+                first += one.points[first..].partition_point(|p| p.t < from);
+                last = last.max(first);
+                last += one.points[last..].partition_point(|p| p.t <= to);
+                let window_points = &one.points[first..last];
                 if window_points.is_empty() {
                     continue;
                 }
@@ -561,7 +593,7 @@ impl<'a> Evaluator<'a> {
             if !points.is_empty() {
                 out.push(StepSeries {
                     labels: if keep_name {
-                        one.labels.clone()
+                        one.labels.clone().into_owned()
                     } else {
                         one.labels.without_metric_name()
                     },

@@ -400,23 +400,11 @@ async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
             .is_err(),
         "the read waits for the lock"
     );
-    let running = || async {
-        sqlx::query_scalar::<_, i64>(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-             AND state = 'active' AND query LIKE 'SELECT series_id, time_us, value FROM metric_points%'",
-        )
-        .fetch_one(&admin)
-        .await
-        .expect("pg_stat_activity")
-    };
-    let mut left = running().await;
-    for _ in 0..100 {
-        if left == 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        left = running().await;
-    }
+    let left = sessions_after_waiting(
+        &admin,
+        "state = 'active' AND query LIKE 'SELECT series_id, time_us, value FROM metric_points%'",
+    )
+    .await;
     assert_eq!(left, 0, "the abandoned read still runs on the server");
     locker.rollback().await.expect("unlock");
     let read = metrics
@@ -424,6 +412,30 @@ async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
         .await
         .expect("the next read works");
     assert_eq!(read.len(), 1);
+    // A finished read's transaction ends as its connection goes back to the pool: none stays
+    // idle in a transaction (holding back vacuum).
+    let idle = sessions_after_waiting(&admin, "state = 'idle in transaction'").await;
+    assert_eq!(idle, 0, "a finished read left its transaction open");
+}
+
+/// The sessions of the test's database that match `condition` (on `pg_stat_activity`), polled
+/// for up to two seconds until there are none.
+async fn sessions_after_waiting(admin: &sqlx::PgPool, condition: &str) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND {condition}"
+    );
+    let mut left = 0;
+    for _ in 0..100 {
+        left = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql.clone()))
+            .fetch_one(admin)
+            .await
+            .expect("pg_stat_activity");
+        if left == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    left
 }
 
 /// A window compacted into chunks reads exactly as its points did, bit for bit (NaN, the

@@ -321,7 +321,8 @@ impl MetricsRepository {
                         .await?;
                     runs.push(rows);
                 }
-                transaction.commit().await?;
+                // Read-only: nothing to commit (see `AbandonableRead::finished`).
+                drop(transaction);
                 read.finished();
                 (pending, chunks, runs)
             }
@@ -429,7 +430,8 @@ impl MetricsRepository {
                     .bind(to_us)
                     .fetch_all(&mut *transaction)
                     .await?;
-                transaction.commit().await?;
+                // Read-only: nothing to commit (see `AbandonableRead::finished`).
+                drop(transaction);
                 read.finished();
                 rows
             }
@@ -594,7 +596,9 @@ impl AbandonableRead {
         .await?)
     }
 
-    /// The read ended: the connection goes back to the pool.
+    /// The read ended: the connection goes back to the pool. Its read-only transaction, dropped
+    /// before, has nothing to commit: it rolls back on the way (sqlx sends the rollback as the
+    /// pool takes the connection back, in a task of its own), a round trip off the read's time.
     fn finished(mut self) {
         self.connection.take();
     }
