@@ -604,23 +604,19 @@ fn sortable(rows: Vec<(i64, i64, f64)>) -> Vec<(i64, i64, u64)> {
 /// Deletes every row of `metric_points`, behind the repository's back.
 async fn remove_points(database: &TestDatabase, backend: Backend) {
     match backend {
-        Backend::Postgres => {
-            let pool = sqlx::PgPool::connect(database.url())
-                .await
-                .expect("connect");
-            sqlx::query("DELETE FROM metric_points")
-                .execute(&pool)
-                .await
-                .expect("delete");
-        }
-        Backend::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(database.url())
-                .await
-                .expect("connect");
-            sqlx::query("DELETE FROM metric_points")
-                .execute(&pool)
-                .await
-                .expect("delete");
-        }
+        Backend::Postgres => delete_points::<sqlx::Postgres>(database.url()).await,
+        Backend::Sqlite => delete_points::<sqlx::Sqlite>(database.url()).await,
     }
+}
+
+async fn delete_points<DB: sqlx::Database>(url: &str)
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+{
+    let pool = sqlx::Pool::<DB>::connect(url).await.expect("connect");
+    sqlx::query::<DB>("DELETE FROM metric_points")
+        .execute(&pool)
+        .await
+        .expect("delete");
 }

@@ -47,11 +47,7 @@ impl MetricsRepository {
                     };
                     let span = compaction_span(window, before);
                     self.chunks.ensure(pool, span.start, span.start).await?;
-                    sqlx::query(TAKE_SPAN_MARKS)
-                        .bind(span.start)
-                        .bind(span.end)
-                        .execute(&mut *transaction)
-                        .await?;
+                    clear_span::<sqlx::Postgres>(&mut transaction, &span).await?;
                     let chunks = encode_window(
                         sqlx::query_as(
                             "SELECT series_id, time_us, value FROM metric_points \
@@ -62,11 +58,6 @@ impl MetricsRepository {
                         .fetch(&mut *transaction),
                     )
                     .await?;
-                    sqlx::query(DELETE_SPAN_CHUNKS)
-                        .bind(span.start)
-                        .bind(span.end)
-                        .execute(&mut *transaction)
-                        .await?;
                     for part in chunks.chunks(CHUNKS_PER_INSERT) {
                         let ids: Vec<i64> = part.iter().map(|c| c.series_id).collect();
                         let counts: Vec<i32> = part.iter().map(|c| c.points).collect();
@@ -95,11 +86,7 @@ impl MetricsRepository {
                         return Ok(done);
                     };
                     let span = compaction_span(window, before);
-                    sqlx::query(TAKE_SPAN_MARKS)
-                        .bind(span.start)
-                        .bind(span.end)
-                        .execute(&mut *transaction)
-                        .await?;
+                    clear_span::<sqlx::Sqlite>(&mut transaction, &span).await?;
                     // Series by series (CROSS JOIN keeps that order), each read through the
                     // (series_id, time_us) index.
                     let chunks = encode_window(
@@ -117,11 +104,6 @@ impl MetricsRepository {
                         }),
                     )
                     .await?;
-                    sqlx::query(DELETE_SPAN_CHUNKS)
-                        .bind(span.start)
-                        .bind(span.end)
-                        .execute(&mut *transaction)
-                        .await?;
                     for chunk in &chunks {
                         sqlx::query(
                             "INSERT INTO metric_chunks (series_id, window_us, points, data) \
@@ -217,14 +199,30 @@ fn compaction_span(window: i64, before: i64) -> std::ops::Range<i64> {
     }
 }
 
-/// Takes the other pending marks of the span `$1..$2`, which its compaction covers.
-const TAKE_SPAN_MARKS: &str =
-    "DELETE FROM metric_chunk_pending WHERE window_us >= $1 AND window_us < $2";
-
-/// Removes the chunks starting in the span `$1..$2` (an hour's window chunks, or its hour
-/// chunks), which its new chunks replace.
-const DELETE_SPAN_CHUNKS: &str =
-    "DELETE FROM metric_chunks WHERE window_us >= $1 AND window_us < $2";
+/// Takes the other pending marks of `span`, which its compaction covers, and removes the chunks
+/// starting in it (an hour's window chunks, or its hour chunks), which its new chunks replace;
+/// before the span's points are read, so that a batch marking it again is compacted again.
+async fn clear_span<DB: sqlx::Database>(
+    connection: &mut DB::Connection,
+    span: &std::ops::Range<i64>,
+) -> Result<()>
+where
+    for<'c> &'c mut DB::Connection: sqlx::Executor<'c, Database = DB>,
+    DB::Arguments: sqlx::IntoArguments<DB>,
+    for<'q> i64: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    for statement in [
+        "DELETE FROM metric_chunk_pending WHERE window_us >= $1 AND window_us < $2",
+        "DELETE FROM metric_chunks WHERE window_us >= $1 AND window_us < $2",
+    ] {
+        sqlx::query::<DB>(statement)
+            .bind(span.start)
+            .bind(span.end)
+            .execute(&mut *connection)
+            .await?;
+    }
+    Ok(())
+}
 
 /// Takes the oldest pending window that ended before `$1`.
 const TAKE_PENDING_WINDOW: &str = "DELETE FROM metric_chunk_pending WHERE window_us = \
