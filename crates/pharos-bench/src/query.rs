@@ -65,12 +65,6 @@ const PARALLEL_READS: usize = 4;
 const SERIES_BY_NAME: &str =
     "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id";
 const ALL_SERIES: &str = "SELECT id, name, labels::text FROM metric_series ORDER BY id";
-/// The read of a selector evaluated at one instant: each series' latest point.
-const LATEST_POINTS: &str = "SELECT latest.series_id, latest.time_us, latest.value \
-     FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
-     SELECT series_id, time_us, value FROM metric_points \
-     WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
-     ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
 /// The time one chunk covers while its hour goes on, and once the hour has ended.
 const WINDOW_US: i64 = pharos_store::signals::metrics::CHUNK_WINDOW_US;
 const HOUR_US: i64 = pharos_store::signals::metrics::HOUR_US;
@@ -787,6 +781,21 @@ async fn measure(
         .test_before_acquire(false)
         .connect(&database.url)
         .await?;
+    // As the store's pool of reads of points: generic plans, planned as each connection opens.
+    let reads = Pools {
+        main: pool.clone(),
+        reads: PgPoolOptions::new()
+            .max_connections(PARALLEL_READS as u32 + 2)
+            .test_before_acquire(false)
+            .after_connect(|connection, _| Box::pin(metrics::prepare_reads(connection)))
+            .connect_with(
+                database
+                    .url
+                    .parse::<sqlx::postgres::PgConnectOptions>()?
+                    .options([("plan_cache_mode", "force_generic_plan")]),
+            )
+            .await?,
+    };
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metric_points")
         .fetch_one(&pool)
         .await?;
@@ -872,7 +881,8 @@ async fn measure(
             victoria_url.as_str(),
             pharos_url.as_str(),
         ];
-        let result = measure_case(&http, &bases, &pool, data, &case, &case_ids, iterations).await?;
+        let result =
+            measure_case(&http, &bases, &reads, data, &case, &case_ids, iterations).await?;
         for server in [&mut prometheus, &mut victoria, &mut pharos] {
             server.check_alive()?;
         }
@@ -935,7 +945,7 @@ async fn measure(
 async fn measure_case(
     http: &reqwest::Client,
     bases: &[&str; 3],
-    pool: &PgPool,
+    pools: &Pools,
     data: &DataSet,
     case: &Case,
     ids: &[i64],
@@ -964,7 +974,7 @@ async fn measure_case(
         answers[system] =
             parse_answer(&body).with_context(|| format!("{} answered {text}", SYSTEMS[system]))?;
     }
-    let (_, rows) = floor(pool, case, ids).await?;
+    let (_, rows) = floor(pools, case, ids).await?;
     let expected_rows = expected_floor_rows(data, case);
     // A range read takes whole chunks: up to an hour's points more at each end of the range.
     let edges = match case.hourly {
@@ -1046,13 +1056,13 @@ async fn measure_case(
     for &system in systems {
         http_query(http, bases[system], &case.expr, &case.request).await?;
     }
-    floor(pool, case, ids).await?;
+    floor(pools, case, ids).await?;
     for _ in 0..iterations {
         for &system in systems {
             let (took, _) = http_query(http, bases[system], &case.expr, &case.request).await?;
             latencies[system].record(took);
         }
-        let (took, _) = floor(pool, case, ids).await?;
+        let (took, _) = floor(pools, case, ids).await?;
         latencies[SQL].record(took);
     }
     Ok(Measured {
@@ -1084,15 +1094,22 @@ async fn http_query(
     Ok((took, body.to_vec()))
 }
 
+/// The floor's connections: the main pool (series, hourly reads) and one like the store's pool
+/// of reads of points.
+struct Pools {
+    main: PgPool,
+    reads: PgPool,
+}
+
 /// The SQL floor of `case`: its statements run directly; returns the time and the rows read.
-/// Each statement is planned for its parameters (an unnamed statement), as PostgreSQL plans a
-/// prepared statement's first five runs on a connection: after those it may keep a generic
-/// plan, which for the points at the step instants of query (e) measured 27 s instead of
-/// 0.7 s, so a floor on a small pool of its own would measure its plan cache, not the reads.
-async fn floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
+/// The series and hourly statements are planned for their parameters (unnamed statements), as
+/// the service plans the hourly ones (a generic plan of the points at the step instants of
+/// query (e) measured 27 s instead of 0.7 s); the reads of points run prepared on a pool like
+/// the store's pool of reads, with the generic plans the service's run with.
+async fn floor(pools: &Pools, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
     match &case.hourly {
-        None => sql_floor(pool, case, ids).await,
-        Some(hourly) => sql_floor_hourly(pool, case, ids, hourly).await,
+        None => sql_floor(pools, case, ids).await,
+        Some(hourly) => sql_floor_hourly(&pools.main, case, ids, hourly).await,
     }
 }
 
@@ -1202,12 +1219,12 @@ async fn sql_floor_hourly(
 
 /// The statements the query service issues for `case`, run directly: the series of the
 /// metric name (or every series), then for the selected series (`ids`, in the order the service
-/// reads them), 256 series per read and 4 reads at once, the read's BEGIN, the range's pending
-/// windows with the chunks in one statement and the points of the pending windows (or, for a
-/// selector at one instant,
-/// each series' latest point). Returns the time and the points read (those of whole chunks,
+/// reads them), 256 series per read and 4 reads at once, one statement each: the range's
+/// pending windows, the chunks and the points of the pending windows (or, for a selector at one
+/// instant, each series' latest point). Returns the time and the points read (those of whole chunks,
 /// edges included), without decoding the chunks.
-async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
+async fn sql_floor(pools: &Pools, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
+    let (pool, reads) = (&pools.main, &pools.reads);
     let (from_us, to_us) = (case.from_ms * 1000, case.to_ms * 1000 + 999);
     let first_window = from_us.div_euclid(WINDOW_US) * WINDOW_US;
     let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
@@ -1217,50 +1234,32 @@ async fn sql_floor(pool: &PgPool, case: &Case, ids: &[i64]) -> anyhow::Result<(D
     let counts: Vec<usize> = futures::stream::iter(chunks)
         .map(|chunk| async move {
             if case.latest_only {
-                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(LATEST_POINTS)
-                    .persistent(false)
+                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(metrics::POSTGRES_LATEST)
                     .bind(&chunk)
                     .bind(from_us)
                     .bind(to_us)
-                    .fetch_all(pool)
+                    .fetch_all(reads)
                     .await?;
                 return Ok(rows.len());
             }
-            let mut connection = pool.acquire().await?;
-            let mut transaction = sqlx::Connection::begin_with(
-                &mut *connection,
-                sqlx::AssertSqlSafe(metrics::begin_read(None)),
-            )
-            .await?;
-            let rows: Vec<metrics::PendingOrChunkRow> =
-                sqlx::query_as(metrics::POSTGRES_PENDING_AND_CHUNKS)
-                    .persistent(false)
-                    .bind(&chunk)
-                    .bind(first_hour)
-                    .bind(to_us)
-                    .bind(first_window)
-                    .fetch_all(&mut *transaction)
-                    .await?;
-            let (chunks, pending): (Vec<_>, Vec<_>) = rows.iter().partition(|row| row.0.is_some());
-            let pending: Vec<i64> = pending.iter().map(|row| row.1).collect();
-            let mut read: usize = chunks
+            let rows: Vec<metrics::PostgresReadRow> = sqlx::query_as(metrics::POSTGRES_READ)
+                .bind(&chunk)
+                .bind(first_hour)
+                .bind(to_us)
+                .bind(first_window)
+                .bind(from_us)
+                .bind(WINDOW_US)
+                .fetch_all(reads)
+                .await?;
+            // Each chunk counts its points; each point of a pending window is a row.
+            let read: usize = rows
                 .iter()
-                .map(|(_, _, points, _)| usize::try_from(*points).unwrap_or(0))
+                .map(|(series, _, points, data, _)| match (series, data) {
+                    (None, _) => 0,
+                    (Some(_), Some(_)) => usize::try_from(*points).unwrap_or(0),
+                    (Some(_), None) => 1,
+                })
                 .sum();
-            for (low, high) in
-                metrics::pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
-            {
-                let rows: Vec<(i64, i64, f64)> = sqlx::query_as(metrics::POSTGRES_POINTS)
-                    .persistent(false)
-                    .bind(&chunk)
-                    .bind(low)
-                    .bind(high)
-                    .fetch_all(&mut *transaction)
-                    .await?;
-                read += rows.len();
-            }
-            // As the service ends a read: rolled back as the connection returns to the pool.
-            drop(transaction);
             Ok::<_, sqlx::Error>(read)
         })
         .buffered(PARALLEL_READS)
@@ -1849,11 +1848,13 @@ impl Report {
              (max block 24 h, so 18 h blocks as compaction leaves them), no scrape jobs. \
              VictoriaMetrics {}: /api/v1/import/prometheus, force_flush, response cache off \
              (-search.disableCache). SQL floor: the query service's statements run with sqlx \
-             ({SERIES_PER_READ} series per read, {PARALLEL_READS} at once: the read's BEGIN, \
-             the pending windows with the chunks, not decoded, the points of the pending \
-             windows; its rollback on return to the pool, as the service's) over the \
-             range the query needs (start less 5 m), each planned for its parameters (unnamed \
-             statements: no generic plan). Each system answers the same HTTP GET \
+             ({SERIES_PER_READ} series per read, {PARALLEL_READS} at once, each one statement: \
+             the pending windows, the chunks, not decoded, and the points of the pending \
+             windows, as the service's) over the \
+             range the query needs (start less 5 m): the series and hourly statements planned \
+             for their parameters (unnamed statements), the reads of points prepared on a pool \
+             like the store's pool of reads (generic plans, planned as each connection opens). \
+             Each system answers the same HTTP GET \
              (reqwest, keep-alive), timed to the last byte of the answer; 2 warm-up turns, then \
              {iterations} turns of each system in the order prometheus, victoria-metrics, pharos, \
              sql (with {iterations} runs, p99 is about the slowest). Loads: {}. Compare within \

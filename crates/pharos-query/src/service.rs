@@ -16,9 +16,6 @@ use crate::error::{QueryError, Result};
 use crate::settings::QuerySettings;
 use crate::source::{StoreSource, StoredSeries};
 
-/// How much longer than the query timeout PostgreSQL lets one of its reads run.
-const STATEMENT_TIMEOUT_MARGIN: Duration = Duration::from_millis(250);
-
 /// What a query returns: its value, its figures and anything the caller should know.
 #[derive(Debug, Clone, PartialEq)]
 pub struct QueryAnswer {
@@ -106,14 +103,13 @@ impl QueryService {
                 .acquire()
                 .await
                 .map_err(|_| QueryError::Internal)?;
-            // PostgreSQL stops the reads a little after the timeout even if the caller's side
-            // were to miss it; normally the timeout below drops them first.
-            let mut source = self
-                .source
-                .with_statement_timeout(timeout + STATEMENT_TIMEOUT_MARGIN);
-            if fresh_series {
-                source = source.with_fresh_series();
-            }
+            // Past the timeout below, the reads still running are dropped: each closes its
+            // connection, and PostgreSQL stops its statement (see `StoreSource`).
+            let source = if fresh_series {
+                self.source.with_fresh_series()
+            } else {
+                self.source.clone()
+            };
             let loaded = prepared.load(&source).await?;
             let evaluation_abort = abort.clone();
             let answer = tokio::task::spawn_blocking(move || loaded.evaluate(&evaluation_abort))

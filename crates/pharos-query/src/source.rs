@@ -38,8 +38,6 @@ pub struct StoredSeries {
 pub struct StoreSource {
     store: Store,
     cache: Option<moka::future::Cache<String, Arc<Vec<StoredSeries>>>>,
-    /// How long PostgreSQL may run one read of points before it stops the statement itself.
-    statement_timeout: Option<std::time::Duration>,
     /// Select from the series table and refresh the cache, never reading it.
     fresh_series: bool,
 }
@@ -66,17 +64,7 @@ impl StoreSource {
         Self {
             store,
             cache,
-            statement_timeout: None,
             fresh_series: false,
-        }
-    }
-
-    /// The same source (sharing its cache) whose point reads PostgreSQL stops after `timeout`:
-    /// one query's source, so that its SQL ends when the query has timed out.
-    pub fn with_statement_timeout(&self, timeout: std::time::Duration) -> Self {
-        Self {
-            statement_timeout: Some(timeout),
-            ..self.clone()
         }
     }
 
@@ -171,7 +159,6 @@ impl StoreSource {
     ) -> Result<Vec<Series>, SourceError> {
         let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
         let metrics = self.store.metrics();
-        let statement_timeout = self.statement_timeout;
         let chunks: Vec<Vec<StoredSeries>> = series
             .chunks(SERIES_PER_READ)
             .map(<[StoredSeries]>::to_vec)
@@ -183,15 +170,13 @@ impl StoreSource {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
                     let points = if latest_only {
                         metrics
-                            .latest_points_of_series_within(&ids, from_us, to_us, statement_timeout)
+                            .latest_points_of_series(&ids, from_us, to_us)
                             .await?
                             .into_iter()
                             .map(|(id, time, value)| (id, vec![(time, value)]))
                             .collect()
                     } else {
-                        metrics
-                            .series_points_within(&ids, from_us, to_us, statement_timeout)
-                            .await?
+                        metrics.series_points_within(&ids, from_us, to_us).await?
                     };
                     Ok::<_, StoreError>(series_of(&chunk, points))
                 });

@@ -65,8 +65,7 @@ use crate::backend::partitions::{Partitions, Span, TimeUnit};
 
 pub use crate::backend::partitions::Expired;
 pub use read::{
-    POSTGRES_PENDING_AND_CHUNKS, POSTGRES_POINTS, PendingOrChunkRow, SeriesPoints, begin_read,
-    pending_runs,
+    CLIENT_CHECK_MS, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, SeriesPoints, prepare_reads,
 };
 pub use write::encode_copy_binary;
 

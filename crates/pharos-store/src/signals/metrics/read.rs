@@ -228,36 +228,24 @@ impl MetricsRepository {
     }
 
     /// The points of the series `ids` with times in `from_us..=to_us`, ordered by series and
-    /// time: series id, time in microseconds, value.
+    /// time (series id, time in microseconds, value), as the query service reads them: on PostgreSQL in
+    /// one statement (one snapshot, one round trip), on a connection closed if the read is
+    /// dropped before its end (a timed-out query, a caller gone), which PostgreSQL notices
+    /// within [`CLIENT_CHECK_MS`] and stops the statement.
+    ///
+    /// Compacted windows are read from their chunks, pending ones (the last few minutes, and
+    /// windows late points reached since their compaction) from `metric_points`. On SQLite,
+    /// without a snapshot across its statements, the answer still holds every point committed
+    /// before the read began: points are never removed from `metric_points` (but by expiry),
+    /// and a window taken from its chunk was compacted from every point it had when the read
+    /// found it done.
     pub async fn points_of_series(
         &self,
         ids: &[i64],
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(i64, i64, f64)>> {
-        self.points_of_series_within(ids, from_us, to_us, None)
-            .await
-    }
-
-    /// [`MetricsRepository::points_of_series`], stopped by PostgreSQL itself after
-    /// `statement_timeout` (its `statement_timeout`, set for this read alone), so that a
-    /// query whose caller gave up does not keep the server busy. SQLite has no such setting.
-    ///
-    /// Compacted windows are read from their chunks, pending ones (the last few minutes, and
-    /// windows late points reached since their compaction) from `metric_points`. Without a
-    /// snapshot across the statements the answer still holds every point committed before the
-    /// read began: points are never removed from `metric_points` (but by expiry), and a window
-    /// taken from its chunk was compacted from every point it had when the read found it done.
-    pub async fn points_of_series_within(
-        &self,
-        ids: &[i64],
-        from_us: i64,
-        to_us: i64,
-        statement_timeout: Option<std::time::Duration>,
-    ) -> Result<Vec<(i64, i64, f64)>> {
-        let series = self
-            .series_points_within(ids, from_us, to_us, statement_timeout)
-            .await?;
+        let series = self.series_points_within(ids, from_us, to_us).await?;
         Ok(series
             .into_iter()
             .flat_map(|(id, points)| {
@@ -268,14 +256,13 @@ impl MetricsRepository {
             .collect())
     }
 
-    /// [`MetricsRepository::points_of_series_within`] grouped by series: each series of `ids`
+    /// [`MetricsRepository::points_of_series`] grouped by series: each series of `ids`
     /// with points in the range, in id order, with its points oldest first.
     pub async fn series_points_within(
         &self,
         ids: &[i64],
         from_us: i64,
         to_us: i64,
-        statement_timeout: Option<std::time::Duration>,
     ) -> Result<Vec<SeriesPoints>> {
         if ids.is_empty() || to_us < from_us {
             return Ok(Vec::new());
@@ -285,46 +272,41 @@ impl MetricsRepository {
         let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
         let (pending, chunks, runs) = match &self.store.pool {
             Pool::Postgres(pool) => {
-                let mut read = AbandonableRead::start(pool).await?;
-                let mut transaction = read.begin(statement_timeout).await?;
-                // The pending windows (series id NULL) and the chunks, in one snapshot.
-                let rows: Vec<PendingOrChunkRow> = sqlx::query_as(POSTGRES_PENDING_AND_CHUNKS)
+                let mut read = AbandonableRead::start(self.store.metric_read_pool(pool)).await?;
+                let rows: Vec<PostgresReadRow> = sqlx::query_as(POSTGRES_READ)
                     .bind(ids)
                     .bind(first_hour)
                     .bind(to_us)
                     .bind(first_window)
-                    .fetch_all(&mut *transaction)
+                    .bind(from_us)
+                    .bind(CHUNK_WINDOW_US)
+                    .fetch_all(read.connection()?)
                     .await?;
+                read.finished();
                 let mut pending = Vec::new();
-                let mut chunks: Vec<ChunkRow> = Vec::with_capacity(rows.len());
+                let mut chunks: Vec<ChunkRow> = Vec::new();
+                let mut points = Vec::new();
                 for row in rows {
                     match row {
-                        (Some(series_id), window, points, Some(data)) => {
-                            chunks.push((series_id, window, points, data))
+                        (None, window, _, _, _) => pending.push(window),
+                        (Some(series_id), window, count, Some(data), _) => {
+                            chunks.push((series_id, window, count, data))
                         }
-                        (_, window, _, _) => pending.push(window),
+                        (Some(series_id), time, _, None, Some(value)) => {
+                            points.push((series_id, time, value))
+                        }
+                        (Some(series_id), time, _, None, None) => {
+                            return Err(crate::error::StoreError::InvalidValue(format!(
+                                "series {series_id} has a point at {time} us without a value"
+                            )));
+                        }
                     }
                 }
                 pending.sort_unstable();
                 if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
                     chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
                 }
-                let mut runs = Vec::new();
-                for (low, high) in
-                    pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
-                {
-                    let rows: Vec<(i64, i64, f64)> = sqlx::query_as(POSTGRES_POINTS)
-                        .bind(ids)
-                        .bind(low)
-                        .bind(high)
-                        .fetch_all(&mut *transaction)
-                        .await?;
-                    runs.push(rows);
-                }
-                // Read-only: nothing to commit (see `AbandonableRead::finished`).
-                drop(transaction);
-                read.finished();
-                (pending, chunks, runs)
+                (pending, chunks, vec![points])
             }
             Pool::Sqlite(pool) => {
                 let ids = ids_json(ids);
@@ -377,42 +359,29 @@ impl MetricsRepository {
     /// The latest point of each of the series `ids` with a time in `from_us..=to_us` (series
     /// without one are absent), ordered by series: what an instant-vector selector evaluated at
     /// one instant needs, one index probe per series instead of the whole lookback window.
-    pub async fn latest_points_of_series_within(
+    pub async fn latest_points_of_series(
         &self,
         ids: &[i64],
         from_us: i64,
         to_us: i64,
-        statement_timeout: Option<std::time::Duration>,
     ) -> Result<Vec<(i64, i64, f64)>> {
-        const POSTGRES_LATEST: &str = "SELECT latest.series_id, latest.time_us, latest.value \
-             FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
-             SELECT series_id, time_us, value FROM metric_points \
-             WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
-             ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
         // SQLite gives the bare columns of an aggregate query the values of the row max() chose.
         const SQLITE_LATEST: &str = "SELECT series_id, max(time_us) AS time_us, value, nan_bits \
              FROM metric_points WHERE series_id IN (SELECT value FROM json_each($1)) \
              AND time_us >= $2 AND time_us <= $3 GROUP BY series_id ORDER BY series_id";
-        self.read_point_rows(
-            (POSTGRES_LATEST, SQLITE_LATEST),
-            ids,
-            from_us,
-            to_us,
-            statement_timeout,
-        )
-        .await
+        self.read_point_rows((POSTGRES_LATEST, SQLITE_LATEST), ids, from_us, to_us)
+            .await
     }
 
     /// Runs a read of `(series id, time, value)` rows binding the ids, `from_us` and `to_us`:
-    /// the PostgreSQL statement stopped after `statement_timeout` and canceled when dropped,
-    /// the SQLite one decoding its NaN payloads.
+    /// the PostgreSQL statement stopped on the server when the read is dropped, the SQLite one
+    /// decoding its NaN payloads.
     async fn read_point_rows(
         &self,
         (postgres_sql, sqlite_sql): (&'static str, &'static str),
         ids: &[i64],
         from_us: i64,
         to_us: i64,
-        statement_timeout: Option<std::time::Duration>,
     ) -> Result<Vec<(i64, i64, f64)>> {
         if ids.is_empty() {
             return Ok(Vec::new());
@@ -420,18 +389,15 @@ impl MetricsRepository {
         Ok(match &self.store.pool {
             Pool::Postgres(pool) => {
                 // A read dropped before its end (its query timed out, or its caller went away)
-                // is canceled on the server and its connection closed, rather than run to its
-                // end on a connection that goes back to the pool.
-                let mut read = AbandonableRead::start(pool).await?;
-                let mut transaction = read.begin(statement_timeout).await?;
+                // closes its connection, and the server stops its statement, rather than run to
+                // its end on a connection that goes back to the pool.
+                let mut read = AbandonableRead::start(self.store.metric_read_pool(pool)).await?;
                 let rows = sqlx::query_as(postgres_sql)
                     .bind(ids)
                     .bind(from_us)
                     .bind(to_us)
-                    .fetch_all(&mut *transaction)
+                    .fetch_all(read.connection()?)
                     .await?;
-                // Read-only: nothing to commit (see `AbandonableRead::finished`).
-                drop(transaction);
                 read.finished();
                 rows
             }
@@ -559,20 +525,9 @@ struct AbandonableRead {
     connection: Option<sqlx::pool::PoolConnection<sqlx::Postgres>>,
 }
 
-/// How often PostgreSQL checks, while a read's statement runs, that the reader is still there
-/// (`client_connection_check_interval`).
-const CLIENT_CHECK_MS: u32 = 100;
-
-/// The statement that begins a read: a read-only transaction stopped by the server after
-/// `statement_timeout` (none when `None`) and when its connection closes, in one round trip.
-pub fn begin_read(statement_timeout: Option<std::time::Duration>) -> String {
-    let timeout_ms =
-        statement_timeout.map_or(0, |timeout| timeout.as_millis().clamp(1, i32::MAX as u128));
-    format!(
-        "BEGIN READ ONLY; SET LOCAL statement_timeout = {timeout_ms}; \
-         SET LOCAL client_connection_check_interval = {CLIENT_CHECK_MS}"
-    )
-}
+/// How often PostgreSQL checks, while a statement runs, that its client is still there
+/// (`client_connection_check_interval`, set on every connection of the pool as it connects).
+pub const CLIENT_CHECK_MS: u32 = 100;
 
 impl AbandonableRead {
     async fn start(pool: &sqlx::PgPool) -> Result<Self> {
@@ -581,24 +536,14 @@ impl AbandonableRead {
         })
     }
 
-    /// Begins the read's transaction (see [`begin_read`]).
-    async fn begin(
-        &mut self,
-        statement_timeout: Option<std::time::Duration>,
-    ) -> Result<sqlx::PgTransaction<'_>> {
-        let connection = self.connection.as_mut().ok_or_else(|| {
-            crate::error::StoreError::InvalidValue("the read has ended".to_owned())
-        })?;
-        Ok(sqlx::Connection::begin_with(
-            &mut **connection,
-            sqlx::AssertSqlSafe(begin_read(statement_timeout)),
-        )
-        .await?)
+    /// The connection the read runs its statements on.
+    fn connection(&mut self) -> Result<&mut sqlx::PgConnection> {
+        self.connection
+            .as_deref_mut()
+            .ok_or_else(|| crate::error::StoreError::InvalidValue("the read has ended".to_owned()))
     }
 
-    /// The read ended: the connection goes back to the pool. Its read-only transaction, dropped
-    /// before, has nothing to commit: it rolls back on the way (sqlx sends the rollback as the
-    /// pool takes the connection back, in a task of its own), a round trip off the read's time.
+    /// The read ended: the connection goes back to the pool.
     fn finished(mut self) {
         self.connection.take();
     }
@@ -629,23 +574,60 @@ async fn plan_each_time(transaction: &mut sqlx::PgTransaction<'_>) -> Result<()>
 /// A chunk as read: series id, window, point count, data.
 type ChunkRow = (i64, i64, i32, Vec<u8>);
 
-/// A row of [`POSTGRES_PENDING_AND_CHUNKS`]: a chunk, or a pending window (series id and data
-/// NULL).
-pub type PendingOrChunkRow = (Option<i64>, i64, i32, Option<Vec<u8>>);
+/// A row of [`POSTGRES_READ`]: a pending window (series id NULL), a chunk (its series, window,
+/// point count and data) or a point of a pending window (its series, time and value).
+pub type PostgresReadRow = (Option<i64>, i64, i32, Option<Vec<u8>>, Option<f64>);
 
-/// In one snapshot, the pending windows starting in `$4..=$3` (series id and data NULL) and
-/// the chunks of the series `$1` that may hold points in `$4..=$3`: those starting there and the
-/// one at `$2`, the hour of `$4`, which may be that hour's chunk; ordered by series and window.
-pub const POSTGRES_PENDING_AND_CHUNKS: &str = "(SELECT NULL::BIGINT, window_us, 0, NULL::BYTEA \
-     FROM metric_chunk_pending WHERE window_us >= $4 AND window_us <= $3) UNION ALL \
-     (SELECT series_id, window_us, points, data FROM metric_chunks \
+/// The read of the series `$1` over `$5..=$3`, in one statement and so in one snapshot: the
+/// pending windows starting in `$4..=$3` (`$4` the window of `$5`, `$6` a window's length);
+/// the chunks that may hold points there, those starting there and the one at `$2`, the hour
+/// of `$5`, which may be that hour's chunk (ordered by series and window); and the points of
+/// the pending windows in the range, read by runs of consecutive windows (in no order). The
+/// points' bounds `$5..=$3` stand beside each run's so that PostgreSQL prunes the partitions of
+/// `metric_points` outside the range as it plans or starts the statement, not as it meets each
+/// run: a plan holding every daily partition costs more than the read itself.
+pub const POSTGRES_READ: &str = "WITH pending AS MATERIALIZED (SELECT window_us \
+     FROM metric_chunk_pending WHERE window_us >= $4 AND window_us <= $3), \
+     runs AS (SELECT min(window_us) AS low, max(window_us) + $6 - 1 AS high FROM \
+     (SELECT window_us, window_us - $6 * row_number() OVER (ORDER BY window_us) AS run \
+     FROM pending) AS numbered GROUP BY run) \
+     (SELECT NULL::BIGINT, window_us, 0, NULL::BYTEA, NULL::FLOAT8 FROM pending) UNION ALL \
+     (SELECT series_id, window_us, points, data, NULL::FLOAT8 FROM metric_chunks \
      WHERE series_id = ANY($1) AND window_us >= $2 AND window_us <= $3 \
-     AND (window_us >= $4 OR window_us = $2) ORDER BY series_id, window_us)";
+     AND (window_us >= $4 OR window_us = $2) ORDER BY series_id, window_us) UNION ALL \
+     (SELECT point.series_id, point.time_us, 0, NULL::BYTEA, point.value FROM runs \
+     CROSS JOIN LATERAL (SELECT series_id, time_us, value FROM metric_points \
+     WHERE series_id = ANY($1) AND time_us >= $5 AND time_us <= $3 \
+     AND time_us >= runs.low AND time_us <= runs.high OFFSET 0) AS point)";
 
-/// The points of the series `$1` in `$2..=$3`, by series and time.
-pub const POSTGRES_POINTS: &str = "SELECT series_id, time_us, value FROM metric_points \
-     WHERE series_id = ANY($1) AND time_us >= $2 AND time_us <= $3 \
-     ORDER BY series_id, time_us";
+/// The latest point of each of the series `$1` in `$2..=$3`, by series.
+pub const POSTGRES_LATEST: &str = "SELECT latest.series_id, latest.time_us, latest.value \
+     FROM unnest($1::BIGINT[]) AS wanted(id) CROSS JOIN LATERAL ( \
+     SELECT series_id, time_us, value FROM metric_points \
+     WHERE series_id = wanted.id AND time_us >= $2 AND time_us <= $3 \
+     ORDER BY time_us DESC LIMIT 1) AS latest ORDER BY latest.series_id";
+
+/// Plans, on a new connection of the pool of reads (whose plans are generic), the statements
+/// reads of points run, with no series: the first plan of each takes milliseconds.
+pub async fn prepare_reads(connection: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+    let none: &[i64] = &[];
+    sqlx::query(POSTGRES_READ)
+        .bind(none)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(0_i64)
+        .bind(CHUNK_WINDOW_US)
+        .execute(&mut *connection)
+        .await?;
+    sqlx::query(POSTGRES_LATEST)
+        .bind(none)
+        .bind(0_i64)
+        .bind(0_i64)
+        .execute(&mut *connection)
+        .await?;
+    Ok(())
+}
 
 /// Pending chunk windows starting in `$1..=$2`, oldest first.
 const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
@@ -656,7 +638,7 @@ const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
 /// a chunk (starting at one of `chunked`, in any order) starts between them: a gap without
 /// chunks mostly holds no points of the series read, so one statement reads a run of pending
 /// windows with gaps in the data (the points of windows that are not pending are dropped).
-pub fn pending_runs(
+fn pending_runs(
     pending: &[i64],
     chunked: impl IntoIterator<Item = i64>,
     from_us: i64,
@@ -712,9 +694,9 @@ impl PendingWindows {
     }
 }
 
-/// The points of `chunks` (ordered by series and window) and of `runs` (rows ordered by series
-/// and time, runs in time order) within `from_us..=to_us`, by series in id order, each oldest
-/// first: points of the `pending` windows from the runs, the others from the chunks.
+/// The points of `chunks` (ordered by series and window) and of `runs` (rows in any order)
+/// within `from_us..=to_us`, by series in id order, each oldest first: points of the `pending`
+/// windows from the runs, the others from the chunks.
 fn merge_chunks_and_points(
     chunks: Vec<ChunkRow>,
     runs: Vec<Vec<(i64, i64, f64)>>,
@@ -754,7 +736,11 @@ fn merge_chunks_and_points(
         .filter(|(_, (from_chunks, from_points))| {
             !from_chunks.is_empty() || !from_points.is_empty()
         })
-        .map(|(series_id, (from_chunks, from_points))| {
+        .map(|(series_id, (from_chunks, mut from_points))| {
+            // PostgreSQL returns the points of pending windows in no particular order.
+            if !from_points.is_sorted_by_key(|point| point.0) {
+                from_points.sort_by_key(|point| point.0);
+            }
             let points = if from_points.is_empty() {
                 from_chunks
             } else if from_chunks.is_empty() {
