@@ -13,6 +13,9 @@ pub struct StoreSettings {
     /// empty means `sqlite:<data_dir>/pharos.db`.
     pub url: String,
     pub max_connections: u32,
+    /// On PostgreSQL, the connections of the pool the query service's reads of points run on,
+    /// beside `max_connections` (opened as reads need them, in the processes that read points).
+    pub max_read_connections: u32,
     pub min_connections: u32,
     #[serde(with = "pharos_clock::duration")]
     pub acquire_timeout: Duration,
@@ -29,6 +32,7 @@ impl Default for StoreSettings {
         Self {
             url: String::new(),
             max_connections: 16,
+            max_read_connections: 8,
             min_connections: 1,
             acquire_timeout: Duration::from_secs(5),
             idle_timeout: Duration::from_secs(600),

@@ -259,16 +259,16 @@ pub(crate) struct ChangeLogCompaction {
     pub set_compacted: &'static str,
 }
 
-/// The pool of the query service's reads of points (`series_points_within`,
-/// `latest_points_of_series`), beside the main pool and as large, connected as reads need it:
-/// its connections plan those statements once each, generic plans whose partitions PostgreSQL
-/// prunes as each run starts (planning them for their parameters, over a month of daily
+/// The pool of the query service's reads of points (`points_of_series`,
+/// `latest_points_of_series`), beside the main pool (`max_read_connections`, at least one),
+/// connected as reads need it: its connections plan those statements once each, generic plans
+/// whose partitions PostgreSQL prunes as each run starts (planning them for their parameters, over a month of daily
 /// partitions, took longer than running them: 0.6 ms of a 1 ms read of one series), and plan
 /// them as they connect, so that no query waits for that first plan (8 ms). Dashboard reads
 /// do not take the connections writes need, nor the other way round.
 fn connect_metric_reads(settings: &StoreSettings, connect: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
-        .max_connections(settings.max_connections)
+        .max_connections(settings.max_read_connections.max(1))
         .min_connections(0)
         .acquire_timeout(settings.acquire_timeout)
         .idle_timeout(Some(settings.idle_timeout))
