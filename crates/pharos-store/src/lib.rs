@@ -14,7 +14,8 @@ mod error;
 pub mod signals;
 
 pub use backend::{
-    Backend, CopyEncoder, Expired, Notification, Notifications, Repository, Store, StoreSettings,
+    Backend, CopyEncoder, Expired, METRIC_READS_APPLICATION, Notification, Notifications,
+    Repository, Store, StoreSettings,
 };
 pub use error::{Result, StoreError};
 

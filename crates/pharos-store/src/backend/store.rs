@@ -259,11 +259,15 @@ pub(crate) struct ChangeLogCompaction {
     pub set_compacted: &'static str,
 }
 
+/// The `application_name` of the pool of reads' connections, as `pg_stat_activity` shows them.
+pub const METRIC_READS_APPLICATION: &str = "pharos-reads";
+
 /// The pool of the query service's reads of points (`points_of_series`,
 /// `latest_points_of_series`), beside the main pool (`max_read_connections`, at least one),
 /// connected as reads need it: its connections plan those statements once each, generic plans
-/// whose partitions PostgreSQL prunes as each run starts (planning them for their parameters, over a month of daily
-/// partitions, took longer than running them: 0.6 ms of a 1 ms read of one series), and plan
+/// whose partitions PostgreSQL prunes as each run starts (planning them for their parameters,
+/// over a month of daily partitions, took longer than running them: 0.6 ms of a 1 ms read of
+/// one series), and plan
 /// them as they connect, so that no query waits for that first plan (8 ms). Dashboard reads
 /// do not take the connections writes need, nor the other way round.
 fn connect_metric_reads(settings: &StoreSettings, connect: PgConnectOptions) -> PgPool {
@@ -277,5 +281,9 @@ fn connect_metric_reads(settings: &StoreSettings, connect: PgConnectOptions) -> 
         .after_connect(|connection, _| {
             Box::pin(async move { crate::signals::metrics::prepare_reads(connection).await })
         })
-        .connect_lazy_with(connect.options([("plan_cache_mode", "force_generic_plan")]))
+        .connect_lazy_with(
+            connect
+                .application_name(METRIC_READS_APPLICATION)
+                .options([("plan_cache_mode", "force_generic_plan")]),
+        )
 }

@@ -18,6 +18,7 @@ pharos_store::backend_tests!(
     expiry_removes_old_points_and_rollups,
     nan_bit_patterns_survive,
     an_abandoned_read_stops_on_the_server,
+    reads_of_points_keep_to_their_own_pool,
     compacted_windows_read_exactly_as_their_points,
 );
 
@@ -377,6 +378,66 @@ async fn an_abandoned_read_stops_on_the_server(database: &TestDatabase) {
     // idle in a transaction (holding back vacuum).
     let idle = sessions_after_waiting(&admin, "state = 'idle in transaction'").await;
     assert_eq!(idle, 0, "a finished read left its transaction open");
+}
+
+/// On PostgreSQL, reads of points run on a pool of their own, no larger than
+/// `max_read_connections` however many reads run at once, and every read still answers.
+async fn reads_of_points_keep_to_their_own_pool(database: &TestDatabase) {
+    if database.store().await.backend() != Backend::Postgres {
+        return;
+    }
+    let settings = pharos_store::StoreSettings {
+        max_read_connections: 2,
+        ..database.settings()
+    };
+    let store = Store::connect(&settings).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    let series_id = one_series(&store).await;
+    let metrics = store.metrics();
+    let points: Vec<PointRow> = (0..10)
+        .map(|i| PointRow {
+            series_id,
+            time_us: DAY_START_US + i * 15_000_000,
+            value: i as f64,
+        })
+        .collect();
+    metrics.insert_points(&points, None).await.expect("insert");
+    let ids = [series_id];
+    let reads = (0..12).map(|n| {
+        let metrics = metrics.clone();
+        async move {
+            if n % 2 == 0 {
+                metrics
+                    .points_of_series(&ids, DAY_START_US, DAY_START_US + DAY_US)
+                    .await
+                    .map(|read| read.len())
+            } else {
+                metrics
+                    .latest_points_of_series(&ids, DAY_START_US, DAY_START_US + DAY_US)
+                    .await
+                    .map(|read| read.len())
+            }
+        }
+    });
+    let counts = futures::future::try_join_all(reads).await.expect("reads");
+    for (n, count) in counts.iter().enumerate() {
+        assert_eq!(*count, if n % 2 == 0 { 10 } else { 1 }, "read {n}");
+    }
+    let admin = sqlx::PgPool::connect(database.url())
+        .await
+        .expect("connect");
+    let opened: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity \
+         WHERE datname = current_database() AND application_name = $1",
+    )
+    .bind(pharos_store::METRIC_READS_APPLICATION)
+    .fetch_one(&admin)
+    .await
+    .expect("pg_stat_activity");
+    assert!(
+        (1..=2).contains(&opened),
+        "the pool of reads holds {opened} connections, at most 2 allowed"
+    );
 }
 
 /// The sessions of the test's database that match `condition` (on `pg_stat_activity`), polled
