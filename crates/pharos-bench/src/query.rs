@@ -784,17 +784,14 @@ async fn measure(
     // As the store's pool of reads of points: generic plans, planned as each connection opens.
     let reads = Pools {
         main: pool.clone(),
-        reads: PgPoolOptions::new()
-            .max_connections(PARALLEL_READS as u32 + 2)
-            .test_before_acquire(false)
-            .after_connect(|connection, _| Box::pin(metrics::prepare_reads(connection)))
-            .connect_with(
-                database
-                    .url
-                    .parse::<sqlx::postgres::PgConnectOptions>()?
-                    .options([("plan_cache_mode", "force_generic_plan")]),
-            )
-            .await?,
+        reads: pharos_store::connect_metric_reads(
+            &pharos_store::StoreSettings {
+                max_read_connections: PARALLEL_READS as u32 + 2,
+                test_before_acquire: false,
+                ..pharos_store::StoreSettings::default()
+            },
+            database.url.parse()?,
+        ),
     };
     let stored: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM metric_points")
         .fetch_one(&pool)

@@ -176,7 +176,7 @@ impl StoreSource {
                             .map(|(id, time, value)| (id, vec![(time, value)]))
                             .collect()
                     } else {
-                        metrics.series_points_within(&ids, from_us, to_us).await?
+                        metrics.points_by_series(&ids, from_us, to_us).await?
                     };
                     Ok::<_, StoreError>(series_of(&chunk, points))
                 });

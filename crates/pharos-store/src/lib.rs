@@ -15,7 +15,7 @@ pub mod signals;
 
 pub use backend::{
     Backend, CopyEncoder, Expired, METRIC_READS_APPLICATION, Notification, Notifications,
-    Repository, Store, StoreSettings,
+    Repository, Store, StoreSettings, connect_metric_reads,
 };
 pub use error::{Result, StoreError};
 

@@ -14,5 +14,5 @@ pub use bulk::CopyEncoder;
 pub use notifications::{Notification, Notifications};
 pub use partitions::Expired;
 pub use settings::StoreSettings;
-pub use store::{Backend, METRIC_READS_APPLICATION, Repository, Store};
+pub use store::{Backend, METRIC_READS_APPLICATION, Repository, Store, connect_metric_reads};
 pub(crate) use store::{ChangeLogCompaction, Pool, repository, with_pool};

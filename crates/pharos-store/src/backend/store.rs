@@ -267,10 +267,11 @@ pub const METRIC_READS_APPLICATION: &str = "pharos-reads";
 /// connected as reads need it: its connections plan those statements once each, generic plans
 /// whose partitions PostgreSQL prunes as each run starts (planning them for their parameters,
 /// over a month of daily partitions, took longer than running them: 0.6 ms of a 1 ms read of
-/// one series), and plan
-/// them as they connect, so that no query waits for that first plan (8 ms). Dashboard reads
-/// do not take the connections writes need, nor the other way round.
-fn connect_metric_reads(settings: &StoreSettings, connect: PgConnectOptions) -> PgPool {
+/// one series), and plan them as they connect, so that no query waits for that first plan
+/// (8 ms). Dashboard reads do not take the connections writes need, nor the other way round.
+/// `connect`: where and how to connect (the store passes its main pool's options); the
+/// benchmark's SQL floor reads on such a pool too.
+pub fn connect_metric_reads(settings: &StoreSettings, connect: PgConnectOptions) -> PgPool {
     PgPoolOptions::new()
         .max_connections(settings.max_read_connections.max(1))
         .min_connections(0)

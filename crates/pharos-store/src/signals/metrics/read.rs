@@ -245,7 +245,7 @@ impl MetricsRepository {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<(i64, i64, f64)>> {
-        let series = self.series_points_within(ids, from_us, to_us).await?;
+        let series = self.points_by_series(ids, from_us, to_us).await?;
         Ok(series
             .into_iter()
             .flat_map(|(id, points)| {
@@ -258,7 +258,7 @@ impl MetricsRepository {
 
     /// [`MetricsRepository::points_of_series`] grouped by series: each series of `ids`
     /// with points in the range, in id order, with its points oldest first.
-    pub async fn series_points_within(
+    pub async fn points_by_series(
         &self,
         ids: &[i64],
         from_us: i64,
@@ -609,7 +609,7 @@ pub const POSTGRES_LATEST: &str = "SELECT latest.series_id, latest.time_us, late
 
 /// Plans, on a new connection of the pool of reads (whose plans are generic), the statements
 /// reads of points run, with no series: the first plan of each takes milliseconds.
-pub async fn prepare_reads(connection: &mut sqlx::PgConnection) -> sqlx::Result<()> {
+pub(crate) async fn prepare_reads(connection: &mut sqlx::PgConnection) -> sqlx::Result<()> {
     let none: &[i64] = &[];
     sqlx::query(POSTGRES_READ)
         .bind(none)
