@@ -95,6 +95,7 @@ def check_compose(deploy, failures):
     wiring = {
         "ingest": ["PHAROS_INGEST__CONFIG_TOKEN"],
         "alert": ["PHAROS_ALERT__SERVICE_TOKEN"],
+        "query": ["PHAROS_QUERY__SERVICE_TOKEN"],
     }
     for name, keys in wiring.items():
         env = services.get(name, {}).get("environment", {})

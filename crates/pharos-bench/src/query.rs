@@ -6,7 +6,8 @@
 //! HTTP API request to each system in alternating turns, beside the SQL the query service issues
 //! for it run directly with sqlx (the floor under Pharos), and the answers are compared. Pharos
 //! alone also keeps a month of history of the gauges, rolled up by the store's own rollup code,
-//! for the query its hourly rollups answer. Bytes per point on disk are reported beside the
+//! for the query its hourly rollups answer, and restarts before timing with its head of recent
+//! points on (which answers the instant query). Bytes per point on disk are reported beside the
 //! latencies. Nothing here asserts a speed.
 
 use std::collections::{BTreeMap, HashMap};
@@ -747,19 +748,20 @@ async fn measure(
             "PHAROS_INGEST__LIMITS__MAX_AGE",
             format!("{}d", shape.history_days + 2),
         ),
-        // No committed-data feed: nothing subscribes to it here.
-        ("PHAROS_INGEST__FEED__METRICS", "false".to_owned()),
     ];
-    let (mut pharos, grpc, pharos_http) = start_pharos_with(
+    // Loading: no committed-data feed (so no head), which would keep 24 bytes of every point
+    // loaded for its retention. Pharos restarts with both before the queries are timed.
+    let mut loading = env.to_vec();
+    loading.push(("PHAROS_INGEST__FEED__METRICS", "false".to_owned()));
+    let (mut loader, grpc, _) = start_pharos_with(
         &args.common.pharos_bin,
         "ingest,query",
         &database.url,
         work,
         "pharos-query",
-        &env,
+        &loading,
     )
     .await?;
-    let pharos_url = format!("http://{pharos_http}");
     let started = Instant::now();
     // In time order, as scrapes send it: by step, then series.
     let count = data.series.len();
@@ -769,7 +771,7 @@ async fn measure(
     })
     .await?;
     let took = started.elapsed();
-    pharos.check_alive()?;
+    loader.check_alive()?;
     loads.push(format!(
         "Pharos {} ({} points/s through WriteMetrics)",
         show_duration(took),
@@ -865,6 +867,29 @@ async fn measure(
     ));
     sqlx::raw_sql("VACUUM ANALYZE").execute(&pool).await?;
     let ids = series_ids(&pool, data).await?;
+
+    // Restarted as it runs: the feed on, and a head of the last two hours (Prometheus' head
+    // holds two to three) started from the store's snapshot.
+    loader.stop().await?;
+    let mut serving = env.to_vec();
+    serving.push(("PHAROS_QUERY__HEAD__WINDOW", "2h".to_owned()));
+    let (mut pharos, _, pharos_http) = start_pharos_with(
+        &args.common.pharos_bin,
+        "ingest,query",
+        &database.url,
+        work,
+        "pharos-query",
+        &serving,
+    )
+    .await?;
+    let pharos_url = format!("http://{pharos_http}");
+    let head = head_answering(&http, &pharos_url).await?;
+    loads.push(format!(
+        "Pharos restarted, its head answering {} ({} series, {} points)",
+        show_duration(head.0),
+        thousands(head.1),
+        thousands(head.2)
+    ));
 
     let mut measured = Vec::new();
     for case in cases(data, shape) {
@@ -1563,6 +1588,33 @@ async fn wait_http(server: &mut Server, http: &reqwest::Client, url: &str) -> an
 /// Loads `total` points of the data set's series into Pharos through `WriteMetrics`, point
 /// `flat` being `point(flat)`: (series index, time in ms, value). Batches of 10,000 points, 4 in
 /// flight, each acknowledged after its commit.
+/// Waits for Pharos' head of recent points to answer (its `/health` component `query_head`):
+/// how long since the process started serving, and the series and points it holds.
+async fn head_answering(
+    http: &reqwest::Client,
+    pharos_url: &str,
+) -> anyhow::Result<(Duration, usize, usize)> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(300);
+    loop {
+        let health: serde_json::Value = http
+            .get(format!("{pharos_url}/health"))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let head = &health["components"]["query_head"];
+        if head["answering"] == true {
+            let count = |key: &str| head[key].as_u64().unwrap_or(0) as usize;
+            return Ok((started.elapsed(), count("series"), count("points")));
+        }
+        if Instant::now() > deadline {
+            bail!("pharos' head of recent points did not answer within 5 minutes: {head}");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn load_pharos(
     data: &DataSet,
     grpc: SocketAddr,
@@ -1834,8 +1886,12 @@ impl Report {
              would have (every hour that ended over 2 minutes ago into hour chunks, every \
              10-minute window of the hour going on that ended over 2 minutes ago into window \
              chunks; the rest stays pending and is read from points), then VACUUM ANALYZE; series cache off (every \
-             query issues the floor's statements), metrics feed off, no background rollups or \
-             compaction while timing. For query (e), \
+             query issues the floor's statements), no background rollups or compaction while \
+             timing; loaded with the metrics feed off, then restarted with it on and a head of \
+             the last 2 hours (query.head.window = 2h), which answers query (d) from memory after \
+             one statement (the feed position of the last batch of metric points): (d)'s SQL \
+             floor is the store path the head replaces (series table, then the latest point of \
+             each series). For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
              {} days (only query (e) reads it), rolled up with the rest before timing by the \
              store's own rollup code (the hours of the last ~2 h stay pending, summed from their \

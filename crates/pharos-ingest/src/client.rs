@@ -14,6 +14,7 @@ use pharos_runtime::error::{FieldViolation, invalid_argument, unavailable};
 use pharos_store::signals::feed::FeedSignal;
 use tonic::Status;
 
+use crate::feed::FeedError;
 use crate::service::IngestService;
 
 /// Items a subscription converts ahead of its consumer.
@@ -53,6 +54,9 @@ impl FeedApi for LocalFeed {
             .after_position
             .map(|position| i64::try_from(position).unwrap_or(i64::MAX));
         let feed = self.0.feed().clone();
+        if let Some(signal) = feed.unpublished_of(&signals) {
+            return Err(not_published(signal));
+        }
         let mut items = feed.subscribe(signals, after);
         let (sender, receiver) = tokio::sync::mpsc::channel(SUBSCRIPTION_AHEAD);
         tokio::spawn(async move {
@@ -62,12 +66,15 @@ impl FeedApi for LocalFeed {
                     Ok(item) => feed.to_response(item, &mut described).await,
                     Err(error) => Err(error),
                 };
-                let response = response.map_err(|error| {
-                    tracing::warn!(%error, "feed subscription ended");
-                    unavailable(
-                        "the feed could not be read; subscribe again after your last position",
-                        Duration::from_secs(1),
-                    )
+                let response = response.map_err(|error| match error {
+                    FeedError::NotPublished(signal) => not_published(signal),
+                    error => {
+                        tracing::warn!(%error, "feed subscription ended");
+                        unavailable(
+                            "the feed could not be read; subscribe again after your last position",
+                            Duration::from_secs(1),
+                        )
+                    }
                 });
                 let failed = response.is_err();
                 if sender.send(response).await.is_err() || failed {
@@ -79,6 +86,11 @@ impl FeedApi for LocalFeed {
             receiver,
         )))
     }
+}
+
+/// A subscription to `signal`, whose batches are not published.
+fn not_published(signal: FeedSignal) -> Status {
+    Status::failed_precondition(FeedError::NotPublished(signal).to_string())
 }
 
 /// The requested signals; empty means all.

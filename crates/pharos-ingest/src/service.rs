@@ -12,6 +12,7 @@ use pharos_runtime::Shutdown;
 use pharos_runtime::error::FieldViolation;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
 use pharos_store::Expired;
+use pharos_store::signals::feed::FeedSignal;
 use pharos_store::signals::logs::LogsRepository;
 use pharos_store::signals::metrics::{Compacted, MetricsRepository, NewSeries, PointRow, RolledUp};
 use pharos_store::signals::security_events::SecurityEventsRepository;
@@ -23,7 +24,7 @@ use crate::feed::Feed;
 use crate::metrics::IngestMetrics;
 use crate::records::{LogItem, SecurityEventItem, SpanItem};
 use crate::series::{Resolved, SeriesResolver};
-use crate::settings::{BufferSettings, IngestSettings, RecordBufferSettings};
+use crate::settings::{BufferSettings, FeedSettings, IngestSettings, RecordBufferSettings};
 use crate::validate::{Rejection, Validator};
 use crate::writer::{BatchWriter, Sink, WriterLimits};
 
@@ -99,6 +100,29 @@ pub struct IngestService {
     metrics: IngestMetrics,
 }
 
+/// Applies `settings` to the writers and tells the feed: a signal is marked unpublished before
+/// its writer stops publishing, and published after it starts, so that a subscriber never
+/// waits on batches that commit without feed rows.
+fn publish(
+    feed: &Feed,
+    points: &BatchWriter<MetricsRepository>,
+    security_events: &BatchWriter<SecurityEventsRepository>,
+    settings: &FeedSettings,
+) {
+    for (signal, published) in [
+        (FeedSignal::Metrics, settings.metrics),
+        (FeedSignal::SecurityEvents, settings.security_events),
+    ] {
+        if !published {
+            feed.set_published(signal, false);
+        }
+    }
+    points.publish(settings.metrics);
+    security_events.publish(settings.security_events);
+    feed.set_published(FeedSignal::Metrics, settings.metrics);
+    feed.set_published(FeedSignal::SecurityEvents, settings.security_events);
+}
+
 fn point_limits(settings: &BufferSettings) -> WriterLimits {
     WriterLimits {
         capacity: settings.max_buffered_points,
@@ -171,8 +195,7 @@ impl IngestService {
             metrics.clone(),
             Some(feed.clone()),
         );
-        points.publish(settings.feed.metrics);
-        security_events.publish(settings.feed.security_events);
+        publish(&feed, &points, &security_events, &settings.feed);
         let service = Arc::new(Self {
             metrics_repository,
             spans_repository,
@@ -494,8 +517,12 @@ impl IngestService {
         self.logs.apply(record_limits(&settings.logs));
         self.security_events
             .apply(record_limits(&settings.security_events));
-        self.points.publish(settings.feed.metrics);
-        self.security_events.publish(settings.feed.security_events);
+        publish(
+            &self.feed,
+            &self.points,
+            &self.security_events,
+            &settings.feed,
+        );
         self.settings.store(Arc::new(settings.clone()));
     }
 

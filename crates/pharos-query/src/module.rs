@@ -1,13 +1,18 @@
 //! The query service's registration in the module registry: target `query`. It reads the
-//! store the ingest service writes (in this process or another), serves
+//! store the ingest service writes (in this process or another), keeps the recent points in
+//! memory from ingest's feed (in this process, or at `query.ingest_endpoint`), serves
 //! `pharos.query.v1.QueryService` and mounts the Prometheus HTTP API on the process's HTTP
 //! listener; the services started after it in the process query through it in process
 //! (`QueryApi`).
 
 use std::sync::Arc;
 
-use pharos_api::module::{BoxError, Interface, Module, ModuleContext, StartedService, Target};
+use pharos_api::client::ClientSettings;
+use pharos_api::module::{
+    BoxError, Interface, Module, ModuleContext, Need, StartedService, Target,
+};
 
+use crate::head::{Head, HeadHealth};
 use crate::service::QueryService;
 use crate::settings::QuerySettings;
 
@@ -43,12 +48,45 @@ impl Module for QueryModule {
         &[Interface::Query]
     }
 
+    fn needs(&self) -> Vec<Need> {
+        vec![
+            Need::optional(Interface::Feed, "query.ingest_endpoint").or_remote(
+                ClientSettings {
+                    token: Some(self.settings.service_token.clone()),
+                    ..ClientSettings::new(self.settings.ingest_endpoint.clone())
+                }
+                .with_actor("pharos-query"),
+            ),
+        ]
+    }
+
     async fn start(&self, context: &mut ModuleContext<'_>) -> Result<(), BoxError> {
         self.settings.validate()?;
+        let head = match context.feed() {
+            _ if self.settings.head.window.is_zero() => None,
+            Some(feed) => {
+                let head = Head::new(self.settings.head.clone(), context.clock.clone());
+                context.shutdown.spawn(crate::head::follow(
+                    head.clone(),
+                    feed.api,
+                    context.store.clone(),
+                    context.shutdown.clone(),
+                ));
+                context.add_health_check(Arc::new(HeadHealth(head.clone())));
+                Some(head)
+            }
+            None => {
+                tracing::info!(
+                    "the head of recent points is off: no ingest service in this process and no query.ingest_endpoint"
+                );
+                None
+            }
+        };
         let service = QueryService::new(
             context.store.clone(),
             self.settings.clone(),
             context.clock.clone(),
+            head,
         );
         self.started.record(&service);
         context.provide_query(crate::client::api(service.clone()));

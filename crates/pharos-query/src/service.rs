@@ -13,6 +13,7 @@ use pharos_store::Store;
 use tokio::sync::Semaphore;
 
 use crate::error::{QueryError, Result};
+use crate::head::Head;
 use crate::settings::QuerySettings;
 use crate::source::{StoreSource, StoredSeries};
 
@@ -37,16 +38,28 @@ pub struct QueryService {
     engine: Engine,
     store: Store,
     source: StoreSource,
+    head: Option<Arc<Head>>,
     settings: QuerySettings,
     clock: Clock,
     permits: Semaphore,
 }
 
 impl QueryService {
-    pub fn new(store: Store, settings: QuerySettings, clock: Clock) -> Arc<Self> {
+    /// The service; its selections within `head`'s window are answered from it.
+    pub fn new(
+        store: Store,
+        settings: QuerySettings,
+        clock: Clock,
+        head: Option<Arc<Head>>,
+    ) -> Arc<Self> {
+        let source = StoreSource::new(store.clone(), &settings.series_cache);
         Arc::new(Self {
             engine: Engine::new(settings.engine()),
-            source: StoreSource::new(store.clone(), &settings.series_cache),
+            source: match head.clone() {
+                Some(head) => source.with_head(head),
+                None => source,
+            },
+            head,
             store,
             permits: Semaphore::new(settings.max_concurrent),
             settings,
@@ -56,6 +69,11 @@ impl QueryService {
 
     pub fn settings(&self) -> &QuerySettings {
         &self.settings
+    }
+
+    /// The head of recent points, when it is on.
+    pub fn head(&self) -> Option<&Arc<Head>> {
+        self.head.as_ref()
     }
 
     /// Now, in milliseconds since the Unix epoch: the default evaluation time.
@@ -106,9 +124,9 @@ impl QueryService {
             // Past the timeout below, the reads still running are dropped: each closes its
             // connection, and PostgreSQL stops its statement (see `StoreSource`).
             let source = if fresh_series {
-                self.source.with_fresh_series()
+                self.source.with_fresh_series().for_query()
             } else {
-                self.source.clone()
+                self.source.for_query()
             };
             let loaded = prepared.load(&source).await?;
             let evaluation_abort = abort.clone();

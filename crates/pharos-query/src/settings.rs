@@ -1,5 +1,5 @@
 //! The `query` section of the settings: the engine's limits (those of Prometheus by default)
-//! and the series-selection cache.
+//! the series-selection cache and the head of recent points.
 
 use std::time::Duration;
 
@@ -30,6 +30,13 @@ pub struct QuerySettings {
     pub hourly_rollups: bool,
     /// The series-selection cache (`[query.series_cache]`).
     pub series_cache: SeriesCacheSettings,
+    /// The recent points held in memory (`[query.head]`).
+    pub head: HeadSettings,
+    /// Where the ingest service's committed-data feed is, when it runs in another process
+    /// (the head follows it); empty: only an ingest service in this process.
+    pub ingest_endpoint: String,
+    /// The bearer token presented to `ingest_endpoint`.
+    pub service_token: String,
 }
 
 impl Default for QuerySettings {
@@ -44,6 +51,9 @@ impl Default for QuerySettings {
             max_concurrent: 20,
             hourly_rollups: true,
             series_cache: SeriesCacheSettings::default(),
+            head: HeadSettings::default(),
+            ingest_endpoint: String::new(),
+            service_token: String::new(),
         }
     }
 }
@@ -74,6 +84,9 @@ impl QuerySettings {
         if self.timeout.is_zero() {
             return Err("query.timeout must be more than 0s".to_owned());
         }
+        if self.head.max_series < 1 {
+            return Err("query.head.max_series must be at least 1".to_owned());
+        }
         if self.default_subquery_step.is_zero() {
             return Err("query.default_subquery_step must be more than 0s".to_owned());
         }
@@ -98,6 +111,35 @@ impl Default for SeriesCacheSettings {
         Self {
             capacity: 10_000,
             ttl: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The head: the points of the last `window` of every series, in memory, kept current by
+/// ingest's committed-data feed (which must publish metric points: `ingest.feed.metrics`).
+/// Selections within the window are answered from it; older ones read the store.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HeadSettings {
+    /// How far back the head holds points (0s turns it off). Memory: about 16 bytes a point
+    /// plus the labels of each series with points in the window.
+    #[serde(with = "pharos_clock::duration")]
+    pub window: Duration,
+    /// The most series the head holds; past it, it stops answering (queries read the store)
+    /// until a restart.
+    pub max_series: usize,
+    /// How long a query waits for the head to apply the batches committed before it began;
+    /// past it the query reads the store.
+    #[serde(with = "pharos_clock::duration")]
+    pub catch_up: Duration,
+}
+
+impl Default for HeadSettings {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(15 * 60),
+            max_series: 1_000_000,
+            catch_up: Duration::from_millis(100),
         }
     }
 }

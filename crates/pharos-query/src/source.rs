@@ -5,7 +5,8 @@
 //! range only, in chunks read in parallel (only each series' latest point for a selector at one
 //! instant, such as a rule's or an instant query's). A `*_over_time` over whole hours reads the hourly
 //! rollups instead (hours not rolled up yet are summed from their points in the same read),
-//! plus the points at the step instants.
+//! plus the points at the step instants. A selection within the head's window is answered by
+//! the head of recent points instead ([`crate::head`]), once it has caught up with the feed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ use pharos_promql::{
 use pharos_store::signals::metrics::SeriesPoints;
 use pharos_store::{Store, StoreError};
 
+use pharos_store::signals::feed::FeedSignal;
+
+use crate::head::Head;
 use crate::settings::SeriesCacheSettings;
 
 /// Series whose points are read by one statement.
@@ -40,6 +44,11 @@ pub struct StoreSource {
     cache: Option<moka::future::Cache<String, Arc<Vec<StoredSeries>>>>,
     /// Select from the series table and refresh the cache, never reading it.
     fresh_series: bool,
+    /// The recent points in memory, when the head is on.
+    head: Option<Arc<Head>>,
+    /// For one query: whether the head has applied every batch committed before it (checked
+    /// once, by the first selection the head covers); `None`: checked at each selection.
+    head_caught_up: Option<Arc<tokio::sync::OnceCell<bool>>>,
 }
 
 impl std::fmt::Debug for StoreSource {
@@ -65,6 +74,25 @@ impl StoreSource {
             store,
             cache,
             fresh_series: false,
+            head: None,
+            head_caught_up: None,
+        }
+    }
+
+    /// The same source, answering the selections `head` covers from it.
+    pub fn with_head(self, head: Arc<Head>) -> Self {
+        Self {
+            head: Some(head),
+            ..self
+        }
+    }
+
+    /// The same source (sharing its cache) for one query: whether the head has caught up is
+    /// checked once for all of the query's selections.
+    pub fn for_query(&self) -> Self {
+        Self {
+            head_caught_up: Some(Arc::default()),
+            ..self.clone()
         }
     }
 
@@ -198,9 +226,43 @@ impl StoreSource {
     }
 }
 
+impl StoreSource {
+    /// The head's answer to `selection`, when the head covers its range and has applied every
+    /// batch of metric points committed before the query (the feed position of the last one
+    /// is read from the store: one indexed row).
+    async fn head_answer(&self, selection: &Selection) -> Result<Option<Vec<Series>>, SourceError> {
+        let Some(head) = &self.head else {
+            return Ok(None);
+        };
+        if !head.covers(selection.start) {
+            return Ok(None);
+        }
+        let check = async {
+            let position = self
+                .store
+                .feed()
+                .last_position_of(FeedSignal::Metrics)
+                .await?;
+            Ok::<_, StoreError>(head.caught_up(position).await)
+        };
+        let caught_up = match &self.head_caught_up {
+            Some(once) => *once.get_or_try_init(|| check).await.map_err(source_error)?,
+            None => check.await.map_err(source_error)?,
+        };
+        Ok(if caught_up {
+            head.select(selection)
+        } else {
+            None
+        })
+    }
+}
+
 #[async_trait]
 impl SeriesSource for StoreSource {
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError> {
+        if let Some(series) = self.head_answer(selection).await? {
+            return Ok(series);
+        }
         let series = self
             .matching_series(&selection.matchers)
             .await

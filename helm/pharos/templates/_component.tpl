@@ -330,6 +330,17 @@ spec:
               key: {{ $root.Values.auth.serviceTokenKey }}
         {{- end }}
         {{- end }}
+        {{- if eq $c "query" }}
+        - name: PHAROS_QUERY__INGEST_ENDPOINT
+          value: {{ include "pharos.endpoint" (dict "root" $root "component" "ingest") }}
+        {{- if $root.Values.auth.enabled }}
+        - name: PHAROS_QUERY__SERVICE_TOKEN
+          valueFrom:
+            secretKeyRef:
+              name: {{ $root.Values.auth.existingSecret }}
+              key: {{ $root.Values.auth.serviceTokenKey }}
+        {{- end }}
+        {{- end }}
         {{- if eq $c "alert" }}
         - name: PHAROS_ALERT__QUERY_ENDPOINT
           value: {{ include "pharos.endpoint" (dict "root" $root "component" "query") }}

@@ -7,6 +7,11 @@
 //! last position misses none and sees none twice. Rows past the feed's retention are announced
 //! as [`FeedItem::Missed`].
 //!
+//! A signal whose batches are not published (`ingest.feed.metrics = false`, say) commits
+//! without feed rows: a subscription to it is refused, and one open when publishing stops
+//! ends with [`FeedError::NotPublished`], so that no subscriber takes the feed's silence for
+//! the absence of data.
+//!
 //! Subscriptions yield decoded batches ([`CommittedBatch`]): the payload format is ingest's
 //! own ([`payload`], versioned), the store keeps it as opaque bytes. In `--target all` the
 //! alert service subscribes in process; between processes the `Subscribe` RPC streams the same
@@ -31,6 +36,18 @@ use self::payload::{Payload, PayloadError};
 const READ_BATCHES: i64 = 64;
 /// Items a subscription holds for a subscriber that has not taken them yet.
 const SUBSCRIPTION_BUFFER: usize = 16;
+
+/// Of `signals` (all when empty), the first in `unpublished`.
+fn first_unpublished(
+    unpublished: &HashSet<FeedSignal>,
+    signals: &HashSet<FeedSignal>,
+) -> Option<FeedSignal> {
+    [FeedSignal::Metrics, FeedSignal::SecurityEvents]
+        .into_iter()
+        .find(|signal| {
+            unpublished.contains(signal) && (signals.is_empty() || signals.contains(signal))
+        })
+}
 
 /// One committed batch, decoded.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,12 +79,32 @@ impl CommittedBatch {
 pub enum FeedError {
     #[error("the feed could not be read")]
     Store(#[from] StoreError),
+    #[error(
+        "{} are not published on the committed-data feed; set ingest.feed.{} = true to subscribe to them",
+        signal_noun(*.0),
+        signal_setting(*.0)
+    )]
+    NotPublished(FeedSignal),
     #[error("feed row {position} cannot be read")]
     Payload {
         position: i64,
         #[source]
         source: PayloadError,
     },
+}
+
+fn signal_noun(signal: FeedSignal) -> &'static str {
+    match signal {
+        FeedSignal::Metrics => "metric points",
+        FeedSignal::SecurityEvents => "security events",
+    }
+}
+
+fn signal_setting(signal: FeedSignal) -> &'static str {
+    match signal {
+        FeedSignal::Metrics => "metrics",
+        FeedSignal::SecurityEvents => "security_events",
+    }
 }
 
 /// What a subscription yields.
@@ -90,6 +127,8 @@ pub struct Feed {
     head: watch::Sender<i64>,
     /// Series descriptions (they never change), for remote subscribers.
     series: moka::sync::Cache<i64, Arc<pb::CommittedSeries>>,
+    /// The signals whose batches commit without feed rows.
+    unpublished: watch::Sender<HashSet<FeedSignal>>,
 }
 
 impl Feed {
@@ -102,6 +141,7 @@ impl Feed {
             metrics: store.metrics(),
             head,
             series: moka::sync::Cache::new(100_000),
+            unpublished: watch::channel(HashSet::new()).0,
         });
         if let Some(mut notifications) = store.notifications(FEED_CHANNEL).await? {
             let weak = Arc::downgrade(&feed);
@@ -147,6 +187,24 @@ impl Feed {
         });
     }
 
+    /// Records whether batches of `signal` are published. Say so here before a writer stops
+    /// publishing, and after it starts: subscriptions to a signal not published are refused,
+    /// and those open end.
+    pub fn set_published(&self, signal: FeedSignal, published: bool) {
+        self.unpublished.send_if_modified(|unpublished| {
+            if published {
+                unpublished.remove(&signal)
+            } else {
+                unpublished.insert(signal)
+            }
+        });
+    }
+
+    /// The first of `signals` (all when empty) that is not published.
+    pub fn unpublished_of(&self, signals: &HashSet<FeedSignal>) -> Option<FeedSignal> {
+        first_unpublished(&self.unpublished.borrow(), signals)
+    }
+
     /// The last position known committed.
     pub fn head(&self) -> i64 {
         *self.head.borrow()
@@ -176,6 +234,7 @@ impl Feed {
         let (sender, receiver) = mpsc::channel(SUBSCRIPTION_BUFFER);
         let feed = self.clone();
         let mut head = self.head.subscribe();
+        let mut unpublished = self.unpublished.subscribe();
         let mut position = after.unwrap_or_else(|| *head.borrow_and_update());
         let started = after.is_none().then_some(position);
         tokio::spawn(async move {
@@ -188,6 +247,11 @@ impl Feed {
             }
             let wanted = |signal: FeedSignal| signals.is_empty() || signals.contains(&signal);
             loop {
+                let refused = first_unpublished(&unpublished.borrow_and_update(), &signals);
+                if let Some(signal) = refused {
+                    let _ = sender.send(Err(FeedError::NotPublished(signal))).await;
+                    return;
+                }
                 // The head first: every position up to it was committed before the read.
                 let known = *head.borrow_and_update();
                 let rows = match feed.repository.read_after(position, READ_BATCHES).await {
@@ -216,6 +280,7 @@ impl Feed {
                     tokio::select! {
                         () = sender.closed() => return,
                         changed = head.changed() => if changed.is_err() { return },
+                        changed = unpublished.changed() => if changed.is_err() { return },
                     }
                     continue;
                 }

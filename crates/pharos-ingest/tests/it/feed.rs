@@ -1,7 +1,8 @@
 //! The committed-data feed through the real `Subscribe` RPC on both backends: every committed
 //! batch exactly once and in position order while concurrent writers run and the subscriber
 //! does not read (publishing never waits for it), exact resume after a position (also across a
-//! restart), the signal filter, and batches past retention announced as missed.
+//! restart), the signal filter, batches past retention announced as missed, and subscriptions
+//! to a signal whose batches are not published refused (ended when publishing stops).
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -18,6 +19,7 @@ pharos_store::backend_tests!(
     every_committed_batch_arrives_once_in_order,
     resume_after_a_position_is_exact,
     batches_past_retention_are_announced_as_missed,
+    a_signal_not_published_is_refused,
 );
 
 async fn subscribe(
@@ -259,4 +261,52 @@ async fn batches_past_retention_are_announced_as_missed(database: &TestDatabase)
         other => panic!("expected Missed, got {other:?}"),
     }
     assert_eq!(batch(next(&mut stream).await).position, 4);
+}
+
+async fn a_signal_not_published_is_refused(database: &TestDatabase) {
+    let mut settings = IngestSettings::default();
+    settings.feed.metrics = false;
+    let server = start_server(database, settings.clone()).await;
+    for signals in [&[pb::FeedSignal::Metrics][..], &[]] {
+        let refused = server
+            .client()
+            .await
+            .subscribe(pb::SubscribeRequest {
+                signals: signals.iter().map(|signal| *signal as i32).collect(),
+                after_position: None,
+            })
+            .await
+            .expect_err("metric points are not published");
+        assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+        assert!(
+            refused.message().contains("ingest.feed.metrics = true"),
+            "{}",
+            refused.message()
+        );
+    }
+    let mut events = subscribe(&server, &[pb::FeedSignal::SecurityEvents], None).await;
+    assert!(matches!(next(&mut events).await, Item::Started(_)));
+
+    // Published again: a subscription opens; unpublished while it is open: it ends, refused.
+    settings.feed.metrics = true;
+    server.service.apply_settings(&settings);
+    let mut metrics = subscribe(&server, &[pb::FeedSignal::Metrics], None).await;
+    assert!(matches!(next(&mut metrics).await, Item::Started(_)));
+    settings.feed.metrics = false;
+    server.service.apply_settings(&settings);
+    let ended = tokio::time::timeout(Duration::from_secs(10), metrics.message())
+        .await
+        .expect("the subscription ends within 10 s")
+        .expect_err("ended with a status");
+    assert_eq!(ended.code(), tonic::Code::FailedPrecondition, "{ended:?}");
+    // The security events' subscription goes on.
+    server
+        .client()
+        .await
+        .write_security_events(pb::WriteSecurityEventsRequest {
+            events: vec![security_event("root_login")],
+        })
+        .await
+        .expect("write");
+    assert!(matches!(next(&mut events).await, Item::Batch(_)));
 }

@@ -55,6 +55,8 @@ pub struct FeedRow {
 /// last in a batch's transaction.
 const NEXT_POSITION: &str =
     "UPDATE ingest_feed_head SET position = position + 1 WHERE id = 1 RETURNING position";
+/// The last position handed out.
+pub(crate) const FEED_HEAD: &str = "SELECT position FROM ingest_feed_head WHERE id = 1";
 const INSERT_ROW: &str = "INSERT INTO ingest_feed (position, signal, committed_us, items, payload) \
      VALUES ($1, $2, $3, $4, $5)";
 
@@ -151,10 +153,21 @@ impl FeedRepository {
     /// The last position handed out (0 before the first batch).
     pub async fn head(&self) -> Result<i64> {
         Ok(with_pool!(self.store, |pool| {
-            sqlx::query_scalar("SELECT position FROM ingest_feed_head WHERE id = 1")
-                .fetch_one(pool)
-                .await?
+            sqlx::query_scalar(FEED_HEAD).fetch_one(pool).await?
         }))
+    }
+
+    /// The position of the last batch of `signal` still kept (0 when none is).
+    pub async fn last_position_of(&self, signal: FeedSignal) -> Result<i64> {
+        let position: Option<i64> = with_pool!(self.store, |pool| {
+            sqlx::query_scalar(
+                "SELECT position FROM ingest_feed WHERE signal = $1 ORDER BY position DESC LIMIT 1",
+            )
+            .bind(signal as i16)
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(position.unwrap_or(0))
     }
 
     /// Deletes rows committed before `before_us`; returns how many.

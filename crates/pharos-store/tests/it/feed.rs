@@ -16,6 +16,7 @@ use super::DAY_START_US;
 pharos_store::backend_tests!(
     batches_append_their_feed_rows_in_order,
     old_feed_rows_expire,
+    recent_points_are_one_snapshot_with_their_position,
 );
 
 async fn series_id(store: &Store) -> i64 {
@@ -153,4 +154,96 @@ async fn old_feed_rows_expire(database: &TestDatabase) {
         1
     );
     assert!(feed.read_after(0, 10).await.expect("read").is_empty());
+}
+
+/// `recent_points` reads the points and the feed position from one snapshot: while batches
+/// commit beside it, every answer holds exactly the points of the batches up to its position
+/// (older points, compacted into chunks, included; points before `from` and series without
+/// recent points left out).
+async fn recent_points_are_one_snapshot_with_their_position(database: &TestDatabase) {
+    const MINUTE_US: i64 = 60_000_000;
+    let start = DAY_START_US + 2 * 3_600_000_000;
+    let (clock, _) = Clock::manual(start + 60 * MINUTE_US);
+    let store = database.store_with_clock(clock).await;
+    let metrics = store.metrics();
+    let created = metrics
+        .create_series(&[named("recent"), named("old")])
+        .await
+        .expect("create");
+    let (recent, old) = (
+        created[&named("recent").key].0,
+        created[&named("old").key].0,
+    );
+    let point = |series_id, time_us, value| PointRow {
+        series_id,
+        time_us,
+        value,
+    };
+    // Compacted: a window of `recent` 30 minutes before the writes below, and `old` before `from`.
+    let early = [
+        point(recent, start + 5 * MINUTE_US, 1.0),
+        point(recent, start + 6 * MINUTE_US, 2.0),
+        point(old, start - 30 * MINUTE_US, 3.0),
+    ];
+    let first = metrics
+        .insert_points(&early, Some(&metrics_entry(&early)))
+        .await
+        .expect("early")
+        .expect("a position");
+    let compacted = metrics
+        .compact(start + 60 * MINUTE_US)
+        .await
+        .expect("compact");
+    assert!(compacted.windows >= 1, "{compacted:?}");
+
+    let writer = {
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            for n in 0..40_i64 {
+                let batch = [point(recent, start + 40 * MINUTE_US + n, n as f64)];
+                metrics
+                    .insert_points(&batch, Some(&metrics_entry(&batch)))
+                    .await
+                    .expect("batch");
+            }
+        })
+    };
+    let mut seen = Vec::new();
+    loop {
+        let done = writer.is_finished();
+        let read = metrics.recent_points(start).await.expect("recent points");
+        let ids: Vec<i64> = read.series.iter().map(|s| s.0).collect();
+        assert_eq!(ids, [recent], "only series with points since `from`");
+        let [(id, points)] = read.points.as_slice() else {
+            panic!("one series expected: {:?}", read.points);
+        };
+        assert_eq!(*id, recent);
+        let batches = usize::try_from(read.position - first).expect("position");
+        assert_eq!(
+            points.len(),
+            2 + batches,
+            "position {} must hold exactly the points of its batches: {points:?}",
+            read.position
+        );
+        assert_eq!(
+            &points[..2],
+            &[(start + 5 * MINUTE_US, 1.0), (start + 6 * MINUTE_US, 2.0)]
+        );
+        seen.push(read.position);
+        if done {
+            break;
+        }
+    }
+    writer.await.expect("writer");
+    assert_eq!(seen.last(), Some(&(first + 40)));
+}
+
+fn named(name: &str) -> NewSeries {
+    NewSeries {
+        key: SeriesKey {
+            name: name.into(),
+            labels_key: String::new(),
+        },
+        labels: Vec::new(),
+    }
 }

@@ -1,7 +1,9 @@
 //! The query path end to end, through the real binary: a real Prometheus sends its own metrics
 //! to Pharos with `remote_write` and they are queryable through the Prometheus HTTP API;
 //! staleness markers sent by remote write end a series at once on both stores, while an
-//! ordinary NaN stays a value; `pharos query` prints a table, JSON lines and a chart.
+//! ordinary NaN stays a value; `pharos query` prints a table, JSON lines and a chart; the head
+//! of recent points answers exactly as the store does (fed by the feed, started from a snapshot,
+//! in process and across processes).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -314,9 +316,11 @@ async fn a_query_process_answers_what_an_ingest_process_stored_on_postgres() {
         dir.path(),
         &["--target", "ingest", "--database-url", database.url()],
     );
-    let query_process = Process::spawn(
+    // The query process keeps the recent points in memory, following the ingest process' feed.
+    let query_process = Process::spawn_with_env(
         dir.path(),
         &["--target", "query", "--database-url", database.url()],
+        &[("PHAROS_QUERY__INGEST_ENDPOINT", &ingest.endpoint())],
     );
     ingest.wait_serving().await;
     query_process.wait_serving().await;
@@ -339,6 +343,11 @@ async fn a_query_process_answers_what_an_ingest_process_stored_on_postgres() {
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("a rate from the query process: {body}"));
     assert!((rate - 1.0).abs() < 0.05, "a counter growing 1/s: {body}");
+    let head = &query_process.health().await["components"]["query_head"];
+    assert!(
+        head["answered"].as_u64() > Some(0),
+        "the head, fed over gRPC, answered: {head}"
+    );
     let (ok, out, err) = cli_of(
         "query",
         &query_process.endpoint(),
@@ -361,4 +370,188 @@ async fn a_query_process_answers_what_an_ingest_process_stored_on_postgres() {
     assert_eq!(not_here.status().as_u16(), 404);
     ingest.terminate();
     query_process.terminate();
+}
+
+/// Queries within the head's window, at a fixed time `at` (milliseconds): instant and range,
+/// counters with a reset, a series that goes stale, selectors with and without a name.
+async fn recent_answers(process: &Process, at: i64) -> Vec<serde_json::Value> {
+    let instant = [
+        "head_requests_total",
+        "rate(head_requests_total[5m])",
+        "sum by (job) (increase(head_requests_total[2m]))",
+        "count by (__name__) ({__name__=~\"head_.+\"})",
+        "head_gauge",
+        "max_over_time(head_gauge[4m])",
+        "resets(head_requests_total[9m])",
+        "head_gauge offset 3m",
+    ];
+    let range = [
+        "rate(head_requests_total[1m])",
+        "head_gauge",
+        "count({job=\"b\"})",
+    ];
+    let client = reqwest::Client::new();
+    let mut answers = Vec::new();
+    for expr in instant {
+        let body: serde_json::Value = client
+            .get(format!("http://{}/api/v1/query", process.http))
+            .query(&[("query", expr), ("time", &seconds(at))])
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        answers.push(serde_json::json!({ "query": expr, "data": body["data"] }));
+    }
+    for expr in range {
+        let body: serde_json::Value = client
+            .get(format!("http://{}/api/v1/query_range", process.http))
+            .query(&[
+                ("query", expr),
+                ("start", &seconds(at - 8 * 60_000)),
+                ("end", &seconds(at)),
+                ("step", "30"),
+            ])
+            .send()
+            .await
+            .expect("answer")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["status"], "success", "{expr}: {body}");
+        answers.push(serde_json::json!({ "query": expr, "data": body["data"] }));
+    }
+    answers
+}
+
+fn seconds(ms: i64) -> String {
+    format!("{}.{:03}", ms.div_euclid(1000), ms.rem_euclid(1000))
+}
+
+/// Waits until the head answers; its `/health` component.
+async fn head_answering(process: &Process) -> serde_json::Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let head = process.health().await["components"]["query_head"].clone();
+        if head["answering"] == true {
+            return head;
+        }
+        assert!(Instant::now() < deadline, "the head answers: {head}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The same queries over the last ten minutes answered three ways: by the head fed by the feed
+/// (asked right after each write's acknowledgement), by the head started from the store's
+/// snapshot after a restart, and by the store with the head off; all three answers are equal.
+async fn the_head_answers_as_the_store_does(extra: &[&str]) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let window = [("PHAROS_QUERY__HEAD__WINDOW", "20m")];
+    let pharos = Process::spawn_with_env(dir.path(), extra, &window);
+    pharos.wait_serving().await;
+    head_answering(&pharos).await;
+    let now = now_ms();
+    let at = now - now.rem_euclid(1000);
+    let start = at - 10 * 60_000;
+    let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+    let every = |n: i64| (0..n).map(move |i| start + i * 15_000);
+    // Two writes: the second adds points to series the first created, and a new series.
+    let first: Vec<SentSeries> = vec![
+        (
+            vec![("__name__", "head_requests_total"), ("job", "a")],
+            every(20)
+                .map(|t| (t, ((t - start) / 1000) as f64))
+                .collect(),
+        ),
+        (
+            vec![("__name__", "head_requests_total"), ("job", "b")],
+            every(20)
+                .map(|t| (t, ((t - start) / 5000 % 37) as f64))
+                .collect(),
+        ),
+        (
+            vec![("__name__", "head_gauge"), ("job", "c")],
+            every(24)
+                .map(|t| (t, ((t - start) as f64 / 60_000.0).sin()))
+                .chain(std::iter::once((start + 24 * 15_000, stale)))
+                .collect(),
+        ),
+    ];
+    assert_eq!(remote_write(&pharos, first).await, 204, "{}", pharos.log());
+    let second: Vec<SentSeries> = vec![
+        (
+            vec![("__name__", "head_requests_total"), ("job", "a")],
+            every(41)
+                .skip(20)
+                .map(|t| (t, ((t - start) / 1000) as f64))
+                .collect(),
+        ),
+        (
+            vec![("__name__", "head_requests_total"), ("job", "b")],
+            every(41)
+                .skip(20)
+                .map(|t| (t, ((t - start) / 5000 % 37) as f64))
+                .collect(),
+        ),
+        (
+            vec![("__name__", "head_gauge"), ("job", "b")],
+            every(41)
+                .map(|t| (t, ((t - start) % 7_000) as f64))
+                .collect(),
+        ),
+    ];
+    assert_eq!(remote_write(&pharos, second).await, 204, "{}", pharos.log());
+    let from_feed = recent_answers(&pharos, at).await;
+    let head = &pharos.health().await["components"]["query_head"];
+    assert!(
+        head["answered"].as_u64() >= Some(11),
+        "the head answered: {head}"
+    );
+    assert!(
+        from_feed[0]["data"]["result"].as_array().map(Vec::len) == Some(2),
+        "both counters at {at}: {}",
+        from_feed[0]
+    );
+    pharos.terminate();
+
+    let pharos = Process::spawn_with_env(dir.path(), extra, &window);
+    pharos.wait_serving().await;
+    let head = head_answering(&pharos).await;
+    assert_eq!(
+        head["series"], 4,
+        "the snapshot holds the recent series: {head}"
+    );
+    let from_snapshot = recent_answers(&pharos, at).await;
+    let head = &pharos.health().await["components"]["query_head"];
+    assert!(
+        head["answered"].as_u64() >= Some(11),
+        "the head answered: {head}"
+    );
+    pharos.terminate();
+
+    let pharos =
+        Process::spawn_with_env(dir.path(), extra, &[("PHAROS_QUERY__HEAD__WINDOW", "0s")]);
+    pharos.wait_serving().await;
+    assert!(pharos.health().await["components"]["query_head"].is_null());
+    let from_store = recent_answers(&pharos, at).await;
+    pharos.terminate();
+    for ((feed, snapshot), store) in from_feed.iter().zip(&from_snapshot).zip(&from_store) {
+        assert_eq!(feed, store, "fed by the feed vs the store");
+        assert_eq!(snapshot, store, "started from a snapshot vs the store");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_answers_as_the_store_does_on_sqlite() {
+    the_head_answers_as_the_store_does(&[]).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_head_answers_as_the_store_does_on_postgres() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    the_head_answers_as_the_store_does(&["--database-url", database.url()]).await;
 }

@@ -65,7 +65,9 @@ use crate::backend::partitions::{Partitions, Span, TimeUnit};
 
 pub use crate::backend::partitions::Expired;
 pub(crate) use read::prepare_reads;
-pub use read::{CLIENT_CHECK_MS, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, SeriesPoints};
+pub use read::{
+    CLIENT_CHECK_MS, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, RecentPoints, SeriesPoints,
+};
 pub use write::encode_copy_binary;
 
 /// The identity of a series: its metric name and canonical label set.

@@ -267,93 +267,66 @@ impl MetricsRepository {
         if ids.is_empty() || to_us < from_us {
             return Ok(Vec::new());
         }
-        let first_window = from_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US;
-        // An hour's chunk starts at its hour, which may be before the first window.
-        let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
-        let (pending, chunks, runs) = match &self.store.pool {
+        match &self.store.pool {
             Pool::Postgres(pool) => {
                 let mut read = AbandonableRead::start(self.store.metric_read_pool(pool)).await?;
-                let rows: Vec<PostgresReadRow> = sqlx::query_as(POSTGRES_READ)
-                    .bind(ids)
-                    .bind(first_hour)
-                    .bind(to_us)
-                    .bind(first_window)
-                    .bind(from_us)
-                    .bind(CHUNK_WINDOW_US)
-                    .fetch_all(read.connection()?)
-                    .await?;
+                let points = postgres_points(read.connection()?, ids, from_us, to_us).await?;
                 read.finished();
-                let mut pending = Vec::new();
-                let mut chunks: Vec<ChunkRow> = Vec::new();
-                let mut points = Vec::new();
-                for row in rows {
-                    match row {
-                        (None, window, _, _, _) => pending.push(window),
-                        (Some(series_id), window, count, Some(data), _) => {
-                            chunks.push((series_id, window, count, data))
-                        }
-                        (Some(series_id), time, _, None, Some(value)) => {
-                            points.push((series_id, time, value))
-                        }
-                        (Some(series_id), time, _, None, None) => {
-                            return Err(crate::error::StoreError::InvalidValue(format!(
-                                "series {series_id} has a point at {time} us without a value"
-                            )));
-                        }
-                    }
-                }
-                pending.sort_unstable();
-                if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
-                    chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
-                }
-                (pending, chunks, vec![points])
+                Ok(points)
             }
             Pool::Sqlite(pool) => {
-                let ids = ids_json(ids);
-                let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
-                    .bind(first_window)
-                    .bind(to_us)
-                    .fetch_all(pool)
-                    .await?;
-                let chunks: Vec<ChunkRow> = sqlx::query_as(
-                    "SELECT series_id, window_us, points, data FROM metric_chunks \
-                     WHERE series_id IN (SELECT value FROM json_each($1)) \
-                     AND window_us >= $2 AND window_us <= $3 \
-                     AND (window_us >= $4 OR window_us = $2) \
-                     ORDER BY series_id, window_us",
-                )
-                .bind(&ids)
-                .bind(first_hour)
-                .bind(to_us)
-                .bind(first_window)
-                .fetch_all(pool)
-                .await?;
-                let mut runs = Vec::new();
-                for (low, high) in
-                    pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us)
-                {
-                    let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
-                        "SELECT series_id, time_us, value, nan_bits FROM metric_points \
-                         WHERE series_id IN (SELECT value FROM json_each($1)) \
-                         AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us",
-                    )
-                    .bind(&ids)
-                    .bind(low)
-                    .bind(high)
-                    .fetch_all(pool)
-                    .await?;
-                    runs.push(
-                        rows.into_iter()
-                            .map(|(id, time, value, nan_bits)| {
-                                (id, time, super::from_sqlite_value(value, nan_bits))
-                            })
-                            .collect(),
-                    );
-                }
-                (pending, chunks, runs)
+                let mut connection = pool.acquire().await?;
+                sqlite_points(&mut connection, ids, from_us, to_us).await
             }
-        };
-        merge_chunks_and_points(chunks, runs, &PendingWindows(pending), from_us, to_us)
+        }
+    }
+
+    /// Every point with a time at or after `from_us`, of every series that has one, and the
+    /// committed-data feed's position they are complete up to, all read from one snapshot: the
+    /// batches after that position are exactly those the answer misses. What a copy of the
+    /// recent points kept current by the feed starts from.
+    pub async fn recent_points(&self, from_us: i64) -> Result<RecentPoints> {
+        match &self.store.pool {
+            Pool::Postgres(pool) => {
+                let mut transaction = pool.begin().await?;
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    .execute(&mut *transaction)
+                    .await?;
+                let position: i64 = sqlx::query_scalar(crate::signals::feed::FEED_HEAD)
+                    .fetch_one(&mut *transaction)
+                    .await?;
+                let series: Vec<(i64, String, String)> =
+                    sqlx::query_as("SELECT id, name, labels::text FROM metric_series ORDER BY id")
+                        .fetch_all(&mut *transaction)
+                        .await?;
+                let mut points = Vec::new();
+                for chunk in series.chunks(RECENT_SERIES_PER_READ) {
+                    let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
+                    points
+                        .extend(postgres_points(&mut transaction, &ids, from_us, i64::MAX).await?);
+                }
+                transaction.rollback().await?;
+                Ok(RecentPoints::new(position, series, points))
+            }
+            Pool::Sqlite(pool) => {
+                // A read transaction: its first statement fixes the snapshot the others see.
+                let mut transaction = pool.begin().await?;
+                let position: i64 = sqlx::query_scalar(crate::signals::feed::FEED_HEAD)
+                    .fetch_one(&mut *transaction)
+                    .await?;
+                let series: Vec<(i64, String, String)> =
+                    sqlx::query_as("SELECT id, name, labels FROM metric_series ORDER BY id")
+                        .fetch_all(&mut *transaction)
+                        .await?;
+                let mut points = Vec::new();
+                for chunk in series.chunks(RECENT_SERIES_PER_READ) {
+                    let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
+                    points.extend(sqlite_points(&mut transaction, &ids, from_us, i64::MAX).await?);
+                }
+                transaction.rollback().await?;
+                Ok(RecentPoints::new(position, series, points))
+            }
+        }
     }
 
     /// The latest point of each of the series `ids` with a time in `from_us..=to_us` (series
@@ -632,6 +605,148 @@ pub(crate) async fn prepare_reads(connection: &mut sqlx::PgConnection) -> sqlx::
 /// Pending chunk windows starting in `$1..=$2`, oldest first.
 const PENDING_WINDOWS: &str = "SELECT window_us FROM metric_chunk_pending \
      WHERE window_us >= $1 AND window_us <= $2 ORDER BY window_us";
+
+/// Series whose recent points one statement of [`MetricsRepository::recent_points`] reads.
+const RECENT_SERIES_PER_READ: usize = 1_000;
+
+/// What [`MetricsRepository::recent_points`] read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecentPoints {
+    /// The feed position of the last batch the points hold.
+    pub position: i64,
+    /// Id, name and labels (a JSON object) of each series in `points`, in id order.
+    pub series: Vec<(i64, String, String)>,
+    /// The points of each series, oldest first, in id order.
+    pub points: Vec<SeriesPoints>,
+}
+
+impl RecentPoints {
+    fn new(position: i64, series: Vec<(i64, String, String)>, points: Vec<SeriesPoints>) -> Self {
+        let with_points: std::collections::HashSet<i64> = points.iter().map(|p| p.0).collect();
+        let series = series
+            .into_iter()
+            .filter(|s| with_points.contains(&s.0))
+            .collect();
+        Self {
+            position,
+            series,
+            points,
+        }
+    }
+}
+
+/// The points of `ids` in `from_us..=to_us` on PostgreSQL: [`POSTGRES_READ`] on `connection`.
+async fn postgres_points(
+    connection: &mut sqlx::PgConnection,
+    ids: &[i64],
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<SeriesPoints>> {
+    if ids.is_empty() || to_us < from_us {
+        return Ok(Vec::new());
+    }
+    let (first_window, first_hour) = first_window_and_hour(from_us);
+    let rows: Vec<PostgresReadRow> = sqlx::query_as(POSTGRES_READ)
+        .bind(ids)
+        .bind(first_hour)
+        .bind(to_us)
+        .bind(first_window)
+        .bind(from_us)
+        .bind(CHUNK_WINDOW_US)
+        .fetch_all(connection)
+        .await?;
+    let mut pending = Vec::new();
+    let mut chunks: Vec<ChunkRow> = Vec::new();
+    let mut points = Vec::new();
+    for row in rows {
+        match row {
+            (None, window, _, _, _) => pending.push(window),
+            (Some(series_id), window, count, Some(data), _) => {
+                chunks.push((series_id, window, count, data))
+            }
+            (Some(series_id), time, _, None, Some(value)) => points.push((series_id, time, value)),
+            (Some(series_id), time, _, None, None) => {
+                return Err(crate::error::StoreError::InvalidValue(format!(
+                    "series {series_id} has a point at {time} us without a value"
+                )));
+            }
+        }
+    }
+    pending.sort_unstable();
+    if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
+        chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
+    }
+    merge_chunks_and_points(
+        chunks,
+        vec![points],
+        &PendingWindows(pending),
+        from_us,
+        to_us,
+    )
+}
+
+/// The points of `ids` in `from_us..=to_us` on SQLite: pending windows, chunks, then the
+/// points of each run of pending windows, on `connection`.
+async fn sqlite_points(
+    connection: &mut sqlx::SqliteConnection,
+    ids: &[i64],
+    from_us: i64,
+    to_us: i64,
+) -> Result<Vec<SeriesPoints>> {
+    if ids.is_empty() || to_us < from_us {
+        return Ok(Vec::new());
+    }
+    let (first_window, first_hour) = first_window_and_hour(from_us);
+    let ids = ids_json(ids);
+    let pending: Vec<i64> = sqlx::query_scalar(PENDING_WINDOWS)
+        .bind(first_window)
+        .bind(to_us)
+        .fetch_all(&mut *connection)
+        .await?;
+    let chunks: Vec<ChunkRow> = sqlx::query_as(
+        "SELECT series_id, window_us, points, data FROM metric_chunks \
+         WHERE series_id IN (SELECT value FROM json_each($1)) \
+         AND window_us >= $2 AND window_us <= $3 \
+         AND (window_us >= $4 OR window_us = $2) \
+         ORDER BY series_id, window_us",
+    )
+    .bind(&ids)
+    .bind(first_hour)
+    .bind(to_us)
+    .bind(first_window)
+    .fetch_all(&mut *connection)
+    .await?;
+    let mut runs = Vec::new();
+    for (low, high) in pending_runs(&pending, chunks.iter().map(|c| c.1), from_us, to_us) {
+        let rows: Vec<(i64, i64, Option<f64>, Option<i64>)> = sqlx::query_as(
+            "SELECT series_id, time_us, value, nan_bits FROM metric_points \
+             WHERE series_id IN (SELECT value FROM json_each($1)) \
+             AND time_us >= $2 AND time_us <= $3 ORDER BY series_id, time_us",
+        )
+        .bind(&ids)
+        .bind(low)
+        .bind(high)
+        .fetch_all(&mut *connection)
+        .await?;
+        runs.push(
+            rows.into_iter()
+                .map(|(id, time, value, nan_bits)| {
+                    (id, time, super::from_sqlite_value(value, nan_bits))
+                })
+                .collect(),
+        );
+    }
+    merge_chunks_and_points(chunks, runs, &PendingWindows(pending), from_us, to_us)
+}
+
+/// The first chunk window of a read from `from_us`, and the hour it lies in (an hour's chunk
+/// starts at its hour, which may be before the first window).
+fn first_window_and_hour(from_us: i64) -> (i64, i64) {
+    (
+        from_us.div_euclid(CHUNK_WINDOW_US) * CHUNK_WINDOW_US,
+        from_us.div_euclid(HOUR_US) * HOUR_US,
+    )
+}
 
 /// The time ranges within `from_us..=to_us` that the pending windows `pending` (sorted) cover:
 /// where a read takes points from `metric_points`. Pending windows join into one range unless
