@@ -113,6 +113,7 @@ async fn all_in_one_on_the_embedded_store() {
         "change_stream",
         "process_memory",
         "search",
+        "query_head",
     ] {
         assert_eq!(
             health["components"][component]["status"], "ok",
