@@ -270,16 +270,6 @@ impl Head {
         Ok(())
     }
 
-    /// Advances the position past a batch of another signal.
-    fn skip(&self, position: i64) {
-        let mut state = self.write();
-        if state.complete_from.is_some() && position > state.position {
-            state.position = position;
-            drop(state);
-            self.applied.send_replace(Some(position));
-        }
-    }
-
     /// Drops the points older than the window, and the series left without points.
     fn evict(&self) {
         let cutoff = self.window_start();
@@ -486,8 +476,8 @@ async fn fill_and_follow(head: &Head, feed: &dyn FeedApi, store: &Store) -> Resu
         match response.item {
             Some(Item::Batch(batch)) => {
                 let position = i64::try_from(batch.position).unwrap_or(i64::MAX);
+                // The subscription asks for metric points only.
                 let Some(pb::committed_batch::Items::Metrics(metrics)) = &batch.items else {
-                    head.skip(position);
                     continue;
                 };
                 let unknown = head.unknown_series(metrics);
@@ -666,7 +656,8 @@ mod tests {
             let head = head.clone();
             tokio::spawn(async move { head.caught_up(8).await })
         };
-        head.skip(8);
+        head.apply(8, &batch(vec![], &[]), &HashMap::new())
+            .expect("apply");
         assert!(waiting.await.expect("task"));
         head.stop_answering();
         assert!(!head.caught_up(8).await);
