@@ -113,6 +113,18 @@ pub struct Args {
     /// Timed runs of each query on each system [default: 20, 5 with --quick].
     #[arg(long)]
     iterations: Option<usize>,
+    /// Only the queries with these letters, such as `bc` (to profile one) [default: all].
+    #[arg(long, value_parser = case_letters)]
+    cases: Option<String>,
+}
+
+/// The letters of `--cases`: each one of the queries' `a` to `e`.
+fn case_letters(letters: &str) -> Result<String, String> {
+    match letters.chars().find(|letter| !('a'..='e').contains(letter)) {
+        Some(other) => Err(format!("`{other}` is not a query; the queries are a to e")),
+        None if letters.is_empty() => Err("name at least one query, a to e".to_owned()),
+        None => Ok(letters.to_owned()),
+    }
 }
 
 /// The size of the data set and of the queries over it.
@@ -892,7 +904,14 @@ async fn measure(
     ));
 
     let mut measured = Vec::new();
-    for case in cases(data, shape) {
+    let chosen = |case: &Case| {
+        args.cases.as_deref().is_none_or(|letters| {
+            letters
+                .chars()
+                .any(|letter| case.label.starts_with(&format!("({letter})")))
+        })
+    };
+    for case in cases(data, shape).into_iter().filter(chosen) {
         eprintln!("measuring {}: {}", case.label, case.expr);
         let case_ids: Vec<i64> = pharos_order(data, &case.reads)
             .iter()

@@ -10,7 +10,7 @@ use crate::aggregate;
 use crate::binary;
 use crate::engine::{Abort, EngineSettings, Loaded, Range, too_many_samples};
 use crate::error::{Error, Result};
-use crate::functions::{Bucket, Window, bucket_quantile, round};
+use crate::functions::{Bucket, CounterResets, Window, advance, bucket_quantile, round};
 use crate::plan::{Function, Node, Plan, Selector, SelectorId, Subquery, ValueType, value_type};
 use crate::types::{Labels, METRIC_NAME, Point, Sample, Series, Value, is_stale_nan};
 
@@ -406,9 +406,15 @@ impl<'a> Evaluator<'a> {
         let mut out = Vec::with_capacity(data.len());
         for series in data {
             let mut points = Vec::new();
+            // The reference time moves forward with the steps (or stays, with `@`).
+            let (mut index, mut previous) = (0, i64::MIN);
             for step in 0..grid.len() {
                 let reference = selector.reference_time(grid.time(step));
-                let index = series.points.partition_point(|p| p.t <= reference);
+                if reference < previous {
+                    index = 0;
+                }
+                previous = reference;
+                index = advance(&series.points, index, |p| p.t <= reference);
                 if index == 0 {
                     continue;
                 }
@@ -558,19 +564,22 @@ impl<'a> Evaluator<'a> {
         for one in &series {
             self.check_abort()?;
             let mut points = Vec::with_capacity(grid.len());
-            // Windows move forward with the steps: two cursors find each one's points (back
-            // to the start should a window ever move back).
+            let resets = function
+                .corrects_counter_resets()
+                .then(|| CounterResets::of(&one.points));
+            // Windows move forward with the steps: cursors find each one's points and counter
+            // resets (back to the start should a window ever move back).
             let (mut first, mut last, mut previous) = (0, 0, (i64::MIN, i64::MIN));
+            let mut resets_cursor = (0, 0);
             for step in 0..grid.len() {
                 let t = grid.time(step);
                 let (from, to) = self.matrix_window(range, t);
                 if from < previous.0 || to < previous.1 {
-                    (first, last) = (0, 0);
+                    (first, last, resets_cursor) = (0, 0, (0, 0));
                 }
                 previous = (from, to);
-                first += one.points[first..].partition_point(|p| p.t < from);
-                last = last.max(first);
-                last += one.points[last..].partition_point(|p| p.t <= to);
+                first = advance(&one.points, first, |p| p.t < from);
+                last = advance(&one.points, last.max(first), |p| p.t <= to);
                 let window_points = &one.points[first..last];
                 if window_points.is_empty() {
                     continue;
@@ -585,6 +594,9 @@ impl<'a> Evaluator<'a> {
                     range_start: from,
                     range_end: to,
                     eval_time: t,
+                    values_before_resets: resets
+                        .as_ref()
+                        .map(|resets| resets.within(first, last, &mut resets_cursor)),
                 };
                 if let Some(v) = function.evaluate(&window, &step_params) {
                     points.push(StepPoint { step, v });

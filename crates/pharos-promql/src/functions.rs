@@ -51,6 +51,69 @@ pub(crate) struct Window<'a> {
     pub range_end: i64,
     /// The step's evaluation time in ms (predict_linear's intercept time is this).
     pub eval_time: i64,
+    /// For rate and increase, when the caller found them over the whole series beforehand: the
+    /// value before each decrease within `points`, in order ([`CounterResets`]). `None`: found
+    /// here, from `points`.
+    pub values_before_resets: Option<&'a [f64]>,
+}
+
+impl RangeFunction {
+    /// Whether the function adds the value before each decrease (a counter reset) of its
+    /// window, which [`CounterResets`] can find once per series instead of once per window.
+    pub(crate) fn corrects_counter_resets(self) -> bool {
+        matches!(self, Self::Rate | Self::Increase)
+    }
+}
+
+/// The decreases of one series (counter resets), found once: windows moving over the series
+/// step by step take theirs with two cursors instead of comparing every pair of points at
+/// every step. The values are those before each decrease, added in the same order as a
+/// window's own pass would add them, so the answer is the same to the bit.
+#[derive(Debug, Default)]
+pub(crate) struct CounterResets {
+    /// The index of the point after each decrease, ascending.
+    after: Vec<usize>,
+    /// The value before each decrease.
+    values_before: Vec<f64>,
+}
+
+impl CounterResets {
+    pub fn of(points: &[Point]) -> Self {
+        let mut resets = Self::default();
+        for (index, pair) in points.windows(2).enumerate() {
+            if pair[1].v < pair[0].v {
+                resets.after.push(index + 1);
+                resets.values_before.push(pair[0].v);
+            }
+        }
+        resets
+    }
+
+    /// The values before the decreases within the points `first..last` (a decrease counts when
+    /// both of its points are inside). `cursor` is where the previous window's were: windows
+    /// given with one cursor must never move back (start a new cursor at `(0, 0)` then).
+    pub fn within(&self, first: usize, last: usize, cursor: &mut (usize, usize)) -> &[f64] {
+        let low = advance(&self.after, cursor.0, |&after| after <= first);
+        let high = advance(&self.after, cursor.1.max(low), |&after| after < last);
+        *cursor = (low, high);
+        &self.values_before[low..high]
+    }
+}
+
+/// The index of the first item at or after `from` for which `before` is false, `before` holding
+/// for a prefix of `items[from..]`. Bounds moving with the steps mostly advance by a few items,
+/// so the next few are looked at one by one before a binary search over the rest.
+pub(crate) fn advance<T>(items: &[T], from: usize, before: impl Fn(&T) -> bool) -> usize {
+    const LOOKED_AT_FIRST: usize = 8;
+    let mut index = from.min(items.len());
+    let near = items.len().min(index + LOOKED_AT_FIRST);
+    while index < near {
+        if !before(&items[index]) {
+            return index;
+        }
+        index += 1;
+    }
+    index + items[index..].partition_point(before)
 }
 
 impl RangeFunction {
@@ -200,10 +263,19 @@ fn extrapolated_rate(window: &Window<'_>, is_counter: bool, is_rate: bool) -> Op
     let (first, last) = (points[0], points[points.len() - 1]);
     let mut result = last.v - first.v;
     if is_counter {
-        for pair in points.windows(2) {
-            if pair[1].v < pair[0].v {
-                // A counter reset: the counter went back to zero and counted up again.
-                result += pair[0].v;
+        match window.values_before_resets {
+            Some(values) => {
+                for value in values {
+                    result += value;
+                }
+            }
+            None => {
+                for pair in points.windows(2) {
+                    if pair[1].v < pair[0].v {
+                        // A counter reset: the counter went back to zero and counted up again.
+                        result += pair[0].v;
+                    }
+                }
             }
         }
     }
@@ -952,6 +1024,7 @@ mod tests {
             range_start: (start * 1000.0) as i64,
             range_end: (end * 1000.0) as i64,
             eval_time: (end * 1000.0) as i64,
+            values_before_resets: None,
         }
     }
 
@@ -1043,6 +1116,78 @@ mod tests {
         );
         assert_some_close(eval(RangeFunction::Rate, &samples, 0.0, 60.0, &[]), 1.0);
         assert_some_close(eval(RangeFunction::Delta, &samples, 0.0, 60.0, &[]), 60.0);
+    }
+
+    #[test]
+    fn resets_found_once_per_series_give_every_window_its_own_answer_to_the_bit() {
+        // A counter with resets (to 0 and part way), a NaN and repeated values, at uneven times.
+        let values = [
+            5.0,
+            9.0,
+            9.0,
+            2.0,
+            7.0,
+            0.0,
+            3.5,
+            3.0,
+            8.0,
+            f64::NAN,
+            4.0,
+            1.0,
+            6.0,
+            6.0,
+            0.5,
+            11.0,
+        ];
+        let points: Vec<Point> = values
+            .iter()
+            .enumerate()
+            .map(|(i, &v)| Point::new(i as i64 * 10_000 + (i as i64 % 3) * 700, v))
+            .collect();
+        let resets = CounterResets::of(&points);
+        for size in 2..=points.len() {
+            // Windows of `size` points sliding forward, one cursor for all of them.
+            let mut cursor = (0, 0);
+            for first in 0..=points.len() - size {
+                let last = first + size;
+                let own = Window {
+                    points: &points[first..last],
+                    range_start: points[first].t - 3_000,
+                    range_end: points[last - 1].t + 2_000,
+                    eval_time: points[last - 1].t + 2_000,
+                    values_before_resets: None,
+                };
+                let found = Window {
+                    values_before_resets: Some(resets.within(first, last, &mut cursor)),
+                    ..own
+                };
+                for function in [RangeFunction::Rate, RangeFunction::Increase] {
+                    let (expected, actual) =
+                        (function.evaluate(&own, &[]), function.evaluate(&found, &[]));
+                    assert_eq!(
+                        expected.map(f64::to_bits),
+                        actual.map(f64::to_bits),
+                        "{function:?} over points {first}..{last}: {expected:?} != {actual:?}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn advance_finds_the_end_of_the_prefix_near_and_far() {
+        let items: Vec<i64> = (0..100).collect();
+        for from in [0, 3, 50, 99, 100] {
+            for bound in [-1, 0, 2, 9, 10, 60, 99, 100, 200] {
+                let expected = items.partition_point(|&x| x < bound).max(from);
+                assert_eq!(
+                    advance(&items, from, |&x| x < bound),
+                    expected,
+                    "from {from} to {bound}"
+                );
+            }
+        }
+        assert_eq!(advance(&items, 500, |&x| x < 10), 100);
     }
 
     #[test]
@@ -1244,6 +1389,7 @@ mod tests {
             range_start: 0,
             range_end: 20_000,
             eval_time: 30_000,
+            values_before_resets: None,
         };
         assert_some_close(RangeFunction::PredictLinear.evaluate(&window, &[10.0]), 9.0);
         // A negative duration looks back: 0.2·(-20) + 5 = 1.

@@ -52,10 +52,14 @@ pub(crate) struct Scratch {
     values: Vec<f64>,
 }
 
-/// Decodes a chunk and appends the points whose time `keep` accepts, oldest first, to `points`.
+/// Decodes a chunk and appends its points with a time in `from..=to`, oldest first, to `points`,
+/// less those `dropped` accepts (points a read takes from elsewhere). The times of a chunk
+/// ascend, so the points in range are found by binary search and copied without a test each,
+/// unless `dropped` must see every one.
 pub(crate) fn decode_into(
     data: &[u8],
-    keep: impl Fn(i64) -> bool,
+    (from, to): (i64, i64),
+    dropped: Option<&dyn Fn(i64) -> bool>,
     points: &mut Vec<(i64, f64)>,
     scratch: &mut Scratch,
 ) -> Result<()> {
@@ -77,23 +81,49 @@ pub(crate) fn decode_into(
     decompress(reader.data, count, &mut scratch.values)?;
     let values = &scratch.values;
     match stepped {
-        Some((start, step)) => points.extend(
-            values
-                .iter()
-                .enumerate()
-                .map(|(index, &value)| (start.wrapping_add(step.wrapping_mul(index as i64)), value))
-                .filter(|&(time, _)| keep(time)),
-        ),
-        None => points.extend(
-            scratch
-                .times
+        Some((_, step)) if step <= 0 && count > 1 => {
+            return Err(corrupt("its times do not ascend"));
+        }
+        Some((start, step)) => {
+            let time = |index: usize| start.wrapping_add(step.wrapping_mul(index as i64));
+            let low = first_index(count, |index| time(index) < from);
+            let high = low + first_index(count - low, |index| time(low + index) <= to);
+            let in_range = (low..high).map(|index| (time(index), values[index]));
+            match dropped {
+                None => points.extend(in_range),
+                Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
+            }
+        }
+        None => {
+            let times = &scratch.times;
+            let low = times.partition_point(|&time| time < from);
+            let high = low + times[low..].partition_point(|&time| time <= to);
+            let in_range = times[low..high]
                 .iter()
                 .copied()
-                .zip(values.iter().copied())
-                .filter(|&(time, _)| keep(time)),
-        ),
+                .zip(values[low..high].iter().copied());
+            match dropped {
+                None => points.extend(in_range),
+                Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
+            }
+        }
     }
     Ok(())
+}
+
+/// The number of indices of `0..count`, from the start, for which `before` holds (it holds for
+/// a prefix): a binary search over indices rather than a slice.
+fn first_index(count: usize, before: impl Fn(usize) -> bool) -> usize {
+    let (mut low, mut high) = (0, count);
+    while low < high {
+        let middle = low + (high - low) / 2;
+        if before(middle) {
+            low = middle + 1;
+        } else {
+            high = middle;
+        }
+    }
+    low
 }
 
 /// Decompresses a pco file of exactly `count` numbers into `into` (resized to them).
@@ -111,10 +141,10 @@ fn decompress<T: pco::data_types::Number + Default>(
     Ok(())
 }
 
-/// `(start, step)` when `times` (two or more) step evenly.
+/// `(start, step)` when `times` (two or more) step evenly forward.
 fn even_step(times: &[i64]) -> Option<(i64, i64)> {
     let (&first, &second) = (times.first()?, times.get(1)?);
-    let step = second.checked_sub(first)?;
+    let step = second.checked_sub(first).filter(|&step| step > 0)?;
     times
         .windows(2)
         .all(|pair| pair[1].checked_sub(pair[0]) == Some(step))
@@ -168,7 +198,8 @@ mod tests {
         let mut decoded = Vec::new();
         decode_into(
             data,
-            |time| range.contains(&time),
+            (*range.start(), *range.end()),
+            None,
             &mut decoded,
             &mut Scratch::default(),
         )?;
@@ -232,5 +263,32 @@ mod tests {
             decode(&uneven, 5..=9).expect("decode"),
             vec![(5, 2.0), (6, 3.0)]
         );
+        assert_eq!(decode(&uneven, 2..=4).expect("decode"), Vec::new());
+        // Ranges before, across and after the stepped points; bounds between two points.
+        let stepped: Vec<(i64, f64)> = (0..10).map(|i| (100 + i * 10, i as f64)).collect();
+        let data = encode(&stepped).expect("encode");
+        assert_eq!(decode(&data, 0..=99).expect("decode"), Vec::new());
+        assert_eq!(decode(&data, 195..=400).expect("decode"), Vec::new());
+        assert_eq!(
+            decode(&data, 105..=131).expect("decode"),
+            vec![(110, 1.0), (120, 2.0), (130, 3.0)]
+        );
+        assert_eq!(decode(&data, 0..=400).expect("decode"), stepped);
+        // Points a read takes from elsewhere are dropped, in range or not.
+        let mut kept = Vec::new();
+        decode_into(
+            &data,
+            (110, 160),
+            Some(&|time| time == 120 || time == 150),
+            &mut kept,
+            &mut Scratch::default(),
+        )
+        .expect("decode");
+        assert_eq!(kept, vec![(110, 1.0), (130, 3.0), (140, 4.0), (160, 6.0)]);
+        // Descending times are stored as they are, not as a negative step.
+        let descending = [(30, 1.0), (20, 2.0), (10, 3.0)];
+        let data = encode(&descending).expect("encode");
+        assert_eq!(data[5], TIMES_PCO);
+        assert_eq!(bits(&round_trip(&descending)), bits(&descending));
     }
 }

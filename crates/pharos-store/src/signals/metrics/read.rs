@@ -828,16 +828,15 @@ fn merge_chunks_and_points(
         let (from_chunks, _) = series.entry(chunk.0).or_default();
         from_chunks.reserve(usize::try_from(chunk.2).unwrap_or(0));
     }
-    let in_range = |time: i64| from_us <= time && time <= to_us;
     let mut scratch = chunk::Scratch::default();
+    let held_by_pending = |time: i64| pending.holds(time);
     for (series_id, start, _, data) in chunks {
         let (from_chunks, _) = series.entry(series_id).or_default();
-        if pending.meet_chunk_at(start) {
-            let keep = |time: i64| in_range(time) && !pending.holds(time);
-            chunk::decode_into(&data, keep, from_chunks, &mut scratch)?;
-        } else {
-            chunk::decode_into(&data, in_range, from_chunks, &mut scratch)?;
-        }
+        // Where a pending window meets the chunk, its points are read from the points table.
+        let dropped = pending
+            .meet_chunk_at(start)
+            .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
+        chunk::decode_into(&data, (from_us, to_us), dropped, from_chunks, &mut scratch)?;
     }
     for run in runs {
         for (series_id, time, value) in run {
@@ -869,7 +868,12 @@ fn merge_chunks_and_points(
 }
 
 /// Two lists of points in time order as one.
-fn merge_sorted(a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+fn merge_sorted(mut a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+    // The pending windows are mostly the latest: then the merge is an append.
+    if a.last().zip(b.first()).is_none_or(|(x, y)| x.0 <= y.0) {
+        a.extend(b);
+        return a;
+    }
     let mut merged = Vec::with_capacity(a.len() + b.len());
     let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
     loop {
@@ -924,6 +928,28 @@ mod tests {
     use super::*;
 
     const W: i64 = CHUNK_WINDOW_US;
+
+    #[test]
+    fn points_from_chunks_and_pending_windows_merge_in_time_order() {
+        let points = |times: &[i64]| -> Vec<(i64, f64)> {
+            times.iter().map(|&time| (time, time as f64)).collect()
+        };
+        // Pending points after the chunks' (the usual case), between them, and either empty.
+        assert_eq!(
+            merge_sorted(points(&[1, 2, 3]), points(&[4, 5])),
+            points(&[1, 2, 3, 4, 5])
+        );
+        assert_eq!(
+            merge_sorted(points(&[1, 4, 6]), points(&[2, 3, 7])),
+            points(&[1, 2, 3, 4, 6, 7])
+        );
+        assert_eq!(
+            merge_sorted(points(&[5, 6]), points(&[1, 2])),
+            points(&[1, 2, 5, 6])
+        );
+        assert_eq!(merge_sorted(Vec::new(), points(&[1])), points(&[1]));
+        assert_eq!(merge_sorted(points(&[1]), Vec::new()), points(&[1]));
+    }
 
     #[test]
     fn pending_windows_join_unless_a_chunk_lies_between() {
