@@ -36,7 +36,7 @@ pub use source::{
 };
 pub use types::{
     Label, Labels, METRIC_NAME, Point, STALE_NAN_BITS, Sample, Series, Value, format_float,
-    is_stale_nan, stale_nan,
+    is_stale_nan, stale_nan, write_float,
 };
 
 #[cfg(test)]

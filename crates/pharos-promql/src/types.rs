@@ -188,14 +188,72 @@ impl Value {
 /// Prometheus writes sample values in JSON and in `count_values` labels: the shortest decimal
 /// that reads back to the same float, never in exponent form, and `NaN`, `+Inf`, `-Inf`.
 pub fn format_float(value: f64) -> String {
+    let mut text = String::new();
+    write_float(&mut text, value);
+    text
+}
+
+/// Appends [`format_float`]'s text of `value` to `out`, without a string of its own: what a
+/// writer of many values (a JSON answer) calls.
+pub fn write_float(out: &mut String, value: f64) {
+    use std::fmt::Write as _;
+    // Below 2^53 every whole float is an integer exactly; -0 keeps its sign (Go writes "-0").
+    const EXACT_INTEGERS: f64 = 9_007_199_254_740_992.0;
     if value.is_nan() {
-        "NaN".to_owned()
+        out.push_str("NaN");
     } else if value == f64::INFINITY {
-        "+Inf".to_owned()
+        out.push_str("+Inf");
     } else if value == f64::NEG_INFINITY {
-        "-Inf".to_owned()
+        out.push_str("-Inf");
+    } else if value.fract() == 0.0
+        && value.abs() < EXACT_INTEGERS
+        && !(value == 0.0 && value.is_sign_negative())
+    {
+        // Whole values (counters, counts) are most samples: integer formatting is the same
+        // text as the float's, several times faster.
+        let _ = write!(out, "{}", value as i64);
     } else {
         // Rust's Display is the shortest round-trip representation without an exponent.
-        format!("{value}")
+        let _ = write!(out, "{value}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn floats_are_written_as_go_writes_them_whole_or_not() {
+        let cases: [(f64, &str); 14] = [
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (5.0, "5"),
+            (-42.0, "-42"),
+            (0.1, "0.1"),
+            (1.5e-7, "0.00000015"),
+            (123_456_789_012.0, "123456789012"),
+            (9_007_199_254_740_991.0, "9007199254740991"),
+            (9_007_199_254_740_992.0, "9007199254740992"),
+            (1e21, "1000000000000000000000"),
+            (f64::NAN, "NaN"),
+            (stale_nan(), "NaN"),
+            (f64::INFINITY, "+Inf"),
+            (f64::NEG_INFINITY, "-Inf"),
+        ];
+        for (value, expected) in cases {
+            assert_eq!(format_float(value), expected, "{value:?}");
+        }
+        // The integer path writes what the float's shortest form writes.
+        for value in [
+            1.0,
+            2.0f64.powi(52),
+            -(2.0f64.powi(53) - 1.0),
+            1e15,
+            86_400.0,
+        ] {
+            let mut written = String::from("x");
+            write_float(&mut written, value);
+            assert_eq!(written, format!("x{value}"));
+        }
     }
 }

@@ -14,7 +14,7 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use pharos_promql::{ErrorClass, Labels, Value, format_float};
+use pharos_promql::{ErrorClass, Labels, Value};
 
 use crate::error::QueryError;
 use crate::params::{self, Params};
@@ -395,21 +395,21 @@ fn push_point(json: &mut String, t: i64, v: f64) {
     json.push('[');
     push_timestamp(json, t);
     json.push_str(",\"");
-    json.push_str(&format_float(v));
+    pharos_promql::write_float(json, v);
     json.push_str("\"]");
 }
 
 /// Milliseconds written as seconds the way Prometheus writes them: `12`, `12.5` is `12.500`.
 fn push_timestamp(json: &mut String, t: i64) {
-    let mut t = t;
+    use std::fmt::Write as _;
     if t < 0 {
         json.push('-');
-        t = -t;
     }
-    json.push_str(&(t / 1000).to_string());
+    let t = t.unsigned_abs();
+    let _ = write!(json, "{}", t / 1000);
     let fraction = t % 1000;
     if fraction != 0 {
-        json.push_str(&format!(".{fraction:03}"));
+        let _ = write!(json, ".{fraction:03}");
     }
 }
 
@@ -429,6 +429,7 @@ mod tests {
         assert_eq!(written(1_500), "1.500");
         assert_eq!(written(5), "0.005");
         assert_eq!(written(-1_500), "-1.500");
+        assert_eq!(written(i64::MIN), "-9223372036854775.808");
     }
 
     #[test]
