@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use pharos_api::feed::FeedApi;
 use pharos_clock::Clock;
-use pharos_promql::{Labels, METRIC_NAME, MatchOp, Point, Selection, Series};
+use pharos_promql::{Labels, METRIC_NAME, Point, Selection, Series};
 use pharos_proto::ingest::v1 as pb;
 use pharos_runtime::Shutdown;
 use pharos_runtime::health::{BoxFuture, ComponentHealth, HealthCheck};
@@ -29,7 +29,7 @@ use pharos_store::signals::metrics::RecentPoints;
 use tokio::sync::watch;
 
 use crate::settings::HeadSettings;
-use crate::source::stored_labels;
+use crate::source::{engine_points, stored_labels};
 
 /// The recent points of every series; shared by the follower that fills it and the queries.
 #[derive(Debug)]
@@ -140,14 +140,7 @@ impl Head {
         {
             return None;
         }
-        let name = selection
-            .matchers
-            .iter()
-            .find_map(|matcher| match &matcher.op {
-                MatchOp::Equal(name) if matcher.name == METRIC_NAME => Some(name.as_str()),
-                _ => None,
-            });
-        let candidates: Box<dyn Iterator<Item = &HeadSeries>> = match name {
+        let candidates: Box<dyn Iterator<Item = &HeadSeries>> = match selection.metric_name() {
             Some(name) => Box::new(
                 state
                     .by_name
@@ -194,11 +187,7 @@ impl Head {
             let Some(labels) = labels.get(&id) else {
                 continue;
             };
-            let points: Vec<Point> = points
-                .into_iter()
-                .map(|(time_us, value)| Point::new(time_us.div_euclid(1000), value))
-                .collect();
-            state.insert_series(id, labels.clone(), points);
+            state.insert_series(id, labels.clone(), engine_points(points));
         }
         let position = state.position;
         *self.write() = state;
@@ -508,7 +497,7 @@ async fn fill_and_follow(head: &Head, feed: &dyn FeedApi, store: &Store) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pharos_promql::Matcher;
+    use pharos_promql::{MatchOp, Matcher};
 
     fn settings() -> HeadSettings {
         HeadSettings {

@@ -338,10 +338,7 @@ fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Series> {
     let mut points: Vec<Vec<Point>> = vec![Vec::new(); chunk.len()];
     for (id, read) in read {
         if let Some(&at) = index.get(&id) {
-            points[at] = read
-                .into_iter()
-                .map(|(time_us, value)| Point::new(time_us.div_euclid(1000), value))
-                .collect();
+            points[at] = engine_points(read);
         }
     }
     chunk
@@ -352,6 +349,14 @@ fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Series> {
             labels: series.labels.clone(),
             points,
         })
+        .collect()
+}
+
+/// A series' points as the store reads them (times in µs) as the engine's (times in ms).
+pub(crate) fn engine_points(points: Vec<(i64, f64)>) -> Vec<Point> {
+    points
+        .into_iter()
+        .map(|(time_us, value)| Point::new(time_us.div_euclid(1000), value))
         .collect()
 }
 

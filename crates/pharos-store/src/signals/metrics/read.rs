@@ -5,6 +5,28 @@ use super::{CHUNK_WINDOW_US, HOUR_US, MetricsRepository, RollupRow, SeriesRow, c
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 
+/// [`MetricsRepository::recent_points`] inside its snapshot transaction, the same steps on
+/// both backends: the feed position, every series (`$series`, the statement that lists them),
+/// then the points of `$points` (`postgres_points` or `sqlite_points`) since `$from_us`,
+/// [`RECENT_SERIES_PER_READ`] series per read.
+macro_rules! recent_points_in {
+    ($transaction:ident, $series:expr, $points:ident, $from_us:expr) => {{
+        let position: i64 = sqlx::query_scalar(crate::signals::feed::FEED_HEAD)
+            .fetch_one(&mut *$transaction)
+            .await?;
+        let series: Vec<(i64, String, String)> = sqlx::query_as($series)
+            .fetch_all(&mut *$transaction)
+            .await?;
+        let mut points = Vec::new();
+        for chunk in series.chunks(RECENT_SERIES_PER_READ) {
+            let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
+            points.extend($points(&mut $transaction, &ids, $from_us, i64::MAX).await?);
+        }
+        $transaction.rollback().await?;
+        Ok(RecentPoints::new(position, series, points))
+    }};
+}
+
 impl MetricsRepository {
     /// Points of one series in `from_us..to_us`, oldest first.
     pub async fn read_points(
@@ -292,39 +314,22 @@ impl MetricsRepository {
                 sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                     .execute(&mut *transaction)
                     .await?;
-                let position: i64 = sqlx::query_scalar(crate::signals::feed::FEED_HEAD)
-                    .fetch_one(&mut *transaction)
-                    .await?;
-                let series: Vec<(i64, String, String)> =
-                    sqlx::query_as("SELECT id, name, labels::text FROM metric_series ORDER BY id")
-                        .fetch_all(&mut *transaction)
-                        .await?;
-                let mut points = Vec::new();
-                for chunk in series.chunks(RECENT_SERIES_PER_READ) {
-                    let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
-                    points
-                        .extend(postgres_points(&mut transaction, &ids, from_us, i64::MAX).await?);
-                }
-                transaction.rollback().await?;
-                Ok(RecentPoints::new(position, series, points))
+                recent_points_in!(
+                    transaction,
+                    "SELECT id, name, labels::text FROM metric_series ORDER BY id",
+                    postgres_points,
+                    from_us
+                )
             }
             Pool::Sqlite(pool) => {
                 // A read transaction: its first statement fixes the snapshot the others see.
                 let mut transaction = pool.begin().await?;
-                let position: i64 = sqlx::query_scalar(crate::signals::feed::FEED_HEAD)
-                    .fetch_one(&mut *transaction)
-                    .await?;
-                let series: Vec<(i64, String, String)> =
-                    sqlx::query_as("SELECT id, name, labels FROM metric_series ORDER BY id")
-                        .fetch_all(&mut *transaction)
-                        .await?;
-                let mut points = Vec::new();
-                for chunk in series.chunks(RECENT_SERIES_PER_READ) {
-                    let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
-                    points.extend(sqlite_points(&mut transaction, &ids, from_us, i64::MAX).await?);
-                }
-                transaction.rollback().await?;
-                Ok(RecentPoints::new(position, series, points))
+                recent_points_in!(
+                    transaction,
+                    "SELECT id, name, labels FROM metric_series ORDER BY id",
+                    sqlite_points,
+                    from_us
+                )
             }
         }
     }
