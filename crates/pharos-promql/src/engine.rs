@@ -27,6 +27,9 @@ pub struct EngineSettings {
     /// Read `*_over_time` over whole hours at whole-hour steps from the source's hourly
     /// rollups, when it keeps them (the answer is the same, read from far fewer rows).
     pub hourly_rollups: bool,
+    /// Threads a range function over many series (`rate(x[5m])` over thousands) spreads them
+    /// over, this one included; 1 evaluates everything on the calling thread.
+    pub evaluation_threads: usize,
 }
 
 impl Default for EngineSettings {
@@ -37,6 +40,7 @@ impl Default for EngineSettings {
             max_points_per_series: 11_000,
             default_subquery_step: Duration::from_secs(60),
             hourly_rollups: true,
+            evaluation_threads: 1,
         }
     }
 }

@@ -69,7 +69,12 @@ pub(crate) enum Evaluated {
 
 /// For each step, the `(series index, value)` of every series with a point at that step.
 pub(crate) fn by_step(series: &[StepSeries], steps: usize) -> Vec<Vec<(usize, f64)>> {
-    let mut out: Vec<Vec<(usize, f64)>> = vec![Vec::new(); steps];
+    // Counted first, so that each step's list is allocated once, at its size.
+    let mut counts = vec![0_usize; steps];
+    for point in series.iter().flat_map(|one| &one.points) {
+        counts[point.step] += 1;
+    }
+    let mut out: Vec<Vec<(usize, f64)>> = counts.into_iter().map(Vec::with_capacity).collect();
     for (index, one) in series.iter().enumerate() {
         for point in &one.points {
             out[point.step].push((index, point.v));
@@ -559,11 +564,11 @@ impl<'a> Evaluator<'a> {
         }
         let series = self.range_vector(range, grid)?;
         let keep_name = function == RangeFunction::LastOverTime;
-        let mut out = Vec::with_capacity(series.len());
-        let mut step_params: Vec<f64> = Vec::with_capacity(params.len());
-        for one in &series {
+        let points: usize = series.iter().map(|one| one.points.len()).sum();
+        let out = in_parallel(&series, points, self.settings.evaluation_threads, |one| {
             self.check_abort()?;
             let mut points = Vec::with_capacity(grid.len());
+            let mut step_params: Vec<f64> = Vec::with_capacity(params.len());
             let resets = function
                 .corrects_counter_resets()
                 .then(|| CounterResets::of(&one.points));
@@ -602,17 +607,15 @@ impl<'a> Evaluator<'a> {
                     points.push(StepPoint { step, v });
                 }
             }
-            if !points.is_empty() {
-                out.push(StepSeries {
-                    labels: if keep_name {
-                        one.labels.clone().into_owned()
-                    } else {
-                        one.labels.without_metric_name()
-                    },
-                    points,
-                });
-            }
-        }
+            Ok((!points.is_empty()).then(|| StepSeries {
+                labels: if keep_name {
+                    one.labels.clone().into_owned()
+                } else {
+                    one.labels.without_metric_name()
+                },
+                points,
+            }))
+        })?;
         Ok(Evaluated::Vector(merge_same_labels(out)?))
     }
 
@@ -1031,4 +1034,93 @@ fn sort_samples(samples: &mut [Sample], descending: bool) {
             if descending { order.reverse() } else { order }
         }
     });
+}
+
+/// Points a thread of [`in_parallel`] takes at the least: below it, starting a thread costs
+/// more than it saves.
+const POINTS_PER_THREAD: usize = 65_536;
+
+/// `work`'s answers for each of `items` (holding `points` points in all) that has one, in the
+/// items' order. With `threads` over 1 and enough points, the items are split into runs, one
+/// per thread (this one takes the first), so that a query over many series uses the cores;
+/// the first error, in the items' order, is the answer's.
+fn in_parallel<T: Sync, R: Send>(
+    items: &[T],
+    points: usize,
+    threads: usize,
+    work: impl Fn(&T) -> Result<Option<R>> + Sync,
+) -> Result<Vec<R>> {
+    let run = |items: &[T]| -> Result<Vec<R>> {
+        let mut out = Vec::with_capacity(items.len());
+        for item in items {
+            out.extend(work(item)?);
+        }
+        Ok(out)
+    };
+    let parts = threads.min(items.len()).min(points / POINTS_PER_THREAD);
+    if parts <= 1 {
+        return run(items);
+    }
+    let per_part = items.len().div_ceil(parts);
+    let run = &run;
+    std::thread::scope(|scope| {
+        let mut runs = items.chunks(per_part);
+        let first = runs.next().unwrap_or_default();
+        let others: Vec<_> = runs.map(|items| scope.spawn(move || run(items))).collect();
+        let mut out = run(first);
+        for other in others {
+            let answer = other.join().unwrap_or_else(|_| {
+                Err(Error::Execution(
+                    "a thread evaluating part of the query stopped".to_owned(),
+                ))
+            });
+            out = match (out, answer) {
+                (Ok(mut out), Ok(more)) => {
+                    out.extend(more);
+                    Ok(out)
+                }
+                (Err(error), _) | (Ok(_), Err(error)) => Err(error),
+            };
+        }
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn work_in_parallel_keeps_the_items_order_and_the_first_error() {
+        let items: Vec<usize> = (0..1_000).collect();
+        let points = 4 * POINTS_PER_THREAD;
+        let even_doubled = |&item: &usize| Ok((item % 2 == 0).then_some(item * 2));
+        let expected: Vec<usize> = (0..1_000).filter(|i| i % 2 == 0).map(|i| i * 2).collect();
+        for threads in [1, 2, 3, 4, 64] {
+            assert_eq!(
+                in_parallel(&items, points, threads, even_doubled).expect("no error"),
+                expected,
+                "{threads} threads"
+            );
+        }
+        // Items in several runs fail: the first item's error is the answer.
+        let failing = |&item: &usize| {
+            if item == 100 || item == 900 {
+                Err(Error::Execution(format!("item {item}")))
+            } else {
+                Ok(Some(item))
+            }
+        };
+        for threads in [1, 4] {
+            match in_parallel(&items, points, threads, failing) {
+                Err(Error::Execution(message)) => assert_eq!(message, "item 100"),
+                other => panic!("{threads} threads: {other:?}"),
+            }
+        }
+        // Too few points for a thread each: evaluated here, the same answer.
+        assert_eq!(
+            in_parallel(&items, POINTS_PER_THREAD, 4, even_doubled).expect("no error"),
+            expected
+        );
+    }
 }

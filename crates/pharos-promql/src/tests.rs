@@ -323,3 +323,50 @@ fn hourly_rollups_answer_whole_hour_windows_exactly_as_the_points_do() {
             .expect("a range of 90 minutes");
     assert_eq!(answer.stats.hourly_buckets_loaded, 0);
 }
+
+#[test]
+fn range_functions_spread_over_threads_answer_exactly_as_one_thread_does() {
+    // 300 counters with resets and gaps, 1,000 points each: enough for four threads.
+    let mut source = MemorySource::new();
+    for i in 0..300_u32 {
+        let values: Vec<f64> = (0..1_000_u32)
+            .map(|j| f64::from((j * (i % 7 + 1)) % (400 + i) + i % 3))
+            .collect();
+        let (name, job) = (format!("s{i}"), format!("j{}", i % 4));
+        series(
+            &mut source,
+            &[("__name__", "c_total"), ("job", &job), ("s", &name)],
+            15_000,
+            &values,
+        );
+    }
+    let on_threads = |threads: usize| {
+        Engine::new(EngineSettings {
+            evaluation_threads: threads,
+            ..EngineSettings::default()
+        })
+    };
+    for query in [
+        "rate(c_total[5m])",
+        "sum by (job) (increase(c_total[3m]))",
+        "max_over_time(c_total[10m]) - min_over_time(c_total[10m])",
+    ] {
+        let run = |threads| {
+            block_on(on_threads(threads).range(&source, query, 0, 250 * MINUTE, MINUTE))
+                .unwrap_or_else(|error| panic!("{query}: {error}"))
+                .value
+        };
+        let (Value::Matrix(one), Value::Matrix(four)) = (run(1), run(4)) else {
+            panic!("range queries answer matrices");
+        };
+        assert!(!one.is_empty(), "{query} has an answer");
+        assert_eq!(one.len(), four.len(), "{query}");
+        for (a, b) in one.iter().zip(&four) {
+            assert_eq!(a.labels, b.labels, "{query}");
+            let bits = |points: &[Point]| -> Vec<(i64, u64)> {
+                points.iter().map(|p| (p.t, p.v.to_bits())).collect()
+            };
+            assert_eq!(bits(&a.points), bits(&b.points), "{query} {}", a.labels);
+        }
+    }
+}

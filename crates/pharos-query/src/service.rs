@@ -128,7 +128,9 @@ impl QueryService {
             } else {
                 self.source.for_query()
             };
+            let started = tokio::time::Instant::now();
             let loaded = prepared.load(&source).await?;
+            let load_time = started.elapsed();
             let evaluation_abort = abort.clone();
             let answer = tokio::task::spawn_blocking(move || loaded.evaluate(&evaluation_abort))
                 .await
@@ -136,6 +138,12 @@ impl QueryService {
                     tracing::error!(%error, "a query evaluation task failed");
                     QueryError::Internal
                 })??;
+            tracing::debug!(
+                load_ms = load_time.as_secs_f64() * 1e3,
+                evaluation_ms = (started.elapsed() - load_time).as_secs_f64() * 1e3,
+                samples = answer.stats.samples_loaded,
+                "query evaluated"
+            );
             Ok::<_, QueryError>(answer)
         };
         match tokio::time::timeout(timeout, work).await {

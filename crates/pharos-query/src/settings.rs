@@ -28,6 +28,9 @@ pub struct QuerySettings {
     /// Answer `sum`, `count`, `min`, `max` and `avg_over_time` over whole hours at whole-hour
     /// steps from the hourly rollups (the same answer, from far fewer rows).
     pub hourly_rollups: bool,
+    /// Threads one query's range functions (`rate`, `*_over_time`...) spread many series over;
+    /// 0: one per core.
+    pub evaluation_threads: usize,
     /// The series-selection cache (`[query.series_cache]`).
     pub series_cache: SeriesCacheSettings,
     /// The recent points held in memory (`[query.head]`).
@@ -50,6 +53,7 @@ impl Default for QuerySettings {
             default_subquery_step: engine.default_subquery_step,
             max_concurrent: 20,
             hourly_rollups: true,
+            evaluation_threads: 0,
             series_cache: SeriesCacheSettings::default(),
             head: HeadSettings::default(),
             ingest_endpoint: String::new(),
@@ -67,6 +71,10 @@ impl QuerySettings {
             max_points_per_series: self.max_points_per_series,
             default_subquery_step: self.default_subquery_step,
             hourly_rollups: self.hourly_rollups,
+            evaluation_threads: match self.evaluation_threads {
+                0 => std::thread::available_parallelism().map_or(1, usize::from),
+                threads => threads,
+            },
         }
     }
 

@@ -79,7 +79,7 @@ pub(crate) fn decode_into(
         _ => return Err(corrupt("unknown time encoding")),
     };
     decompress(reader.data, count, &mut scratch.values)?;
-    let values = &scratch.values;
+    let values = &scratch.values[..count];
     match stepped {
         Some((_, step)) if step <= 0 && count > 1 => {
             return Err(corrupt("its times do not ascend"));
@@ -95,7 +95,7 @@ pub(crate) fn decode_into(
             }
         }
         None => {
-            let times = &scratch.times;
+            let times = &scratch.times[..count];
             let low = times.partition_point(|&time| time < from);
             let high = low + times[low..].partition_point(|&time| time <= to);
             let in_range = times[low..high]
@@ -126,15 +126,17 @@ fn first_index(count: usize, before: impl Fn(usize) -> bool) -> usize {
     low
 }
 
-/// Decompresses a pco file of exactly `count` numbers into `into` (resized to them).
+/// Decompresses a pco file of exactly `count` numbers into the first `count` of `into` (grown
+/// to hold them; a scratch buffer reused across chunks, so mostly neither grown nor cleared).
 fn decompress<T: pco::data_types::Number + Default>(
     data: &[u8],
     count: usize,
     into: &mut Vec<T>,
 ) -> Result<()> {
-    into.clear();
-    into.resize(count, T::default());
-    let progress = simple_decompress_into(data, into).map_err(codec_error)?;
+    if into.len() < count {
+        into.resize(count, T::default());
+    }
+    let progress = simple_decompress_into(data, &mut into[..count]).map_err(codec_error)?;
     if progress.n_processed != count || !progress.finished {
         return Err(corrupt("point count differs from its header"));
     }

@@ -828,10 +828,24 @@ fn merge_chunks_and_points(
     type Points = Vec<(i64, f64)>;
     let mut series: std::collections::BTreeMap<i64, (Points, Points)> =
         std::collections::BTreeMap::new();
-    // Each series' points from its chunks go into one vector sized for all of them.
-    for chunk in &chunks {
-        let (from_chunks, _) = series.entry(chunk.0).or_default();
-        from_chunks.reserve(usize::try_from(chunk.2).unwrap_or(0));
+    for run in runs {
+        for (series_id, time, value) in run {
+            if pending.holds(time) {
+                series.entry(series_id).or_default().1.push((time, value));
+            }
+        }
+    }
+    // Each series' points from its chunks go into one vector sized for all of them and for
+    // its pending points, which are mostly appended to it (the chunks are ordered by series,
+    // so each series' are a run): allocated once rather than doubled, and so copied, as its
+    // chunks are decoded.
+    for run in chunks.chunk_by(|a, b| a.0 == b.0) {
+        let count: usize = run
+            .iter()
+            .map(|chunk| usize::try_from(chunk.2).unwrap_or(0))
+            .sum();
+        let (from_chunks, from_points) = series.entry(run[0].0).or_default();
+        from_chunks.reserve_exact(count + from_points.len());
     }
     let mut scratch = chunk::Scratch::default();
     let held_by_pending = |time: i64| pending.holds(time);
@@ -842,13 +856,6 @@ fn merge_chunks_and_points(
             .meet_chunk_at(start)
             .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
         chunk::decode_into(&data, (from_us, to_us), dropped, from_chunks, &mut scratch)?;
-    }
-    for run in runs {
-        for (series_id, time, value) in run {
-            if pending.holds(time) {
-                series.entry(series_id).or_default().1.push((time, value));
-            }
-        }
     }
     Ok(series
         .into_iter()
