@@ -845,7 +845,8 @@ fn merge_chunks_and_points(
             .map(|chunk| usize::try_from(chunk.2).unwrap_or(0))
             .sum();
         let (from_chunks, from_points) = series.entry(run[0].0).or_default();
-        from_chunks.reserve_exact(count + from_points.len());
+        // Counts come from the rows: past a bound the vector grows as it fills instead.
+        from_chunks.reserve_exact((count + from_points.len()).min(MAX_POINTS_RESERVED));
     }
     let mut scratch = chunk::Scratch::default();
     let held_by_pending = |time: i64| pending.holds(time);
@@ -878,6 +879,9 @@ fn merge_chunks_and_points(
         })
         .collect())
 }
+
+/// The most points a read sets room aside for at once for one series (64 MiB).
+const MAX_POINTS_RESERVED: usize = 1 << 22;
 
 /// Two lists of points in time order as one.
 fn merge_sorted(mut a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
@@ -961,6 +965,49 @@ mod tests {
         );
         assert_eq!(merge_sorted(Vec::new(), points(&[1])), points(&[1]));
         assert_eq!(merge_sorted(points(&[1]), Vec::new()), points(&[1]));
+    }
+
+    #[test]
+    fn a_series_points_from_chunks_and_pending_windows_fill_one_vector_sized_once() {
+        // Series 1: three window chunks, then a pending window; series 2: two chunks.
+        let chunk = |series: i64, window: i64| -> ChunkRow {
+            let points: Vec<(i64, f64)> = (0..40)
+                .map(|i| (window + i * 15_000_000, i as f64))
+                .collect();
+            let data = chunk::encode(&points).expect("encode");
+            (series, window, 40, data)
+        };
+        let chunks = vec![
+            chunk(1, 0),
+            chunk(1, W),
+            chunk(1, 2 * W),
+            chunk(2, 0),
+            chunk(2, W),
+        ];
+        let pending_points: Vec<(i64, i64, f64)> =
+            (0..5).map(|i| (1, 3 * W + i * 15_000_000, -1.0)).collect();
+        let read = merge_chunks_and_points(
+            chunks,
+            vec![pending_points],
+            &PendingWindows(vec![3 * W]),
+            0,
+            10 * W,
+        )
+        .expect("merge");
+        assert_eq!(read.len(), 2);
+        let (first, second) = (&read[0].1, &read[1].1);
+        assert_eq!((read[0].0, first.len()), (1, 125));
+        assert_eq!((read[1].0, second.len()), (2, 80));
+        assert!(first.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        assert_eq!(
+            first[120..],
+            (0..5)
+                .map(|i| (3 * W + i * 15_000_000, -1.0))
+                .collect::<Vec<_>>()[..]
+        );
+        // Sized once for the chunks and the pending points: never doubled on the way.
+        assert_eq!(first.capacity(), 125);
+        assert_eq!(second.capacity(), 80);
     }
 
     #[test]
