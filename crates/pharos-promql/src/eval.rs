@@ -1067,22 +1067,18 @@ fn in_parallel<T: Sync, R: Send>(
         let mut runs = items.chunks(per_part);
         let first = runs.next().unwrap_or_default();
         let others: Vec<_> = runs.map(|items| scope.spawn(move || run(items))).collect();
-        let mut out = run(first);
-        for other in others {
-            let answer = other.join().unwrap_or_else(|_| {
-                Err(Error::Execution(
-                    "a thread evaluating part of the query stopped".to_owned(),
-                ))
-            });
-            out = match (out, answer) {
-                (Ok(mut out), Ok(more)) => {
-                    out.extend(more);
-                    Ok(out)
-                }
-                (Err(error), _) | (Ok(_), Err(error)) => Err(error),
-            };
-        }
-        out
+        // Every thread is joined before the first error, in the runs' order, is returned.
+        let answers: Vec<Result<Vec<R>>> = std::iter::once(run(first))
+            .chain(others.into_iter().map(|other| {
+                other.join().unwrap_or_else(|_| {
+                    Err(Error::Execution(
+                        "a thread evaluating part of the query stopped".to_owned(),
+                    ))
+                })
+            }))
+            .collect();
+        let runs = answers.into_iter().collect::<Result<Vec<_>>>()?;
+        Ok(runs.into_iter().flatten().collect())
     })
 }
 

@@ -88,11 +88,11 @@ pub(crate) fn decode_into(
             let time = |index: usize| start.wrapping_add(step.wrapping_mul(index as i64));
             let low = first_index(count, |index| time(index) < from);
             let high = low + first_index(count - low, |index| time(low + index) <= to);
-            let in_range = (low..high).map(|index| (time(index), values[index]));
-            match dropped {
-                None => points.extend(in_range),
-                Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
-            }
+            append(
+                points,
+                (low..high).map(|index| (time(index), values[index])),
+                dropped,
+            );
         }
         None => {
             let times = &scratch.times[..count];
@@ -102,13 +102,23 @@ pub(crate) fn decode_into(
                 .iter()
                 .copied()
                 .zip(values[low..high].iter().copied());
-            match dropped {
-                None => points.extend(in_range),
-                Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
-            }
+            append(points, in_range, dropped);
         }
     }
     Ok(())
+}
+
+/// Appends the points `in_range` to `points`, less those `dropped` accepts: copied whole when
+/// nothing is dropped.
+fn append(
+    points: &mut Vec<(i64, f64)>,
+    in_range: impl Iterator<Item = (i64, f64)>,
+    dropped: Option<&dyn Fn(i64) -> bool>,
+) {
+    match dropped {
+        None => points.extend(in_range),
+        Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
+    }
 }
 
 /// The number of indices of `0..count`, from the start, for which `before` holds (it holds for
