@@ -1,28 +1,36 @@
 //! The byte format of a metric chunk: every point one series has in one chunk window, oldest
 //! first, compressed. Times that step evenly (a scrape interval) are stored as a start and a
-//! step; others, and every value, are compressed with pco (pcodec), which is lossless to the
-//! bit, so NaN payloads such as Prometheus' staleness marker come back exactly.
+//! step; whole-number values (counters, buckets) and uneven times as bit-packed deltas
+//! ([`packed`]), which decode at a nanosecond a value; anything else with pco (pcodec). Both
+//! are lossless to the bit, so NaN payloads such as Prometheus' staleness marker come back
+//! exactly.
 //!
-//! Layout: format version (1 byte), point count (u32 LE), time kind (1 byte): `0` evenly
-//! stepped, then start and step (i64 LE each); `1` pco, then its length (u32 LE) and the pco
-//! file; the rest is the pco file of the values.
+//! Layout (format 2): format version (1 byte), point count (u32 LE), the times' encoding
+//! (1 byte): `0` evenly stepped, then start and step (i64 LE each); `1` pco or `2` packed, then
+//! its length (u32 LE) and its bytes; then the values' encoding (1 byte): `1` pco or `2`
+//! packed, and its bytes to the end. Format 1, written before packing, has no values' byte:
+//! its values are a pco file, and its times stepped or pco. Both are read.
+
+mod packed;
 
 use pco::ChunkConfig;
 use pco::standalone::{simple_compress, simple_decompress_into};
 
 use crate::error::{Result, StoreError};
 
-const FORMAT: u8 = 1;
+/// The format written.
+const FORMAT: u8 = 2;
+/// The format written before whole numbers were packed: values always pco, no byte saying so.
+const FORMAT_PCO_VALUES: u8 = 1;
 const TIMES_STEPPED: u8 = 0;
-const TIMES_PCO: u8 = 1;
+const ENCODED_PCO: u8 = 1;
+const ENCODED_PACKED: u8 = 2;
 
 /// Encodes `points` (time in microseconds, value), oldest first, as one chunk.
 pub(crate) fn encode(points: &[(i64, f64)]) -> Result<Vec<u8>> {
     let count = u32::try_from(points.len())
         .map_err(|_| StoreError::InvalidValue("a chunk holds at most 2^32 - 1 points".into()))?;
-    let config = ChunkConfig::default();
     let times: Vec<i64> = points.iter().map(|point| point.0).collect();
-    let values: Vec<f64> = points.iter().map(|point| point.1).collect();
     let mut data = Vec::with_capacity(32 + points.len());
     data.push(FORMAT);
     data.extend_from_slice(&count.to_le_bytes());
@@ -33,16 +41,45 @@ pub(crate) fn encode(points: &[(i64, f64)]) -> Result<Vec<u8>> {
             data.extend_from_slice(&step.to_le_bytes());
         }
         None => {
-            let compressed = simple_compress(&times, &config).map_err(codec_error)?;
-            let length = u32::try_from(compressed.len())
+            let (encoding, encoded) = encode_numbers(&times, &times)?;
+            let length = u32::try_from(encoded.len())
                 .map_err(|_| StoreError::InvalidValue("a chunk's times exceed 4 GiB".into()))?;
-            data.push(TIMES_PCO);
+            data.push(encoding);
             data.extend_from_slice(&length.to_le_bytes());
-            data.extend_from_slice(&compressed);
+            data.extend_from_slice(&encoded);
         }
     }
-    data.extend_from_slice(&simple_compress(&values, &config).map_err(codec_error)?);
+    let values: Vec<f64> = points.iter().map(|point| point.1).collect();
+    let whole: Option<Vec<i64>> = values.iter().map(|&value| whole_number(value)).collect();
+    let (encoding, encoded) = match whole {
+        Some(whole) => encode_numbers(&whole, &values)?,
+        None => (ENCODED_PCO, pco_compress(&values)?),
+    };
+    data.push(encoding);
+    data.extend_from_slice(&encoded);
     Ok(data)
+}
+
+/// `numbers` packed when their deltas allow, else `as_stored` (the same numbers, as the chunk
+/// holds them) compressed with pco; with the byte that says which.
+fn encode_numbers<T: pco::data_types::Number>(
+    numbers: &[i64],
+    as_stored: &[T],
+) -> Result<(u8, Vec<u8>)> {
+    Ok(match packed::encode(numbers) {
+        Some(packed) => (ENCODED_PACKED, packed),
+        None => (ENCODED_PCO, pco_compress(as_stored)?),
+    })
+}
+
+fn pco_compress<T: pco::data_types::Number>(numbers: &[T]) -> Result<Vec<u8>> {
+    simple_compress(numbers, &ChunkConfig::default()).map_err(codec_error)
+}
+
+/// `value` as the integer it is exactly, bit for bit (so not -0.0, a NaN or an infinity).
+fn whole_number(value: f64) -> Option<i64> {
+    let whole = value as i64;
+    ((whole as f64).to_bits() == value.to_bits()).then_some(whole)
 }
 
 /// Buffers one read reuses across the chunks it decodes.
@@ -64,21 +101,35 @@ pub(crate) fn decode_into(
     scratch: &mut Scratch,
 ) -> Result<()> {
     let mut reader = Reader { data };
-    if reader.byte()? != FORMAT {
+    let format = reader.byte()?;
+    if format != FORMAT && format != FORMAT_PCO_VALUES {
         return Err(corrupt("unknown format version"));
     }
     let count = reader.u32()? as usize;
-    let times = reader.byte()?;
-    let stepped = match times {
+    let stepped = match reader.byte()? {
         TIMES_STEPPED => Some((reader.i64()?, reader.i64()?)),
-        TIMES_PCO => {
+        ENCODED_PACKED if format == FORMAT_PCO_VALUES => {
+            return Err(corrupt("packed times in a format 1 chunk"));
+        }
+        encoding @ (ENCODED_PCO | ENCODED_PACKED) => {
             let length = reader.u32()? as usize;
-            decompress(reader.take(length)?, count, &mut scratch.times)?;
+            let times = reader.take(length)?;
+            decode_numbers(encoding, times, count, &mut scratch.times, |time| time)?;
             None
         }
         _ => return Err(corrupt("unknown time encoding")),
     };
-    decompress(reader.data, count, &mut scratch.values)?;
+    let values_encoding = match format {
+        FORMAT_PCO_VALUES => ENCODED_PCO,
+        _ => reader.byte()?,
+    };
+    decode_numbers(
+        values_encoding,
+        reader.data,
+        count,
+        &mut scratch.values,
+        |whole| whole as f64,
+    )?;
     let values = &scratch.values[..count];
     match stepped {
         Some((_, step)) if step <= 0 && count > 1 => {
@@ -136,19 +187,29 @@ fn first_index(count: usize, before: impl Fn(usize) -> bool) -> usize {
     low
 }
 
-/// Decompresses a pco file of exactly `count` numbers into the first `count` of `into` (grown
-/// to hold them; a scratch buffer reused across chunks, so mostly neither grown nor cleared).
-fn decompress<T: pco::data_types::Number + Default>(
+/// Decodes exactly `count` numbers encoded as `encoding` says into the first `count` of
+/// `into` (grown to hold them; a scratch buffer reused across chunks, so mostly neither grown
+/// nor cleared); `from_whole` makes a packed whole number the type stored.
+fn decode_numbers<T: pco::data_types::Number + Default>(
+    encoding: u8,
     data: &[u8],
     count: usize,
     into: &mut Vec<T>,
+    from_whole: impl Fn(i64) -> T,
 ) -> Result<()> {
     if into.len() < count {
         into.resize(count, T::default());
     }
-    let progress = simple_decompress_into(data, &mut into[..count]).map_err(codec_error)?;
-    if progress.n_processed != count || !progress.finished {
-        return Err(corrupt("point count differs from its header"));
+    let into = &mut into[..count];
+    match encoding {
+        ENCODED_PCO => {
+            let progress = simple_decompress_into(data, into).map_err(codec_error)?;
+            if progress.n_processed != count || !progress.finished {
+                return Err(corrupt("point count differs from its header"));
+            }
+        }
+        ENCODED_PACKED => packed::decode(data, into, from_whole).map_err(corrupt)?,
+        _ => return Err(corrupt("unknown value encoding")),
     }
     Ok(())
 }
@@ -300,7 +361,96 @@ mod tests {
         // Descending times are stored as they are, not as a negative step.
         let descending = [(30, 1.0), (20, 2.0), (10, 3.0)];
         let data = encode(&descending).expect("encode");
-        assert_eq!(data[5], TIMES_PCO);
+        assert_eq!(data[5], ENCODED_PACKED);
         assert_eq!(bits(&round_trip(&descending)), bits(&descending));
+    }
+
+    /// The encoding byte of a chunk's values (format 2), after its times.
+    fn values_encoding(data: &[u8]) -> u8 {
+        match data[5] {
+            TIMES_STEPPED => data[22],
+            _ => {
+                let length = u32::from_le_bytes(data[6..10].try_into().expect("4 bytes"));
+                data[10 + length as usize]
+            }
+        }
+    }
+
+    #[test]
+    fn whole_numbers_and_jittered_times_are_packed_and_the_rest_compressed() {
+        let start = 1_765_000_000_000_000;
+        let counter: Vec<(i64, f64)> = (0..240)
+            .map(|i| (start + i * 15_000_000, (5_000 + i * 3 + i % 7) as f64))
+            .collect();
+        let data = encode(&counter).expect("encode");
+        assert_eq!(
+            (data[5], values_encoding(&data)),
+            (TIMES_STEPPED, ENCODED_PACKED)
+        );
+        assert_eq!(bits(&round_trip(&counter)), bits(&counter));
+        // Large, negative and wide-spread whole numbers; scrape times with a jitter.
+        let spread: Vec<(i64, f64)> = (0..100)
+            .map(|i| {
+                let value = match i % 4 {
+                    0 => -9_007_199_254_740_992.0,
+                    1 => 9_007_199_254_740_992.0,
+                    2 => -1.0,
+                    _ => (i * 1_000_003) as f64,
+                };
+                (start + i * 15_000_000 + (i * 7919) % 2_000, value)
+            })
+            .collect();
+        let data = encode(&spread).expect("encode");
+        assert_eq!(data[5], ENCODED_PACKED, "jittered times are packed");
+        assert_eq!(values_encoding(&data), ENCODED_PACKED);
+        assert_eq!(bits(&round_trip(&spread)), bits(&spread));
+        // One value that is not a whole number (or is -0.0, a NaN, an infinity, or beyond the
+        // integers) sends the chunk's values to pco, every bit kept.
+        let stale = f64::from_bits(0x7ff0_0000_0000_0002);
+        for odd in [0.5, -0.0, stale, f64::NAN, f64::INFINITY, 1e300] {
+            let mut points = counter.clone();
+            points[100].1 = odd;
+            let data = encode(&points).expect("encode");
+            assert_eq!(values_encoding(&data), ENCODED_PCO, "{odd}");
+            assert_eq!(bits(&round_trip(&points)), bits(&points));
+        }
+        // Whole numbers too far apart to pack (deltas over 56 bits) go to pco as well.
+        let apart = [(1, 1e18), (2, -1e18), (3, 0.0)];
+        let data = encode(&apart).expect("encode");
+        assert_eq!(values_encoding(&data), ENCODED_PCO);
+        assert_eq!(bits(&round_trip(&apart)), bits(&apart));
+    }
+
+    #[test]
+    fn chunks_written_in_format_1_are_read() {
+        // Format 1: no values' encoding byte, values always a pco file.
+        let values = [1.5, 2.0, f64::from_bits(0x7ff0_0000_0000_0002)];
+        let mut stepped = vec![FORMAT_PCO_VALUES];
+        stepped.extend_from_slice(&3u32.to_le_bytes());
+        stepped.push(TIMES_STEPPED);
+        stepped.extend_from_slice(&100i64.to_le_bytes());
+        stepped.extend_from_slice(&10i64.to_le_bytes());
+        stepped.extend_from_slice(&pco_compress(&values).expect("pco"));
+        let read = decode(&stepped, 0..=1_000).expect("decode");
+        assert_eq!(
+            bits(&read),
+            bits(&[(100, values[0]), (110, values[1]), (120, values[2])])
+        );
+        let times = pco_compress(&[5i64, 7, 6]).expect("pco");
+        let mut uneven = vec![FORMAT_PCO_VALUES];
+        uneven.extend_from_slice(&3u32.to_le_bytes());
+        uneven.push(ENCODED_PCO);
+        uneven.extend_from_slice(&(times.len() as u32).to_le_bytes());
+        uneven.extend_from_slice(&times);
+        uneven.extend_from_slice(&pco_compress(&values).expect("pco"));
+        let read = decode(&uneven, 0..=1_000).expect("decode");
+        assert_eq!(
+            bits(&read),
+            bits(&[(5, values[0]), (7, values[1]), (6, values[2])])
+        );
+        // A format 1 chunk cannot hold packed numbers.
+        let mut packed_times = uneven.clone();
+        packed_times[5] = ENCODED_PACKED;
+        assert!(decode(&packed_times, 0..=1_000).is_err());
     }
 }
