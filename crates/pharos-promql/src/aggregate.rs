@@ -20,11 +20,147 @@ struct Group {
     heap: Vec<(usize, f64)>,
 }
 
+impl Group {
+    /// A group's state after its first member at a step, series `index` with `v`.
+    fn first(op: AggregateOp, index: usize, v: f64) -> Self {
+        Self {
+            value: match op {
+                AggregateOp::Stddev | AggregateOp::Stdvar => 0.0,
+                AggregateOp::Group => 1.0,
+                _ => v,
+            },
+            mean: v,
+            count: 1.0,
+            heap: match op {
+                AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Quantile => {
+                    vec![(index, v)]
+                }
+                _ => Vec::new(),
+            },
+        }
+    }
+
+    /// Takes in one more member at the same step (`k`: the size of `topk`/`bottomk`).
+    fn add(&mut self, op: AggregateOp, index: usize, v: f64, k: usize) {
+        match op {
+            AggregateOp::Sum => self.value += v,
+            AggregateOp::Avg => {
+                self.count += 1.0;
+                if self.mean.is_infinite() {
+                    if v.is_infinite() && (self.mean > 0.0) == (v > 0.0) {
+                        return;
+                    }
+                    if !v.is_infinite() && !v.is_nan() {
+                        return;
+                    }
+                }
+                self.mean += v / self.count - self.mean / self.count;
+            }
+            AggregateOp::Group => {}
+            AggregateOp::Max => {
+                if self.value < v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            AggregateOp::Min => {
+                if self.value > v || self.value.is_nan() {
+                    self.value = v;
+                }
+            }
+            AggregateOp::Count | AggregateOp::CountValues => self.count += 1.0,
+            AggregateOp::Stddev | AggregateOp::Stdvar => {
+                self.count += 1.0;
+                let delta = v - self.mean;
+                self.mean += delta / self.count;
+                self.value += delta * (v - self.mean);
+            }
+            AggregateOp::Topk => {
+                let top = self.heap.first().map_or(f64::NAN, |e| e.1);
+                if self.heap.len() < k || top < v || top.is_nan() {
+                    if self.heap.len() == k {
+                        go_heap::pop(&mut self.heap, topk_less);
+                    }
+                    go_heap::push(&mut self.heap, (index, v), topk_less);
+                }
+            }
+            AggregateOp::Bottomk => {
+                let top = self.heap.first().map_or(f64::NAN, |e| e.1);
+                if self.heap.len() < k || top > v || top.is_nan() {
+                    if self.heap.len() == k {
+                        go_heap::pop(&mut self.heap, bottomk_less);
+                    }
+                    go_heap::push(&mut self.heap, (index, v), bottomk_less);
+                }
+            }
+            AggregateOp::Quantile => self.heap.push((index, v)),
+        }
+    }
+
+    /// The group's value at its step, for every operator but `topk` and `bottomk` (whose
+    /// members are the answer); `param` is `quantile`'s.
+    fn value(&self, op: AggregateOp, param: f64) -> f64 {
+        match op {
+            AggregateOp::Avg => self.mean,
+            AggregateOp::Count | AggregateOp::CountValues => self.count,
+            AggregateOp::Stdvar => self.value / self.count,
+            AggregateOp::Stddev => (self.value / self.count).sqrt(),
+            AggregateOp::Quantile => {
+                let mut values: Vec<f64> = self.heap.iter().map(|e| e.1).collect();
+                quantile(param, &mut values)
+            }
+            AggregateOp::Sum
+            | AggregateOp::Min
+            | AggregateOp::Max
+            | AggregateOp::Group
+            | AggregateOp::Topk
+            | AggregateOp::Bottomk => self.value,
+        }
+    }
+}
+
+/// Whether `op` folds each group's members one at a time, in series order, into a value per
+/// step: such groups can be filled series by series, as the members come at each step in the
+/// same order either way.
+fn folds_in_series_order(op: AggregateOp) -> bool {
+    matches!(
+        op,
+        AggregateOp::Sum
+            | AggregateOp::Avg
+            | AggregateOp::Min
+            | AggregateOp::Max
+            | AggregateOp::Count
+            | AggregateOp::Group
+            | AggregateOp::Stddev
+            | AggregateOp::Stdvar
+    )
+}
+
 pub(crate) fn evaluate(
     aggregate: &Aggregate,
     input: Vec<StepSeries>,
     param: Option<Evaluated>,
     steps: usize,
+) -> Result<Vec<StepSeries>> {
+    evaluate_with(aggregate, input, param, steps, Walk::SeriesWhereCheaper)
+}
+
+/// How an aggregation walks its input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Walk {
+    /// Series by series into a state per group and step, where the operator allows and there
+    /// are no more states than input points; else step by step.
+    SeriesWhereCheaper,
+    /// Step by step, over lists of each step's points (every operator can).
+    #[cfg(test)]
+    StepByStep,
+}
+
+fn evaluate_with(
+    aggregate: &Aggregate,
+    input: Vec<StepSeries>,
+    param: Option<Evaluated>,
+    steps: usize,
+    walk: Walk,
 ) -> Result<Vec<StepSeries>> {
     let op = aggregate.op;
     let scalar_param: Option<Vec<f64>> = match &param {
@@ -65,6 +201,33 @@ pub(crate) fn evaluate(
         }
         _ => Vec::new(),
     };
+
+    // A state per group and step, filled series by series, when there are no more of them than
+    // input points (so never more memory than lists of the points per step would take).
+    let points: usize = input.iter().map(|one| one.points.len()).sum();
+    if walk == Walk::SeriesWhereCheaper
+        && folds_in_series_order(op)
+        && group_labels.len().saturating_mul(steps) <= points
+    {
+        let mut states: Vec<Option<Group>> = vec![None; group_labels.len() * steps];
+        for (index, one) in input.iter().enumerate() {
+            let states = &mut states[series_group[index] * steps..][..steps];
+            for point in &one.points {
+                match &mut states[point.step] {
+                    Some(state) => state.add(op, index, point.v, 0),
+                    empty => *empty = Some(Group::first(op, index, point.v)),
+                }
+            }
+        }
+        for (group, states) in states.chunks(steps.max(1)).enumerate() {
+            for (step, state) in states.iter().enumerate() {
+                if let Some(state) = state {
+                    output.push(group_out[group], step, state.value(op, f64::NAN))?;
+                }
+            }
+        }
+        return Ok(output.finish());
+    }
 
     let mut groups: Vec<Option<Group>> = vec![None; group_labels.len()];
     let mut order: Vec<usize> = Vec::new();
@@ -119,102 +282,25 @@ pub(crate) fn evaluate(
         }
         for &(index, v) in &samples {
             let group = series_group[index];
-            let Some(state) = &mut groups[group] else {
-                order.push(group);
-                groups[group] = Some(Group {
-                    value: match op {
-                        AggregateOp::Stddev | AggregateOp::Stdvar => 0.0,
-                        AggregateOp::Group => 1.0,
-                        _ => v,
-                    },
-                    mean: v,
-                    count: 1.0,
-                    heap: match op {
-                        AggregateOp::Topk | AggregateOp::Bottomk | AggregateOp::Quantile => {
-                            vec![(index, v)]
-                        }
-                        _ => Vec::new(),
-                    },
-                });
-                continue;
-            };
-            match op {
-                AggregateOp::Sum => state.value += v,
-                AggregateOp::Avg => {
-                    state.count += 1.0;
-                    if state.mean.is_infinite() {
-                        if v.is_infinite() && (state.mean > 0.0) == (v > 0.0) {
-                            continue;
-                        }
-                        if !v.is_infinite() && !v.is_nan() {
-                            continue;
-                        }
-                    }
-                    state.mean += v / state.count - state.mean / state.count;
+            match &mut groups[group] {
+                Some(state) => state.add(op, index, v, k),
+                empty => {
+                    order.push(group);
+                    *empty = Some(Group::first(op, index, v));
                 }
-                AggregateOp::Group => {}
-                AggregateOp::Max => {
-                    if state.value < v || state.value.is_nan() {
-                        state.value = v;
-                    }
-                }
-                AggregateOp::Min => {
-                    if state.value > v || state.value.is_nan() {
-                        state.value = v;
-                    }
-                }
-                AggregateOp::Count | AggregateOp::CountValues => state.count += 1.0,
-                AggregateOp::Stddev | AggregateOp::Stdvar => {
-                    state.count += 1.0;
-                    let delta = v - state.mean;
-                    state.mean += delta / state.count;
-                    state.value += delta * (v - state.mean);
-                }
-                AggregateOp::Topk => {
-                    let top = state.heap.first().map_or(f64::NAN, |e| e.1);
-                    if state.heap.len() < k || top < v || top.is_nan() {
-                        if state.heap.len() == k {
-                            go_heap::pop(&mut state.heap, topk_less);
-                        }
-                        go_heap::push(&mut state.heap, (index, v), topk_less);
-                    }
-                }
-                AggregateOp::Bottomk => {
-                    let top = state.heap.first().map_or(f64::NAN, |e| e.1);
-                    if state.heap.len() < k || top > v || top.is_nan() {
-                        if state.heap.len() == k {
-                            go_heap::pop(&mut state.heap, bottomk_less);
-                        }
-                        go_heap::push(&mut state.heap, (index, v), bottomk_less);
-                    }
-                }
-                AggregateOp::Quantile => state.heap.push((index, v)),
             }
         }
         for &group in &order {
-            let Some(state) = &mut groups[group] else {
+            let Some(state) = &groups[group] else {
                 continue;
             };
-            let value = match op {
-                AggregateOp::Avg => state.mean,
-                AggregateOp::Count | AggregateOp::CountValues => state.count,
-                AggregateOp::Stdvar => state.value / state.count,
-                AggregateOp::Stddev => (state.value / state.count).sqrt(),
-                AggregateOp::Quantile => {
-                    let mut values: Vec<f64> = state.heap.iter().map(|e| e.1).collect();
-                    quantile(param, &mut values)
+            if let AggregateOp::Topk | AggregateOp::Bottomk = op {
+                for &(index, v) in &state.heap {
+                    output.push(series_out[index], step, v)?;
                 }
-                AggregateOp::Topk | AggregateOp::Bottomk => {
-                    for &(index, v) in &state.heap {
-                        output.push(series_out[index], step, v)?;
-                    }
-                    continue;
-                }
-                AggregateOp::Sum | AggregateOp::Min | AggregateOp::Max | AggregateOp::Group => {
-                    state.value
-                }
-            };
-            output.push(group_out[group], step, value)?;
+                continue;
+            }
+            output.push(group_out[group], step, state.value(op, param))?;
         }
     }
     Ok(output.finish())
@@ -281,6 +367,89 @@ mod go_heap {
             }
             heap.swap(i, j);
             i = j;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::eval::StepPoint;
+    use crate::plan::Node;
+
+    fn aggregate(op: AggregateOp, by: &[&str]) -> Aggregate {
+        Aggregate {
+            op,
+            expr: Node::Number(0.0),
+            param: None,
+            grouping: Grouping {
+                without: false,
+                labels: by.iter().map(|label| (*label).to_owned()).collect(),
+            },
+        }
+    }
+
+    fn bits(series: &[StepSeries]) -> Vec<(Labels, Vec<(usize, u64)>)> {
+        series
+            .iter()
+            .map(|one| {
+                let points = one.points.iter().map(|p| (p.step, p.v.to_bits())).collect();
+                (one.labels.clone(), points)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn folding_series_by_series_answers_as_step_by_step_to_the_bit() {
+        let steps = 50;
+        // Twelve series in three jobs, with gaps, NaN, infinities and values far apart, so
+        // that the order of additions shows in the last bits.
+        let input: Vec<StepSeries> = (0..12)
+            .map(|series: usize| StepSeries {
+                labels: Labels::from_pairs([
+                    ("job".to_owned(), format!("job-{}", series % 3)),
+                    ("instance".to_owned(), format!("host-{series}")),
+                ]),
+                points: (0..steps)
+                    .filter(|step| !(step + series).is_multiple_of(7))
+                    .map(|step| StepPoint {
+                        step,
+                        v: match (step * 31 + series * 17) % 23 {
+                            0 => f64::NAN,
+                            1 if series == 4 => f64::INFINITY,
+                            2 if series == 5 => f64::NEG_INFINITY,
+                            n => (n as f64 * 0.1 + series as f64).powi(7),
+                        },
+                    })
+                    .collect(),
+            })
+            .collect();
+        for op in [
+            AggregateOp::Sum,
+            AggregateOp::Avg,
+            AggregateOp::Min,
+            AggregateOp::Max,
+            AggregateOp::Count,
+            AggregateOp::Group,
+            AggregateOp::Stddev,
+            AggregateOp::Stdvar,
+        ] {
+            for by in [&["job"][..], &[]] {
+                let aggregate = aggregate(op, by);
+                let by_series = evaluate_with(
+                    &aggregate,
+                    input.clone(),
+                    None,
+                    steps,
+                    Walk::SeriesWhereCheaper,
+                )
+                .expect("series by series");
+                let by_step =
+                    evaluate_with(&aggregate, input.clone(), None, steps, Walk::StepByStep)
+                        .expect("step by step");
+                assert_eq!(bits(&by_series), bits(&by_step), "{op:?} by {by:?}");
+                assert_eq!(by_series.len(), by.len() * 2 + 1, "{op:?} by {by:?}");
+            }
         }
     }
 }
