@@ -9,6 +9,7 @@ use tokio::net::TcpListener;
 
 /// jemalloc instead of the system allocator: the ingest path allocates a few small strings per
 /// item, and glibc's malloc took about 40 % of the CPU under sustained ingest.
+/// Its build-time settings are in `.cargo/config.toml` (`JEMALLOC_SYS_WITH_MALLOC_CONF`).
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 

@@ -73,9 +73,17 @@ pub(super) fn decode<T>(
     if bits.len() != packed_len(into.len() - 1, width) {
         return Err("packed deltas of a length other than their count");
     }
-    let mask = (1u64 << width) - 1;
     let mut number = first;
     into[0] = convert(first);
+    if width == 0 {
+        // Every delta is the least one: a constant, or a counter rising evenly.
+        for out in &mut into[1..] {
+            number = number.wrapping_add(least);
+            *out = convert(number);
+        }
+        return Ok(());
+    }
+    let mask = (1u64 << width) - 1;
     for (index, out) in into[1..].iter_mut().enumerate() {
         let bit = index * width as usize;
         let delta = (load(bits, bit / 8) >> (bit % 8)) & mask;
@@ -140,6 +148,9 @@ mod tests {
         let constant = vec![5; 100];
         assert_eq!(round_trip(&constant), constant);
         assert_eq!(encode(&constant).expect("packs").len(), HEADER);
+        let even: Vec<i64> = (0..100).map(|i| -40 + i * 3).collect();
+        assert_eq!(encode(&even).expect("packs")[16], 0);
+        assert_eq!(round_trip(&even), even);
         assert_eq!(round_trip(&[-3]), vec![-3]);
         let falling_and_wrapping = [i64::MAX, 0, i64::MIN, -1, 40];
         assert!(
