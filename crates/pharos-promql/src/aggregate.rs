@@ -203,7 +203,8 @@ fn evaluate_with(
     };
 
     // A state per group and step, filled series by series, when there are no more of them than
-    // input points (so never more memory than lists of the points per step would take).
+    // input points (so memory stays within a small multiple of what lists of each step's points
+    // would take, however sparse the series).
     let points: usize = input.iter().map(|one| one.points.len()).sum();
     if walk == Walk::SeriesWhereCheaper
         && folds_in_series_order(op)
