@@ -2,14 +2,15 @@
 //! ([`Engine::prepare`], [`PreparedQuery::load`], [`LoadedQuery::evaluate`]) to run the load
 //! under a timeout and the evaluation on a blocking thread, as the query service does.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::eval::Evaluator;
+use crate::eval::{Evaluator, Grid, StepSeries};
 use crate::plan::{self, Plan};
 use crate::source::{HourlySeries, Selection, SeriesSource};
+use crate::stream::{RangeCallBatches, SampleBudget};
 use crate::types::{Series, Value};
 
 /// The engine's limits and defaults, those of Prometheus unless said otherwise.
@@ -215,16 +216,67 @@ impl PreparedQuery {
     }
 
     /// Loads the series of every selector from `source`, all selections at once: hourly
-    /// rollups for the selectors planned for them when the source keeps them, points otherwise.
+    /// rollups for the selectors planned for them when the source keeps them, points otherwise;
+    /// a range function whose selector is streamed (`rate(x[5m])` on the query's own grid) is
+    /// evaluated over each batch of series as the source reads it.
     pub async fn load(self, source: &dyn SeriesSource) -> Result<LoadedQuery> {
+        self.load_until(source, &Abort::new()).await
+    }
+
+    /// [`PreparedQuery::load`], stopping the functions evaluated while loading once `abort` is
+    /// set.
+    pub async fn load_until(self, source: &dyn SeriesSource, abort: &Abort) -> Result<LoadedQuery> {
         let selectors = self.plan.selectors();
-        let loads = selectors.iter().map(|selector| async move {
-            if let Some(hourly) = &selector.hourly
-                && let Some(series) = source.select_hourly(hourly).await?
-            {
-                return Ok::<_, Error>(Loaded::Hourly(series));
+        let budget = Arc::new(SampleBudget::new(self.settings.max_samples));
+        let grid = Grid {
+            start: self.range.start,
+            end: self.range.end,
+            step: self.range.step,
+        };
+        let loads = selectors.iter().map(|selector| {
+            let budget = budget.clone();
+            async move {
+                if let Some(hourly) = &selector.hourly
+                    && let Some(series) = source.select_hourly(hourly).await?
+                {
+                    let figures = QueryStats {
+                        series_loaded: series.len(),
+                        samples_loaded: series.iter().map(|s| s.instant_points.len()).sum(),
+                        hourly_buckets_loaded: series.iter().map(|s| s.buckets.len()).sum(),
+                        ..QueryStats::default()
+                    };
+                    budget.spend(figures.samples_loaded + figures.hourly_buckets_loaded)?;
+                    return Ok::<_, Error>((Loaded::Hourly(series), figures));
+                }
+                if let Some(call) = &selector.streamed {
+                    let batches = Arc::new(RangeCallBatches::new(
+                        call,
+                        selector.clone(),
+                        grid,
+                        abort.clone(),
+                        budget,
+                    ));
+                    source
+                        .select_into(&selector.selection, batches.clone())
+                        .await?;
+                    let streamed = batches.finish()?;
+                    let figures = QueryStats {
+                        series_loaded: streamed.series_loaded,
+                        samples_loaded: streamed.samples_loaded,
+                        ..QueryStats::default()
+                    };
+                    let answers = Mutex::new(Some(streamed.series));
+                    return Ok((Loaded::RangeEvaluated(answers), figures));
+                }
+                let series = source.select(&selector.selection).await?;
+                let figures = QueryStats {
+                    series_loaded: series.len(),
+                    samples_loaded: series.iter().map(|s| s.points.len()).sum(),
+                    ..QueryStats::default()
+                };
+                budget.spend(figures.samples_loaded)?;
+                Ok((Loaded::Points(series), figures))
             }
-            Ok(Loaded::Points(source.select(&selector.selection).await?))
         });
         let results = futures::future::join_all(loads).await;
         let mut stats = QueryStats {
@@ -233,23 +285,10 @@ impl PreparedQuery {
         };
         let mut data: Vec<Loaded> = Vec::with_capacity(results.len());
         for result in results {
-            let loaded = result?;
-            match &loaded {
-                Loaded::Points(series) => {
-                    stats.series_loaded += series.len();
-                    stats.samples_loaded += series.iter().map(|s| s.points.len()).sum::<usize>();
-                }
-                Loaded::Hourly(series) => {
-                    stats.series_loaded += series.len();
-                    stats.hourly_buckets_loaded +=
-                        series.iter().map(|s| s.buckets.len()).sum::<usize>();
-                    stats.samples_loaded +=
-                        series.iter().map(|s| s.instant_points.len()).sum::<usize>();
-                }
-            }
-            if stats.samples_loaded + stats.hourly_buckets_loaded > self.settings.max_samples {
-                return Err(too_many_samples());
-            }
+            let (loaded, figures) = result?;
+            stats.series_loaded += figures.series_loaded;
+            stats.samples_loaded += figures.samples_loaded;
+            stats.hourly_buckets_loaded += figures.hourly_buckets_loaded;
             data.push(loaded);
         }
         Ok(LoadedQuery {
@@ -265,6 +304,9 @@ impl PreparedQuery {
 pub(crate) enum Loaded {
     Points(Vec<Series>),
     Hourly(Vec<HourlySeries>),
+    /// A streamed range function's answers (sorted by the series' labels), which the
+    /// evaluator takes when it reaches the function's call.
+    RangeEvaluated(Mutex<Option<Vec<StepSeries>>>),
 }
 
 /// A query with its data in memory, ready to evaluate.

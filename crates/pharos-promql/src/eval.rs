@@ -10,7 +10,9 @@ use crate::aggregate;
 use crate::binary;
 use crate::engine::{Abort, EngineSettings, Loaded, Range, too_many_samples};
 use crate::error::{Error, Result};
-use crate::functions::{Bucket, CounterResets, Window, advance, bucket_quantile, round};
+use crate::functions::{
+    Bucket, CounterResets, RangeFunction, Window, advance, bucket_quantile, round,
+};
 use crate::plan::{Function, Node, Plan, Selector, SelectorId, Subquery, ValueType, value_type};
 use crate::types::{Labels, METRIC_NAME, Point, Sample, Series, Value, is_stale_nan};
 
@@ -174,6 +176,8 @@ impl<'a> Evaluator<'a> {
             match loaded {
                 Loaded::Points(series) => series.sort_by(|a, b| a.labels.cmp(&b.labels)),
                 Loaded::Hourly(series) => series.sort_by(|a, b| a.labels.cmp(&b.labels)),
+                // Sorted as the batches were gathered.
+                Loaded::RangeEvaluated(_) => {}
             }
         }
         Self {
@@ -284,7 +288,7 @@ impl<'a> Evaluator<'a> {
     fn selector(&self, id: SelectorId) -> (&Selector, &[Series]) {
         let points: &[Series] = match &self.data[id.0] {
             Loaded::Points(series) => series,
-            Loaded::Hourly(_) => &[],
+            Loaded::Hourly(_) | Loaded::RangeEvaluated(_) => &[],
         };
         (&self.plan.selectors()[id.0], points)
     }
@@ -445,11 +449,7 @@ impl<'a> Evaluator<'a> {
     /// The window `(from, to)` (both included) a range vector covers when evaluated at `t`.
     fn matrix_window(&self, node: &Node, t: i64) -> (i64, i64) {
         match node {
-            Node::MatrixSelector(id) => {
-                let (selector, _) = self.selector(*id);
-                let end = selector.reference_time(t);
-                (end - selector.range.unwrap_or(0), end)
-            }
+            Node::MatrixSelector(id) => self.plan.selectors()[id.0].window_at(t),
             Node::Subquery(subquery) => {
                 let end = subquery.reference_time(t);
                 (end - subquery.range, end)
@@ -548,12 +548,11 @@ impl<'a> Evaluator<'a> {
 
     fn range_call(
         &self,
-        function: crate::functions::RangeFunction,
+        function: RangeFunction,
         range: &Node,
         params: &[Vec<f64>],
         grid: Grid,
     ) -> Result<Evaluated> {
-        use crate::functions::RangeFunction;
         if let Node::MatrixSelector(id) = range
             && let Loaded::Hourly(hourly) = &self.data[id.0]
         {
@@ -562,51 +561,32 @@ impl<'a> Evaluator<'a> {
                 function, selector, hourly, grid,
             )?));
         }
+        if let Node::MatrixSelector(id) = range
+            && let Loaded::RangeEvaluated(evaluated) = &self.data[id.0]
+        {
+            // Evaluated batch by batch as the source read the series (see `stream`); the
+            // planner streams only a call evaluated once, on the query's own grid.
+            let evaluated = evaluated
+                .lock()
+                .map_err(|_| Error::Execution("a streamed range function was poisoned".into()))?
+                .take()
+                .ok_or_else(|| {
+                    Error::Execution("a streamed range function was evaluated twice".into())
+                })?;
+            return Ok(Evaluated::Vector(merge_same_labels(evaluated)?));
+        }
         let series = self.range_vector(range, grid)?;
         let keep_name = function == RangeFunction::LastOverTime;
         let points: usize = series.iter().map(|one| one.points.len()).sum();
         let out = in_parallel(&series, points, self.settings.evaluation_threads, |one| {
             self.check_abort()?;
-            let mut points = Vec::with_capacity(grid.len());
-            let mut step_params: Vec<f64> = Vec::with_capacity(params.len());
-            let resets = function
-                .corrects_counter_resets()
-                .then(|| CounterResets::of(&one.points));
-            // Windows move forward with the steps: cursors find each one's points and counter
-            // resets (back to the start should a window ever move back).
-            let (mut first, mut last, mut previous) = (0, 0, (i64::MIN, i64::MIN));
-            let mut resets_cursor = (0, 0);
-            for step in 0..grid.len() {
-                let t = grid.time(step);
-                let (from, to) = self.matrix_window(range, t);
-                if from < previous.0 || to < previous.1 {
-                    (first, last, resets_cursor) = (0, 0, (0, 0));
-                }
-                previous = (from, to);
-                first = advance(&one.points, first, |p| p.t < from);
-                last = advance(&one.points, last.max(first), |p| p.t <= to);
-                let window_points = &one.points[first..last];
-                if window_points.is_empty() {
-                    continue;
-                }
-                step_params.clear();
-                step_params.extend(params.iter().map(|values| values[step]));
-                if function == RangeFunction::HoltWinters {
-                    check_holt_winters(&step_params)?;
-                }
-                let window = Window {
-                    points: window_points,
-                    range_start: from,
-                    range_end: to,
-                    eval_time: t,
-                    values_before_resets: resets
-                        .as_ref()
-                        .map(|resets| resets.within(first, last, &mut resets_cursor)),
-                };
-                if let Some(v) = function.evaluate(&window, &step_params) {
-                    points.push(StepPoint { step, v });
-                }
-            }
+            let points = range_function_of_series(
+                function,
+                &one.points,
+                |t| self.matrix_window(range, t),
+                params,
+                grid,
+            )?;
             Ok((!points.is_empty()).then(|| StepSeries {
                 labels: if keep_name {
                     one.labels.clone().into_owned()
@@ -793,12 +773,11 @@ impl<'a> Evaluator<'a> {
 /// `[T - range, T]` of each step is the hours in `[T - range, T)` plus the point at exactly `T`
 /// (2.42's windows include both ends), combined as the function would combine the points.
 fn hourly_range_call(
-    function: crate::functions::RangeFunction,
+    function: RangeFunction,
     selector: &Selector,
     series: &[crate::source::HourlySeries],
     grid: Grid,
 ) -> Result<Vec<StepSeries>> {
-    use crate::functions::RangeFunction;
     let range = selector.range.unwrap_or(0);
     let mut out = Vec::with_capacity(series.len());
     for one in series {
@@ -1034,6 +1013,58 @@ fn sort_samples(samples: &mut [Sample], descending: bool) {
             if descending { order.reverse() } else { order }
         }
     });
+}
+
+/// `function` of one series' `points` (staleness markers dropped, oldest first) at each step
+/// of `grid` whose window (`window_at(t)`, both ends included) holds any: windows move forward
+/// with the steps, so cursors find each one's points and counter resets (back to the start
+/// should a window ever move back). `params` holds each scalar argument's value per step.
+pub(crate) fn range_function_of_series(
+    function: RangeFunction,
+    points: &[Point],
+    window_at: impl Fn(i64) -> (i64, i64),
+    params: &[Vec<f64>],
+    grid: Grid,
+) -> Result<Vec<StepPoint>> {
+    let mut out = Vec::with_capacity(grid.len());
+    let mut step_params: Vec<f64> = Vec::with_capacity(params.len());
+    let resets = function
+        .corrects_counter_resets()
+        .then(|| CounterResets::of(points));
+    let (mut first, mut last, mut previous) = (0, 0, (i64::MIN, i64::MIN));
+    let mut resets_cursor = (0, 0);
+    for step in 0..grid.len() {
+        let t = grid.time(step);
+        let (from, to) = window_at(t);
+        if from < previous.0 || to < previous.1 {
+            (first, last, resets_cursor) = (0, 0, (0, 0));
+        }
+        previous = (from, to);
+        first = advance(points, first, |p| p.t < from);
+        last = advance(points, last.max(first), |p| p.t <= to);
+        let window_points = &points[first..last];
+        if window_points.is_empty() {
+            continue;
+        }
+        step_params.clear();
+        step_params.extend(params.iter().map(|values| values[step]));
+        if function == RangeFunction::HoltWinters {
+            check_holt_winters(&step_params)?;
+        }
+        let window = Window {
+            points: window_points,
+            range_start: from,
+            range_end: to,
+            eval_time: t,
+            values_before_resets: resets
+                .as_ref()
+                .map(|resets| resets.within(first, last, &mut resets_cursor)),
+        };
+        if let Some(v) = function.evaluate(&window, &step_params) {
+            out.push(StepPoint { step, v });
+        }
+    }
+    Ok(out)
 }
 
 /// Points a thread of [`in_parallel`] takes at the least: below it, starting a thread costs

@@ -22,6 +22,7 @@ mod eval;
 mod functions;
 mod plan;
 mod source;
+mod stream;
 mod types;
 
 pub use duration::{format_duration, parse_duration};
@@ -32,7 +33,7 @@ pub use error::{Error, ErrorClass, Position, Result};
 pub use plan::{is_valid_label_name, parse_selector};
 pub use source::{
     AnchoredRegex, HourBucket, HourlySelection, HourlySeries, MatchOp, Matcher, MemorySource,
-    Selection, SeriesSource, SourceError, select_in_memory,
+    Selection, SeriesBatches, SeriesSource, SourceError, select_in_memory,
 };
 pub use types::{
     Label, Labels, METRIC_NAME, Point, STALE_NAN_BITS, Sample, Series, Value, format_float,

@@ -34,12 +34,31 @@ pub(crate) struct Selector {
     /// Set when the selector feeds a `*_over_time` over whole hours at whole-hour steps, which
     /// hourly rollups answer exactly: the hours and instants to ask for.
     pub hourly: Option<HourlySelection>,
+    /// Set when the selector's only use is as the range of a function with constant arguments
+    /// evaluated on the query's own grid (`rate(x[5m])`, not inside a subquery): the function
+    /// can then be evaluated over each batch of series as the source reads it.
+    pub streamed: Option<StreamedCall>,
+}
+
+/// A range function evaluated batch by batch over its selector's series.
+#[derive(Debug, Clone)]
+pub(crate) struct StreamedCall {
+    pub function: RangeFunction,
+    /// The constant scalar arguments, in call order.
+    pub params: Vec<f64>,
 }
 
 impl Selector {
     /// The time the selector reads at when the query evaluates at `t`.
     pub fn reference_time(&self, t: i64) -> i64 {
         self.at.unwrap_or(t) - self.offset
+    }
+
+    /// The window `(from, to)` (both included) a range-vector selector covers when the query
+    /// evaluates at `t`.
+    pub fn window_at(&self, t: i64) -> (i64, i64) {
+        let end = self.reference_time(t);
+        (end - self.range.unwrap_or(0), end)
     }
 }
 
@@ -453,6 +472,7 @@ impl Planner<'_> {
             at,
             range,
             hourly: None,
+            streamed: None,
         });
         Ok(SelectorId(self.selectors.len() - 1))
     }
@@ -613,6 +633,7 @@ impl Planner<'_> {
             let range = params.remove(matrix_index);
             if let Node::MatrixSelector(id) = range {
                 self.plan_hourly(function, id);
+                self.plan_streamed(function, id, &params);
             }
             if value_type(&range) != ValueType::Matrix {
                 return Err(self.parse_error_at(
@@ -673,6 +694,27 @@ impl Planner<'_> {
     /// from them: a sum, count, min, max or avg `_over_time` over whole hours, evaluated at
     /// whole hours (the query's start, its step, the offset and any `@` all multiples of an
     /// hour), and not inside a subquery.
+    /// Marks selector `id`, the range of `function`, to be evaluated batch by batch as its
+    /// series are read, when that gives the same answer: arguments that are numbers, the
+    /// query's own grid (outside any subquery), and points rather than hourly rollups.
+    fn plan_streamed(&mut self, function: RangeFunction, id: SelectorId, params: &[Node]) {
+        let constants: Option<Vec<f64>> = params
+            .iter()
+            .map(|param| match param {
+                Node::Number(v) => Some(*v),
+                _ => None,
+            })
+            .collect();
+        if self.subquery_depth > 0 {
+            return;
+        }
+        if let (Some(params), Some(selector)) = (constants, self.selectors.get_mut(id.0))
+            && selector.hourly.is_none()
+        {
+            selector.streamed = Some(StreamedCall { function, params });
+        }
+    }
+
     fn plan_hourly(&mut self, function: RangeFunction, id: SelectorId) {
         const HOUR: i64 = 3_600_000;
         let summarizable = matches!(

@@ -4,6 +4,7 @@
 //! ([`MemorySource`]).
 
 use std::fmt;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use regex::Regex;
@@ -199,6 +200,17 @@ pub struct HourlySelection {
     pub instants: Vec<i64>,
 }
 
+/// What the engine does with each batch of a selection's series as a source reads them: it
+/// evaluates the function the series feed and keeps only its answer, so that evaluating
+/// overlaps reading and the points are not all held at once. Cheap to call from any thread;
+/// a source may hand it batches from several threads at once.
+pub trait SeriesBatches: Send + Sync {
+    /// Takes one batch: whole series (a series is never split over two batches), as
+    /// [`SeriesSource::select`] would return them, in any order. `false` asks the source to
+    /// stop reading: the engine has given up on the query (and knows why).
+    fn take(&self, batch: Vec<Series>) -> bool;
+}
+
 /// A source of series for the engine.
 #[async_trait]
 pub trait SeriesSource: Send + Sync {
@@ -206,6 +218,18 @@ pub trait SeriesSource: Send + Sync {
     /// `selection.start..=selection.end`, oldest first, staleness markers included. A series
     /// without points in the range may be left out.
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError>;
+
+    /// The series [`SeriesSource::select`] answers, handed to `batches` as they are read. The
+    /// default hands over the whole answer at once; a source that reads in parts hands each
+    /// over as it arrives (and stops reading when `take` says so).
+    async fn select_into(
+        &self,
+        selection: &Selection,
+        batches: Arc<dyn SeriesBatches>,
+    ) -> Result<(), SourceError> {
+        batches.take(self.select(selection).await?);
+        Ok(())
+    }
 
     /// The hourly aggregates of the matching series, for sources that keep rollups; `None`
     /// (the default) makes the engine read the points instead.

@@ -346,10 +346,12 @@ fn range_functions_spread_over_threads_answer_exactly_as_one_thread_does() {
             ..EngineSettings::default()
         })
     };
+    // Range functions the planner does not stream (inside a subquery, or with an argument
+    // that is not a number), so that the evaluator spreads them over its threads.
     for query in [
-        "rate(c_total[5m])",
-        "sum by (job) (increase(c_total[3m]))",
-        "max_over_time(c_total[10m]) - min_over_time(c_total[10m])",
+        "max_over_time(rate(c_total[5m])[20m:1m])",
+        "sum by (job) (predict_linear(c_total[3m], scalar(vector(60))))",
+        "quantile_over_time(scalar(vector(0.3)), c_total[10m])",
     ] {
         let run = |threads| {
             block_on(on_threads(threads).range(&source, query, 0, 250 * MINUTE, MINUTE))
@@ -369,4 +371,136 @@ fn range_functions_spread_over_threads_answer_exactly_as_one_thread_does() {
             assert_eq!(bits(&a.points), bits(&b.points), "{query} {}", a.labels);
         }
     }
+}
+
+/// A source that hands its series to the engine one at a time, last first, as a store reading
+/// in parts may hand them over in any order.
+struct OneByOne(MemorySource);
+
+#[async_trait::async_trait]
+impl crate::SeriesSource for OneByOne {
+    async fn select(
+        &self,
+        selection: &crate::Selection,
+    ) -> Result<Vec<crate::Series>, crate::SourceError> {
+        self.0.select(selection).await
+    }
+
+    async fn select_into(
+        &self,
+        selection: &crate::Selection,
+        batches: std::sync::Arc<dyn crate::SeriesBatches>,
+    ) -> Result<(), crate::SourceError> {
+        for series in self.0.select(selection).await?.into_iter().rev() {
+            if !batches.take(vec![series]) {
+                break;
+            }
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn range_functions_evaluated_as_batches_arrive_answer_as_the_evaluator_does() {
+    // Counters with resets and gaps under two names (so that dropping the name merges them),
+    // and a staleness marker, handed over one series at a time in reverse order.
+    let mut source = MemorySource::new();
+    for i in 0..40_u32 {
+        let mut values: Vec<f64> = (0..400_u32)
+            .map(|j| f64::from((j * (i % 5 + 1)) % (90 + i) + i % 3))
+            .collect();
+        values[200 + i as usize] = stale_nan();
+        let name = if i < 20 { "a_total" } else { "b_total" };
+        let (job, s) = (format!("j{}", i % 3), format!("s{}", i % 20));
+        series(
+            &mut source,
+            &[("__name__", name), ("job", &job), ("s", &s)],
+            15_000,
+            &values,
+        );
+    }
+    let batches = OneByOne(source.clone());
+    let bits = |value: Value| -> Vec<(String, Vec<(i64, u64)>)> {
+        let Value::Matrix(series) = value else {
+            panic!("range queries answer matrices");
+        };
+        series
+            .into_iter()
+            .map(|s| {
+                let points = s.points.iter().map(|p| (p.t, p.v.to_bits())).collect();
+                (s.labels.to_string(), points)
+            })
+            .collect()
+    };
+    let run = |source: &dyn crate::SeriesSource, query: &str| {
+        block_on(Engine::default().range(source, query, 0, 100 * MINUTE, MINUTE))
+            .map(|answer| bits(answer.value))
+    };
+    // Each streamed query (a function of a selector with number arguments) beside the same
+    // function made unstreamable by an argument computed from `vector()`: the same bits, from
+    // the whole answer at once and from one series at a time.
+    for (streamed, evaluated) in [
+        (
+            "quantile_over_time(0.3, {__name__=~\"a_total|b_total\", s=\"s1\"}[10m])",
+            "quantile_over_time(scalar(vector(0.3)), {__name__=~\"a_total|b_total\", s=\"s1\"}[10m])",
+        ),
+        (
+            "sum by (job) (predict_linear(a_total[5m] offset 3m, 600))",
+            "sum by (job) (predict_linear(a_total[5m] offset 3m, scalar(vector(600))))",
+        ),
+        (
+            "holt_winters(b_total[10m], 0.5, 0.1)",
+            "holt_winters(b_total[10m], scalar(vector(0.5)), 0.1)",
+        ),
+    ] {
+        let expected =
+            run(&source, evaluated).unwrap_or_else(|error| panic!("{evaluated}: {error}"));
+        assert!(!expected.is_empty(), "{evaluated} has an answer");
+        for (name, from) in [
+            ("memory", &source as &dyn crate::SeriesSource),
+            ("one by one", &batches),
+        ] {
+            let answer = run(from, streamed).unwrap_or_else(|error| panic!("{streamed}: {error}"));
+            assert_eq!(answer, expected, "{streamed} from {name}");
+        }
+    }
+    // Functions without arguments: the same from one series at a time as from all at once
+    // (the sums add in the series' order whatever order they arrive in).
+    for query in [
+        "sum by (job) (rate(a_total[5m]))",
+        "last_over_time(b_total[2m])",
+    ] {
+        let whole = run(&source, query).unwrap_or_else(|error| panic!("{query}: {error}"));
+        assert!(!whole.is_empty(), "{query} has an answer");
+        assert_eq!(run(&batches, query).ok(), Some(whole), "{query}");
+    }
+    let last = run(&batches, "last_over_time(b_total[2m])").expect("last_over_time");
+    assert!(
+        last.iter()
+            .all(|(labels, _)| labels.starts_with("b_total{")),
+        "{last:?}"
+    );
+    // Two names that become one label set: the same error as the evaluator's.
+    let mut alike = source.clone();
+    // a_total{job="j1", s="s1"} is there already.
+    series(
+        &mut alike,
+        &[("__name__", "c_total"), ("job", "j1"), ("s", "s1")],
+        15_000,
+        &[1.0; 400],
+    );
+    let error = run(
+        &OneByOne(alike),
+        "rate({__name__=~\"a_total|c_total\", s=\"s1\"}[5m])",
+    )
+    .expect_err("a_total and c_total of s1 share a label set once named alike");
+    assert!(error.to_string().contains("same labelset"), "{error}");
+    // The sample limit stops the batches.
+    let limited = Engine::new(EngineSettings {
+        max_samples: 1_000,
+        ..EngineSettings::default()
+    });
+    let error = block_on(limited.range(&batches, "rate(a_total[5m])", 0, 100 * MINUTE, MINUTE))
+        .expect_err("8,000 samples against a limit of 1,000");
+    assert!(error.to_string().contains("too many samples"), "{error}");
 }

@@ -129,7 +129,7 @@ impl QueryService {
                 self.source.for_query()
             };
             let started = tokio::time::Instant::now();
-            let loaded = prepared.load(&source).await?;
+            let loaded = prepared.load_until(&source, &abort).await?;
             let load_time = started.elapsed();
             let evaluation_abort = abort.clone();
             let answer = tokio::task::spawn_blocking(move || loaded.evaluate(&evaluation_abort))

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use futures::{StreamExt as _, TryStreamExt as _};
 use pharos_promql::{
     HourBucket, HourlySelection, HourlySeries, Labels, METRIC_NAME, Matcher, Point, Selection,
-    Series, SeriesSource, SourceError,
+    Series, SeriesBatches, SeriesSource, SourceError,
 };
 use pharos_store::signals::metrics::SeriesPoints;
 use pharos_store::{Store, StoreError};
@@ -177,13 +177,16 @@ impl StoreSource {
     /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks, each
     /// its own task so that decoding chunks of points spreads over the cores (a task is
     /// aborted, and its read canceled, when the query is dropped); only the latest of each
-    /// series when `latest_only`.
+    /// series when `latest_only`. With `batches`, each chunk's series are handed to it in
+    /// their task as soon as they are read (and the reads stop when it says so), and nothing
+    /// is returned.
     async fn points(
         &self,
         series: &[StoredSeries],
         start: i64,
         end: i64,
         latest_only: bool,
+        batches: Option<Arc<dyn SeriesBatches>>,
     ) -> Result<Vec<Series>, SourceError> {
         let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
         let metrics = self.store.metrics();
@@ -191,9 +194,10 @@ impl StoreSource {
             .chunks(SERIES_PER_READ)
             .map(<[StoredSeries]>::to_vec)
             .collect();
-        let read: Vec<Vec<Series>> = futures::stream::iter(chunks)
+        let read: Result<Vec<Vec<Series>>, ReadEnd> = futures::stream::iter(chunks)
             .map(move |chunk| {
                 let metrics = metrics.clone();
+                let batches = batches.clone();
                 let task = tokio::spawn(async move {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
                     let points = if latest_only {
@@ -206,23 +210,35 @@ impl StoreSource {
                     } else {
                         metrics.points_by_series(&ids, from_us, to_us).await?
                     };
-                    Ok::<_, StoreError>(series_of(&chunk, points))
+                    let read = series_of(&chunk, points);
+                    Ok::<_, StoreError>(match &batches {
+                        None => Some(read),
+                        // Handed over; `None` when the engine asks to stop reading.
+                        Some(batches) => batches.take(read).then(Vec::new),
+                    })
                 });
                 let task = tokio_util::task::AbortOnDropHandle::new(task);
                 async move {
                     match task.await {
-                        Ok(read) => read.map_err(source_error),
-                        Err(error) => Err(SourceError::new(
+                        Ok(Ok(Some(read))) => Ok(read),
+                        Ok(Ok(None)) => Err(ReadEnd::Stopped),
+                        Ok(Err(error)) => Err(ReadEnd::Failed(source_error(error))),
+                        Err(error) => Err(ReadEnd::Failed(SourceError::new(
                             format!("a read of points stopped: {error}"),
                             false,
-                        )),
+                        ))),
                     }
                 }
             })
             .buffered(PARALLEL_READS)
             .try_collect()
-            .await?;
-        Ok(read.into_iter().flatten().collect())
+            .await;
+        match read {
+            Ok(read) => Ok(read.into_iter().flatten().collect()),
+            // The engine gave up on the query and knows why; the reads left are dropped.
+            Err(ReadEnd::Stopped) => Ok(Vec::new()),
+            Err(ReadEnd::Failed(error)) => Err(error),
+        }
     }
 }
 
@@ -272,8 +288,32 @@ impl SeriesSource for StoreSource {
             selection.start,
             selection.end,
             selection.latest_only,
+            None,
         )
         .await
+    }
+
+    async fn select_into(
+        &self,
+        selection: &Selection,
+        batches: Arc<dyn SeriesBatches>,
+    ) -> Result<(), SourceError> {
+        if let Some(series) = self.head_answer(selection).await? {
+            return hand_over_in_tasks(series, batches).await;
+        }
+        let series = self
+            .matching_series(&selection.matchers)
+            .await
+            .map_err(source_error)?;
+        self.points(
+            &series,
+            selection.start,
+            selection.end,
+            selection.latest_only,
+            Some(batches),
+        )
+        .await?;
+        Ok(())
     }
 
     async fn select_hourly(
@@ -329,6 +369,40 @@ impl SeriesSource for StoreSource {
         hourly.retain(|s| !s.buckets.is_empty() || !s.instant_points.is_empty());
         Ok(Some(hourly))
     }
+}
+
+/// Hands `series` (the head's answer) to `batches` in parts of [`SERIES_PER_READ`], each in
+/// its own task as a read's would be, so that the work spreads over the cores and stays off the
+/// caller's task; stops handing over when `batches` says so.
+async fn hand_over_in_tasks(
+    series: Vec<Series>,
+    batches: Arc<dyn SeriesBatches>,
+) -> Result<(), SourceError> {
+    let mut parts: Vec<Vec<Series>> = Vec::new();
+    let mut series = series.into_iter().peekable();
+    while series.peek().is_some() {
+        parts.push(series.by_ref().take(SERIES_PER_READ).collect());
+    }
+    let tasks = parts.into_iter().map(|part| {
+        let batches = batches.clone();
+        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(async move { batches.take(part) }))
+    });
+    for handed in futures::future::join_all(tasks).await {
+        if let Err(error) = handed {
+            return Err(SourceError::new(
+                format!("evaluating the head's series stopped: {error}"),
+                false,
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why reading a selection's points ended early.
+enum ReadEnd {
+    /// The batches said to stop.
+    Stopped,
+    Failed(SourceError),
 }
 
 /// The points read of each series of `chunk` (by id; times in µs), as the engine's series.

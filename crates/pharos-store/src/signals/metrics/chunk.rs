@@ -92,9 +92,12 @@ pub(crate) struct Scratch {
 /// Decodes a chunk and appends its points with a time in `from..=to`, oldest first, to `points`,
 /// less those `dropped` accepts (points a read takes from elsewhere). The times of a chunk
 /// ascend, so the points in range are found by binary search and copied without a test each,
-/// unless `dropped` must see every one.
+/// unless `dropped` must see every one. `recorded_count` is the point count the chunk's row
+/// records: a header that says otherwise is corrupt, and is refused before its count sizes
+/// anything.
 pub(crate) fn decode_into(
     data: &[u8],
+    recorded_count: i32,
     (from, to): (i64, i64),
     dropped: Option<&dyn Fn(i64) -> bool>,
     points: &mut Vec<(i64, f64)>,
@@ -105,7 +108,11 @@ pub(crate) fn decode_into(
     if format != FORMAT && format != FORMAT_PCO_VALUES {
         return Err(corrupt("unknown format version"));
     }
-    let count = reader.u32()? as usize;
+    let count = reader.u32()?;
+    if i64::from(count) != i64::from(recorded_count) {
+        return Err(corrupt("its point count differs from its row's"));
+    }
+    let count = count as usize;
     let stepped = match reader.byte()? {
         TIMES_STEPPED => Some((reader.i64()?, reader.i64()?)),
         ENCODED_PACKED if format == FORMAT_PCO_VALUES => {
@@ -271,12 +278,20 @@ mod tests {
         let mut decoded = Vec::new();
         decode_into(
             data,
+            header_count(data),
             (*range.start(), *range.end()),
             None,
             &mut decoded,
             &mut Scratch::default(),
         )?;
         Ok(decoded)
+    }
+
+    /// The count a chunk's header gives, as its row records it.
+    fn header_count(data: &[u8]) -> i32 {
+        data.get(1..5)
+            .map(|bytes| i32::from_le_bytes(bytes.try_into().expect("four bytes")))
+            .unwrap_or(0)
     }
 
     fn round_trip(points: &[(i64, f64)]) -> Vec<(i64, f64)> {
@@ -331,6 +346,24 @@ mod tests {
         let mut wrong = data.clone();
         wrong[0] = 9;
         assert!(decode(&wrong, 0..=100).is_err());
+        // A header whose count is not its row's is refused before the count sizes anything:
+        // a corrupt count of four billion packed constants would otherwise be decoded.
+        let mut huge = encode(&[(0, 7.0), (1, 7.0)]).expect("encode");
+        huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let mut decoded = Vec::new();
+        let refused = decode_into(
+            &huge,
+            2,
+            (0, i64::MAX),
+            None,
+            &mut decoded,
+            &mut Scratch::default(),
+        );
+        assert!(
+            refused.is_err_and(|error| error.to_string().contains("differs from its row")),
+            "a count other than the row's is refused"
+        );
+        assert!(decoded.is_empty());
         let uneven = encode(&[(1, 1.0), (5, 2.0), (6, 3.0)]).expect("encode");
         assert_eq!(
             decode(&uneven, 5..=9).expect("decode"),
@@ -351,6 +384,7 @@ mod tests {
         let mut kept = Vec::new();
         decode_into(
             &data,
+            10,
             (110, 160),
             Some(&|time| time == 120 || time == 150),
             &mut kept,

@@ -850,13 +850,20 @@ fn merge_chunks_and_points(
     }
     let mut scratch = chunk::Scratch::default();
     let held_by_pending = |time: i64| pending.holds(time);
-    for (series_id, start, _, data) in chunks {
+    for (series_id, start, recorded_count, data) in chunks {
         let (from_chunks, _) = series.entry(series_id).or_default();
         // Where a pending window meets the chunk, its points are read from the points table.
         let dropped = pending
             .meet_chunk_at(start)
             .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
-        chunk::decode_into(&data, (from_us, to_us), dropped, from_chunks, &mut scratch)?;
+        chunk::decode_into(
+            &data,
+            recorded_count,
+            (from_us, to_us),
+            dropped,
+            from_chunks,
+            &mut scratch,
+        )?;
     }
     Ok(series
         .into_iter()
