@@ -14,7 +14,9 @@ use crate::functions::{
     Bucket, CounterResets, RangeFunction, Window, advance, bucket_quantile, round,
 };
 use crate::plan::{Function, Node, Plan, Selector, SelectorId, Subquery, ValueType, value_type};
-use crate::types::{Labels, METRIC_NAME, Point, Sample, Series, Value, is_stale_nan};
+use crate::types::{
+    Labels, METRIC_NAME, Point, Sample, Series, Value, is_stale_nan, without_stale_markers,
+};
 
 /// Evaluation times: `start..=end` every `step` milliseconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -469,18 +471,7 @@ impl<'a> Evaluator<'a> {
                     .map(|series| RangeSeries {
                         labels: Cow::Borrowed(&series.labels),
                         // Borrowed unless the series holds staleness markers to drop.
-                        points: if series.points.iter().any(|p| is_stale_nan(p.v)) {
-                            Cow::Owned(
-                                series
-                                    .points
-                                    .iter()
-                                    .filter(|p| !is_stale_nan(p.v))
-                                    .copied()
-                                    .collect(),
-                            )
-                        } else {
-                            Cow::Borrowed(&series.points)
-                        },
+                        points: without_stale_markers(&series.points),
                     })
                     .collect())
             }

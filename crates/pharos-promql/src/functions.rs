@@ -80,11 +80,25 @@ pub(crate) struct CounterResets {
 impl CounterResets {
     pub fn of(points: &[Point]) -> Self {
         let mut resets = Self::default();
-        for (index, pair) in points.windows(2).enumerate() {
-            if pair[1].v < pair[0].v {
-                resets.after.push(index + 1);
-                resets.values_before.push(pair[0].v);
+        // Decreases are rare: each run of points is checked without a branch per pair, and
+        // only a run holding one is walked pair by pair.
+        const RUN: usize = 16;
+        let mut start = 0;
+        while start + 1 < points.len() {
+            let end = points.len().min(start + RUN + 1);
+            let run = &points[start..end];
+            let decreases = run
+                .windows(2)
+                .fold(false, |any, pair| any | (pair[1].v < pair[0].v));
+            if decreases {
+                for (index, pair) in run.windows(2).enumerate() {
+                    if pair[1].v < pair[0].v {
+                        resets.after.push(start + index + 1);
+                        resets.values_before.push(pair[0].v);
+                    }
+                }
             }
+            start = end - 1;
         }
         resets
     }
@@ -1170,6 +1184,42 @@ mod tests {
                         "{function:?} over points {first}..{last}: {expected:?} != {actual:?}"
                     );
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn counter_resets_are_found_across_the_runs_checked_at_once() {
+        // Decreases at every offset around the runs' bounds (16 pairs a run), NaN among them.
+        for length in [0, 1, 2, 16, 17, 18, 33, 50] {
+            for decrease_at in 0..length {
+                let points: Vec<Point> = (0..length)
+                    .map(|i| {
+                        let v = match i {
+                            _ if i == decrease_at => 0.5,
+                            _ if i == decrease_at + 3 => f64::NAN,
+                            _ => i as f64,
+                        };
+                        Point::new(i as i64 * 1_000, v)
+                    })
+                    .collect();
+                let resets = CounterResets::of(&points);
+                let expected: Vec<(usize, f64)> = points
+                    .windows(2)
+                    .enumerate()
+                    .filter(|(_, pair)| pair[1].v < pair[0].v)
+                    .map(|(index, pair)| (index + 1, pair[0].v))
+                    .collect();
+                let found: Vec<(usize, f64)> = resets
+                    .after
+                    .iter()
+                    .copied()
+                    .zip(resets.values_before.iter().copied())
+                    .collect();
+                assert_eq!(
+                    found, expected,
+                    "{length} points, decrease at {decrease_at}"
+                );
             }
         }
     }

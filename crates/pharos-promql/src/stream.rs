@@ -6,7 +6,6 @@
 //! points are dropped as soon as they are evaluated instead of all being held until the last
 //! read ends.
 
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -16,7 +15,7 @@ use crate::eval::{Grid, StepSeries, range_function_of_series};
 use crate::functions::RangeFunction;
 use crate::plan::{Selector, StreamedCall};
 use crate::source::SeriesBatches;
-use crate::types::{Labels, Point, Series, is_stale_nan};
+use crate::types::{Labels, Series, without_stale_markers};
 
 /// The samples a query may load, spent by its selections as they load (from several threads).
 #[derive(Debug)]
@@ -129,19 +128,7 @@ impl RangeCallBatches {
             if self.abort.is_aborted() {
                 return Err(Error::Timeout("query evaluation"));
             }
-            // As a range vector holds them: without staleness markers.
-            let points: Cow<'_, [Point]> = if series.points.iter().any(|p| is_stale_nan(p.v)) {
-                Cow::Owned(
-                    series
-                        .points
-                        .iter()
-                        .filter(|p| !is_stale_nan(p.v))
-                        .copied()
-                        .collect(),
-                )
-            } else {
-                Cow::Borrowed(&series.points)
-            };
+            let points = without_stale_markers(&series.points);
             let answer = range_function_of_series(
                 self.function,
                 &points,
