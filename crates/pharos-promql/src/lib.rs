@@ -6,7 +6,8 @@
 //!    position) and resolves functions, operators and `@ start()`/`@ end()`;
 //! 2. `engine`: every selector of the tree asks the source once for its series over the whole
 //!    time range the query needs (in parallel), and the samples loaded are counted against the
-//!    limit;
+//!    limit; a range function of a selector (`rate(x[5m])`) is evaluated over each batch of
+//!    series as the source hands them over (`stream`);
 //! 3. `eval`: the tree is evaluated over memory, step by step as Prometheus' range evaluation
 //!    does, with `functions`, `aggregate` and `binary` doing the arithmetic.
 //!

@@ -1,5 +1,6 @@
 //! [`QueryService`]: PromQL queries and series metadata over the store. A query is planned,
-//! its data loaded through the [`StoreSource`] and evaluated on a blocking thread, all under
+//! its data loaded through the [`StoreSource`] (a range function of a selector, `rate(x[5m])`,
+//! evaluated over each read's series as it arrives) and evaluated on a blocking thread, all under
 //! the query timeout: past it the load is dropped (its SQL with it) and the evaluation stops at
 //! its next step. At most `max_concurrent` queries run at once.
 
