@@ -29,6 +29,10 @@ use crate::settings::SeriesCacheSettings;
 const SERIES_PER_READ: usize = 256;
 /// Point reads of one selection running at once.
 const PARALLEL_READS: usize = 4;
+/// Series a read hands to the engine at a time when it evaluates them as they are read: each
+/// is converted just before, so that the engine finds its points still in the cache (16 series
+/// of 6 hours at 15 s are 370 KB).
+const SERIES_PER_HANDOVER: usize = 16;
 
 /// A stored series as the query service knows it: its row id and its labels, name included.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -210,11 +214,20 @@ impl StoreSource {
                     } else {
                         metrics.points_by_series(&ids, from_us, to_us).await?
                     };
-                    let read = series_of(&chunk, points);
+                    let mut read = series_of(&chunk, points);
                     Ok::<_, StoreError>(match &batches {
-                        None => Some(read),
+                        None => Some(read.collect()),
                         // Handed over; `None` when the engine asks to stop reading.
-                        Some(batches) => batches.take(read).then(Vec::new),
+                        Some(batches) => loop {
+                            let group: Vec<Series> =
+                                read.by_ref().take(SERIES_PER_HANDOVER).collect();
+                            if group.is_empty() {
+                                break Some(Vec::new());
+                            }
+                            if !batches.take(group) {
+                                break None;
+                            }
+                        },
                     })
                 });
                 let task = tokio_util::task::AbortOnDropHandle::new(task);
@@ -405,14 +418,15 @@ enum ReadEnd {
     Failed(SourceError),
 }
 
-/// The points read of each series of `chunk` (by id; times in µs), as the engine's series.
-fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Series> {
+/// The points read of each series of `chunk` (by id; times in µs) as the engine's series, in
+/// the chunk's order, each converted as the iterator reaches it.
+fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> impl Iterator<Item = Series> + '_ {
     let index: std::collections::HashMap<i64, usize> =
         chunk.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let mut points: Vec<Vec<Point>> = vec![Vec::new(); chunk.len()];
+    let mut points: Vec<Vec<(i64, f64)>> = vec![Vec::new(); chunk.len()];
     for (id, read) in read {
         if let Some(&at) = index.get(&id) {
-            points[at] = engine_points(read);
+            points[at] = read;
         }
     }
     chunk
@@ -421,9 +435,8 @@ fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Series> {
         .filter(|(_, points)| !points.is_empty())
         .map(|(series, points)| Series {
             labels: series.labels.clone(),
-            points,
+            points: engine_points(points),
         })
-        .collect()
 }
 
 /// A series' points as the store reads them (times in µs) as the engine's (times in ms).
