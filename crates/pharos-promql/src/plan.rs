@@ -690,10 +690,6 @@ impl Planner<'_> {
         Ok(Node::Call { function, args })
     }
 
-    /// Marks selector `id` for hourly rollups when `function` over it can be answered exactly
-    /// from them: a sum, count, min, max or avg `_over_time` over whole hours, evaluated at
-    /// whole hours (the query's start, its step, the offset and any `@` all multiples of an
-    /// hour), and not inside a subquery.
     /// Marks selector `id`, the range of `function`, to be evaluated batch by batch as its
     /// series are read, when that gives the same answer: arguments that are numbers, the
     /// query's own grid (outside any subquery), and points rather than hourly rollups.
@@ -715,6 +711,10 @@ impl Planner<'_> {
         }
     }
 
+    /// Marks selector `id` for hourly rollups when `function` over it can be answered exactly
+    /// from them: a sum, count, min, max or avg `_over_time` over whole hours, evaluated at
+    /// whole hours (the query's start, its step, the offset and any `@` all multiples of an
+    /// hour), and not inside a subquery.
     fn plan_hourly(&mut self, function: RangeFunction, id: SelectorId) {
         const HOUR: i64 = 3_600_000;
         let summarizable = matches!(

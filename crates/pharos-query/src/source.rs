@@ -256,6 +256,27 @@ impl StoreSource {
 }
 
 impl StoreSource {
+    /// `selection` read from the store: its series (through the cache), then their points
+    /// (handed to `batches` as they are read, when given).
+    async fn read_selection(
+        &self,
+        selection: &Selection,
+        batches: Option<Arc<dyn SeriesBatches>>,
+    ) -> Result<Vec<Series>, SourceError> {
+        let series = self
+            .matching_series(&selection.matchers)
+            .await
+            .map_err(source_error)?;
+        self.points(
+            &series,
+            selection.start,
+            selection.end,
+            selection.latest_only,
+            batches,
+        )
+        .await
+    }
+
     /// The head's answer to `selection`, when the head covers its range and has applied every
     /// batch of metric points committed before the query (the feed position of the last one
     /// is read from the store: one indexed row).
@@ -292,18 +313,7 @@ impl SeriesSource for StoreSource {
         if let Some(series) = self.head_answer(selection).await? {
             return Ok(series);
         }
-        let series = self
-            .matching_series(&selection.matchers)
-            .await
-            .map_err(source_error)?;
-        self.points(
-            &series,
-            selection.start,
-            selection.end,
-            selection.latest_only,
-            None,
-        )
-        .await
+        self.read_selection(selection, None).await
     }
 
     async fn select_into(
@@ -314,18 +324,7 @@ impl SeriesSource for StoreSource {
         if let Some(series) = self.head_answer(selection).await? {
             return hand_over_in_tasks(series, batches).await;
         }
-        let series = self
-            .matching_series(&selection.matchers)
-            .await
-            .map_err(source_error)?;
-        self.points(
-            &series,
-            selection.start,
-            selection.end,
-            selection.latest_only,
-            Some(batches),
-        )
-        .await?;
+        self.read_selection(selection, Some(batches)).await?;
         Ok(())
     }
 
@@ -386,7 +385,7 @@ impl SeriesSource for StoreSource {
 
 /// Hands `series` (the head's answer) to `batches` in parts of [`SERIES_PER_READ`], each in
 /// its own task as a read's would be, so that the work spreads over the cores and stays off the
-/// caller's task; stops handing over when `batches` says so.
+/// caller's task (once `batches` has said to stop, it refuses the parts still to come at once).
 async fn hand_over_in_tasks(
     series: Vec<Series>,
     batches: Arc<dyn SeriesBatches>,
