@@ -68,6 +68,11 @@ const SERIES_BY_NAME: &str =
 const ALL_SERIES: &str = "SELECT id, name, labels::text FROM metric_series ORDER BY id";
 /// The time one chunk covers while its hour goes on, and once the hour has ended.
 const WINDOW_US: i64 = pharos_store::signals::metrics::CHUNK_WINDOW_US;
+/// How far into its chunk window the data set ends: the last 7 minutes of points stay pending
+/// (read from the points table) in every run, the middle of the 2 to 12 minutes the service's
+/// compaction leaves as time goes on. With the end at the last whole minute instead, what
+/// the SQL floor read moved from run to run (8 to 28 ms for (b)).
+const PENDING_MS: i64 = 7 * MINUTE_MS;
 const HOUR_US: i64 = pharos_store::signals::metrics::HOUR_US;
 /// What the query service issues for a `*_over_time` over whole hours (`hourly_aggregates` and
 /// `points_at_instants` in the same file): in one read-only snapshot, the hours not rolled up
@@ -675,8 +680,11 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let iterations = args.iterations.unwrap_or(if quick { 5 } else { 20 }).max(1);
     let now_ms = now_micros()? / 1000;
     // A whole minute in the past, so that range queries end on the data's last point and every
-    // system takes the data as arrived (VictoriaMetrics hides the last seconds by default).
-    let end_ms = now_ms.div_euclid(MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+    // system takes the data as arrived (VictoriaMetrics hides the last seconds by default); the
+    // last one that lies `PENDING_MS` into its chunk window, so that every run leaves the same
+    // points pending (see `compaction_time_us`).
+    let last_minute_ms = now_ms.div_euclid(MINUTE_MS) * MINUTE_MS - MINUTE_MS;
+    let end_ms = last_minute_ms - (last_minute_ms - PENDING_MS).rem_euclid(WINDOW_US / 1000);
     let data = DataSet::new(&shape, end_ms);
     eprintln!(
         "data set: {} series ({} counters, {} gauges, {} histogram buckets), \
@@ -816,8 +824,8 @@ async fn measure(
             data.points()
         );
     }
-    // What the ingest service's compaction job (every 30 s) has done by now: every window that
-    // ended over 2 minutes ago in chunks, the rest pending.
+    // What the ingest service's compaction job (every 30 s) has done: every window before the
+    // data set's last one in chunks, the last one pending (`compaction_time_us`).
     let store = pharos_store::Store::connect(&pharos_store::StoreSettings {
         url: database.url.clone(),
         max_connections: 2,
@@ -826,7 +834,10 @@ async fn measure(
     .await?;
     let started = Instant::now();
     eprintln!("compacting into chunks");
-    let compacted = store.metrics().compact(now_micros()?).await?;
+    let compacted = store
+        .metrics()
+        .compact(compaction_time_us(data.end_ms))
+        .await?;
     loads.push(format!(
         "Pharos compaction {} ({} windows or hours, {} whole hours, {} chunks, {} points, \
          {:.2} B/point)",
@@ -867,7 +878,10 @@ async fn measure(
     let started = Instant::now();
     eprintln!("rolling up every hour, compacting the history");
     let rolled = store.metrics().roll_up(now_micros()?).await?;
-    store.metrics().compact(now_micros()?).await?;
+    store
+        .metrics()
+        .compact(compaction_time_us(data.end_ms))
+        .await?;
     drop(store);
     loads.push(format!(
         "Pharos history {} ({} gauge points), its rollups {} ({} hours, {} hourly rows)",
@@ -1309,6 +1323,14 @@ async fn sql_floor(pools: &Pools, case: &Case, ids: &[i64]) -> anyhow::Result<(D
     let took = started.elapsed();
     drop(series);
     Ok((took, counts.iter().sum()))
+}
+
+/// The time the compaction acts as if it ran at: when the data set's last chunk window (the one
+/// holding its last point, `PENDING_MS` of points) is the only one not ended over the settling
+/// time before, so that it alone stays pending, whatever the clock says.
+fn compaction_time_us(end_ms: i64) -> i64 {
+    let last_window_us = (end_ms * 1000).div_euclid(WINDOW_US) * WINDOW_US;
+    last_window_us - 1 + pharos_store::signals::metrics::ROLLUP_SETTLE_US + WINDOW_US
 }
 
 /// The stored id of every series of the data set, by its index.
@@ -1898,13 +1920,14 @@ impl Report {
         println!(
             "\nData set: {} series ({} counters `{COUNTER}`, {} gauges `{GAUGE}`, {} buckets \
              `{BUCKET}` with +Inf) in {JOBS} jobs, {} h at 15 s = {} points of whole numbers, \
-             ending at the last whole minute; the same values in every system. Pharos: `pharos \
+             ending at the last whole minute that lies 7 minutes into a 10-minute chunk window; the same values in every system. Pharos: `pharos \
              serve --target ingest,query` on PostgreSQL {postgres}, loaded through gRPC \
              WriteMetrics in time order ({} points per request, {BATCHES_IN_FLIGHT} in flight), \
              then compacted into chunks by the store's own code as the service's 30 s job \
-             would have (every hour that ended over 2 minutes ago into hour chunks, every \
-             10-minute window of the hour going on that ended over 2 minutes ago into window \
-             chunks; the rest stays pending and is read from points), then VACUUM ANALYZE; series cache off (every \
+             would have (every whole hour into hour chunks, every earlier 10-minute window of \
+             the last hour into window chunks; the last window, 7 minutes of points, the middle \
+             of the 2 to 12 the service leaves, stays pending in every run and is read from \
+             points), then VACUUM ANALYZE; series cache off (every \
              query issues the floor's statements), no background rollups or compaction while \
              timing; loaded with the metrics feed off, then restarted with it on and a head of \
              the last 2 hours (query.head.window = 2h), which answers query (d) from memory after \

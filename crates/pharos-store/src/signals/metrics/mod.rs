@@ -211,7 +211,7 @@ pub const CHUNK_WINDOW_US: i64 = 600_000_000;
 /// An hour is rolled up (a window compacted) once it ended this long ago, so that batches
 /// holding its last points have committed (later points mark it pending again and it is rolled
 /// up or compacted again).
-const ROLLUP_SETTLE_US: i64 = 120_000_000;
+pub const ROLLUP_SETTLE_US: i64 = 120_000_000;
 
 /// Metric series, points and rollups; cheap to clone.
 #[derive(Debug, Clone)]
