@@ -79,6 +79,10 @@ const HOUR_US: i64 = pharos_store::signals::metrics::HOUR_US;
 /// yet, the hourly rollups of the others and the pending hours summed from their points; beside
 /// it, the points at the step instants.
 const SNAPSHOT: &str = "SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY";
+/// What the query service issues once per query before it takes points from its head (the
+/// store's `last_position_of`): the feed position the head must have applied.
+const LAST_FEED_POSITION: &str =
+    "SELECT position FROM ingest_feed WHERE signal = $1 ORDER BY position DESC LIMIT 1";
 const PENDING_HOURS: &str =
     "SELECT hour_us FROM metric_rollup_pending WHERE hour_us >= $1 AND hour_us < $2";
 const ROLLUPS: &str = "SELECT series_id, bucket_us, count, sum, min, max, nan_count \
@@ -1029,8 +1033,9 @@ async fn measure_case(
         answers[system] =
             parse_answer(&body).with_context(|| format!("{} answered {text}", SYSTEMS[system]))?;
     }
-    let (_, rows) = floor(pools, case, ids).await?;
-    let expected_rows = expected_floor_rows(data, case);
+    let head_from = pharos_head_from(http, bases[PHAROS]).await?;
+    let (_, rows) = floor(pools, case, ids, head_from).await?;
+    let expected_rows = expected_floor_rows(data, case, head_from);
     // A range read takes whole chunks: up to an hour's points more at each end of the range.
     let edges = match case.hourly {
         None if case.latest_only => 0,
@@ -1111,13 +1116,15 @@ async fn measure_case(
     for &system in systems {
         http_query(http, bases[system], &case.expr, &case.request).await?;
     }
-    floor(pools, case, ids).await?;
+    floor(pools, case, ids, head_from).await?;
     for _ in 0..iterations {
         for &system in systems {
             let (took, _) = http_query(http, bases[system], &case.expr, &case.request).await?;
             latencies[system].record(took);
         }
-        let (took, _) = floor(pools, case, ids).await?;
+        // Where the head begins moves on as time passes (each turn, by seconds).
+        let head_from = pharos_head_from(http, bases[PHAROS]).await?;
+        let (took, _) = floor(pools, case, ids, head_from).await?;
         latencies[SQL].record(took);
     }
     Ok(Measured {
@@ -1161,18 +1168,47 @@ struct Pools {
 /// the service plans the hourly ones (a generic plan of the points at the step instants of
 /// query (e) measured 27 s instead of 0.7 s); the reads of points run prepared on a pool like
 /// the store's pool of reads, with the generic plans the service's run with.
-async fn floor(pools: &Pools, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
+/// `head_from` is where Pharos' head of recent points begins (`pharos_head_from`).
+async fn floor(
+    pools: &Pools,
+    case: &Case,
+    ids: &[i64],
+    head_from: Option<i64>,
+) -> anyhow::Result<(Duration, usize)> {
     match &case.hourly {
-        None => sql_floor(pools, case, ids).await,
+        None => sql_floor(pools, case, ids, store_until(case, head_from)).await,
         Some(hourly) => sql_floor_hourly(&pools.main, case, ids, hourly).await,
     }
 }
 
+/// Where the service stops reading `case`'s points from the store (milliseconds, exclusive)
+/// and takes the rest from its head, as `StoreSource` decides: a range that begins before
+/// where the head begins (`head_from`) and ends after. `None`: the store reads the whole range
+/// (or, for a selector at one instant, the head replaces the store path the floor reads).
+fn store_until(case: &Case, head_from: Option<i64>) -> Option<i64> {
+    head_from.filter(|&from| !case.latest_only && case.from_ms < from && from <= case.to_ms)
+}
+
+/// Where Pharos' head of recent points begins (milliseconds; its `/health` component
+/// `query_head`); `None` while it does not answer.
+async fn pharos_head_from(http: &reqwest::Client, pharos_url: &str) -> anyhow::Result<Option<i64>> {
+    let health: serde_json::Value = http
+        .get(format!("{pharos_url}/health"))
+        .send()
+        .await?
+        .json()
+        .await?;
+    Ok(health["components"]["query_head"]["complete_from_ms"].as_i64())
+}
+
 /// The rows the floor of `case` must read from the data set (and the gauges' history).
-fn expected_floor_rows(data: &DataSet, case: &Case) -> usize {
+fn expected_floor_rows(data: &DataSet, case: &Case, head_from: Option<i64>) -> usize {
     match &case.hourly {
         None if case.latest_only => case.reads.len(),
-        None => case.reads.len() * data.steps_within(case.from_ms, case.to_ms),
+        None => {
+            let to_ms = store_until(case, head_from).map_or(case.to_ms, |until| until - 1);
+            case.reads.len() * data.steps_within(case.from_ms, to_ms)
+        }
         Some(hourly) => {
             let hours = (0..)
                 .map(|n| case.from_ms + n * HOUR_MS)
@@ -1272,18 +1308,31 @@ async fn sql_floor_hourly(
     Ok((took, aggregates + instants))
 }
 
-/// The statements the query service issues for `case`, run directly: the series of the
-/// metric name (or every series), then for the selected series (`ids`, in the order the service
-/// reads them), 256 series per read and 4 reads at once, one statement each: the range's
-/// pending windows, the chunks and the points of the pending windows (or, for a selector at one
-/// instant, each series' latest point). Returns the time and the points read (those of whole chunks,
-/// edges included), without decoding the chunks.
-async fn sql_floor(pools: &Pools, case: &Case, ids: &[i64]) -> anyhow::Result<(Duration, usize)> {
+/// The statements the query service issues for `case`, run directly: when its range reaches
+/// into the head (`store_until`), the feed position the head must have applied; the series of
+/// the metric name (or every series); then for the selected series (`ids`, in the order the
+/// service reads them), 256 series per read and 4 reads at once, one statement each: the
+/// range's pending windows, the chunks and the points of the pending windows, up to where the
+/// head begins (or, for a selector at one instant, each series' latest point). Returns the time
+/// and the points read (those of whole chunks, edges included), without decoding the chunks.
+async fn sql_floor(
+    pools: &Pools,
+    case: &Case,
+    ids: &[i64],
+    store_until: Option<i64>,
+) -> anyhow::Result<(Duration, usize)> {
     let (pool, reads) = (&pools.main, &pools.reads);
-    let (from_us, to_us) = (case.from_ms * 1000, case.to_ms * 1000 + 999);
+    let from_us = case.from_ms * 1000;
+    let to_us = store_until.map_or(case.to_ms * 1000 + 999, |until| until * 1000 - 1);
     let first_window = from_us.div_euclid(WINDOW_US) * WINDOW_US;
     let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
     let started = Instant::now();
+    if store_until.is_some() {
+        let _: Option<i64> = sqlx::query_scalar(LAST_FEED_POSITION)
+            .bind(pharos_store::signals::feed::FeedSignal::Metrics as i16)
+            .fetch_optional(pool)
+            .await?;
+    }
     let series = select_series(pool, case.name).await?;
     let chunks: Vec<Vec<i64>> = ids.chunks(SERIES_PER_READ).map(<[i64]>::to_vec).collect();
     let counts: Vec<usize> = futures::stream::iter(chunks)
@@ -1933,7 +1982,11 @@ impl Report {
              the last 2 hours (query.head.window = 2h), which answers query (d) from memory after \
              one statement (the feed position of the last batch of metric points): (d)'s SQL \
              floor is the store path the head replaces (series table, then the latest point of \
-             each series). For query (e), \
+             each series); queries (a), (b) and (c) read the store up to where the head begins \
+             (the last 2 hours, so the pending points too come from the head) and the rest from \
+             the head, and their floor is the statements that issues (feed position, series, \
+             reads of points up to where the head begins, read from Pharos' /health before each \
+             turn). For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
              {} days (only query (e) reads it), rolled up with the rest before timing by the \
              store's own rollup code (the hours of the last ~2 h stay pending, summed from their \

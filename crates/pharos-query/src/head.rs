@@ -4,7 +4,8 @@
 //! then applies every batch of metric points ingest's committed-data feed reports after that
 //! position ([`follow`]). From then on it holds every committed point with a time at or after
 //! [`Head::complete_from`], and a selection over that span is answered from memory, without
-//! reading the series table or the points.
+//! reading the series table or the points; a selection that begins earlier reads the store up to
+//! that time and takes the rest from the head ([`Head::matching`], [`Head::with_points_of`]).
 //!
 //! A query still sees every point acknowledged before it began: before the head answers, the
 //! query reads the feed position of the last committed batch of metric points and waits (at
@@ -41,6 +42,8 @@ pub struct Head {
     clock: Clock,
     /// Selections answered.
     answered: AtomicU64,
+    /// Selections begun in the store and completed from the head.
+    completed: AtomicU64,
 }
 
 #[derive(Debug, Default)]
@@ -72,11 +75,14 @@ pub struct HeadFigures {
     pub points: usize,
     /// Selections answered since the start.
     pub answered: u64,
+    /// Selections begun in the store (their range begins before the window) and completed
+    /// from the head, since the start.
+    pub completed: u64,
 }
 
 /// Why the head stopped answering.
 #[derive(Debug, thiserror::Error)]
-enum HeadError {
+pub(crate) enum HeadError {
     #[error("the feed of metric points cannot be followed: {0}")]
     Feed(String),
     #[error("the recent points cannot be read from the store: {0}")]
@@ -97,6 +103,7 @@ impl Head {
             settings,
             clock,
             answered: AtomicU64::new(0),
+            completed: AtomicU64::new(0),
         })
     }
 
@@ -109,14 +116,80 @@ impl Head {
             series: state.series.len(),
             points: state.points,
             answered: self.answered.load(Ordering::Relaxed),
+            completed: self.completed.load(Ordering::Relaxed),
         }
     }
 
-    /// Whether the head holds every committed point at or after `start` (milliseconds).
-    pub fn covers(&self, start: i64) -> bool {
-        self.read()
+    /// From when (milliseconds) the head holds every committed point; `None` while it does not
+    /// answer.
+    pub fn complete_from(&self) -> Option<i64> {
+        self.read().complete_from
+    }
+
+    /// The series the head holds that match every matcher of `selection` (their ids and
+    /// labels), whatever the times of their points; `None` when the head no longer holds every
+    /// point from `from` (milliseconds) on. A selection whose range begins before the head's
+    /// window reads these from the store too, so that a series too new for the series cache is
+    /// not missed.
+    pub fn matching(&self, selection: &Selection, from: i64) -> Option<Vec<(i64, Labels)>> {
+        let state = self.read();
+        if state
             .complete_from
-            .is_some_and(|complete_from| start >= complete_from)
+            .is_none_or(|complete_from| from < complete_from)
+        {
+            return None;
+        }
+        self.completed.fetch_add(1, Ordering::Relaxed);
+        let matching = |id: &i64, series: &HeadSeries| {
+            selection
+                .matches(&series.labels)
+                .then(|| (*id, series.labels.clone()))
+        };
+        Some(match selection.metric_name() {
+            Some(name) => state
+                .by_name
+                .get(name)
+                .into_iter()
+                .flatten()
+                .filter_map(|id| matching(id, state.series.get(id)?))
+                .collect(),
+            None => state
+                .series
+                .iter()
+                .filter_map(|(id, series)| matching(id, series))
+                .collect(),
+        })
+    }
+
+    /// Calls `take` with the points in `from..=end` (milliseconds) of each series of `ids`, in
+    /// their order (none for a series the head does not hold), under the head's read lock:
+    /// `take` copies them. Whether the head still holds every point from `from` on; `take` is
+    /// not called when it does not.
+    pub fn with_points_of(
+        &self,
+        ids: &[i64],
+        from: i64,
+        end: i64,
+        mut take: impl FnMut(&[Point]),
+    ) -> bool {
+        let state = self.read();
+        if state
+            .complete_from
+            .is_none_or(|complete_from| from < complete_from)
+        {
+            return false;
+        }
+        for id in ids {
+            match state.series.get(id) {
+                Some(series) => {
+                    let first = series.points.partition_point(|p| p.t < from);
+                    let last = series.points.partition_point(|p| p.t <= end);
+                    take(&series.points[first..last.max(first)]);
+                }
+                None => take(&[]),
+            }
+        }
+        true
     }
 
     /// Waits, at most `query.head.catch_up`, until the head has applied feed position
@@ -169,7 +242,7 @@ impl Head {
     }
 
     /// Starts over from `recent`, the store's points since `from` (milliseconds).
-    fn start_from(&self, recent: RecentPoints, from: i64) -> Result<(), HeadError> {
+    pub(crate) fn start_from(&self, recent: RecentPoints, from: i64) -> Result<(), HeadError> {
         if recent.series.len() > self.settings.max_series {
             return Err(HeadError::TooManySeries(self.settings.max_series));
         }
@@ -260,7 +333,7 @@ impl Head {
     }
 
     /// Drops the points older than the window, and the series left without points.
-    fn evict(&self) {
+    pub(crate) fn evict(&self) {
         let cutoff = self.window_start();
         let mut state = self.write();
         let Some(complete_from) = state.complete_from else {
@@ -346,6 +419,7 @@ impl HealthCheck for HeadHealth {
                 "series": figures.series,
                 "points": figures.points,
                 "answered": figures.answered,
+                "completed": figures.completed,
                 "window_s": self.0.settings.window.as_secs(),
             }))
         })
@@ -623,6 +697,58 @@ mod tests {
     }
 
     #[test]
+    fn a_selection_begun_in_the_store_takes_the_rest_from_the_head() {
+        let (head, hand) = head();
+        let from = head.figures().complete_from.expect("answers");
+        head.apply(
+            8,
+            &batch(
+                vec![described(2, "up", "b"), described(3, "down", "b")],
+                &[
+                    (1, from + 2_000, 2.0),
+                    (1, from + 9_000, 3.0),
+                    (2, from + 5_000, 5.0),
+                    (3, from + 5_000, 7.0),
+                ],
+            ),
+            &HashMap::new(),
+        )
+        .expect("apply");
+        let up = selection(
+            vec![Matcher {
+                name: METRIC_NAME.to_owned(),
+                op: MatchOp::Equal("up".to_owned()),
+            }],
+            from - 60_000,
+            from + 5_000,
+        );
+        let mut matching = head.matching(&up, from).expect("holds the rest");
+        matching.sort_by_key(|(id, _)| *id);
+        let ids: Vec<i64> = matching.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, [1, 2]);
+        assert_eq!(matching[1].1.get("job"), Some("b"));
+        assert_eq!(head.figures().completed, 1);
+        // In the order asked, within the range's end; none for a series it does not hold.
+        let times_of = |from_asked: i64| {
+            let mut times: Vec<Vec<i64>> = Vec::new();
+            let held = head.with_points_of(&[2, 9, 1], from_asked, from + 5_000, |points| {
+                times.push(points.iter().map(|p| p.t - from).collect());
+            });
+            held.then_some(times)
+        };
+        assert_eq!(
+            times_of(from),
+            Some(vec![vec![5_000], vec![], vec![1_000, 2_000]])
+        );
+        // Not before its window, nor once the window has moved past the time asked from.
+        assert_eq!(times_of(from - 1), None);
+        hand.advance(Duration::from_secs(1));
+        head.evict();
+        assert_eq!(times_of(from), None);
+        assert!(head.matching(&up, from).is_none());
+    }
+
+    #[test]
     fn series_beyond_the_limit_stop_the_head() {
         let (head, _) = head();
         let from = head.figures().complete_from.expect("answers");
@@ -650,6 +776,6 @@ mod tests {
         assert!(waiting.await.expect("task"));
         head.stop_answering();
         assert!(!head.caught_up(8).await);
-        assert!(!head.covers(NOW_MS));
+        assert_eq!(head.complete_from(), None);
     }
 }

@@ -125,7 +125,9 @@ impl Default for SeriesCacheSettings {
 
 /// The head: the points of the last `window` of every series, in memory, kept current by
 /// ingest's committed-data feed (which must publish metric points: `ingest.feed.metrics`).
-/// Selections within the window are answered from it; older ones read the store.
+/// Selections within the window are answered from it; a range that begins before the window
+/// and ends in it reads the store up to the window and takes the rest from the head; older ones
+/// read the store.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct HeadSettings {

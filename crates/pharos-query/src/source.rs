@@ -6,7 +6,9 @@
 //! instant, such as a rule's or an instant query's). A `*_over_time` over whole hours reads the hourly
 //! rollups instead (hours not rolled up yet are summed from their points in the same read),
 //! plus the points at the step instants. A selection within the head's window is answered by
-//! the head of recent points instead ([`crate::head`]), once it has caught up with the feed.
+//! the head of recent points instead ([`crate::head`]), once it has caught up with the feed; a
+//! range that begins before the window and ends in it reads the store up to where the head
+//! begins and takes the rest from the head (every point not yet compacted into chunks among it).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -184,6 +186,10 @@ impl StoreSource {
     /// series when `latest_only`. With `batches`, each chunk's series are handed to it in
     /// their task as soon as they are read (and the reads stop when it says so), and nothing
     /// is returned.
+    ///
+    /// With `head_from` (the head and a time in milliseconds after `start`, from which it holds
+    /// every point), each chunk reads the store up to that time and takes the rest from the
+    /// head (from the store again, should the head have stopped answering or moved on since).
     async fn points(
         &self,
         series: &[StoredSeries],
@@ -191,8 +197,14 @@ impl StoreSource {
         end: i64,
         latest_only: bool,
         batches: Option<Arc<dyn SeriesBatches>>,
+        head_from: Option<(Arc<Head>, i64)>,
     ) -> Result<Vec<Series>, SourceError> {
-        let (from_us, to_us) = (millis_to_micros(start), last_micro_of(end));
+        let from_us = millis_to_micros(start);
+        let to_us = last_micro_of(end);
+        let store_to_us = match &head_from {
+            Some((_, from)) => millis_to_micros(*from) - 1,
+            None => to_us,
+        };
         let metrics = self.store.metrics();
         let chunks: Vec<Vec<StoredSeries>> = series
             .chunks(SERIES_PER_READ)
@@ -202,6 +214,7 @@ impl StoreSource {
             .map(move |chunk| {
                 let metrics = metrics.clone();
                 let batches = batches.clone();
+                let head_from = head_from.clone();
                 let task = tokio::spawn(async move {
                     let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
                     let points = if latest_only {
@@ -212,23 +225,41 @@ impl StoreSource {
                             .map(|(id, time, value)| (id, vec![(time, value)]))
                             .collect()
                     } else {
-                        metrics.points_by_series(&ids, from_us, to_us).await?
+                        metrics.points_by_series(&ids, from_us, store_to_us).await?
                     };
-                    let mut read = series_of(&chunk, points);
-                    Ok::<_, StoreError>(match &batches {
-                        None => Some(read.collect()),
-                        // Handed over; `None` when the engine asks to stop reading.
-                        Some(batches) => loop {
-                            let group: Vec<Series> =
-                                read.by_ref().take(SERIES_PER_HANDOVER).collect();
-                            if group.is_empty() {
-                                break Some(Vec::new());
+                    // Converted (and completed from the head) a group at a time, just before
+                    // the engine takes it; at once when nothing takes them as they come.
+                    let mut stored = in_order_of(&chunk, points).into_iter();
+                    let group_size = match batches {
+                        Some(_) => SERIES_PER_HANDOVER,
+                        None => chunk.len().max(1),
+                    };
+                    let mut read = Vec::new();
+                    for group in chunk.chunks(group_size) {
+                        let stored: Vec<_> = stored.by_ref().take(group.len()).collect();
+                        let series = match &head_from {
+                            None => engine_series(group, stored),
+                            Some((head, from)) => {
+                                let recent = Recent {
+                                    head,
+                                    from: *from,
+                                    end,
+                                    to_us,
+                                };
+                                recent.completed(&metrics, group, stored).await?
                             }
-                            if !batches.take(group) {
-                                break None;
+                        };
+                        match &batches {
+                            None => read.extend(series),
+                            // `None` when the engine asks to stop reading.
+                            Some(batches) => {
+                                if !series.is_empty() && !batches.take(series) {
+                                    return Ok(None);
+                                }
                             }
-                        },
-                    })
+                        }
+                    }
+                    Ok::<_, StoreError>(Some(read))
                 });
                 let task = tokio_util::task::AbortOnDropHandle::new(task);
                 async move {
@@ -257,35 +288,60 @@ impl StoreSource {
 
 impl StoreSource {
     /// `selection` read from the store: its series (through the cache), then their points
-    /// (handed to `batches` as they are read, when given).
+    /// (handed to `batches` as they are read, when given). With `head_from`, the points from
+    /// that time on come from the head, and the head's series that match are read too.
     async fn read_selection(
         &self,
         selection: &Selection,
         batches: Option<Arc<dyn SeriesBatches>>,
+        head_from: Option<(Arc<Head>, i64)>,
     ) -> Result<Vec<Series>, SourceError> {
-        let series = self
+        let mut series = self
             .matching_series(&selection.matchers)
             .await
             .map_err(source_error)?;
+        let head_from = head_from.and_then(|(head, from)| {
+            let in_head = head.matching(selection, from)?;
+            let known: std::collections::HashSet<i64> = series.iter().map(|s| s.id).collect();
+            let new: Vec<StoredSeries> = in_head
+                .into_iter()
+                .filter(|(id, _)| !known.contains(id))
+                .map(|(id, labels)| StoredSeries { id, labels })
+                .collect();
+            if !new.is_empty() {
+                let mut all = series.as_ref().clone();
+                all.extend(new);
+                all.sort_by(|a, b| a.labels.cmp(&b.labels));
+                series = Arc::new(all);
+            }
+            Some((head, from))
+        });
         self.points(
             &series,
             selection.start,
             selection.end,
             selection.latest_only,
             batches,
+            head_from,
         )
         .await
     }
 
-    /// The head's answer to `selection`, when the head covers its range and has applied every
-    /// batch of metric points committed before the query (the feed position of the last one
-    /// is read from the store: one indexed row).
-    async fn head_answer(&self, selection: &Selection) -> Result<Option<Vec<Series>>, SourceError> {
+    /// How the head takes part in `selection`, when it has applied every batch of metric
+    /// points committed before the query (the feed position of the last one is read from the
+    /// store: one indexed row, once per query).
+    async fn head_part(&self, selection: &Selection) -> Result<HeadPart, SourceError> {
         let Some(head) = &self.head else {
-            return Ok(None);
+            return Ok(HeadPart::Nothing);
         };
-        if !head.covers(selection.start) {
-            return Ok(None);
+        let Some(complete_from) = head.complete_from() else {
+            return Ok(HeadPart::Nothing);
+        };
+        // A selector at one instant before the window reads each series' latest point from
+        // the store; a range that ends before the window has nothing in the head.
+        let whole = selection.start >= complete_from;
+        if selection.end < complete_from || (selection.latest_only && !whole) {
+            return Ok(HeadPart::Nothing);
         }
         let check = async {
             let position = self
@@ -299,21 +355,56 @@ impl StoreSource {
             Some(once) => *once.get_or_try_init(|| check).await.map_err(source_error)?,
             None => check.await.map_err(source_error)?,
         };
-        Ok(if caught_up {
-            head.select(selection)
-        } else {
-            None
+        if !caught_up {
+            return Ok(HeadPart::Nothing);
+        }
+        if whole && let Some(series) = head.select(selection) {
+            return Ok(HeadPart::Whole(series));
+        }
+        // The window may have moved on since: the head then answers from where it starts now.
+        Ok(match head.complete_from() {
+            Some(from) if from > selection.start && from <= selection.end => {
+                HeadPart::From(head.clone(), from)
+            }
+            _ => HeadPart::Nothing,
         })
     }
+
+    /// `selection`'s series, handed to `batches` when given (nothing is returned then).
+    async fn selected(
+        &self,
+        selection: &Selection,
+        batches: Option<Arc<dyn SeriesBatches>>,
+    ) -> Result<Vec<Series>, SourceError> {
+        let head_from = match self.head_part(selection).await? {
+            HeadPart::Whole(series) => {
+                return match batches {
+                    None => Ok(series),
+                    Some(batches) => hand_over_in_tasks(series, batches)
+                        .await
+                        .map(|()| Vec::new()),
+                };
+            }
+            HeadPart::From(head, from) => Some((head, from)),
+            HeadPart::Nothing => None,
+        };
+        self.read_selection(selection, batches, head_from).await
+    }
+}
+
+/// How the head takes part in a selection.
+enum HeadPart {
+    /// It answers the whole selection.
+    Whole(Vec<Series>),
+    /// It holds the points from this time (milliseconds, within the range) on.
+    From(Arc<Head>, i64),
+    Nothing,
 }
 
 #[async_trait]
 impl SeriesSource for StoreSource {
     async fn select(&self, selection: &Selection) -> Result<Vec<Series>, SourceError> {
-        if let Some(series) = self.head_answer(selection).await? {
-            return Ok(series);
-        }
-        self.read_selection(selection, None).await
+        self.selected(selection, None).await
     }
 
     async fn select_into(
@@ -321,10 +412,7 @@ impl SeriesSource for StoreSource {
         selection: &Selection,
         batches: Arc<dyn SeriesBatches>,
     ) -> Result<(), SourceError> {
-        if let Some(series) = self.head_answer(selection).await? {
-            return hand_over_in_tasks(series, batches).await;
-        }
-        self.read_selection(selection, Some(batches)).await?;
+        self.selected(selection, Some(batches)).await?;
         Ok(())
     }
 
@@ -417,9 +505,8 @@ enum ReadEnd {
     Failed(SourceError),
 }
 
-/// The points read of each series of `chunk` (by id; times in µs) as the engine's series, in
-/// the chunk's order, each converted as the iterator reaches it.
-fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> impl Iterator<Item = Series> + '_ {
+/// The points read of each series of `chunk` (by id), in the chunk's order.
+fn in_order_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Vec<(i64, f64)>> {
     let index: std::collections::HashMap<i64, usize> =
         chunk.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
     let mut points: Vec<Vec<(i64, f64)>> = vec![Vec::new(); chunk.len()];
@@ -428,22 +515,86 @@ fn series_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> impl Iterator<I
             points[at] = read;
         }
     }
-    chunk
+    points
+}
+
+/// The engine's series of `group`, from the points read of each (times in µs, in its order);
+/// series without points are left out.
+fn engine_series(group: &[StoredSeries], stored: Vec<Vec<(i64, f64)>>) -> Vec<Series> {
+    group
         .iter()
-        .zip(points)
+        .zip(stored)
         .filter(|(_, points)| !points.is_empty())
         .map(|(series, points)| Series {
             labels: series.labels.clone(),
             points: engine_points(points),
         })
+        .collect()
+}
+
+/// Where a read that stops where the head begins takes the rest of its series' points.
+struct Recent<'a> {
+    head: &'a Head,
+    /// Where the head begins (milliseconds): the read stopped just before.
+    from: i64,
+    /// The range's end (milliseconds) and its last microsecond.
+    end: i64,
+    to_us: i64,
+}
+
+impl Recent<'_> {
+    /// The engine's series of `group`: the points read of each (times in µs, in its order)
+    /// followed by its points from the head, copied once into the series' own points; from
+    /// the store, should the head have moved on since. Series without points are left out.
+    async fn completed(
+        &self,
+        metrics: &pharos_store::signals::metrics::MetricsRepository,
+        group: &[StoredSeries],
+        stored: Vec<Vec<(i64, f64)>>,
+    ) -> Result<Vec<Series>, StoreError> {
+        let ids: Vec<i64> = group.iter().map(|s| s.id).collect();
+        let mut joined: Vec<Vec<Point>> = Vec::with_capacity(group.len());
+        let mut stored = stored.into_iter();
+        let held = self
+            .head
+            .with_points_of(&ids, self.from, self.end, |recent| {
+                let stored = stored.next().unwrap_or_default();
+                let mut points = Vec::with_capacity(stored.len() + recent.len());
+                points.extend(stored.into_iter().map(engine_point));
+                points.extend_from_slice(recent);
+                joined.push(points);
+            });
+        if !held {
+            let read = metrics
+                .points_by_series(&ids, millis_to_micros(self.from), self.to_us)
+                .await?;
+            joined = stored
+                .zip(in_order_of(group, read))
+                .map(|(stored, recent)| {
+                    stored.into_iter().chain(recent).map(engine_point).collect()
+                })
+                .collect();
+        }
+        Ok(group
+            .iter()
+            .zip(joined)
+            .filter(|(_, points)| !points.is_empty())
+            .map(|(series, points)| Series {
+                labels: series.labels.clone(),
+                points,
+            })
+            .collect())
+    }
 }
 
 /// A series' points as the store reads them (times in µs) as the engine's (times in ms).
 pub(crate) fn engine_points(points: Vec<(i64, f64)>) -> Vec<Point> {
-    points
-        .into_iter()
-        .map(|(time_us, value)| Point::new(time_us.div_euclid(1000), value))
-        .collect()
+    points.into_iter().map(engine_point).collect()
+}
+
+/// A point as the store reads it (time in µs) as the engine's (time in ms).
+fn engine_point((time_us, value): (i64, f64)) -> Point {
+    Point::new(time_us.div_euclid(1000), value)
 }
 
 /// The labels of a stored series: its labels column (a JSON object) and its name.
@@ -488,4 +639,122 @@ fn source_error(error: StoreError) -> SourceError {
         },
         transient,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use pharos_clock::Clock;
+    use pharos_promql::MatchOp;
+    use pharos_store::signals::metrics::{NewSeries, PointRow, SeriesKey};
+    use pharos_store::testing::TestDatabase;
+
+    use super::*;
+    use crate::settings::HeadSettings;
+
+    const NOW_MS: i64 = 1_800_000_000_000;
+    const WINDOW: Duration = Duration::from_secs(20 * 60);
+
+    /// `up{job="a"}` and `up{job="b"}`, a point every 15 s over the 40 minutes up to `NOW_MS`.
+    async fn stored(database: &TestDatabase) -> Store {
+        let store = database.store().await;
+        let metrics = store.metrics();
+        let series: Vec<NewSeries> = ["a", "b"]
+            .into_iter()
+            .map(|job| NewSeries {
+                key: SeriesKey {
+                    name: "up".to_owned(),
+                    labels_key: format!("job={job:?}"),
+                },
+                labels: vec![("job".to_owned(), job.to_owned())],
+            })
+            .collect();
+        let ids = metrics.create_series(&series).await.expect("series");
+        let first_ms = NOW_MS - 40 * 60_000;
+        let rows: Vec<PointRow> = series
+            .iter()
+            .zip(1..)
+            .flat_map(|(series, slope)| {
+                let id = ids[&series.key].0;
+                (0..=160).map(move |i| PointRow {
+                    series_id: id,
+                    time_us: (first_ms + i * 15_000) * 1000,
+                    value: (i * slope) as f64,
+                })
+            })
+            .collect();
+        metrics
+            .ensure_partitions(first_ms * 1000, NOW_MS * 1000)
+            .await
+            .expect("partitions");
+        metrics.insert_points(&rows, None).await.expect("points");
+        store
+    }
+
+    #[tokio::test]
+    async fn a_range_begun_in_the_store_and_completed_from_the_head_is_the_stores_answer() {
+        let database = TestDatabase::sqlite();
+        let store = stored(&database).await;
+        let (clock, hand) = Clock::manual(NOW_MS * 1000);
+        let settings = HeadSettings {
+            window: WINDOW,
+            max_series: 10,
+            catch_up: Duration::from_millis(50),
+        };
+        let head = Head::new(settings, clock);
+        let from = NOW_MS - 20 * 60_000;
+        let snapshot = store
+            .metrics()
+            .recent_points(from * 1000)
+            .await
+            .expect("snapshot");
+        head.start_from(snapshot, from).expect("start");
+        let no_cache = SeriesCacheSettings {
+            capacity: 0,
+            ..SeriesCacheSettings::default()
+        };
+        let plain = StoreSource::new(store.clone(), &no_cache);
+        let with_head = plain.clone().with_head(head.clone());
+        let selection = Selection {
+            matchers: vec![Matcher {
+                name: METRIC_NAME.to_owned(),
+                op: MatchOp::Equal("up".to_owned()),
+            }],
+            start: NOW_MS - 30 * 60_000,
+            end: NOW_MS,
+            latest_only: false,
+        };
+        let expected = plain.select(&selection).await.expect("the store's");
+        let lengths: Vec<usize> = expected.iter().map(|s| s.points.len()).collect();
+        assert_eq!(lengths, [121, 121]);
+        let completed = with_head.select(&selection).await.expect("completed");
+        assert_eq!(completed, expected);
+        assert_eq!(head.figures().completed, 1);
+
+        // The window moves past where a read stopped: its rest comes from the store instead.
+        hand.advance(Duration::from_secs(60));
+        head.evict();
+        let series = plain
+            .matching_series(&selection.matchers)
+            .await
+            .expect("series");
+        let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
+        let metrics = store.metrics();
+        let before = metrics
+            .points_by_series(&ids, selection.start * 1000, from * 1000 - 1)
+            .await
+            .expect("points before the head");
+        let recent = Recent {
+            head: &head,
+            from,
+            end: NOW_MS,
+            to_us: last_micro_of(NOW_MS),
+        };
+        let from_store = recent
+            .completed(&metrics, &series, in_order_of(&series, before))
+            .await
+            .expect("completed from the store");
+        assert_eq!(from_store, expected);
+    }
 }

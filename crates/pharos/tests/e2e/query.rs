@@ -384,11 +384,20 @@ async fn recent_answers(process: &Process, at: i64) -> Vec<serde_json::Value> {
         "max_over_time(head_gauge[4m])",
         "resets(head_requests_total[9m])",
         "head_gauge offset 3m",
+        // Ranges that begin before the head's window (20 minutes): read from the store up to
+        // where the head begins, the rest from the head.
+        "max_over_time(head_long_total[30m])",
+        "increase(head_long_total[35m])",
+        "count_over_time(head_long_total[40m])",
     ];
+    // Each over its last minutes, at a 30 s step.
     let range = [
-        "rate(head_requests_total[1m])",
-        "head_gauge",
-        "count({job=\"b\"})",
+        ("rate(head_requests_total[1m])", 8),
+        ("head_gauge", 8),
+        ("count({job=\"b\"})", 8),
+        ("rate(head_long_total[2m])", 38),
+        ("sum(head_long_total) + count(head_gauge)", 30),
+        ("{__name__=~\"head_.+\"}", 30),
     ];
     let client = reqwest::Client::new();
     let mut answers = Vec::new();
@@ -405,12 +414,12 @@ async fn recent_answers(process: &Process, at: i64) -> Vec<serde_json::Value> {
         assert_eq!(body["status"], "success", "{expr}: {body}");
         answers.push(serde_json::json!({ "query": expr, "data": body["data"] }));
     }
-    for expr in range {
+    for (expr, minutes) in range {
         let body: serde_json::Value = client
             .get(format!("http://{}/api/v1/query_range", process.http))
             .query(&[
                 ("query", expr),
-                ("start", &seconds(at - 8 * 60_000)),
+                ("start", &seconds(at - minutes * 60_000)),
                 ("end", &seconds(at)),
                 ("step", "30"),
             ])
@@ -443,9 +452,11 @@ async fn head_answering(process: &Process) -> serde_json::Value {
     }
 }
 
-/// The same queries over the last ten minutes answered three ways: by the head fed by the feed
-/// (asked right after each write's acknowledgement), by the head started from the store's
-/// snapshot after a restart, and by the store with the head off; all three answers are equal.
+/// The same queries over the last ten minutes, and over the last 30 to 40 (begun in the store
+/// before the head's window of 20 minutes and completed from the head), answered three ways: by
+/// the head fed by the feed (asked right after each write's acknowledgement), by the head
+/// started from the store's snapshot after a restart, and by the store with the head off; all
+/// three answers are equal.
 async fn the_head_answers_as_the_store_does(extra: &[&str]) {
     let dir = tempfile::tempdir().expect("temp dir");
     let window = [("PHAROS_QUERY__HEAD__WINDOW", "20m")];
@@ -476,6 +487,13 @@ async fn the_head_answers_as_the_store_does(extra: &[&str]) {
             every(24)
                 .map(|t| (t, ((t - start) as f64 / 60_000.0).sin()))
                 .chain(std::iter::once((start + 24 * 15_000, stale)))
+                .collect(),
+        ),
+        // 40 minutes of a counter: its first half lies before the head's window.
+        (
+            vec![("__name__", "head_long_total"), ("job", "a")],
+            (0..=160)
+                .map(|i| (at - 40 * 60_000 + i * 15_000, (i * 3 % 500) as f64))
                 .collect(),
         ),
     ];
@@ -510,6 +528,10 @@ async fn the_head_answers_as_the_store_does(extra: &[&str]) {
         "the head answered: {head}"
     );
     assert!(
+        head["completed"].as_u64() >= Some(5),
+        "the head completed the selections begun in the store: {head}"
+    );
+    assert!(
         from_feed[0]["data"]["result"].as_array().map(Vec::len) == Some(2),
         "both counters at {at}: {}",
         from_feed[0]
@@ -520,7 +542,7 @@ async fn the_head_answers_as_the_store_does(extra: &[&str]) {
     pharos.wait_serving().await;
     let head = head_answering(&pharos).await;
     assert_eq!(
-        head["series"], 4,
+        head["series"], 5,
         "the snapshot holds the recent series: {head}"
     );
     let from_snapshot = recent_answers(&pharos, at).await;
@@ -528,6 +550,10 @@ async fn the_head_answers_as_the_store_does(extra: &[&str]) {
     assert!(
         head["answered"].as_u64() >= Some(11),
         "the head answered: {head}"
+    );
+    assert!(
+        head["completed"].as_u64() >= Some(5),
+        "the head completed the selections begun in the store: {head}"
     );
     pharos.terminate();
 
