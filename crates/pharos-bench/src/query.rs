@@ -1308,9 +1308,9 @@ async fn sql_floor_hourly(
     Ok((took, aggregates + instants))
 }
 
-/// The statements the query service issues for `case`, run directly: when its range reaches
-/// into the head (`store_until`), the feed position the head must have applied; the series of
-/// the metric name (or every series); then for the selected series (`ids`, in the order the
+/// The statements the query service issues for `case`, run directly: the series of the metric
+/// name (or every series), and beside it, when its range reaches into the head
+/// (`store_until`), the feed position the head must have applied; then for the selected series (`ids`, in the order the
 /// service reads them), 256 series per read and 4 reads at once, one statement each: the
 /// range's pending windows, the chunks and the points of the pending windows, up to where the
 /// head begins (or, for a selector at one instant, each series' latest point). Returns the time
@@ -1327,13 +1327,17 @@ async fn sql_floor(
     let first_window = from_us.div_euclid(WINDOW_US) * WINDOW_US;
     let first_hour = from_us.div_euclid(HOUR_US) * HOUR_US;
     let started = Instant::now();
-    if store_until.is_some() {
-        let _: Option<i64> = sqlx::query_scalar(LAST_FEED_POSITION)
-            .bind(pharos_store::signals::feed::FeedSignal::Metrics as i16)
-            .fetch_optional(pool)
-            .await?;
-    }
-    let series = select_series(pool, case.name).await?;
+    let feed_position = async {
+        if store_until.is_some() {
+            sqlx::query_scalar(LAST_FEED_POSITION)
+                .bind(pharos_store::signals::feed::FeedSignal::Metrics as i16)
+                .fetch_optional(pool)
+                .await
+        } else {
+            Ok(None::<i64>)
+        }
+    };
+    let (_, series) = futures::try_join!(feed_position, select_series(pool, case.name))?;
     let chunks: Vec<Vec<i64>> = ids.chunks(SERIES_PER_READ).map(<[i64]>::to_vec).collect();
     let counts: Vec<usize> = futures::stream::iter(chunks)
         .map(|chunk| async move {
@@ -1984,8 +1988,8 @@ impl Report {
              floor is the store path the head replaces (series table, then the latest point of \
              each series); queries (a), (b) and (c) read the store up to where the head begins \
              (the last 2 hours, so the pending points too come from the head) and the rest from \
-             the head, and their floor is the statements that issues (feed position, series, \
-             reads of points up to where the head begins, read from Pharos' /health before each \
+             the head, and their floor is the statements that issues (feed position and series at \
+             once, then reads of points up to where the head begins, read from Pharos' /health before each \
              turn). For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
              {} days (only query (e) reads it), rolled up with the rest before timing by the \

@@ -11,7 +11,7 @@ use crate::binary;
 use crate::engine::{Abort, EngineSettings, Loaded, Range, too_many_samples};
 use crate::error::{Error, Result};
 use crate::functions::{
-    Bucket, CounterResets, RangeFunction, Window, advance, bucket_quantile, round,
+    Bucket, CounterResets, RangeFunction, Window, advance, advance_by, bucket_quantile, round,
 };
 use crate::plan::{Function, Node, Plan, Selector, SelectorId, Subquery, ValueType, value_type};
 use crate::types::{
@@ -1023,6 +1023,8 @@ pub(crate) fn range_function_of_series(
         .corrects_counter_resets()
         .then(|| CounterResets::of(points));
     let (mut first, mut last, mut previous) = (0, 0, (i64::MIN, i64::MIN));
+    // How far each bound moved at the last step: mostly how far it moves at this one.
+    let (mut first_moved, mut last_moved) = (0, 0);
     let mut resets_cursor = (0, 0);
     for step in 0..grid.len() {
         let t = grid.time(step);
@@ -1031,8 +1033,11 @@ pub(crate) fn range_function_of_series(
             (first, last, resets_cursor) = (0, 0, (0, 0));
         }
         previous = (from, to);
-        first = advance(points, first, |p| p.t < from);
-        last = advance(points, last.max(first), |p| p.t <= to);
+        let next_first = advance_by(points, first, first_moved, |p| p.t < from);
+        let last_from = last.max(next_first);
+        let next_last = advance_by(points, last_from, last_moved, |p| p.t <= to);
+        (first_moved, last_moved) = (next_first - first, next_last - last_from);
+        (first, last) = (next_first, next_last);
         let window_points = &points[first..last];
         if window_points.is_empty() {
             continue;

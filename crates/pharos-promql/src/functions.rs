@@ -106,12 +106,35 @@ impl CounterResets {
     /// The values before the decreases within the points `first..last` (a decrease counts when
     /// both of its points are inside). `cursor` is where the previous window's were: windows
     /// given with one cursor must never move back (start a new cursor at `(0, 0)` then).
+    #[inline]
     pub fn within(&self, first: usize, last: usize, cursor: &mut (usize, usize)) -> &[f64] {
+        if self.after.is_empty() {
+            return &[];
+        }
         let low = advance(&self.after, cursor.0, |&after| after <= first);
         let high = advance(&self.after, cursor.1.max(low), |&after| after < last);
         *cursor = (low, high);
         &self.values_before[low..high]
     }
+}
+
+/// [`advance`], trying `from + moved` first (two comparisons): the bounds of windows sliding at
+/// a fixed step over a regularly scraped series mostly move as far as they moved the last time.
+#[inline]
+pub(crate) fn advance_by<T>(
+    items: &[T],
+    from: usize,
+    moved: usize,
+    before: impl Fn(&T) -> bool,
+) -> usize {
+    let guess = from.saturating_add(moved);
+    if guess <= items.len()
+        && (guess == from || before(&items[guess - 1]))
+        && (guess == items.len() || !before(&items[guess]))
+    {
+        return guess;
+    }
+    advance(items, from, before)
 }
 
 /// The index of the first item at or after `from` for which `before` is false, `before` holding
@@ -1302,6 +1325,22 @@ mod tests {
             }
         }
         assert_eq!(advance(&items, 500, |&x| x < 10), 100);
+    }
+
+    #[test]
+    fn advance_by_a_guess_finds_what_advance_finds() {
+        let items: Vec<i64> = (0..100).map(|x| x * 2).collect();
+        for from in [0, 3, 50, 98, 99, 100] {
+            for bound in [-1, 0, 2, 9, 10, 60, 197, 198, 199, 200, 400] {
+                for moved in [0, 1, 3, 4, 5, 50, 200, usize::MAX] {
+                    assert_eq!(
+                        advance_by(&items, from, moved, |&x| x < bound),
+                        advance(&items, from, |&x| x < bound),
+                        "from {from} to {bound}, guessed {moved} on"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

@@ -287,19 +287,16 @@ impl StoreSource {
 }
 
 impl StoreSource {
-    /// `selection` read from the store: its series (through the cache), then their points
-    /// (handed to `batches` as they are read, when given). With `head_from`, the points from
-    /// that time on come from the head, and the head's series that match are read too.
+    /// `selection` read from the store: the points of its `series` (handed to `batches` as
+    /// they are read, when given). With `head_from`, the points from that time on come from the
+    /// head, and the head's series that match are read too.
     async fn read_selection(
         &self,
         selection: &Selection,
+        mut series: Arc<Vec<StoredSeries>>,
         batches: Option<Arc<dyn SeriesBatches>>,
         head_from: Option<(Arc<Head>, i64)>,
     ) -> Result<Vec<Series>, SourceError> {
-        let mut series = self
-            .matching_series(&selection.matchers)
-            .await
-            .map_err(source_error)?;
         let head_from = head_from.and_then(|(head, from)| {
             let in_head = head.matching(selection, from)?;
             let known: std::collections::HashSet<i64> = series.iter().map(|s| s.id).collect();
@@ -376,7 +373,26 @@ impl StoreSource {
         selection: &Selection,
         batches: Option<Arc<dyn SeriesBatches>>,
     ) -> Result<Vec<Series>, SourceError> {
-        let head_from = match self.head_part(selection).await? {
+        let series_of_selection = || async {
+            self.matching_series(&selection.matchers)
+                .await
+                .map_err(source_error)
+        };
+        // A selection the head should answer whole needs no series from the store; any other
+        // does, and they are selected while the head's catch-up is checked.
+        let within_head = self
+            .head
+            .as_ref()
+            .and_then(|head| head.complete_from())
+            .is_some_and(|from| selection.start >= from);
+        let (part, series) = if within_head {
+            (self.head_part(selection).await?, None)
+        } else {
+            let (part, series) =
+                futures::try_join!(self.head_part(selection), series_of_selection())?;
+            (part, Some(series))
+        };
+        let head_from = match part {
             HeadPart::Whole(series) => {
                 return match batches {
                     None => Ok(series),
@@ -388,7 +404,12 @@ impl StoreSource {
             HeadPart::From(head, from) => Some((head, from)),
             HeadPart::Nothing => None,
         };
-        self.read_selection(selection, batches, head_from).await
+        let series = match series {
+            Some(series) => series,
+            None => series_of_selection().await?,
+        };
+        self.read_selection(selection, series, batches, head_from)
+            .await
     }
 }
 
@@ -594,7 +615,13 @@ pub(crate) fn engine_points(points: Vec<(i64, f64)>) -> Vec<Point> {
 
 /// A point as the store reads it (time in µs) as the engine's (time in ms).
 fn engine_point((time_us, value): (i64, f64)) -> Point {
-    Point::new(time_us.div_euclid(1000), value)
+    // Unsigned division by a constant is a multiplication and a shift; times before 1970 round
+    // down as `div_euclid` does.
+    let time_ms = match u64::try_from(time_us) {
+        Ok(time_us) => (time_us / 1000) as i64,
+        Err(_) => time_us.div_euclid(1000),
+    };
+    Point::new(time_ms, value)
 }
 
 /// The labels of a stored series: its labels column (a JSON object) and its name.
@@ -690,6 +717,20 @@ mod tests {
             .expect("partitions");
         metrics.insert_points(&rows, None).await.expect("points");
         store
+    }
+
+    #[test]
+    fn microseconds_round_down_to_milliseconds_on_both_sides_of_1970() {
+        let times: Vec<i64> = [-1_001, -1_000, -1, 0, 999, 1_000, 1_999, i64::MAX]
+            .into_iter()
+            .map(|time_us| engine_point((time_us, 0.0)).t)
+            .collect();
+        let expected: Vec<i64> = [-1_001i64, -1_000, -1, 0, 999, 1_000, 1_999, i64::MAX]
+            .into_iter()
+            .map(|time_us| time_us.div_euclid(1000))
+            .collect();
+        assert_eq!(times, expected);
+        assert_eq!(times[..3], [-2, -1, -1]);
     }
 
     #[tokio::test]
