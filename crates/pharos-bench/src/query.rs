@@ -1033,6 +1033,8 @@ async fn measure_case(
         answers[system] =
             parse_answer(&body).with_context(|| format!("{} answered {text}", SYSTEMS[system]))?;
     }
+    // Where the head begins moves on by seconds while a case runs, which the floor's reads of
+    // whole chunks hardly notice; read once, since `/health` costs Pharos CPU (it reads /proc).
     let head_from = pharos_head_from(http, bases[PHAROS]).await?;
     let (_, rows) = floor(pools, case, ids, head_from).await?;
     let expected_rows = expected_floor_rows(data, case, head_from);
@@ -1122,8 +1124,6 @@ async fn measure_case(
             let (took, _) = http_query(http, bases[system], &case.expr, &case.request).await?;
             latencies[system].record(took);
         }
-        // Where the head begins moves on as time passes (each turn, by seconds).
-        let head_from = pharos_head_from(http, bases[PHAROS]).await?;
         let (took, _) = floor(pools, case, ids, head_from).await?;
         latencies[SQL].record(took);
     }
@@ -1989,8 +1989,8 @@ impl Report {
              each series); queries (a), (b) and (c) read the store up to where the head begins \
              (the last 2 hours, so the pending points too come from the head) and the rest from \
              the head, and their floor is the statements that issues (feed position and series at \
-             once, then reads of points up to where the head begins, read from Pharos' /health before each \
-             turn). For query (e), \
+             once, then reads of points up to where the head begins, read from Pharos' /health once per \
+             query). For query (e), \
              Pharos alone also holds the {} gauges' history, one point per 5 minutes back to \
              {} days (only query (e) reads it), rolled up with the rest before timing by the \
              store's own rollup code (the hours of the last ~2 h stay pending, summed from their \

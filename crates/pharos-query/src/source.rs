@@ -358,9 +358,12 @@ impl StoreSource {
         if whole && let Some(series) = head.select(selection) {
             return Ok(HeadPart::Whole(series));
         }
-        // The window may have moved on since: the head then answers from where it starts now.
+        // The window may have moved on since: the head then answers from where it starts now
+        // (a selector at one instant reads the store).
         Ok(match head.complete_from() {
-            Some(from) if from > selection.start && from <= selection.end => {
+            Some(from)
+                if !selection.latest_only && from > selection.start && from <= selection.end =>
+            {
                 HeadPart::From(head.clone(), from)
             }
             _ => HeadPart::Nothing,
