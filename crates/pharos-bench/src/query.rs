@@ -1189,16 +1189,23 @@ fn store_until(case: &Case, head_from: Option<i64>) -> Option<i64> {
     head_from.filter(|&from| !case.latest_only && case.from_ms < from && from <= case.to_ms)
 }
 
-/// Where Pharos' head of recent points begins (milliseconds; its `/health` component
-/// `query_head`); `None` while it does not answer.
+/// Where Pharos' head of recent points begins (milliseconds); `None` while it does not answer.
 async fn pharos_head_from(http: &reqwest::Client, pharos_url: &str) -> anyhow::Result<Option<i64>> {
-    let health: serde_json::Value = http
+    Ok(pharos_head(http, pharos_url).await?["complete_from_ms"].as_i64())
+}
+
+/// Pharos' head of recent points as its `/health` reports it (component `query_head`).
+async fn pharos_head(
+    http: &reqwest::Client,
+    pharos_url: &str,
+) -> anyhow::Result<serde_json::Value> {
+    let mut health: serde_json::Value = http
         .get(format!("{pharos_url}/health"))
         .send()
         .await?
         .json()
         .await?;
-    Ok(health["components"]["query_head"]["complete_from_ms"].as_i64())
+    Ok(health["components"]["query_head"].take())
 }
 
 /// The rows the floor of `case` must read from the data set (and the gauges' history).
@@ -1691,13 +1698,7 @@ async fn head_answering(
     let started = Instant::now();
     let deadline = started + Duration::from_secs(300);
     loop {
-        let health: serde_json::Value = http
-            .get(format!("{pharos_url}/health"))
-            .send()
-            .await?
-            .json()
-            .await?;
-        let head = &health["components"]["query_head"];
+        let head = pharos_head(http, pharos_url).await?;
         if head["answering"] == true {
             let count = |key: &str| head[key].as_u64().unwrap_or(0) as usize;
             return Ok((started.elapsed(), count("series"), count("points")));
