@@ -130,35 +130,20 @@ impl Head {
     /// labels), whatever the times of their points; `None` when the head no longer holds every
     /// point from `from` (milliseconds) on. A selection whose range begins before the head's
     /// window reads these from the store too, so that a series too new for the series cache is
-    /// not missed.
+    /// not missed. Counted as a selection the head completes (`completed`).
     pub fn matching(&self, selection: &Selection, from: i64) -> Option<Vec<(i64, Labels)>> {
         let state = self.read();
-        if state
-            .complete_from
-            .is_none_or(|complete_from| from < complete_from)
-        {
+        if !state.holds_from(from) {
             return None;
         }
         self.completed.fetch_add(1, Ordering::Relaxed);
-        let matching = |id: &i64, series: &HeadSeries| {
-            selection
-                .matches(&series.labels)
-                .then(|| (*id, series.labels.clone()))
-        };
-        Some(match selection.metric_name() {
-            Some(name) => state
-                .by_name
-                .get(name)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| matching(id, state.series.get(id)?))
+        Some(
+            state
+                .candidates(selection)
+                .filter(|(_, series)| selection.matches(&series.labels))
+                .map(|(id, series)| (id, series.labels.clone()))
                 .collect(),
-            None => state
-                .series
-                .iter()
-                .filter_map(|(id, series)| matching(id, series))
-                .collect(),
-        })
+        )
     }
 
     /// Calls `take` with the points in `from..=end` (milliseconds) of each series of `ids`, in
@@ -173,10 +158,7 @@ impl Head {
         mut take: impl FnMut(&[Point]),
     ) -> bool {
         let state = self.read();
-        if state
-            .complete_from
-            .is_none_or(|complete_from| from < complete_from)
-        {
+        if !state.holds_from(from) {
             return false;
         }
         for id in ids {
@@ -207,25 +189,13 @@ impl Head {
     /// `None` when the head does not hold every point of the range.
     pub fn select(&self, selection: &Selection) -> Option<Vec<Series>> {
         let state = self.read();
-        if state
-            .complete_from
-            .is_none_or(|complete_from| selection.start < complete_from)
-        {
+        if !state.holds_from(selection.start) {
             return None;
         }
-        let candidates: Box<dyn Iterator<Item = &HeadSeries>> = match selection.metric_name() {
-            Some(name) => Box::new(
-                state
-                    .by_name
-                    .get(name)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|id| state.series.get(id)),
-            ),
-            None => Box::new(state.series.values()),
-        };
         let mut selected = pharos_promql::select_in_memory(
-            candidates.map(|series| (&series.labels, series.points.as_slice())),
+            state
+                .candidates(selection)
+                .map(|(_, series)| (&series.labels, series.points.as_slice())),
             selection,
         );
         drop(state);
@@ -390,6 +360,29 @@ impl Head {
 }
 
 impl HeadState {
+    /// Whether it holds every committed point from `from` (milliseconds) on.
+    fn holds_from(&self, from: i64) -> bool {
+        self.complete_from
+            .is_some_and(|complete_from| from >= complete_from)
+    }
+
+    /// The series that may match `selection`: those of its metric name when it names one.
+    fn candidates<'a>(
+        &'a self,
+        selection: &Selection,
+    ) -> Box<dyn Iterator<Item = (i64, &'a HeadSeries)> + 'a> {
+        match selection.metric_name() {
+            Some(name) => Box::new(
+                self.by_name
+                    .get(name)
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|id| Some((*id, self.series.get(id)?))),
+            ),
+            None => Box::new(self.series.iter().map(|(id, series)| (*id, series))),
+        }
+    }
+
     fn insert_series(&mut self, id: i64, labels: Labels, points: Vec<Point>) {
         if let Some(name) = labels.metric_name() {
             self.by_name.entry(name.to_owned()).or_default().insert(id);

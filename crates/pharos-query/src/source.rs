@@ -545,13 +545,21 @@ fn in_order_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Vec<(i64,
 /// The engine's series of `group`, from the points read of each (times in µs, in its order);
 /// series without points are left out.
 fn engine_series(group: &[StoredSeries], stored: Vec<Vec<(i64, f64)>>) -> Vec<Series> {
+    series_with(group, stored.into_iter().map(engine_points))
+}
+
+/// Each series of `group` with its `points` (in its order); series without points left out.
+fn series_with(
+    group: &[StoredSeries],
+    points: impl IntoIterator<Item = Vec<Point>>,
+) -> Vec<Series> {
     group
         .iter()
-        .zip(stored)
+        .zip(points)
         .filter(|(_, points)| !points.is_empty())
         .map(|(series, points)| Series {
             labels: series.labels.clone(),
-            points: engine_points(points),
+            points,
         })
         .collect()
 }
@@ -599,15 +607,7 @@ impl Recent<'_> {
                 })
                 .collect();
         }
-        Ok(group
-            .iter()
-            .zip(joined)
-            .filter(|(_, points)| !points.is_empty())
-            .map(|(series, points)| Series {
-                labels: series.labels.clone(),
-                points,
-            })
-            .collect())
+        Ok(series_with(group, joined))
     }
 }
 
