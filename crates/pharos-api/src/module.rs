@@ -616,10 +616,10 @@ impl Registry {
         mounts
             .health
             .register(Arc::new(DatabaseCheck(base.store.clone())));
-        mounts.health.register(Arc::new(ProcessMemoryCheck));
-        mounts.health.register(Arc::new(FreeDiskCheck {
-            path: base.data_dir.clone(),
-        }));
+        mounts.health.register(Arc::new(ProcessMemoryCheck::new()));
+        mounts
+            .health
+            .register(Arc::new(FreeDiskCheck::new(base.data_dir.clone())));
         let mut provided = Interfaces::default();
         for module in self.ordered(&targets)? {
             let target = module.target();

@@ -89,8 +89,18 @@ impl HealthRegistry {
     }
 }
 
-/// Resident memory of this process.
-pub struct ProcessMemoryCheck;
+/// Resident memory of this process. The probe's `System` is kept between checks, and each
+/// check refreshes only this process' memory figures (one read of `/proc/self/statm` on Linux).
+#[derive(Default)]
+pub struct ProcessMemoryCheck {
+    system: std::sync::Mutex<sysinfo::System>,
+}
+
+impl ProcessMemoryCheck {
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
 
 impl HealthCheck for ProcessMemoryCheck {
     fn name(&self) -> &str {
@@ -99,11 +109,18 @@ impl HealthCheck for ProcessMemoryCheck {
 
     fn check(&self) -> BoxFuture<'_, ComponentHealth> {
         Box::pin(async {
-            let mut system = sysinfo::System::new();
             let Ok(pid) = sysinfo::get_current_pid() else {
                 return ComponentHealth::degraded(serde_json::json!({"error": "no pid"}));
             };
-            system.refresh_processes(sysinfo::ProcessesToUpdate::Some(&[pid]), true);
+            let mut system = self
+                .system
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            system.refresh_processes_specifics(
+                sysinfo::ProcessesToUpdate::Some(&[pid]),
+                false,
+                sysinfo::ProcessRefreshKind::nothing().with_memory(),
+            );
             match system.process(pid) {
                 Some(process) => ComponentHealth::ok(serde_json::json!({
                     "rss_bytes": process.memory(),
@@ -117,9 +134,21 @@ impl HealthCheck for ProcessMemoryCheck {
     }
 }
 
-/// Free space on the disk that holds a directory; degraded under 5 %.
+/// Free space on the disk that holds a directory; degraded under 5 %. The disk is found in
+/// the mount table once; each check then refreshes only its space (one `statvfs`), and lists
+/// the disks again should that fail (the disk was unmounted).
 pub struct FreeDiskCheck {
-    pub path: PathBuf,
+    path: PathBuf,
+    disk: std::sync::Mutex<Option<sysinfo::Disk>>,
+}
+
+impl FreeDiskCheck {
+    pub fn new(path: PathBuf) -> Self {
+        Self {
+            path,
+            disk: std::sync::Mutex::new(None),
+        }
+    }
 }
 
 impl HealthCheck for FreeDiskCheck {
@@ -130,13 +159,18 @@ impl HealthCheck for FreeDiskCheck {
     fn check(&self) -> BoxFuture<'_, ComponentHealth> {
         Box::pin(async {
             let path = std::fs::canonicalize(&self.path).unwrap_or_else(|_| self.path.clone());
-            let disks = sysinfo::Disks::new_with_refreshed_list();
-            let disk = disks
-                .list()
-                .iter()
-                .filter(|disk| path.starts_with(disk.mount_point()))
-                .max_by_key(|disk| disk.mount_point().as_os_str().len());
-            match disk {
+            let mut held = self
+                .disk
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let space = sysinfo::DiskRefreshKind::nothing().with_storage();
+            if !held
+                .as_mut()
+                .is_some_and(|disk| disk.refresh_specifics(space))
+            {
+                *held = holding_disk(&path);
+            }
+            match held.as_ref() {
                 Some(disk) => {
                     let total = disk.total_space().max(1);
                     let free = disk.available_space();
@@ -157,5 +191,59 @@ impl HealthCheck for FreeDiskCheck {
                 })),
             }
         })
+    }
+}
+
+/// The mount table's disk that holds `path` (the longest mount point above it); None when no
+/// disk holds it.
+fn holding_disk(path: &std::path::Path) -> Option<sysinfo::Disk> {
+    let disks: Vec<sysinfo::Disk> = sysinfo::Disks::new_with_refreshed_list().into();
+    disks
+        .into_iter()
+        .filter(|disk| path.starts_with(disk.mount_point()))
+        .max_by_key(|disk| disk.mount_point().as_os_str().len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn figure(health: &ComponentHealth, key: &str) -> u64 {
+        health
+            .detail
+            .get(key)
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or_else(|| panic!("no {key} in {health:?}"))
+    }
+
+    #[tokio::test]
+    async fn process_memory_is_read_again_at_each_check() {
+        let check = ProcessMemoryCheck::new();
+        let before = check.check().await;
+        assert_eq!(before.status, HealthStatus::Ok, "{before:?}");
+        assert!(figure(&before, "rss_bytes") > 0);
+        // 64 MiB touched: the next check sees a resident set that grew.
+        let held = vec![1u8; 64 << 20];
+        let after = check.check().await;
+        assert!(
+            figure(&after, "rss_bytes") >= figure(&before, "rss_bytes") + (32 << 20),
+            "{before:?} then {after:?}"
+        );
+        drop(held);
+    }
+
+    #[tokio::test]
+    async fn free_disk_is_the_disk_holding_the_directory_and_read_at_each_check() {
+        let directory = std::env::temp_dir();
+        let check = FreeDiskCheck::new(directory.clone());
+        for _ in 0..2 {
+            let health = check.check().await;
+            assert_ne!(health.status, HealthStatus::Down, "{health:?}");
+            assert!(figure(&health, "total_bytes") >= figure(&health, "free_bytes"));
+            assert!(figure(&health, "total_bytes") > 1, "{health:?}");
+        }
+        let missing = FreeDiskCheck::new(PathBuf::from("relative/and/missing"));
+        let health = missing.check().await;
+        assert_eq!(health.status, HealthStatus::Degraded, "{health:?}");
     }
 }
