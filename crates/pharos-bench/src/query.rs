@@ -65,6 +65,8 @@ const PARALLEL_READS: usize = 4;
 /// The statements the query service issues (crates/pharos-store/src/signals/metrics/read.rs).
 const SERIES_BY_NAME: &str =
     "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id";
+const SERIES_BY_NAME_AND_LABELS: &str = "SELECT id, name, labels::text FROM metric_series \
+     WHERE name = $1 AND labels @> $2::jsonb ORDER BY id";
 const ALL_SERIES: &str = "SELECT id, name, labels::text FROM metric_series ORDER BY id";
 /// The time one chunk covers while its hour goes on, and once the hour has ended.
 const WINDOW_US: i64 = pharos_store::signals::metrics::CHUNK_WINDOW_US;
@@ -472,6 +474,8 @@ struct Case {
     request: Request,
     /// The metric name the query service selects series by (`None`: every series).
     name: Option<&'static str>,
+    /// The selector's equality matchers besides the name, which narrow the series statement.
+    equal: Vec<(&'static str, String)>,
     /// The data set's series the query reads.
     reads: Vec<usize>,
     /// The times the query service reads (ms): the query's range less the lookback or rate
@@ -549,6 +553,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             expr: gauge_selector,
             request: range(shape.hours),
             name: Some(GAUGE),
+            equal: data.series[gauge].labels.clone(),
             reads: vec![gauge],
             from_ms: end - shape.hours * HOUR_MS - LOOKBACK_MS,
             to_ms: end,
@@ -566,6 +571,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             expr: format!("sum by (job) (rate({COUNTER}[5m]))"),
             request: range(shape.range_hours),
             name: Some(COUNTER),
+            equal: Vec::new(),
             reads: data.named(COUNTER),
             from_ms: end - shape.range_hours * HOUR_MS - LOOKBACK_MS,
             to_ms: end,
@@ -583,6 +589,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             expr: format!("histogram_quantile(0.99, sum by (le) (rate({BUCKET}[5m])))"),
             request: range(shape.range_hours),
             name: Some(BUCKET),
+            equal: Vec::new(),
             reads: data.named(BUCKET),
             from_ms: end - shape.range_hours * HOUR_MS - LOOKBACK_MS,
             to_ms: end,
@@ -599,6 +606,7 @@ fn cases(data: &DataSet, shape: &Shape) -> Vec<Case> {
             expr: "count by (job) ({__name__=~\"bench_.+\"})".to_owned(),
             request: Request::Instant { time_ms: end },
             name: None,
+            equal: Vec::new(),
             reads: (0..data.series.len()).collect(),
             from_ms: end - LOOKBACK_MS,
             to_ms: end,
@@ -635,6 +643,7 @@ fn hourly_case(data: &DataSet, shape: &Shape) -> Case {
             step_ms: HOUR_MS,
         },
         name: Some(GAUGE),
+        equal: Vec::new(),
         reads: data.gauges.clone(),
         from_ms: start - HOUR_MS,
         to_ms: end,
@@ -1232,12 +1241,26 @@ fn expected_floor_rows(data: &DataSet, case: &Case, head_from: Option<i64>) -> u
     }
 }
 
-/// The series statement the query service issues for a selector naming `name` (or none).
+/// The series statement the query service issues for `case`'s selector: by its name (or none)
+/// and its equality matchers.
 async fn select_series(
     pool: &PgPool,
-    name: Option<&str>,
+    case: &Case,
 ) -> Result<Vec<(i64, String, String)>, sqlx::Error> {
-    match name {
+    match case.name {
+        Some(name) if !case.equal.is_empty() => {
+            let equal: serde_json::Map<String, serde_json::Value> = case
+                .equal
+                .iter()
+                .map(|(label, value)| ((*label).to_owned(), value.as_str().into()))
+                .collect();
+            sqlx::query_as(SERIES_BY_NAME_AND_LABELS)
+                .persistent(false)
+                .bind(name)
+                .bind(serde_json::Value::Object(equal).to_string())
+                .fetch_all(pool)
+                .await
+        }
         Some(name) => {
             sqlx::query_as(SERIES_BY_NAME)
                 .persistent(false)
@@ -1267,7 +1290,7 @@ async fn sql_floor_hourly(
     let (from_us, to_us) = (case.from_ms * 1000, case.to_ms * 1000);
     let instants_us: Vec<i64> = hourly.instants_ms.iter().map(|ms| ms * 1000).collect();
     let started = Instant::now();
-    let series = select_series(pool, case.name).await?;
+    let series = select_series(pool, case).await?;
     let aggregates = async {
         let mut transaction = pool.begin().await?;
         sqlx::query(SNAPSHOT)
@@ -1344,7 +1367,7 @@ async fn sql_floor(
             Ok(None::<i64>)
         }
     };
-    let (_, series) = futures::try_join!(feed_position, select_series(pool, case.name))?;
+    let (_, series) = futures::try_join!(feed_position, select_series(pool, case))?;
     let chunks: Vec<Vec<i64>> = ids.chunks(SERIES_PER_READ).map(<[i64]>::to_vec).collect();
     let counts: Vec<usize> = futures::stream::iter(chunks)
         .map(|chunk| async move {

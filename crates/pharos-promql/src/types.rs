@@ -231,7 +231,7 @@ pub fn write_float(out: &mut String, value: f64) {
     {
         // Whole values (counters, counts) are most samples: integer formatting is the same
         // text as the float's, several times faster.
-        let _ = write!(out, "{}", value as i64);
+        out.push_str(itoa::Buffer::new().format(value as i64));
     } else {
         // Rust's Display is the shortest round-trip representation without an exponent.
         let _ = write!(out, "{value}");

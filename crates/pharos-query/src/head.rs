@@ -66,6 +66,15 @@ struct HeadSeries {
     points: Vec<Point>,
 }
 
+impl HeadSeries {
+    /// Its points in `from..=end` (milliseconds).
+    fn points_in(&self, from: i64, end: i64) -> &[Point] {
+        let first = self.points.partition_point(|p| p.t < from);
+        let last = self.points.partition_point(|p| p.t <= end);
+        &self.points[first..last.max(first)]
+    }
+}
+
 /// What [`Head::state`] reports (for `/health` and tests).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HeadFigures {
@@ -126,12 +135,18 @@ impl Head {
         self.read().complete_from
     }
 
-    /// The series the head holds that match every matcher of `selection` (their ids and
-    /// labels), whatever the times of their points; `None` when the head no longer holds every
-    /// point from `from` (milliseconds) on. A selection whose range begins before the head's
-    /// window reads these from the store too, so that a series too new for the series cache is
-    /// not missed. Counted as a selection the head completes (`completed`).
-    pub fn matching(&self, selection: &Selection, from: i64) -> Option<Vec<(i64, Labels)>> {
+    /// The series the head holds that match every matcher of `selection` and are not among
+    /// `known` (their ids and labels), whatever the times of their points; `None` when the head
+    /// no longer holds every point from `from` (milliseconds) on. A selection whose range
+    /// begins before the head's window reads these from the store too, so that a series too
+    /// new for the series cache is not missed. Counted as a selection the head completes
+    /// (`completed`).
+    pub fn matching(
+        &self,
+        selection: &Selection,
+        from: i64,
+        known: &HashSet<i64>,
+    ) -> Option<Vec<(i64, Labels)>> {
         let state = self.read();
         if !state.holds_from(from) {
             return None;
@@ -140,7 +155,7 @@ impl Head {
         Some(
             state
                 .candidates(selection)
-                .filter(|(_, series)| selection.matches(&series.labels))
+                .filter(|(id, series)| !known.contains(id) && selection.matches(&series.labels))
                 .map(|(id, series)| (id, series.labels.clone()))
                 .collect(),
         )
@@ -163,11 +178,7 @@ impl Head {
         }
         for id in ids {
             match state.series.get(id) {
-                Some(series) => {
-                    let first = series.points.partition_point(|p| p.t < from);
-                    let last = series.points.partition_point(|p| p.t <= end);
-                    take(&series.points[first..last.max(first)]);
-                }
+                Some(series) => take(series.points_in(from, end)),
                 None => take(&[]),
             }
         }
@@ -715,12 +726,18 @@ mod tests {
             from - 60_000,
             from + 5_000,
         );
-        let mut matching = head.matching(&up, from).expect("holds the rest");
+        let mut matching = head
+            .matching(&up, from, &HashSet::new())
+            .expect("holds the rest");
         matching.sort_by_key(|(id, _)| *id);
         let ids: Vec<i64> = matching.iter().map(|(id, _)| *id).collect();
         assert_eq!(ids, [1, 2]);
         assert_eq!(matching[1].1.get("job"), Some("b"));
-        assert_eq!(head.figures().completed, 1);
+        let unknown = head
+            .matching(&up, from, &HashSet::from([1]))
+            .expect("holds the rest");
+        assert_eq!(unknown.iter().map(|(id, _)| *id).collect::<Vec<_>>(), [2]);
+        assert_eq!(head.figures().completed, 2);
         // In the order asked, within the range's end; none for a series it does not hold.
         let times_of = |from_asked: i64| {
             let mut times: Vec<Vec<i64>> = Vec::new();
@@ -733,12 +750,13 @@ mod tests {
             times_of(from),
             Some(vec![vec![5_000], vec![], vec![1_000, 2_000]])
         );
+
         // Not before its window, nor once the window has moved past the time asked from.
         assert_eq!(times_of(from - 1), None);
         hand.advance(Duration::from_secs(1));
         head.evict();
         assert_eq!(times_of(from), None);
-        assert!(head.matching(&up, from).is_none());
+        assert!(head.matching(&up, from, &HashSet::new()).is_none());
     }
 
     #[test]

@@ -401,15 +401,17 @@ fn push_point(json: &mut String, t: i64, v: f64) {
 
 /// Milliseconds written as seconds the way Prometheus writes them: `12`, `12.5` is `12.500`.
 fn push_timestamp(json: &mut String, t: i64) {
-    use std::fmt::Write as _;
     if t < 0 {
         json.push('-');
     }
     let t = t.unsigned_abs();
-    let _ = write!(json, "{}", t / 1000);
+    json.push_str(itoa::Buffer::new().format(t / 1000));
     let fraction = t % 1000;
     if fraction != 0 {
-        let _ = write!(json, ".{fraction:03}");
+        json.push('.');
+        for digit in [fraction / 100, fraction / 10 % 10, fraction % 10] {
+            json.push(char::from(b'0' + digit as u8));
+        }
     }
 }
 

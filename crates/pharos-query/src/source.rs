@@ -19,7 +19,7 @@ use pharos_promql::{
     HourBucket, HourlySelection, HourlySeries, Labels, METRIC_NAME, Matcher, Point, Selection,
     Series, SeriesBatches, SeriesSource, SourceError,
 };
-use pharos_store::signals::metrics::SeriesPoints;
+use pharos_store::signals::metrics::PointForm;
 use pharos_store::{Store, StoreError};
 
 use pharos_store::signals::feed::FeedSignal;
@@ -144,7 +144,20 @@ impl StoreSource {
             }
             _ => None,
         });
-        let rows = self.store.metrics().series_labels(name).await?;
+        // Equality matchers narrow the statement (a matcher of "" also matches series without
+        // the label, so it cannot); every matcher is checked below.
+        let equal: Vec<(&str, &str)> = matchers
+            .iter()
+            .filter_map(|matcher| match &matcher.op {
+                pharos_promql::MatchOp::Equal(value)
+                    if matcher.name != METRIC_NAME && !value.is_empty() =>
+                {
+                    Some((matcher.name.as_str(), value.as_str()))
+                }
+                _ => None,
+            })
+            .collect();
+        let rows = self.store.metrics().series_labels(name, &equal).await?;
         let mut series: Vec<StoredSeries> = rows
             .into_iter()
             .filter_map(|(id, name, labels_json)| {
@@ -182,7 +195,8 @@ impl StoreSource {
 
     /// The points of `series` in `start..=end` (milliseconds), read in parallel chunks, each
     /// its own task so that decoding chunks of points spreads over the cores (a task is
-    /// aborted, and its read canceled, when the query is dropped); only the latest of each
+    /// aborted, and its read canceled, when the query is dropped; a single chunk is read on
+    /// the caller's task); only the latest of each
     /// series when `latest_only`. With `batches`, each chunk's series are handed to it in
     /// their task as soon as they are read (and the reads stop when it says so), and nothing
     /// is returned.
@@ -210,73 +224,87 @@ impl StoreSource {
             .chunks(SERIES_PER_READ)
             .map(<[StoredSeries]>::to_vec)
             .collect();
-        let read: Result<Vec<Vec<Series>>, ReadEnd> = futures::stream::iter(chunks)
-            .map(move |chunk| {
-                let metrics = metrics.clone();
-                let batches = batches.clone();
-                let head_from = head_from.clone();
-                let task = tokio::spawn(async move {
-                    let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
-                    let points = if latest_only {
-                        metrics
-                            .latest_points_of_series(&ids, from_us, to_us)
-                            .await?
-                            .into_iter()
-                            .map(|(id, time, value)| (id, vec![(time, value)]))
-                            .collect()
-                    } else {
-                        metrics.points_by_series(&ids, from_us, store_to_us).await?
+        let read_chunk = move |chunk: Vec<StoredSeries>| {
+            let metrics = metrics.clone();
+            let batches = batches.clone();
+            let head_from = head_from.clone();
+            async move {
+                let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
+                let points = if latest_only {
+                    metrics
+                        .latest_points_of_series(&ids, from_us, to_us)
+                        .await?
+                        .into_iter()
+                        .map(|(id, time, value)| (id, vec![EngineTime::point(time, value)]))
+                        .collect()
+                } else {
+                    // Each series' vector has room for its points from the head, taken to be
+                    // as dense as those read (and a little more).
+                    let spans = head_from
+                        .as_ref()
+                        .map(|(_, from)| ((end - from + 1).max(0), (from - start).max(1)));
+                    let room_after = |_: i64, read: usize| match spans {
+                        Some((in_head, read_from_store)) => {
+                            let room =
+                                (read as u128 * in_head as u128 / read_from_store as u128) as usize;
+                            room + room / 16 + 4
+                        }
+                        None => 0,
                     };
-                    // Converted (and completed from the head) a group at a time, just before
-                    // the engine takes it; at once when nothing takes them as they come.
-                    let mut stored = in_order_of(&chunk, points).into_iter();
-                    let group_size = match batches {
-                        Some(_) => SERIES_PER_HANDOVER,
-                        None => chunk.len().max(1),
+                    metrics
+                        .points_by_series_as::<EngineTime>(&ids, from_us, store_to_us, &room_after)
+                        .await?
+                };
+                // Completed from the head a group at a time, just before the engine takes
+                // it; at once when nothing takes them as they come.
+                let mut stored = in_order_of(&chunk, points).into_iter();
+                let group_size = match batches {
+                    Some(_) => SERIES_PER_HANDOVER,
+                    None => chunk.len().max(1),
+                };
+                let mut read = Vec::new();
+                for group in chunk.chunks(group_size) {
+                    let stored: Vec<_> = stored.by_ref().take(group.len()).collect();
+                    let series = match &head_from {
+                        None => series_with(group, stored),
+                        Some((head, from)) => {
+                            let recent = Recent {
+                                head,
+                                from: *from,
+                                end,
+                                to_us,
+                            };
+                            recent.completed(&metrics, group, stored).await?
+                        }
                     };
-                    let mut read = Vec::new();
-                    for group in chunk.chunks(group_size) {
-                        let stored: Vec<_> = stored.by_ref().take(group.len()).collect();
-                        let series = match &head_from {
-                            None => engine_series(group, stored),
-                            Some((head, from)) => {
-                                let recent = Recent {
-                                    head,
-                                    from: *from,
-                                    end,
-                                    to_us,
-                                };
-                                recent.completed(&metrics, group, stored).await?
-                            }
-                        };
-                        match &batches {
-                            None => read.extend(series),
-                            // `None` when the engine asks to stop reading.
-                            Some(batches) => {
-                                if !series.is_empty() && !batches.take(series) {
-                                    return Ok(None);
-                                }
+                    match &batches {
+                        None => read.extend(series),
+                        // `None` when the engine asks to stop reading.
+                        Some(batches) => {
+                            if !series.is_empty() && !batches.take(series) {
+                                return Ok(None);
                             }
                         }
                     }
-                    Ok::<_, StoreError>(Some(read))
-                });
-                let task = tokio_util::task::AbortOnDropHandle::new(task);
-                async move {
-                    match task.await {
-                        Ok(Ok(Some(read))) => Ok(read),
-                        Ok(Ok(None)) => Err(ReadEnd::Stopped),
-                        Ok(Err(error)) => Err(ReadEnd::Failed(source_error(error))),
-                        Err(error) => Err(ReadEnd::Failed(SourceError::new(
-                            format!("a read of points stopped: {error}"),
-                            false,
-                        ))),
-                    }
                 }
-            })
-            .buffered(PARALLEL_READS)
-            .try_collect()
-            .await;
+                Ok::<_, StoreError>(Some(read))
+            }
+        };
+        let read: Result<Vec<Vec<Series>>, ReadEnd> = if chunks.len() == 1 {
+            // A single read stays on this task: no other thread to wake, nothing to spread.
+            let chunk = chunks.into_iter().next().unwrap_or_default();
+            read_end(Ok(read_chunk(chunk).await)).map(|read| vec![read])
+        } else {
+            futures::stream::iter(chunks)
+                .map(|chunk| {
+                    let task =
+                        tokio_util::task::AbortOnDropHandle::new(tokio::spawn(read_chunk(chunk)));
+                    async move { read_end(task.await) }
+                })
+                .buffered(PARALLEL_READS)
+                .try_collect()
+                .await
+        };
         match read {
             Ok(read) => Ok(read.into_iter().flatten().collect()),
             // The engine gave up on the query and knows why; the reads left are dropped.
@@ -298,11 +326,10 @@ impl StoreSource {
         head_from: Option<(Arc<Head>, i64)>,
     ) -> Result<Vec<Series>, SourceError> {
         let head_from = head_from.and_then(|(head, from)| {
-            let in_head = head.matching(selection, from)?;
             let known: std::collections::HashSet<i64> = series.iter().map(|s| s.id).collect();
-            let new: Vec<StoredSeries> = in_head
+            let new: Vec<StoredSeries> = head
+                .matching(selection, from, &known)?
                 .into_iter()
-                .filter(|(id, _)| !known.contains(id))
                 .map(|(id, labels)| StoredSeries { id, labels })
                 .collect();
             if !new.is_empty() {
@@ -522,6 +549,21 @@ async fn hand_over_in_tasks(
     Ok(())
 }
 
+/// How a read of points (run as its own task, or on the caller's) ended.
+fn read_end(
+    ended: Result<Result<Option<Vec<Series>>, StoreError>, tokio::task::JoinError>,
+) -> Result<Vec<Series>, ReadEnd> {
+    match ended {
+        Ok(Ok(Some(read))) => Ok(read),
+        Ok(Ok(None)) => Err(ReadEnd::Stopped),
+        Ok(Err(error)) => Err(ReadEnd::Failed(source_error(error))),
+        Err(error) => Err(ReadEnd::Failed(SourceError::new(
+            format!("a read of points stopped: {error}"),
+            false,
+        ))),
+    }
+}
+
 /// Why reading a selection's points ended early.
 enum ReadEnd {
     /// The batches said to stop.
@@ -530,22 +572,16 @@ enum ReadEnd {
 }
 
 /// The points read of each series of `chunk` (by id), in the chunk's order.
-fn in_order_of(chunk: &[StoredSeries], read: Vec<SeriesPoints>) -> Vec<Vec<(i64, f64)>> {
+fn in_order_of(chunk: &[StoredSeries], read: Vec<(i64, Vec<Point>)>) -> Vec<Vec<Point>> {
     let index: std::collections::HashMap<i64, usize> =
         chunk.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
-    let mut points: Vec<Vec<(i64, f64)>> = vec![Vec::new(); chunk.len()];
+    let mut points: Vec<Vec<Point>> = vec![Vec::new(); chunk.len()];
     for (id, read) in read {
         if let Some(&at) = index.get(&id) {
             points[at] = read;
         }
     }
     points
-}
-
-/// The engine's series of `group`, from the points read of each (times in µs, in its order);
-/// series without points are left out.
-fn engine_series(group: &[StoredSeries], stored: Vec<Vec<(i64, f64)>>) -> Vec<Series> {
-    series_with(group, stored.into_iter().map(engine_points))
 }
 
 /// Each series of `group` with its `points` (in its order); series without points left out.
@@ -575,14 +611,14 @@ struct Recent<'a> {
 }
 
 impl Recent<'_> {
-    /// The engine's series of `group`: the points read of each (times in µs, in its order)
-    /// followed by its points from the head, copied once into the series' own points; from
-    /// the store, should the head have moved on since. Series without points are left out.
+    /// The engine's series of `group`: the points read of each (in its order) followed by its
+    /// points from the head, copied once onto the end of the points read; from the store,
+    /// should the head have moved on since. Series without points are left out.
     async fn completed(
         &self,
         metrics: &pharos_store::signals::metrics::MetricsRepository,
         group: &[StoredSeries],
-        stored: Vec<Vec<(i64, f64)>>,
+        stored: Vec<Vec<Point>>,
     ) -> Result<Vec<Series>, StoreError> {
         let ids: Vec<i64> = group.iter().map(|s| s.id).collect();
         let mut joined: Vec<Vec<Point>> = Vec::with_capacity(group.len());
@@ -590,24 +626,46 @@ impl Recent<'_> {
         let held = self
             .head
             .with_points_of(&ids, self.from, self.end, |recent| {
-                let stored = stored.next().unwrap_or_default();
-                let mut points = Vec::with_capacity(stored.len() + recent.len());
-                points.extend(stored.into_iter().map(engine_point));
+                let mut points = stored.next().unwrap_or_default();
                 points.extend_from_slice(recent);
                 joined.push(points);
             });
         if !held {
             let read = metrics
-                .points_by_series(&ids, millis_to_micros(self.from), self.to_us)
+                .points_by_series_as::<EngineTime>(
+                    &ids,
+                    millis_to_micros(self.from),
+                    self.to_us,
+                    &|_, _| 0,
+                )
                 .await?;
             joined = stored
                 .zip(in_order_of(group, read))
-                .map(|(stored, recent)| {
-                    stored.into_iter().chain(recent).map(engine_point).collect()
+                .map(|(mut points, recent)| {
+                    points.extend(recent);
+                    points
                 })
                 .collect();
         }
         Ok(series_with(group, joined))
+    }
+}
+
+/// The engine's form of points read from the store: times in milliseconds, made as the chunks
+/// are decoded.
+struct EngineTime;
+
+impl PointForm for EngineTime {
+    type Point = Point;
+
+    #[inline]
+    fn point(time_us: i64, value: f64) -> Point {
+        engine_point((time_us, value))
+    }
+
+    #[inline]
+    fn time(point: &Point) -> i64 {
+        point.t
     }
 }
 
@@ -786,7 +844,12 @@ mod tests {
         let ids: Vec<i64> = series.iter().map(|s| s.id).collect();
         let metrics = store.metrics();
         let before = metrics
-            .points_by_series(&ids, selection.start * 1000, from * 1000 - 1)
+            .points_by_series_as::<EngineTime>(
+                &ids,
+                selection.start * 1000,
+                from * 1000 - 1,
+                &|_, _| 0,
+            )
             .await
             .expect("points before the head");
         let recent = Recent {

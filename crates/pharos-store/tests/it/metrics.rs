@@ -13,6 +13,7 @@ use super::{DAY_START_US, DAY_US, HOUR_US};
 
 pharos_store::backend_tests!(
     series_are_found_and_created_once,
+    series_are_selected_by_name_and_equal_labels,
     points_round_trip_in_time_order,
     roll_up_waits_for_the_hour_to_end,
     expiry_removes_old_points_and_rollups,
@@ -97,6 +98,59 @@ async fn series_are_found_and_created_once(database: &TestDatabase) {
     assert_eq!(described.len(), 1);
     let labels: serde_json::Value = serde_json::from_str(&described[0].2).expect("json labels");
     assert_eq!(labels, serde_json::json!({"method": "GET"}));
+}
+
+async fn series_are_selected_by_name_and_equal_labels(database: &TestDatabase) {
+    let metrics = database.store().await.metrics();
+    let all = [
+        series("http_requests", &[("job", "api"), ("method", "GET")]),
+        series("http_requests", &[("job", "api"), ("method", "POST")]),
+        series("http_requests", &[("job", "web"), ("method", "GET")]),
+        series("up", &[("job", "api")]),
+        series("up", &[("job", "api's \"quoted\" \\ job")]),
+        series("up", &[("dotted.name", "x")]),
+    ];
+    metrics.create_series(&all).await.expect("create");
+    let select = async |name: Option<&str>, equal: &[(&str, &str)]| {
+        let rows = metrics.series_labels(name, equal).await.expect("select");
+        let mut found: Vec<String> = rows
+            .into_iter()
+            .map(|(_, name, labels)| {
+                let labels: std::collections::BTreeMap<String, String> =
+                    serde_json::from_str(&labels).expect("json labels");
+                let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{name}{{{}}}", labels.join(","))
+            })
+            .collect();
+        found.sort();
+        found
+    };
+    assert_eq!(select(Some("http_requests"), &[]).await.len(), 3);
+    assert_eq!(select(None, &[]).await.len(), 6);
+    assert_eq!(
+        select(Some("http_requests"), &[("job", "api"), ("method", "GET")]).await,
+        ["http_requests{job=api,method=GET}"]
+    );
+    assert_eq!(
+        select(None, &[("job", "api")]).await,
+        [
+            "http_requests{job=api,method=GET}",
+            "http_requests{job=api,method=POST}",
+            "up{job=api}"
+        ]
+    );
+    assert_eq!(
+        select(Some("up"), &[("job", "api's \"quoted\" \\ job")]).await,
+        ["up{job=api's \"quoted\" \\ job}"]
+    );
+    assert!(select(Some("up"), &[("job", "none")]).await.is_empty());
+    assert!(
+        select(Some("http_requests"), &[("missing", "x")])
+            .await
+            .is_empty()
+    );
+    // A label name that is no plain JSON path key is left to the caller's own matching.
+    assert_eq!(select(Some("up"), &[("dotted.name", "y")]).await.len(), 3);
 }
 
 async fn points_round_trip_in_time_order(database: &TestDatabase) {

@@ -16,6 +16,7 @@ mod packed;
 use pco::ChunkConfig;
 use pco::standalone::{simple_compress, simple_decompress_into};
 
+use super::PointForm;
 use crate::error::{Result, StoreError};
 
 /// The format written.
@@ -95,12 +96,12 @@ pub(crate) struct Scratch {
 /// unless `dropped` must see every one. `recorded_count` is the point count the chunk's row
 /// records: a header that says otherwise is corrupt, and is refused before its count sizes
 /// anything.
-pub(crate) fn decode_into(
+pub(crate) fn decode_into<F: PointForm>(
     data: &[u8],
     recorded_count: i32,
     (from, to): (i64, i64),
     dropped: Option<&dyn Fn(i64) -> bool>,
-    points: &mut Vec<(i64, f64)>,
+    points: &mut Vec<F::Point>,
     scratch: &mut Scratch,
 ) -> Result<()> {
     let mut reader = Reader { data };
@@ -146,7 +147,7 @@ pub(crate) fn decode_into(
             let time = |index: usize| start.wrapping_add(step.wrapping_mul(index as i64));
             let low = first_index(count, |index| time(index) < from);
             let high = low + first_index(count - low, |index| time(low + index) <= to);
-            append(
+            append::<F>(
                 points,
                 (low..high).map(|index| (time(index), values[index])),
                 dropped,
@@ -160,22 +161,23 @@ pub(crate) fn decode_into(
                 .iter()
                 .copied()
                 .zip(values[low..high].iter().copied());
-            append(points, in_range, dropped);
+            append::<F>(points, in_range, dropped);
         }
     }
     Ok(())
 }
 
-/// Appends the points `in_range` to `points`, less those `dropped` accepts: copied whole when
-/// nothing is dropped.
-fn append(
-    points: &mut Vec<(i64, f64)>,
+/// Appends the points `in_range` (stored times) to `points` in the reader's form, less those
+/// `dropped` accepts: without a test each when nothing is dropped.
+fn append<F: PointForm>(
+    points: &mut Vec<F::Point>,
     in_range: impl Iterator<Item = (i64, f64)>,
     dropped: Option<&dyn Fn(i64) -> bool>,
 ) {
+    let made = |(time, value)| F::point(time, value);
     match dropped {
-        None => points.extend(in_range),
-        Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time))),
+        None => points.extend(in_range.map(made)),
+        Some(dropped) => points.extend(in_range.filter(|&(time, _)| !dropped(time)).map(made)),
     }
 }
 
@@ -273,10 +275,11 @@ fn codec_error(error: pco::errors::PcoError) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::signals::metrics::Microseconds;
 
     fn decode(data: &[u8], range: std::ops::RangeInclusive<i64>) -> Result<Vec<(i64, f64)>> {
         let mut decoded = Vec::new();
-        decode_into(
+        decode_into::<Microseconds>(
             data,
             header_count(data),
             (*range.start(), *range.end()),
@@ -351,7 +354,7 @@ mod tests {
         let mut huge = encode(&[(0, 7.0), (1, 7.0)]).expect("encode");
         huge[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
         let mut decoded = Vec::new();
-        let refused = decode_into(
+        let refused = decode_into::<Microseconds>(
             &huge,
             2,
             (0, i64::MAX),
@@ -382,7 +385,7 @@ mod tests {
         assert_eq!(decode(&data, 0..=400).expect("decode"), stepped);
         // Points a read takes from elsewhere are dropped, in range or not.
         let mut kept = Vec::new();
-        decode_into(
+        decode_into::<Microseconds>(
             &data,
             10,
             (110, 160),

@@ -68,6 +68,33 @@ pub(crate) use read::prepare_reads;
 pub use read::{
     CLIENT_CHECK_MS, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, RecentPoints, SeriesPoints,
 };
+
+/// The form a reader of points keeps them in, each made from its stored time (microseconds)
+/// and value as the read decodes it: a reader with times in another unit converts in the same
+/// pass, into the vectors it keeps, instead of copying every point once more.
+pub trait PointForm {
+    type Point: Copy + Send + 'static;
+    fn point(time_us: i64, value: f64) -> Self::Point;
+    /// The point's time in the reader's unit, which never decreases as the stored time grows.
+    fn time(point: &Self::Point) -> i64;
+}
+
+/// Points as the store keeps them: (time in microseconds, value).
+pub struct Microseconds;
+
+impl PointForm for Microseconds {
+    type Point = (i64, f64);
+
+    #[inline]
+    fn point(time_us: i64, value: f64) -> Self::Point {
+        (time_us, value)
+    }
+
+    #[inline]
+    fn time(point: &Self::Point) -> i64 {
+        point.0
+    }
+}
 pub use write::encode_copy_binary;
 
 /// The identity of a series: its metric name and canonical label set.

@@ -1,7 +1,10 @@
 //! The read paths of metrics: points and rollups of a series over time, the series of a name or
 //! of a set of ids, and counts for tests and diagnostics.
 
-use super::{CHUNK_WINDOW_US, HOUR_US, MetricsRepository, RollupRow, SeriesRow, chunk};
+use super::{
+    CHUNK_WINDOW_US, HOUR_US, MetricsRepository, Microseconds, PointForm, RollupRow, SeriesRow,
+    chunk,
+};
 use crate::backend::{Pool, with_pool};
 use crate::error::Result;
 
@@ -20,7 +23,10 @@ macro_rules! recent_points_in {
         let mut points = Vec::new();
         for chunk in series.chunks(RECENT_SERIES_PER_READ) {
             let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
-            points.extend($points(&mut $transaction, &ids, $from_us, i64::MAX).await?);
+            points.extend(
+                $points::<Microseconds>(&mut $transaction, &ids, $from_us, i64::MAX, &|_, _| 0)
+                    .await?,
+            );
         }
         $transaction.rollback().await?;
         Ok(RecentPoints::new(position, series, points))
@@ -206,36 +212,68 @@ impl MetricsRepository {
         }
     }
 
-    /// The series of metric `name`, or of every name when `None`, oldest first: id, name and
-    /// labels (a JSON object of the labels other than the name). The query service selects
-    /// series with this, then matches labels itself.
-    pub async fn series_labels(&self, name: Option<&str>) -> Result<Vec<(i64, String, String)>> {
-        Ok(match (&self.store.pool, name) {
-            (Pool::Postgres(pool), Some(name)) => {
-                sqlx::query_as(
-                    "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id",
-                )
-                .bind(name)
-                .fetch_all(pool)
-                .await?
+    /// The series of metric `name` (of every name when `None`) whose labels hold every label and
+    /// value of `equal`, oldest first: id, name and labels (a JSON object of the labels other
+    /// than the name). The query service narrows its selection with this (a selector's
+    /// equality matchers), then matches labels itself; on PostgreSQL the labels' GIN index
+    /// answers `equal` without a name.
+    pub async fn series_labels(
+        &self,
+        name: Option<&str>,
+        equal: &[(&str, &str)],
+    ) -> Result<Vec<(i64, String, String)>> {
+        const POSTGRES: [&str; 4] = [
+            "SELECT id, name, labels::text FROM metric_series ORDER BY id",
+            "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id",
+            "SELECT id, name, labels::text FROM metric_series WHERE labels @> $1::jsonb \
+             ORDER BY id",
+            "SELECT id, name, labels::text FROM metric_series \
+             WHERE name = $1 AND labels @> $2::jsonb ORDER BY id",
+        ];
+        // SQLite has no JSON index: the rows of the name are read and their labels compared
+        // with each wanted label's (a plain label name makes a JSON path as it is).
+        const SQLITE: [&str; 4] = [
+            "SELECT id, name, labels FROM metric_series ORDER BY id",
+            "SELECT id, name, labels FROM metric_series WHERE name = $1 ORDER BY id",
+            "SELECT id, name, labels FROM metric_series WHERE NOT EXISTS \
+             (SELECT 1 FROM json_each($1) AS wanted \
+             WHERE json_extract(metric_series.labels, '$.' || wanted.key) IS NOT wanted.value) \
+             ORDER BY id",
+            "SELECT id, name, labels FROM metric_series WHERE name = $1 AND NOT EXISTS \
+             (SELECT 1 FROM json_each($2) AS wanted \
+             WHERE json_extract(metric_series.labels, '$.' || wanted.key) IS NOT wanted.value) \
+             ORDER BY id",
+        ];
+        let equal: Vec<(&str, &str)> = equal
+            .iter()
+            .copied()
+            .filter(|(label, _)| is_plain_label_name(label))
+            .collect();
+        let wanted = (!equal.is_empty()).then(|| {
+            serde_json::Value::Object(
+                equal
+                    .iter()
+                    .map(|(label, value)| ((*label).to_owned(), (*value).into()))
+                    .collect(),
+            )
+            .to_string()
+        });
+        let shape = usize::from(name.is_some()) + 2 * usize::from(wanted.is_some());
+        let binds = name.into_iter().chain(wanted.as_deref());
+        Ok(match &self.store.pool {
+            Pool::Postgres(pool) => {
+                let mut query = sqlx::query_as(POSTGRES[shape]);
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                query.fetch_all(pool).await?
             }
-            (Pool::Postgres(pool), None) => {
-                sqlx::query_as("SELECT id, name, labels::text FROM metric_series ORDER BY id")
-                    .fetch_all(pool)
-                    .await?
-            }
-            (Pool::Sqlite(pool), Some(name)) => {
-                sqlx::query_as(
-                    "SELECT id, name, labels FROM metric_series WHERE name = $1 ORDER BY id",
-                )
-                .bind(name)
-                .fetch_all(pool)
-                .await?
-            }
-            (Pool::Sqlite(pool), None) => {
-                sqlx::query_as("SELECT id, name, labels FROM metric_series ORDER BY id")
-                    .fetch_all(pool)
-                    .await?
+            Pool::Sqlite(pool) => {
+                let mut query = sqlx::query_as(SQLITE[shape]);
+                for bind in binds {
+                    query = query.bind(bind);
+                }
+                query.fetch_all(pool).await?
             }
         })
     }
@@ -286,19 +324,35 @@ impl MetricsRepository {
         from_us: i64,
         to_us: i64,
     ) -> Result<Vec<SeriesPoints>> {
+        self.points_by_series_as::<Microseconds>(ids, from_us, to_us, &|_, _| 0)
+            .await
+    }
+
+    /// [`MetricsRepository::points_by_series`] with each point made in the form `F` as it is
+    /// decoded, each series' vector with room for `room_after(series id, points read)` more
+    /// points (which the caller appends from elsewhere without growing it).
+    pub async fn points_by_series_as<F: PointForm>(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+        room_after: &(dyn Fn(i64, usize) -> usize + Sync),
+    ) -> Result<Vec<(i64, Vec<F::Point>)>> {
         if ids.is_empty() || to_us < from_us {
             return Ok(Vec::new());
         }
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let mut read = AbandonableRead::start(self.store.metric_read_pool(pool)).await?;
-                let points = postgres_points(read.connection()?, ids, from_us, to_us).await?;
+                let points =
+                    postgres_points::<F>(read.connection()?, ids, from_us, to_us, room_after)
+                        .await?;
                 read.finished();
                 Ok(points)
             }
             Pool::Sqlite(pool) => {
                 let mut connection = pool.acquire().await?;
-                sqlite_points(&mut connection, ids, from_us, to_us).await
+                sqlite_points::<F>(&mut connection, ids, from_us, to_us, room_after).await
             }
         }
     }
@@ -641,12 +695,13 @@ impl RecentPoints {
 }
 
 /// The points of `ids` in `from_us..=to_us` on PostgreSQL: [`POSTGRES_READ`] on `connection`.
-async fn postgres_points(
+async fn postgres_points<F: PointForm>(
     connection: &mut sqlx::PgConnection,
     ids: &[i64],
     from_us: i64,
     to_us: i64,
-) -> Result<Vec<SeriesPoints>> {
+    room_after: &(dyn Fn(i64, usize) -> usize + Sync),
+) -> Result<Vec<(i64, Vec<F::Point>)>> {
     if ids.is_empty() || to_us < from_us {
         return Ok(Vec::new());
     }
@@ -681,23 +736,24 @@ async fn postgres_points(
     if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
         chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
     }
-    merge_chunks_and_points(
+    merge_chunks_and_points::<F>(
         chunks,
         vec![points],
         &PendingWindows(pending),
-        from_us,
-        to_us,
+        (from_us, to_us),
+        room_after,
     )
 }
 
 /// The points of `ids` in `from_us..=to_us` on SQLite: pending windows, chunks, then the
 /// points of each run of pending windows, on `connection`.
-async fn sqlite_points(
+async fn sqlite_points<F: PointForm>(
     connection: &mut sqlx::SqliteConnection,
     ids: &[i64],
     from_us: i64,
     to_us: i64,
-) -> Result<Vec<SeriesPoints>> {
+    room_after: &(dyn Fn(i64, usize) -> usize + Sync),
+) -> Result<Vec<(i64, Vec<F::Point>)>> {
     if ids.is_empty() || to_us < from_us {
         return Ok(Vec::new());
     }
@@ -741,7 +797,13 @@ async fn sqlite_points(
                 .collect(),
         );
     }
-    merge_chunks_and_points(chunks, runs, &PendingWindows(pending), from_us, to_us)
+    merge_chunks_and_points::<F>(
+        chunks,
+        runs,
+        &PendingWindows(pending),
+        (from_us, to_us),
+        room_after,
+    )
 }
 
 /// The first chunk window of a read from `from_us`, and the hour it lies in (an hour's chunk
@@ -817,16 +879,17 @@ impl PendingWindows {
 /// The points of `chunks` (ordered by series and window) and of `runs` (rows in any order)
 /// within `from_us..=to_us`, by series in id order, each oldest first: points of the `pending`
 /// windows from the runs, the others from the chunks.
-fn merge_chunks_and_points(
+fn merge_chunks_and_points<F: PointForm>(
     chunks: Vec<ChunkRow>,
     runs: Vec<Vec<(i64, i64, f64)>>,
     pending: &PendingWindows,
-    from_us: i64,
-    to_us: i64,
-) -> Result<Vec<SeriesPoints>> {
-    // Per series: the points from its chunks, then those from its pending windows.
-    type Points = Vec<(i64, f64)>;
-    let mut series: std::collections::BTreeMap<i64, (Points, Points)> =
+    (from_us, to_us): (i64, i64),
+    room_after: &dyn Fn(i64, usize) -> usize,
+) -> Result<Vec<(i64, Vec<F::Point>)>> {
+    // Per series: the points from its chunks (in the reader's form), then those from its
+    // pending windows (as stored, until they are sorted).
+    type Stored = Vec<(i64, f64)>;
+    let mut series: std::collections::BTreeMap<i64, (Vec<F::Point>, Stored)> =
         std::collections::BTreeMap::new();
     for run in runs {
         for (series_id, time, value) in run {
@@ -846,7 +909,8 @@ fn merge_chunks_and_points(
             .sum();
         let (from_chunks, from_points) = series.entry(run[0].0).or_default();
         // Counts come from the rows: past a bound the vector grows as it fills instead.
-        from_chunks.reserve_exact((count + from_points.len()).min(MAX_POINTS_RESERVED));
+        let read = count + from_points.len();
+        from_chunks.reserve_exact((read + room_after(run[0].0, read)).min(MAX_POINTS_RESERVED));
     }
     let mut scratch = chunk::Scratch::default();
     let held_by_pending = |time: i64| pending.holds(time);
@@ -856,7 +920,7 @@ fn merge_chunks_and_points(
         let dropped = pending
             .meet_chunk_at(start)
             .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
-        chunk::decode_into(
+        chunk::decode_into::<F>(
             &data,
             recorded_count,
             (from_us, to_us),
@@ -870,19 +934,21 @@ fn merge_chunks_and_points(
         .filter(|(_, (from_chunks, from_points))| {
             !from_chunks.is_empty() || !from_points.is_empty()
         })
-        .map(|(series_id, (from_chunks, mut from_points))| {
+        .map(|(series_id, (mut from_chunks, mut from_points))| {
             // PostgreSQL returns the points of pending windows in no particular order.
             if !from_points.is_sorted_by_key(|point| point.0) {
                 from_points.sort_by_key(|point| point.0);
             }
-            let points = if from_points.is_empty() {
+            if from_chunks.capacity() == 0 {
+                // A series with pending points only.
+                let read = from_points.len();
                 from_chunks
-            } else if from_chunks.is_empty() {
-                from_points
-            } else {
-                merge_sorted(from_chunks, from_points)
-            };
-            (series_id, points)
+                    .reserve_exact((read + room_after(series_id, read)).min(MAX_POINTS_RESERVED));
+            }
+            let from_points = from_points
+                .into_iter()
+                .map(|(time, value)| F::point(time, value));
+            (series_id, merge_sorted::<F>(from_chunks, from_points))
         })
         .collect())
 }
@@ -890,18 +956,27 @@ fn merge_chunks_and_points(
 /// The most points a read sets room aside for at once for one series (64 MiB).
 const MAX_POINTS_RESERVED: usize = 1 << 22;
 
-/// Two lists of points in time order as one.
-fn merge_sorted(mut a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
+/// Two lists of points in time order as one. A chunk and a pending window never share a
+/// millisecond (windows are whole milliseconds), so times in the reader's unit order them as
+/// stored times would.
+fn merge_sorted<F: PointForm>(
+    mut a: Vec<F::Point>,
+    b: impl ExactSizeIterator<Item = F::Point>,
+) -> Vec<F::Point> {
+    let mut b = b.peekable();
     // The pending windows are mostly the latest: then the merge is an append.
-    if a.last().zip(b.first()).is_none_or(|(x, y)| x.0 <= y.0) {
+    if a.last()
+        .zip(b.peek())
+        .is_none_or(|(x, y)| F::time(x) <= F::time(y))
+    {
         a.extend(b);
         return a;
     }
     let mut merged = Vec::with_capacity(a.len() + b.len());
-    let (mut a, mut b) = (a.into_iter().peekable(), b.into_iter().peekable());
+    let mut a = a.into_iter().peekable();
     loop {
         let next = match (a.peek(), b.peek()) {
-            (Some(x), Some(y)) if x.0 <= y.0 => a.next(),
+            (Some(x), Some(y)) if F::time(x) <= F::time(y) => a.next(),
             (Some(_), Some(_)) => b.next(),
             (Some(_), None) => a.next(),
             (None, _) => b.next(),
@@ -911,6 +986,16 @@ fn merge_sorted(mut a: Vec<(i64, f64)>, b: Vec<(i64, f64)>) -> Vec<(i64, f64)> {
             None => return merged,
         }
     }
+}
+
+/// Whether `label` is a name Prometheus accepts (`[a-zA-Z_][a-zA-Z0-9_]*`): a JSON path as it
+/// is.
+fn is_plain_label_name(label: &str) -> bool {
+    let mut chars = label.chars();
+    chars
+        .next()
+        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Pending hours in `$1..$2`.
@@ -959,19 +1044,25 @@ mod tests {
         };
         // Pending points after the chunks' (the usual case), between them, and either empty.
         assert_eq!(
-            merge_sorted(points(&[1, 2, 3]), points(&[4, 5])),
+            merge_sorted::<Microseconds>(points(&[1, 2, 3]), points(&[4, 5]).into_iter()),
             points(&[1, 2, 3, 4, 5])
         );
         assert_eq!(
-            merge_sorted(points(&[1, 4, 6]), points(&[2, 3, 7])),
+            merge_sorted::<Microseconds>(points(&[1, 4, 6]), points(&[2, 3, 7]).into_iter()),
             points(&[1, 2, 3, 4, 6, 7])
         );
         assert_eq!(
-            merge_sorted(points(&[5, 6]), points(&[1, 2])),
+            merge_sorted::<Microseconds>(points(&[5, 6]), points(&[1, 2]).into_iter()),
             points(&[1, 2, 5, 6])
         );
-        assert_eq!(merge_sorted(Vec::new(), points(&[1])), points(&[1]));
-        assert_eq!(merge_sorted(points(&[1]), Vec::new()), points(&[1]));
+        assert_eq!(
+            merge_sorted::<Microseconds>(Vec::new(), points(&[1]).into_iter()),
+            points(&[1])
+        );
+        assert_eq!(
+            merge_sorted::<Microseconds>(points(&[1]), std::iter::empty()),
+            points(&[1])
+        );
     }
 
     #[test]
@@ -993,12 +1084,12 @@ mod tests {
         ];
         let pending_points: Vec<(i64, i64, f64)> =
             (0..5).map(|i| (1, 3 * W + i * 15_000_000, -1.0)).collect();
-        let read = merge_chunks_and_points(
+        let read = merge_chunks_and_points::<Microseconds>(
             chunks,
             vec![pending_points],
             &PendingWindows(vec![3 * W]),
-            0,
-            10 * W,
+            (0, 10 * W),
+            &|id, read| if id == 1 { read / 25 + 2 } else { 0 },
         )
         .expect("merge");
         assert_eq!(read.len(), 2);
@@ -1012,8 +1103,9 @@ mod tests {
                 .map(|i| (3 * W + i * 15_000_000, -1.0))
                 .collect::<Vec<_>>()[..]
         );
-        // Sized once for the chunks and the pending points: never doubled on the way.
-        assert_eq!(first.capacity(), 125);
+        // Sized once for the chunks, the pending points and the room asked for after them:
+        // never doubled on the way.
+        assert_eq!(first.capacity(), 125 + 7);
         assert_eq!(second.capacity(), 80);
     }
 
