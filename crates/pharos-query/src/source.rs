@@ -144,18 +144,28 @@ impl StoreSource {
             }
             _ => None,
         });
-        // Equality matchers narrow the statement (a matcher of "" also matches series without
-        // the label, so it cannot); every matcher is checked below.
-        let equal: Vec<(&str, &str)> = matchers
+        // Equality matchers narrow the statement, and so does a regex of one plain literal
+        // (`job=~"$job"` in a dashboard, its variable set to one value); a matcher of "" also
+        // matches series without the label, so it cannot. Every matcher is checked below.
+        let literals: Vec<(&str, String)> = matchers
             .iter()
+            .filter(|matcher| matcher.name != METRIC_NAME)
             .filter_map(|matcher| match &matcher.op {
-                pharos_promql::MatchOp::Equal(value)
-                    if matcher.name != METRIC_NAME && !value.is_empty() =>
-                {
-                    Some((matcher.name.as_str(), value.as_str()))
+                pharos_promql::MatchOp::Equal(value) if !value.is_empty() => {
+                    Some((matcher.name.as_str(), value.clone()))
                 }
+                pharos_promql::MatchOp::Regex(regex) => match regex.literal_alternatives() {
+                    Some(mut values) if values.len() == 1 => {
+                        Some((matcher.name.as_str(), values.pop()?))
+                    }
+                    _ => None,
+                },
                 _ => None,
             })
+            .collect();
+        let equal: Vec<(&str, &str)> = literals
+            .iter()
+            .map(|(label, value)| (*label, value.as_str()))
             .collect();
         let rows = self.store.metrics().series_labels(name, &equal).await?;
         let mut series: Vec<StoredSeries> = rows
@@ -734,7 +744,7 @@ mod tests {
     use std::time::Duration;
 
     use pharos_clock::Clock;
-    use pharos_promql::MatchOp;
+    use pharos_promql::{AnchoredRegex, MatchOp};
     use pharos_store::signals::metrics::{NewSeries, PointRow, SeriesKey};
     use pharos_store::testing::TestDatabase;
 
@@ -778,6 +788,57 @@ mod tests {
             .expect("partitions");
         metrics.insert_points(&rows, None).await.expect("points");
         store
+    }
+
+    #[tokio::test]
+    async fn literal_matchers_narrow_the_series_statement_to_the_same_answer() {
+        let database = TestDatabase::sqlite();
+        let no_cache = SeriesCacheSettings {
+            capacity: 0,
+            ..SeriesCacheSettings::default()
+        };
+        let source = StoreSource::new(stored(&database).await, &no_cache);
+        let matcher = |name: &str, op: MatchOp| Matcher {
+            name: name.to_owned(),
+            op,
+        };
+        let regex = |source: &str| MatchOp::Regex(AnchoredRegex::new(source).expect("regex"));
+        let jobs = async |matchers: Vec<Matcher>| -> Vec<String> {
+            let mut matchers = matchers;
+            matchers.push(matcher(METRIC_NAME, MatchOp::Equal("up".to_owned())));
+            let series = source.matching_series(&matchers).await.expect("series");
+            series
+                .iter()
+                .map(|s| s.labels.get("job").unwrap_or("").to_owned())
+                .collect()
+        };
+        assert_eq!(jobs(vec![]).await, ["a", "b"]);
+        assert_eq!(
+            jobs(vec![matcher("job", MatchOp::Equal("a".into()))]).await,
+            ["a"]
+        );
+        assert_eq!(jobs(vec![matcher("job", regex("b"))]).await, ["b"]);
+        assert_eq!(jobs(vec![matcher("job", regex("a|b"))]).await, ["a", "b"]);
+        assert_eq!(jobs(vec![matcher("job", regex("a.*"))]).await, ["a"]);
+        assert!(jobs(vec![matcher("job", regex("c"))]).await.is_empty());
+        // "" matches series without the label: no series of `up` lacks `job`.
+        assert!(
+            jobs(vec![matcher("job", MatchOp::Equal(String::new()))])
+                .await
+                .is_empty()
+        );
+        assert_eq!(
+            jobs(vec![matcher("other", MatchOp::Equal(String::new()))]).await,
+            ["a", "b"]
+        );
+        assert_eq!(
+            jobs(vec![
+                matcher("job", regex("a")),
+                matcher("job", MatchOp::Equal("b".into()))
+            ])
+            .await,
+            Vec::<String>::new()
+        );
     }
 
     #[test]
