@@ -54,20 +54,37 @@ impl AnchoredRegex {
         self.regex.is_match(value)
     }
 
-    /// When the expression only matches a fixed list of values (`a|b|c` of plain literals),
-    /// those values: a source can then select with equality instead of scanning.
+    /// When the expression only matches a fixed list of non-empty values, those values: a
+    /// source can then select with equality instead of scanning. That is alternatives of
+    /// literal text (`a|b|c`), maybe in one group (`(a|b)`), with punctuation escaped (`10\.0`):
+    /// what Grafana sends for a variable of one or several values.
     pub fn literal_alternatives(&self) -> Option<Vec<String>> {
-        let plain = |part: &str| {
-            !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | ':' | '/'))
-        };
-        let parts: Vec<&str> = self.source.split('|').collect();
-        parts
-            .iter()
-            .all(|part| plain(part))
-            .then(|| parts.iter().map(|part| (*part).to_owned()).collect())
+        const SPECIAL: &str = "\\.+*?()|[]{}^$";
+        let source = self.source.as_str();
+        let inner = source
+            .strip_prefix('(')
+            .and_then(|rest| rest.strip_suffix(')'))
+            .filter(|inner| !inner.starts_with('?'))
+            .unwrap_or(source);
+        let mut values = Vec::new();
+        let mut value = String::new();
+        let mut chars = inner.chars();
+        while let Some(c) = chars.next() {
+            match c {
+                '|' => values.push(std::mem::take(&mut value)),
+                '\\' => match chars.next() {
+                    // `\<` and `\>` are word boundaries to the regex engine.
+                    Some(escaped) if escaped.is_ascii_punctuation() && !"<>".contains(escaped) => {
+                        value.push(escaped)
+                    }
+                    _ => return None,
+                },
+                c if SPECIAL.contains(c) || c.is_control() => return None,
+                c => value.push(c),
+            }
+        }
+        values.push(value);
+        (!values.iter().any(String::is_empty)).then_some(values)
     }
 }
 
@@ -386,5 +403,45 @@ impl SeriesSource for MemorySource {
                 })
                 .collect(),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::AnchoredRegex;
+
+    fn alternatives(source: &str) -> Option<Vec<String>> {
+        let regex = AnchoredRegex::new(source).expect("a valid test pattern");
+        let values = regex.literal_alternatives();
+        for value in values.iter().flatten() {
+            assert!(regex.is_match(value), "{source} matches {value}");
+            assert!(
+                !regex.is_match(&format!("{value}x")),
+                "{source} is anchored"
+            );
+        }
+        values
+    }
+
+    #[test]
+    fn literal_alternatives_are_the_values_the_regex_matches() {
+        let some = |values: &[&str]| Some(values.iter().map(|v| (*v).to_owned()).collect());
+        assert_eq!(alternatives("api"), some(&["api"]));
+        assert_eq!(
+            alternatives("api|web-1|a:b/c"),
+            some(&["api", "web-1", "a:b/c"])
+        );
+        // Grafana's multi-value variable: a group, punctuation escaped.
+        assert_eq!(
+            alternatives(r"(10\.0\.0\.1:9100|db\(primary\)|it\'s)"),
+            some(&["10.0.0.1:9100", "db(primary)", "it's"])
+        );
+        assert_eq!(alternatives("a b|é"), some(&["a b", "é"]));
+        for pattern in [
+            "", "a|", "|a", "(a|)", "a.*", "a+", "[ab]", "(a)|(b)", "(?i)a", "(?:a|b)", r"\d",
+            r"\<a", "^a$", "a{2}",
+        ] {
+            assert_eq!(alternatives(pattern), None, "{pattern}");
+        }
     }
 }

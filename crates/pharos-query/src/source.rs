@@ -19,7 +19,7 @@ use pharos_promql::{
     HourBucket, HourlySelection, HourlySeries, Labels, METRIC_NAME, Matcher, Point, Selection,
     Series, SeriesBatches, SeriesSource, SourceError,
 };
-use pharos_store::signals::metrics::PointForm;
+use pharos_store::signals::metrics::{EncodedPoints, PointForm};
 use pharos_store::{Store, StoreError};
 
 use pharos_store::signals::feed::FeedSignal;
@@ -144,30 +144,33 @@ impl StoreSource {
             }
             _ => None,
         });
-        // Equality matchers narrow the statement, and so does a regex of one plain literal
-        // (`job=~"$job"` in a dashboard, its variable set to one value); a matcher of "" also
-        // matches series without the label, so it cannot. Every matcher is checked below.
-        let literals: Vec<(&str, String)> = matchers
+        // Equality matchers narrow the statement, and so do regexes of plain alternatives
+        // (`job=~"$job"` in a dashboard: `a` with one value chosen, `a|b` with several); a
+        // matcher of "" also matches series without the label, so it cannot. Every matcher is
+        // checked below.
+        let literals: Vec<(&str, Vec<String>)> = matchers
             .iter()
             .filter(|matcher| matcher.name != METRIC_NAME)
             .filter_map(|matcher| match &matcher.op {
                 pharos_promql::MatchOp::Equal(value) if !value.is_empty() => {
-                    Some((matcher.name.as_str(), value.clone()))
+                    Some((matcher.name.as_str(), vec![value.clone()]))
                 }
-                pharos_promql::MatchOp::Regex(regex) => match regex.literal_alternatives() {
-                    Some(mut values) if values.len() == 1 => {
-                        Some((matcher.name.as_str(), values.pop()?))
-                    }
-                    _ => None,
-                },
+                pharos_promql::MatchOp::Regex(regex) => regex
+                    .literal_alternatives()
+                    .map(|values| (matcher.name.as_str(), values)),
                 _ => None,
             })
             .collect();
-        let equal: Vec<(&str, &str)> = literals
+        let choices: Vec<Vec<&str>> = literals
             .iter()
-            .map(|(label, value)| (*label, value.as_str()))
+            .map(|(_, values)| values.iter().map(String::as_str).collect())
             .collect();
-        let rows = self.store.metrics().series_labels(name, &equal).await?;
+        let wanted: Vec<(&str, &[&str])> = literals
+            .iter()
+            .zip(&choices)
+            .map(|((label, _), values)| (*label, values.as_slice()))
+            .collect();
+        let rows = self.store.metrics().series_labels(name, &wanted).await?;
         let mut series: Vec<StoredSeries> = rows
             .into_iter()
             .filter_map(|(id, name, labels_json)| {
@@ -240,41 +243,48 @@ impl StoreSource {
             let head_from = head_from.clone();
             async move {
                 let ids: Vec<i64> = chunk.iter().map(|s| s.id).collect();
-                let points = if latest_only {
-                    metrics
-                        .latest_points_of_series(&ids, from_us, to_us)
-                        .await?
-                        .into_iter()
-                        .map(|(id, time, value)| (id, vec![EngineTime::point(time, value)]))
-                        .collect()
+                let mut stored = if latest_only {
+                    ReadPoints::Latest(
+                        metrics
+                            .latest_points_of_series(&ids, from_us, to_us)
+                            .await?
+                            .into_iter()
+                            .map(|(id, time, value)| (id, EngineTime::point(time, value)))
+                            .collect(),
+                    )
                 } else {
-                    // Each series' vector has room for its points from the head, taken to be
-                    // as dense as those read (and a little more).
-                    let spans = head_from
-                        .as_ref()
-                        .map(|(_, from)| ((end - from + 1).max(0), (from - start).max(1)));
-                    let room_after = |_: i64, read: usize| match spans {
-                        Some((in_head, read_from_store)) => {
-                            let room =
-                                (read as u128 * in_head as u128 / read_from_store as u128) as usize;
-                            room + room / 16 + 4
-                        }
-                        None => 0,
-                    };
-                    metrics
-                        .points_by_series_as::<EngineTime>(&ids, from_us, store_to_us, &room_after)
-                        .await?
+                    ReadPoints::Encoded(
+                        metrics
+                            .encoded_points_by_series(&ids, from_us, store_to_us)
+                            .await?,
+                    )
                 };
-                // Completed from the head a group at a time, just before the engine takes
-                // it; at once when nothing takes them as they come.
-                let mut stored = in_order_of(&chunk, points).into_iter();
+                // Each series' vector has room for its points from the head, taken to be as
+                // dense as those read (and a little more).
+                let spans = head_from
+                    .as_ref()
+                    .map(|(_, from)| ((end - from + 1).max(0), (from - start).max(1)));
+                let room_after = |read: usize| match spans {
+                    Some((in_head, read_from_store)) => {
+                        let room =
+                            (read as u128 * in_head as u128 / read_from_store as u128) as usize;
+                        room + room / 16 + 4
+                    }
+                    None => 0,
+                };
+                // Decoded and completed from the head a group at a time, just before the
+                // engine takes it (the points are still in cache when it reads them); at once
+                // when nothing takes them as they come.
                 let group_size = match batches {
                     Some(_) => SERIES_PER_HANDOVER,
                     None => chunk.len().max(1),
                 };
                 let mut read = Vec::new();
                 for group in chunk.chunks(group_size) {
-                    let stored: Vec<_> = stored.by_ref().take(group.len()).collect();
+                    let stored = group
+                        .iter()
+                        .map(|series| stored.take(series.id, room_after))
+                        .collect::<Result<Vec<_>, _>>()?;
                     let series = match &head_from {
                         None => series_with(group, stored),
                         Some((head, from)) => {
@@ -581,6 +591,29 @@ enum ReadEnd {
     Failed(SourceError),
 }
 
+/// A read's points, taken a series at a time.
+enum ReadPoints {
+    /// The latest point of each series (an instant query's selection).
+    Latest(std::collections::HashMap<i64, Point>),
+    /// Every point in the range, each series decoded as it is taken.
+    Encoded(EncodedPoints),
+}
+
+impl ReadPoints {
+    /// Series `id`'s points, oldest first (empty when the read found none), with room for
+    /// `room_after(points read)` more.
+    fn take(
+        &mut self,
+        id: i64,
+        room_after: impl FnOnce(usize) -> usize,
+    ) -> Result<Vec<Point>, StoreError> {
+        match self {
+            ReadPoints::Latest(points) => Ok(points.remove(&id).into_iter().collect()),
+            ReadPoints::Encoded(read) => read.decode::<EngineTime>(id, room_after),
+        }
+    }
+}
+
 /// The points read of each series of `chunk` (by id), in the chunk's order.
 fn in_order_of(chunk: &[StoredSeries], read: Vec<(i64, Vec<Point>)>) -> Vec<Vec<Point>> {
     let index: std::collections::HashMap<i64, usize> =
@@ -819,6 +852,16 @@ mod tests {
         );
         assert_eq!(jobs(vec![matcher("job", regex("b"))]).await, ["b"]);
         assert_eq!(jobs(vec![matcher("job", regex("a|b"))]).await, ["a", "b"]);
+        assert_eq!(jobs(vec![matcher("job", regex("(b|c)"))]).await, ["b"]);
+        assert_eq!(jobs(vec![matcher("job", regex("c|a"))]).await, ["a"]);
+        assert_eq!(
+            jobs(vec![
+                matcher("job", regex("a|b")),
+                matcher("job", MatchOp::NotEqual("a".into()))
+            ])
+            .await,
+            ["b"]
+        );
         assert_eq!(jobs(vec![matcher("job", regex("a.*"))]).await, ["a"]);
         assert!(jobs(vec![matcher("job", regex("c"))]).await.is_empty());
         // "" matches series without the label: no series of `up` lacks `job`.

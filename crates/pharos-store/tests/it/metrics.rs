@@ -13,7 +13,7 @@ use super::{DAY_START_US, DAY_US, HOUR_US};
 
 pharos_store::backend_tests!(
     series_are_found_and_created_once,
-    series_are_selected_by_name_and_equal_labels,
+    series_are_selected_by_name_and_label_values,
     points_round_trip_in_time_order,
     roll_up_waits_for_the_hour_to_end,
     expiry_removes_old_points_and_rollups,
@@ -100,7 +100,7 @@ async fn series_are_found_and_created_once(database: &TestDatabase) {
     assert_eq!(labels, serde_json::json!({"method": "GET"}));
 }
 
-async fn series_are_selected_by_name_and_equal_labels(database: &TestDatabase) {
+async fn series_are_selected_by_name_and_label_values(database: &TestDatabase) {
     let metrics = database.store().await.metrics();
     let all = [
         series("http_requests", &[("job", "api"), ("method", "GET")]),
@@ -111,8 +111,8 @@ async fn series_are_selected_by_name_and_equal_labels(database: &TestDatabase) {
         series("up", &[("dotted.name", "x")]),
     ];
     metrics.create_series(&all).await.expect("create");
-    let select = async |name: Option<&str>, equal: &[(&str, &str)]| {
-        let rows = metrics.series_labels(name, equal).await.expect("select");
+    let select = async |name: Option<&str>, wanted: &[(&str, &[&str])]| {
+        let rows = metrics.series_labels(name, wanted).await.expect("select");
         let mut found: Vec<String> = rows
             .into_iter()
             .map(|(_, name, labels)| {
@@ -128,11 +128,15 @@ async fn series_are_selected_by_name_and_equal_labels(database: &TestDatabase) {
     assert_eq!(select(Some("http_requests"), &[]).await.len(), 3);
     assert_eq!(select(None, &[]).await.len(), 6);
     assert_eq!(
-        select(Some("http_requests"), &[("job", "api"), ("method", "GET")]).await,
+        select(
+            Some("http_requests"),
+            &[("job", &["api"]), ("method", &["GET"])]
+        )
+        .await,
         ["http_requests{job=api,method=GET}"]
     );
     assert_eq!(
-        select(None, &[("job", "api")]).await,
+        select(None, &[("job", &["api"])]).await,
         [
             "http_requests{job=api,method=GET}",
             "http_requests{job=api,method=POST}",
@@ -140,17 +144,59 @@ async fn series_are_selected_by_name_and_equal_labels(database: &TestDatabase) {
         ]
     );
     assert_eq!(
-        select(Some("up"), &[("job", "api's \"quoted\" \\ job")]).await,
+        select(Some("up"), &[("job", &["api's \"quoted\" \\ job"])]).await,
         ["up{job=api's \"quoted\" \\ job}"]
     );
-    assert!(select(Some("up"), &[("job", "none")]).await.is_empty());
+    assert!(select(Some("up"), &[("job", &["none"])]).await.is_empty());
     assert!(
-        select(Some("http_requests"), &[("missing", "x")])
+        select(Some("http_requests"), &[("missing", &["x"])])
             .await
             .is_empty()
     );
-    // A label name that is no plain JSON path key is left to the caller's own matching.
-    assert_eq!(select(Some("up"), &[("dotted.name", "y")]).await.len(), 3);
+    // One of several values, alone, beside one value, and without a name.
+    assert_eq!(
+        select(Some("http_requests"), &[("job", &["web", "none"])]).await,
+        ["http_requests{job=web,method=GET}"]
+    );
+    assert_eq!(
+        select(
+            Some("http_requests"),
+            &[("job", &["api", "web"]), ("method", &["GET"])]
+        )
+        .await,
+        [
+            "http_requests{job=api,method=GET}",
+            "http_requests{job=web,method=GET}"
+        ]
+    );
+    assert_eq!(
+        select(
+            None,
+            &[
+                ("job", &["web", "api's \"quoted\" \\ job"]),
+                ("method", &["GET", "PUT"])
+            ]
+        )
+        .await,
+        ["http_requests{job=web,method=GET}"]
+    );
+    assert!(
+        select(Some("up"), &[("missing", &["x", "y"])])
+            .await
+            .is_empty()
+    );
+    // No value to choose from: no series.
+    assert!(select(Some("up"), &[("job", &[])]).await.is_empty());
+    // Any label name, a dotted one too.
+    assert_eq!(
+        select(Some("up"), &[("dotted.name", &["x"])]).await,
+        ["up{dotted.name=x}"]
+    );
+    assert!(
+        select(Some("up"), &[("dotted.name", &["y", "z"])])
+            .await
+            .is_empty()
+    );
 }
 
 async fn points_round_trip_in_time_order(database: &TestDatabase) {

@@ -66,7 +66,8 @@ use crate::backend::partitions::{Partitions, Span, TimeUnit};
 pub use crate::backend::partitions::Expired;
 pub(crate) use read::prepare_reads;
 pub use read::{
-    CLIENT_CHECK_MS, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, RecentPoints, SeriesPoints,
+    CLIENT_CHECK_MS, EncodedPoints, POSTGRES_LATEST, POSTGRES_READ, PostgresReadRow, RecentPoints,
+    SeriesPoints,
 };
 
 /// The form a reader of points keeps them in, each made from its stored time (microseconds)

@@ -24,8 +24,9 @@ macro_rules! recent_points_in {
         for chunk in series.chunks(RECENT_SERIES_PER_READ) {
             let ids: Vec<i64> = chunk.iter().map(|s| s.0).collect();
             points.extend(
-                $points::<Microseconds>(&mut $transaction, &ids, $from_us, i64::MAX, &|_, _| 0)
-                    .await?,
+                $points(&mut $transaction, &ids, $from_us, i64::MAX)
+                    .await?
+                    .decode_all::<Microseconds>(&|_, _| 0)?,
             );
         }
         $transaction.rollback().await?;
@@ -212,70 +213,106 @@ impl MetricsRepository {
         }
     }
 
-    /// The series of metric `name` (of every name when `None`) whose labels hold every label and
-    /// value of `equal`, oldest first: id, name and labels (a JSON object of the labels other
-    /// than the name). The query service narrows its selection with this (a selector's
-    /// equality matchers), then matches labels itself; on PostgreSQL the labels' GIN index
-    /// answers `equal` without a name.
+    /// The series of metric `name` (of every name when `None`) that have, for each
+    /// `(label, values)` of `wanted`, the label with one of `values` (none of them empty), oldest
+    /// first: id, name and labels (a JSON object of the labels other than the name). The query
+    /// service narrows its selection with this (a selector's equality matchers and its regex
+    /// matchers of plain alternatives, `job=~"a|b"`), then matches labels itself.
+    ///
+    /// On PostgreSQL the labels of one value are asked as `labels @> {...}`, which the labels'
+    /// GIN index answers without a name, and those of several values through `jsonb_each`; on
+    /// SQLite, without a JSON index, each row's labels are compared through `json_each`. A label
+    /// wanted twice keeps one of its sets here (the caller's matching applies both).
     pub async fn series_labels(
         &self,
         name: Option<&str>,
-        equal: &[(&str, &str)],
+        wanted: &[(&str, &[&str])],
     ) -> Result<Vec<(i64, String, String)>> {
-        const POSTGRES: [&str; 4] = [
-            "SELECT id, name, labels::text FROM metric_series ORDER BY id",
-            "SELECT id, name, labels::text FROM metric_series WHERE name = $1 ORDER BY id",
-            "SELECT id, name, labels::text FROM metric_series WHERE labels @> $1::jsonb \
-             ORDER BY id",
-            "SELECT id, name, labels::text FROM metric_series \
-             WHERE name = $1 AND labels @> $2::jsonb ORDER BY id",
-        ];
-        // SQLite has no JSON index: the rows of the name are read and their labels compared
-        // with each wanted label's (a plain label name makes a JSON path as it is).
-        const SQLITE: [&str; 4] = [
-            "SELECT id, name, labels FROM metric_series ORDER BY id",
-            "SELECT id, name, labels FROM metric_series WHERE name = $1 ORDER BY id",
-            "SELECT id, name, labels FROM metric_series WHERE NOT EXISTS \
-             (SELECT 1 FROM json_each($1) AS wanted \
-             WHERE json_extract(metric_series.labels, '$.' || wanted.key) IS NOT wanted.value) \
-             ORDER BY id",
-            "SELECT id, name, labels FROM metric_series WHERE name = $1 AND NOT EXISTS \
-             (SELECT 1 FROM json_each($2) AS wanted \
-             WHERE json_extract(metric_series.labels, '$.' || wanted.key) IS NOT wanted.value) \
-             ORDER BY id",
-        ];
-        let equal: Vec<(&str, &str)> = equal
-            .iter()
-            .copied()
-            .filter(|(label, _)| is_plain_label_name(label))
-            .collect();
-        let wanted = (!equal.is_empty()).then(|| {
-            serde_json::Value::Object(
-                equal
-                    .iter()
-                    .map(|(label, value)| ((*label).to_owned(), (*value).into()))
-                    .collect(),
-            )
-            .to_string()
-        });
-        let shape = usize::from(name.is_some()) + 2 * usize::from(wanted.is_some());
-        let binds = name.into_iter().chain(wanted.as_deref());
-        Ok(match &self.store.pool {
-            Pool::Postgres(pool) => {
-                let mut query = sqlx::query_as(POSTGRES[shape]);
-                for bind in binds {
-                    query = query.bind(bind);
+        if wanted.iter().any(|(_, values)| values.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let object = |entries: &mut dyn Iterator<Item = (&str, serde_json::Value)>| {
+            let object: serde_json::Map<String, serde_json::Value> = entries
+                .map(|(label, value)| (label.to_owned(), value))
+                .collect();
+            (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
+        };
+        let array = |values: &[&str]| serde_json::Value::from(values.to_vec());
+        let mut clauses = Vec::with_capacity(3);
+        let mut binds: Vec<String> = Vec::with_capacity(3);
+        let mut bind = |clause: &dyn Fn(usize) -> String, value: String| {
+            binds.push(value);
+            clauses.push(clause(binds.len()));
+        };
+        if let Some(name) = name {
+            bind(&|n| format!("name = ${n}"), name.to_owned());
+        }
+        let columns = match &self.store.pool {
+            Pool::Postgres(_) => {
+                let one = object(
+                    &mut wanted.iter().filter_map(|(label, values)| match values {
+                        [value] => Some((*label, (*value).into())),
+                        _ => None,
+                    }),
+                );
+                let several = object(
+                    &mut wanted
+                        .iter()
+                        .filter(|(_, values)| values.len() > 1)
+                        .map(|(label, choices)| (*label, array(choices))),
+                );
+                if let Some(one) = one {
+                    bind(&|n| format!("labels @> ${n}::jsonb"), one);
                 }
-                query.fetch_all(pool).await?
-            }
-            Pool::Sqlite(pool) => {
-                let mut query = sqlx::query_as(SQLITE[shape]);
-                for bind in binds {
-                    query = query.bind(bind);
+                if let Some(several) = several {
+                    bind(
+                        &|n| {
+                            format!(
+                                "NOT EXISTS (SELECT 1 FROM jsonb_each(${n}::jsonb) AS wanted \
+                                 WHERE (wanted.value ? (labels ->> wanted.key)) IS NOT TRUE)"
+                            )
+                        },
+                        several,
+                    );
                 }
-                query.fetch_all(pool).await?
+                "id, name, labels::text"
             }
-        })
+            Pool::Sqlite(_) => {
+                let all = object(
+                    &mut wanted
+                        .iter()
+                        .map(|(label, choices)| (*label, array(choices))),
+                );
+                if let Some(all) = all {
+                    bind(
+                        &|n| {
+                            format!(
+                                "NOT EXISTS (SELECT 1 FROM json_each(${n}) AS wanted \
+                                 WHERE NOT EXISTS (SELECT 1 FROM json_each(metric_series.labels) \
+                                 AS have, json_each(wanted.value) AS choice \
+                                 WHERE have.key = wanted.key AND have.value = choice.value))"
+                            )
+                        },
+                        all,
+                    );
+                }
+                "id, name, labels"
+            }
+        };
+        let mut statement = format!("SELECT {columns} FROM metric_series");
+        for (index, clause) in clauses.iter().enumerate() {
+            statement.push_str(if index == 0 { " WHERE " } else { " AND " });
+            statement.push_str(clause);
+        }
+        statement.push_str(" ORDER BY id");
+        Ok(with_pool!(self.store, |pool| {
+            // Made of the fragments above alone: every value is bound.
+            let mut query = sqlx::query_as(sqlx::AssertSqlSafe(statement));
+            for value in &binds {
+                query = query.bind(value);
+            }
+            query.fetch_all(pool).await?
+        }))
     }
 
     /// The distinct metric names, sorted.
@@ -338,21 +375,32 @@ impl MetricsRepository {
         to_us: i64,
         room_after: &(dyn Fn(i64, usize) -> usize + Sync),
     ) -> Result<Vec<(i64, Vec<F::Point>)>> {
+        self.encoded_points_by_series(ids, from_us, to_us)
+            .await?
+            .decode_all::<F>(room_after)
+    }
+
+    /// [`MetricsRepository::points_by_series`] as read, each series decoded when the caller
+    /// takes it (see [`EncodedPoints`]).
+    pub async fn encoded_points_by_series(
+        &self,
+        ids: &[i64],
+        from_us: i64,
+        to_us: i64,
+    ) -> Result<EncodedPoints> {
         if ids.is_empty() || to_us < from_us {
-            return Ok(Vec::new());
+            return Ok(EncodedPoints::empty((from_us, to_us)));
         }
         match &self.store.pool {
             Pool::Postgres(pool) => {
                 let mut read = AbandonableRead::start(self.store.metric_read_pool(pool)).await?;
-                let points =
-                    postgres_points::<F>(read.connection()?, ids, from_us, to_us, room_after)
-                        .await?;
+                let points = postgres_points(read.connection()?, ids, from_us, to_us).await?;
                 read.finished();
                 Ok(points)
             }
             Pool::Sqlite(pool) => {
                 let mut connection = pool.acquire().await?;
-                sqlite_points::<F>(&mut connection, ids, from_us, to_us, room_after).await
+                sqlite_points(&mut connection, ids, from_us, to_us).await
             }
         }
     }
@@ -695,15 +743,14 @@ impl RecentPoints {
 }
 
 /// The points of `ids` in `from_us..=to_us` on PostgreSQL: [`POSTGRES_READ`] on `connection`.
-async fn postgres_points<F: PointForm>(
+async fn postgres_points(
     connection: &mut sqlx::PgConnection,
     ids: &[i64],
     from_us: i64,
     to_us: i64,
-    room_after: &(dyn Fn(i64, usize) -> usize + Sync),
-) -> Result<Vec<(i64, Vec<F::Point>)>> {
+) -> Result<EncodedPoints> {
     if ids.is_empty() || to_us < from_us {
-        return Ok(Vec::new());
+        return Ok(EncodedPoints::empty((from_us, to_us)));
     }
     let (first_window, first_hour) = first_window_and_hour(from_us);
     let rows: Vec<PostgresReadRow> = sqlx::query_as(POSTGRES_READ)
@@ -736,26 +783,24 @@ async fn postgres_points<F: PointForm>(
     if !chunks.is_sorted_by_key(|chunk| (chunk.0, chunk.1)) {
         chunks.sort_unstable_by_key(|chunk| (chunk.0, chunk.1));
     }
-    merge_chunks_and_points::<F>(
+    Ok(EncodedPoints::new(
         chunks,
         vec![points],
-        &PendingWindows(pending),
+        PendingWindows(pending),
         (from_us, to_us),
-        room_after,
-    )
+    ))
 }
 
 /// The points of `ids` in `from_us..=to_us` on SQLite: pending windows, chunks, then the
 /// points of each run of pending windows, on `connection`.
-async fn sqlite_points<F: PointForm>(
+async fn sqlite_points(
     connection: &mut sqlx::SqliteConnection,
     ids: &[i64],
     from_us: i64,
     to_us: i64,
-    room_after: &(dyn Fn(i64, usize) -> usize + Sync),
-) -> Result<Vec<(i64, Vec<F::Point>)>> {
+) -> Result<EncodedPoints> {
     if ids.is_empty() || to_us < from_us {
-        return Ok(Vec::new());
+        return Ok(EncodedPoints::empty((from_us, to_us)));
     }
     let (first_window, first_hour) = first_window_and_hour(from_us);
     let ids = ids_json(ids);
@@ -797,13 +842,12 @@ async fn sqlite_points<F: PointForm>(
                 .collect(),
         );
     }
-    merge_chunks_and_points::<F>(
+    Ok(EncodedPoints::new(
         chunks,
         runs,
-        &PendingWindows(pending),
+        PendingWindows(pending),
         (from_us, to_us),
-        room_after,
-    )
+    ))
 }
 
 /// The first chunk window of a read from `from_us`, and the hour it lies in (an hour's chunk
@@ -876,81 +920,149 @@ impl PendingWindows {
     }
 }
 
-/// The points of `chunks` (ordered by series and window) and of `runs` (rows in any order)
-/// within `from_us..=to_us`, by series in id order, each oldest first: points of the `pending`
-/// windows from the runs, the others from the chunks.
-fn merge_chunks_and_points<F: PointForm>(
-    chunks: Vec<ChunkRow>,
-    runs: Vec<Vec<(i64, i64, f64)>>,
-    pending: &PendingWindows,
-    (from_us, to_us): (i64, i64),
-    room_after: &dyn Fn(i64, usize) -> usize,
-) -> Result<Vec<(i64, Vec<F::Point>)>> {
-    // Per series: the points from its chunks (in the reader's form), then those from its
-    // pending windows (as stored, until they are sorted).
-    type Stored = Vec<(i64, f64)>;
-    let mut series: std::collections::BTreeMap<i64, (Vec<F::Point>, Stored)> =
-        std::collections::BTreeMap::new();
-    for run in runs {
-        for (series_id, time, value) in run {
-            if pending.holds(time) {
-                series.entry(series_id).or_default().1.push((time, value));
+/// The points a read found, as read: each series' chunks still encoded and the points of its
+/// pending windows, decoded a series at a time by whoever takes them
+/// ([`EncodedPoints::decode`]). The query service decodes each group of series just before the
+/// engine evaluates it: the points are still in cache when the engine first reads them, and
+/// only a group's are alive at once (a chunk takes about a tenth of the memory of its points).
+pub struct EncodedPoints {
+    /// By series id.
+    series: std::collections::BTreeMap<i64, EncodedSeries>,
+    pending: PendingWindows,
+    /// The read's range, `from_us..=to_us`.
+    range: (i64, i64),
+    scratch: chunk::Scratch,
+}
+
+/// One series' part of a read.
+#[derive(Default)]
+struct EncodedSeries {
+    /// Window start, points recorded and data of each chunk, in window order.
+    chunks: Vec<(i64, i32, Vec<u8>)>,
+    /// The points of its pending windows (time in microseconds), in any order.
+    points: Vec<(i64, f64)>,
+}
+
+impl std::fmt::Debug for EncodedPoints {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EncodedPoints")
+            .field("series", &self.series.len())
+            .field("range", &self.range)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EncodedPoints {
+    /// The points of `chunks` (ordered by series and window) and of `runs` (rows in any order)
+    /// within `from_us..=to_us`: points of the `pending` windows from the runs, the others
+    /// from the chunks.
+    fn new(
+        chunks: Vec<ChunkRow>,
+        runs: Vec<Vec<(i64, i64, f64)>>,
+        pending: PendingWindows,
+        range: (i64, i64),
+    ) -> Self {
+        let mut series: std::collections::BTreeMap<i64, EncodedSeries> =
+            std::collections::BTreeMap::new();
+        for (series_id, window, count, data) in chunks {
+            series
+                .entry(series_id)
+                .or_default()
+                .chunks
+                .push((window, count, data));
+        }
+        for run in runs {
+            for (series_id, time, value) in run {
+                if pending.holds(time) {
+                    series
+                        .entry(series_id)
+                        .or_default()
+                        .points
+                        .push((time, value));
+                }
             }
         }
+        Self {
+            series,
+            pending,
+            range,
+            scratch: chunk::Scratch::default(),
+        }
     }
-    // Each series' points from its chunks go into one vector sized for all of them and for
-    // its pending points, which are mostly appended to it (the chunks are ordered by series,
-    // so each series' are a run): allocated once rather than doubled, and so copied, as its
-    // chunks are decoded.
-    for run in chunks.chunk_by(|a, b| a.0 == b.0) {
-        let count: usize = run
-            .iter()
-            .map(|chunk| usize::try_from(chunk.2).unwrap_or(0))
-            .sum();
-        let (from_chunks, from_points) = series.entry(run[0].0).or_default();
+
+    fn empty(range: (i64, i64)) -> Self {
+        Self::new(Vec::new(), Vec::new(), PendingWindows(Vec::new()), range)
+    }
+
+    /// How many series the read found chunks or points of.
+    pub fn len(&self) -> usize {
+        self.series.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.series.is_empty()
+    }
+
+    /// Series `id`'s points in the range, in the reader's form and oldest first (empty when
+    /// the read found none, or when they were taken already), in one vector sized once for
+    /// them and for `room_after(points read)` more, which the caller means to append.
+    pub fn decode<F: PointForm>(
+        &mut self,
+        id: i64,
+        room_after: impl FnOnce(usize) -> usize,
+    ) -> Result<Vec<F::Point>> {
+        let Some(EncodedSeries { chunks, mut points }) = self.series.remove(&id) else {
+            return Ok(Vec::new());
+        };
         // Counts come from the rows: past a bound the vector grows as it fills instead.
-        let read = count + from_points.len();
-        from_chunks.reserve_exact((read + room_after(run[0].0, read)).min(MAX_POINTS_RESERVED));
+        let read = chunks
+            .iter()
+            .map(|chunk| usize::try_from(chunk.1).unwrap_or(0))
+            .sum::<usize>()
+            + points.len();
+        let mut decoded = Vec::with_capacity((read + room_after(read)).min(MAX_POINTS_RESERVED));
+        let pending = &self.pending;
+        let held_by_pending = |time: i64| pending.holds(time);
+        for (start, recorded_count, data) in chunks {
+            // Where a pending window meets the chunk, its points are read from the points table.
+            let dropped = pending
+                .meet_chunk_at(start)
+                .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
+            chunk::decode_into::<F>(
+                &data,
+                recorded_count,
+                self.range,
+                dropped,
+                &mut decoded,
+                &mut self.scratch,
+            )?;
+        }
+        // PostgreSQL returns the points of pending windows in no particular order.
+        if !points.is_sorted_by_key(|point| point.0) {
+            points.sort_by_key(|point| point.0);
+        }
+        let points = points
+            .into_iter()
+            .map(|(time, value)| F::point(time, value));
+        Ok(merge_sorted::<F>(decoded, points))
     }
-    let mut scratch = chunk::Scratch::default();
-    let held_by_pending = |time: i64| pending.holds(time);
-    for (series_id, start, recorded_count, data) in chunks {
-        let (from_chunks, _) = series.entry(series_id).or_default();
-        // Where a pending window meets the chunk, its points are read from the points table.
-        let dropped = pending
-            .meet_chunk_at(start)
-            .then_some(&held_by_pending as &dyn Fn(i64) -> bool);
-        chunk::decode_into::<F>(
-            &data,
-            recorded_count,
-            (from_us, to_us),
-            dropped,
-            from_chunks,
-            &mut scratch,
-        )?;
+
+    /// Every series' points, by series in id order, each oldest first and followed by room for
+    /// `room_after(id, points read)` more; series without points in the range left out.
+    pub fn decode_all<F: PointForm>(
+        mut self,
+        room_after: &dyn Fn(i64, usize) -> usize,
+    ) -> Result<Vec<(i64, Vec<F::Point>)>> {
+        let ids: Vec<i64> = self.series.keys().copied().collect();
+        let mut decoded = Vec::with_capacity(ids.len());
+        for id in ids {
+            let points = self.decode::<F>(id, |read| room_after(id, read))?;
+            if !points.is_empty() {
+                decoded.push((id, points));
+            }
+        }
+        Ok(decoded)
     }
-    Ok(series
-        .into_iter()
-        .filter(|(_, (from_chunks, from_points))| {
-            !from_chunks.is_empty() || !from_points.is_empty()
-        })
-        .map(|(series_id, (mut from_chunks, mut from_points))| {
-            // PostgreSQL returns the points of pending windows in no particular order.
-            if !from_points.is_sorted_by_key(|point| point.0) {
-                from_points.sort_by_key(|point| point.0);
-            }
-            if from_chunks.capacity() == 0 {
-                // A series with pending points only.
-                let read = from_points.len();
-                from_chunks
-                    .reserve_exact((read + room_after(series_id, read)).min(MAX_POINTS_RESERVED));
-            }
-            let from_points = from_points
-                .into_iter()
-                .map(|(time, value)| F::point(time, value));
-            (series_id, merge_sorted::<F>(from_chunks, from_points))
-        })
-        .collect())
 }
 
 /// The most points a read sets room aside for at once for one series (64 MiB).
@@ -986,16 +1098,6 @@ fn merge_sorted<F: PointForm>(
             None => return merged,
         }
     }
-}
-
-/// Whether `label` is a name Prometheus accepts (`[a-zA-Z_][a-zA-Z0-9_]*`): a JSON path as it
-/// is.
-fn is_plain_label_name(label: &str) -> bool {
-    let mut chars = label.chars();
-    chars
-        .next()
-        .is_some_and(|first| first.is_ascii_alphabetic() || first == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
 /// Pending hours in `$1..$2`.
@@ -1065,9 +1167,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn a_series_points_from_chunks_and_pending_windows_fill_one_vector_sized_once() {
-        // Series 1: three window chunks, then a pending window; series 2: two chunks.
+    /// Series 1: three window chunks, then a pending window; series 2: two chunks.
+    fn read_of_two_series() -> EncodedPoints {
         let chunk = |series: i64, window: i64| -> ChunkRow {
             let points: Vec<(i64, f64)> = (0..40)
                 .map(|i| (window + i * 15_000_000, i as f64))
@@ -1084,14 +1185,19 @@ mod tests {
         ];
         let pending_points: Vec<(i64, i64, f64)> =
             (0..5).map(|i| (1, 3 * W + i * 15_000_000, -1.0)).collect();
-        let read = merge_chunks_and_points::<Microseconds>(
+        EncodedPoints::new(
             chunks,
             vec![pending_points],
-            &PendingWindows(vec![3 * W]),
+            PendingWindows(vec![3 * W]),
             (0, 10 * W),
-            &|id, read| if id == 1 { read / 25 + 2 } else { 0 },
         )
-        .expect("merge");
+    }
+
+    #[test]
+    fn a_series_points_from_chunks_and_pending_windows_fill_one_vector_sized_once() {
+        let read = read_of_two_series()
+            .decode_all::<Microseconds>(&|id, read| if id == 1 { read / 25 + 2 } else { 0 })
+            .expect("decode");
         assert_eq!(read.len(), 2);
         let (first, second) = (&read[0].1, &read[1].1);
         assert_eq!((read[0].0, first.len()), (1, 125));
@@ -1107,6 +1213,31 @@ mod tests {
         // never doubled on the way.
         assert_eq!(first.capacity(), 125 + 7);
         assert_eq!(second.capacity(), 80);
+    }
+
+    #[test]
+    fn a_read_decodes_each_series_as_it_is_taken_in_any_order() {
+        let all = read_of_two_series()
+            .decode_all::<Microseconds>(&|_, _| 0)
+            .expect("decode");
+        let mut read = read_of_two_series();
+        assert_eq!(read.len(), 2);
+        let second = read.decode::<Microseconds>(2, |_| 0).expect("second");
+        let first = read.decode::<Microseconds>(1, |read| read).expect("first");
+        assert_eq!([(1, first.clone()), (2, second)], all[..]);
+        assert_eq!(first.capacity(), 2 * 125);
+        // Taken once: a series taken again, or one the read did not find, has no points.
+        assert!(read.is_empty());
+        assert!(
+            read.decode::<Microseconds>(1, |_| 0)
+                .expect("again")
+                .is_empty()
+        );
+        assert!(
+            read.decode::<Microseconds>(7, |_| 0)
+                .expect("absent")
+                .is_empty()
+        );
     }
 
     #[test]
