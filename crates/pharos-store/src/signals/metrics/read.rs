@@ -231,80 +231,62 @@ impl MetricsRepository {
         if wanted.iter().any(|(_, values)| values.is_empty()) {
             return Ok(Vec::new());
         }
-        let object = |entries: &mut dyn Iterator<Item = (&str, serde_json::Value)>| {
-            let object: serde_json::Map<String, serde_json::Value> = entries
-                .map(|(label, value)| (label.to_owned(), value))
-                .collect();
-            (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
-        };
         let array = |values: &[&str]| serde_json::Value::from(values.to_vec());
-        let mut clauses = Vec::with_capacity(3);
         let mut binds: Vec<String> = Vec::with_capacity(3);
-        let mut bind = |clause: &dyn Fn(usize) -> String, value: String| {
+        let mut clauses: Vec<String> = Vec::with_capacity(3);
+        // Binds `value`: its placeholder's number.
+        let mut bind = |value: String| {
             binds.push(value);
-            clauses.push(clause(binds.len()));
+            binds.len()
         };
         if let Some(name) = name {
-            bind(&|n| format!("name = ${n}"), name.to_owned());
+            let n = bind(name.to_owned());
+            clauses.push(format!("name = ${n}"));
         }
         let columns = match &self.store.pool {
             Pool::Postgres(_) => {
-                let one = object(
-                    &mut wanted.iter().filter_map(|(label, values)| match values {
-                        [value] => Some((*label, (*value).into())),
-                        _ => None,
-                    }),
-                );
-                let several = object(
-                    &mut wanted
+                let one = json_object(wanted.iter().filter_map(|(label, values)| match values {
+                    [value] => Some((*label, (*value).into())),
+                    _ => None,
+                }));
+                if let Some(one) = one {
+                    let n = bind(one);
+                    clauses.push(format!("labels @> ${n}::jsonb"));
+                }
+                let several = json_object(
+                    wanted
                         .iter()
                         .filter(|(_, values)| values.len() > 1)
-                        .map(|(label, choices)| (*label, array(choices))),
+                        .map(|(label, values)| (*label, array(values))),
                 );
-                if let Some(one) = one {
-                    bind(&|n| format!("labels @> ${n}::jsonb"), one);
-                }
                 if let Some(several) = several {
-                    bind(
-                        &|n| {
-                            format!(
-                                "NOT EXISTS (SELECT 1 FROM jsonb_each(${n}::jsonb) AS wanted \
-                                 WHERE (wanted.value ? (labels ->> wanted.key)) IS NOT TRUE)"
-                            )
-                        },
-                        several,
-                    );
+                    let n = bind(several);
+                    clauses.push(format!(
+                        "NOT EXISTS (SELECT 1 FROM jsonb_each(${n}::jsonb) AS wanted \
+                         WHERE (wanted.value ? (labels ->> wanted.key)) IS NOT TRUE)"
+                    ));
                 }
                 "id, name, labels::text"
             }
             Pool::Sqlite(_) => {
-                let all = object(
-                    &mut wanted
-                        .iter()
-                        .map(|(label, choices)| (*label, array(choices))),
-                );
+                let all = json_object(wanted.iter().map(|(label, values)| (*label, array(values))));
                 if let Some(all) = all {
-                    bind(
-                        &|n| {
-                            format!(
-                                "NOT EXISTS (SELECT 1 FROM json_each(${n}) AS wanted \
-                                 WHERE NOT EXISTS (SELECT 1 FROM json_each(metric_series.labels) \
-                                 AS have, json_each(wanted.value) AS choice \
-                                 WHERE have.key = wanted.key AND have.value = choice.value))"
-                            )
-                        },
-                        all,
-                    );
+                    let n = bind(all);
+                    clauses.push(format!(
+                        "NOT EXISTS (SELECT 1 FROM json_each(${n}) AS wanted \
+                         WHERE NOT EXISTS (SELECT 1 FROM json_each(metric_series.labels) \
+                         AS have, json_each(wanted.value) AS choice \
+                         WHERE have.key = wanted.key AND have.value = choice.value))"
+                    ));
                 }
                 "id, name, labels"
             }
         };
-        let mut statement = format!("SELECT {columns} FROM metric_series");
-        for (index, clause) in clauses.iter().enumerate() {
-            statement.push_str(if index == 0 { " WHERE " } else { " AND " });
-            statement.push_str(clause);
-        }
-        statement.push_str(" ORDER BY id");
+        let filter = match clauses.is_empty() {
+            true => String::new(),
+            false => format!(" WHERE {}", clauses.join(" AND ")),
+        };
+        let statement = format!("SELECT {columns} FROM metric_series{filter} ORDER BY id");
         Ok(with_pool!(self.store, |pool| {
             // Made of the fragments above alone: every value is bound.
             let mut query = sqlx::query_as(sqlx::AssertSqlSafe(statement));
@@ -1098,6 +1080,14 @@ fn merge_sorted<F: PointForm>(
             None => return merged,
         }
     }
+}
+
+/// `entries` as the text of a JSON object; `None` when there are none.
+fn json_object<'a>(entries: impl Iterator<Item = (&'a str, serde_json::Value)>) -> Option<String> {
+    let object: serde_json::Map<String, serde_json::Value> = entries
+        .map(|(label, value)| (label.to_owned(), value))
+        .collect();
+    (!object.is_empty()).then(|| serde_json::Value::Object(object).to_string())
 }
 
 /// Pending hours in `$1..$2`.
