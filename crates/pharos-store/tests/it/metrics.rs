@@ -180,6 +180,15 @@ async fn series_are_selected_by_name_and_label_values(database: &TestDatabase) {
         .await,
         ["http_requests{job=web,method=GET}"]
     );
+    assert_eq!(
+        select(None, &[("job", &["api's \"quoted\" \\ job", "none"])]).await,
+        ["up{job=api's \"quoted\" \\ job}"]
+    );
+    // A label asked twice: both sets apply.
+    assert_eq!(
+        select(None, &[("job", &["api", "web"]), ("job", &["web", "none"])]).await,
+        ["http_requests{job=web,method=GET}"]
+    );
     assert!(
         select(Some("up"), &[("missing", &["x", "y"])])
             .await

@@ -219,10 +219,11 @@ impl MetricsRepository {
     /// service narrows its selection with this (a selector's equality matchers and its regex
     /// matchers of plain alternatives, `job=~"a|b"`), then matches labels itself.
     ///
-    /// On PostgreSQL the labels of one value are asked as `labels @> {...}`, which the labels'
-    /// GIN index answers without a name, and those of several values through `jsonb_each`; on
-    /// SQLite, without a JSON index, each row's labels are compared through `json_each`. A label
-    /// wanted twice keeps one of its sets here (the caller's matching applies both).
+    /// On PostgreSQL the labels of one value are asked as `labels @> {...}` and each label of
+    /// several values as `labels @> ANY([{label: a}, {label: b}])`, which the labels' GIN index
+    /// answers without a name (a bitmap scan per element); on SQLite, without a JSON index, each
+    /// row's labels are compared through `json_each`. A label wanted twice with one value keeps
+    /// one of them here (the caller's matching applies both).
     pub async fn series_labels(
         &self,
         name: Option<&str>,
@@ -253,17 +254,16 @@ impl MetricsRepository {
                     let n = bind(one);
                     clauses.push(format!("labels @> ${n}::jsonb"));
                 }
-                let several = json_object(
-                    wanted
+                // One clause per label of several values: its label equal to any of them,
+                // asked of the GIN index as containment of any one-label object.
+                for (label, values) in wanted.iter().filter(|(_, values)| values.len() > 1) {
+                    let objects: Vec<serde_json::Value> = values
                         .iter()
-                        .filter(|(_, values)| values.len() > 1)
-                        .map(|(label, values)| (*label, array(values))),
-                );
-                if let Some(several) = several {
-                    let n = bind(several);
+                        .map(|value| serde_json::json!({ *label: value }))
+                        .collect();
+                    let n = bind(serde_json::Value::from(objects).to_string());
                     clauses.push(format!(
-                        "NOT EXISTS (SELECT 1 FROM jsonb_each(${n}::jsonb) AS wanted \
-                         WHERE (wanted.value ? (labels ->> wanted.key)) IS NOT TRUE)"
+                        "labels @> ANY(ARRAY(SELECT jsonb_array_elements(${n}::jsonb)))"
                     ));
                 }
                 "id, name, labels::text"
