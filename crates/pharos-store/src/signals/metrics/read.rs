@@ -232,7 +232,6 @@ impl MetricsRepository {
         if wanted.iter().any(|(_, values)| values.is_empty()) {
             return Ok(Vec::new());
         }
-        let array = |values: &[&str]| serde_json::Value::from(values.to_vec());
         let mut binds: Vec<String> = Vec::with_capacity(3);
         let mut clauses: Vec<String> = Vec::with_capacity(3);
         // Binds `value`: its placeholder's number.
@@ -269,7 +268,11 @@ impl MetricsRepository {
                 "id, name, labels::text"
             }
             Pool::Sqlite(_) => {
-                let all = json_object(wanted.iter().map(|(label, values)| (*label, array(values))));
+                let all = json_object(
+                    wanted
+                        .iter()
+                        .map(|(label, values)| (*label, serde_json::Value::from(values.to_vec()))),
+                );
                 if let Some(all) = all {
                     let n = bind(all);
                     clauses.push(format!(
